@@ -1,0 +1,1 @@
+"""escalator: SLA escalation processor."""
