@@ -1,0 +1,1 @@
+"""Wire formats: CloudEvents, Alertmanager webhooks, dead-letter records, state codecs."""

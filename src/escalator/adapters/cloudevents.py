@@ -1,0 +1,242 @@
+"""CloudEvents 1.0 JSON (structured mode) ⇄ domain values.
+
+Decoding refuses anything it cannot trust with an `InvalidEvent` whose `reason` is a short,
+stable code (a dead-letter reason and metric label) and whose message names the bad field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import orjson
+
+from escalator.domain.effects import Outbound
+from escalator.domain.events import (
+    AUTHOR_ROLES,
+    EVENT_TYPES,
+    SEVERITIES,
+    STATUSES,
+    Payload,
+    SeverityChanged,
+    StatusChanged,
+    TicketAssigned,
+    TicketCommented,
+    TicketCreated,
+    TicketEvent,
+    TicketTransferred,
+)
+from escalator.domain.ladder import iso
+from escalator.errors import InvalidEvent
+
+SOURCE: Final = "escalator"
+MAX_TEXT: Final = 1024  # ids, names, tiers, summaries
+MAX_BODY: Final = 256 * 1024  # comment bodies
+TIME_FIELDS: Final = frozenset({"deadline", "breached_at", "fulfilled_at"})
+
+# Reason codes, also the `reason` label of escalator_deadletter_total.
+REASONS: Final = (
+    "malformed_json",
+    "not_utf8",
+    "not_an_object",
+    "unsupported_specversion",
+    "missing_field",
+    "invalid_field",
+    "field_too_long",
+    "unknown_type",
+    "oversized",
+    "time_in_future",
+    "time_too_old",
+    "unknown_ticket",
+    "ticket_exists",
+    "duplicate_event",
+    "unknown_tier",
+    "internal_error",
+)
+
+
+def parse_time(value: object, field: str) -> int:
+    """RFC 3339 with a UTC offset → epoch milliseconds."""
+    if not isinstance(value, str):
+        raise InvalidEvent("invalid_field", f"{field} must be an RFC 3339 string")
+    try:
+        stamp = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidEvent("invalid_field", f"{field} {value[:64]!r} is not RFC 3339") from None
+    if stamp.tzinfo is None:
+        raise InvalidEvent("invalid_field", f"{field} {value[:64]!r} has no UTC offset")
+    return (stamp - _EPOCH) // _MS
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MS: Final = datetime.resolution * 1000
+
+
+def loads(raw: bytes) -> dict[str, Any]:
+    """Bytes → a JSON object, or InvalidEvent."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidEvent("not_utf8", "the record is not valid UTF-8") from None
+        raise InvalidEvent("malformed_json", f"not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise InvalidEvent("not_an_object", "a CloudEvent must be a JSON object")
+    return doc
+
+
+def decode_event(raw: bytes, arrival: int | None = None) -> TicketEvent:
+    """Decode one structured-mode CloudEvent into a TicketEvent.
+
+    `arrival` is the processing clock (the Kafka record timestamp); without it the event's
+    `arrivaltime` extension, or else its `time`, is used (the `simulate` rule).
+    """
+    return event_from_dict(loads(raw), arrival)
+
+
+def event_from_dict(doc: dict[str, Any], arrival: int | None = None) -> TicketEvent:
+    """Validate a decoded CloudEvent object (see `decode_event`)."""
+    spec = doc.get("specversion")
+    if spec != "1.0":
+        raise InvalidEvent(
+            "unsupported_specversion", f"specversion must be '1.0', got {str(spec)[:16]!r}"
+        )
+    event_id = _text(doc, "id")
+    _text(doc, "source")
+    kind = _text(doc, "type")
+    payload_type = EVENT_TYPES.get(kind)
+    if payload_type is None:
+        allowed = ", ".join(EVENT_TYPES)
+        raise InvalidEvent("unknown_type", f"type {kind[:64]!r} is not one of: {allowed}")
+    if "time" not in doc:
+        raise InvalidEvent("missing_field", "time is required (when the event happened)")
+    time = parse_time(doc["time"], "time")
+    if arrival is None:
+        arrival = parse_time(doc["arrivaltime"], "arrivaltime") if "arrivaltime" in doc else time
+    data = doc.get("data")
+    if not isinstance(data, dict):
+        raise InvalidEvent("missing_field" if data is None else "invalid_field",
+                           "data must be a JSON object")
+    ticket_id = _ticket_id(doc, data)
+    return TicketEvent(
+        id=event_id,
+        type=kind,
+        ticket_id=ticket_id,
+        time=time,
+        arrival=arrival,
+        payload=_payload(payload_type, data),
+        source=str(doc["source"]),
+    )
+
+
+def _ticket_id(doc: dict[str, Any], data: dict[str, Any]) -> str:
+    """The ticket id: `subject`, which `data.ticket_id` must repeat if present."""
+    subject = doc.get("subject")
+    in_data = data.get("ticket_id")
+    if subject is None and in_data is None:
+        raise InvalidEvent("missing_field", "subject (the ticket id) is required")
+    ticket_id = _text(doc, "subject") if subject is not None else _text(data, "data.ticket_id")
+    if in_data is not None and in_data != ticket_id:
+        raise InvalidEvent("invalid_field", "data.ticket_id differs from subject")
+    return ticket_id
+
+
+def _payload(kind: type[Payload], data: dict[str, Any]) -> Payload:
+    if kind is TicketCreated:
+        return TicketCreated(
+            customer_id=_text(data, "data.customer_id"),
+            customer_tier=_text(data, "data.customer_tier"),
+            severity=_choice(data, "severity", SEVERITIES),
+            summary=_text(data, "data.summary", required=False) or "",
+            tier=_text(data, "data.tier", required=False) or "L1",
+            service=_text(data, "data.service", required=False),
+        )
+    if kind is TicketAssigned:
+        return TicketAssigned(
+            assignee=_text(data, "data.assignee"), tier=_text(data, "data.tier", required=False)
+        )
+    if kind is TicketCommented:
+        public = data.get("public")
+        if not isinstance(public, bool):
+            raise InvalidEvent("missing_field" if public is None else "invalid_field",
+                               "data.public must be true or false")
+        return TicketCommented(
+            author_role=_choice(data, "author_role", AUTHOR_ROLES),
+            public=public,
+            body=_text(data, "data.body", required=False, limit=MAX_BODY) or "",
+        )
+    if kind is StatusChanged:
+        return StatusChanged(status=_choice(data, "status", STATUSES))
+    if kind is SeverityChanged:
+        return SeverityChanged(severity=_choice(data, "severity", SEVERITIES))
+    return TicketTransferred(
+        to_tier=_text(data, "data.to_tier"),
+        group=_text(data, "data.group", required=False),
+        reason=_text(data, "data.reason", required=False) or "",
+    )
+
+
+def _text(
+    doc: dict[str, Any], field: str, *, required: bool = True, limit: int = MAX_TEXT
+) -> Any:
+    """A string field; `field` is its name in messages ("id", "data.summary")."""
+    value = doc.get(field.rpartition(".")[2])
+    label = field
+    if value is None:
+        if required:
+            raise InvalidEvent("missing_field", f"{label} is required")
+        return None
+    if not isinstance(value, str) or (required and not value):
+        raise InvalidEvent("invalid_field", f"{label} must be a non-empty string")
+    if len(value) > limit:
+        raise InvalidEvent("field_too_long", f"{label} is longer than {limit} characters")
+    return value
+
+
+def _choice(data: dict[str, Any], field: str, allowed: tuple[str, ...]) -> str:
+    value = _text(data, f"data.{field}")
+    if value not in allowed:
+        raise InvalidEvent(
+            "invalid_field", f"data.{field} {value[:32]!r} is not one of: {', '.join(allowed)}"
+        )
+    return str(value)
+
+
+# --- encoding ---------------------------------------------------------------------------------
+
+
+def effect_to_dict(effect: Outbound, policy_version: str) -> dict[str, Any]:
+    """An outbound effect as a CloudEvent object stamped with the policy version."""
+    data: dict[str, Any] = {}
+    for f in dataclasses.fields(effect):
+        if f.name in ("id", "time"):
+            continue
+        value = getattr(effect, f.name)
+        if f.name == "remaining_ms":
+            data["remaining_seconds"] = value // 1000
+        elif f.name in TIME_FIELDS and value is not None:
+            data[f.name] = iso(value)
+        else:
+            data[f.name] = value
+    if effect.type == "notification.requested":
+        data["notification_id"] = effect.id
+        data["dedupe_key"] = effect.id
+    data["policy_version"] = policy_version
+    return {
+        "specversion": "1.0",
+        "id": effect.id,
+        "source": SOURCE,
+        "type": effect.type,
+        "time": iso(effect.time),
+        "subject": effect.ticket_id,
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+
+
+def encode_effect(effect: Outbound, policy_version: str) -> bytes:
+    """An outbound effect as CloudEvent JSON bytes."""
+    return orjson.dumps(effect_to_dict(effect, policy_version))

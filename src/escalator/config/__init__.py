@@ -1,0 +1,1 @@
+"""Configuration: policy files and worker settings."""

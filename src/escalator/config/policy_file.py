@@ -1,0 +1,405 @@
+"""Load and validate a policy YAML file into a `Policy`.
+
+Strict: unknown keys are errors, and every error names the file, line, field and what is
+allowed. ruamel.yaml is used (not PyYAML) because it keeps the line of every key and item.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Container, Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from escalator.domain.calendar import AlwaysOpen, BusinessCalendar, Calendar, CalendarError
+from escalator.domain.durations import DurationError, parse_duration
+from escalator.domain.events import SEVERITIES, STATUSES
+from escalator.domain.policy import (
+    TARGETS,
+    HierarchicalTrigger,
+    Policy,
+    TargetRule,
+    Threshold,
+    TierDef,
+    VipRule,
+)
+from escalator.errors import ConfigError
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+CHANNEL_KINDS = ("slack", "email", "pagerduty", "webhook", "team", "user")
+_RANGE = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
+
+
+class _Node:
+    """A YAML value with the path and line it came from, for precise error messages."""
+
+    __slots__ = ("file", "line", "path", "value")
+
+    def __init__(self, value: Any, path: str, line: int | None, file: str) -> None:
+        self.value = value
+        self.path = path
+        self.line = line
+        self.file = file
+
+    def error(self, message: str) -> ConfigError:
+        return ConfigError(message, file=self.file, line=self.line, field=self.path)
+
+    def child(self, key: str | int) -> _Node:
+        value = self.value[key]
+        path = f"{self.path}[{key}]" if isinstance(key, int) else _join(self.path, key)
+        return _Node(value, path, _line_of(self.value, key, self.line), self.file)
+
+    def mapping(self, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict[str, _Node]:
+        if not isinstance(self.value, dict):
+            raise self.error(f"expected a mapping, got {_kind(self.value)}")
+        for key in self.value:
+            if not isinstance(key, str) or key not in allowed:
+                raise _Node(None, _join(self.path, str(key)), _line_of(self.value, key, self.line),
+                            self.file).error(f"unknown key; allowed: {', '.join(allowed)}")
+        for key in required:
+            if key not in self.value:
+                raise self.error(f"missing required key {key!r}")
+        return {key: self.child(key) for key in self.value}
+
+    def items(self) -> Iterator[_Node]:
+        if not isinstance(self.value, list):
+            raise self.error(f"expected a list, got {_kind(self.value)}")
+        for index in range(len(self.value)):
+            yield self.child(index)
+
+    def text(self) -> str:
+        if isinstance(self.value, bool) or not isinstance(self.value, str | int | float):
+            raise self.error(f"expected a string, got {_kind(self.value)}")
+        return str(self.value)
+
+    def choice(self, allowed: tuple[str, ...]) -> str:
+        text = self.text()
+        if text not in allowed:
+            raise self.error(f"{text!r} is not allowed; use one of: {', '.join(allowed)}")
+        return text
+
+    def strings(self, allowed: tuple[str, ...] | None = None) -> tuple[str, ...]:
+        """A string or a list of strings."""
+        nodes = list(self.items()) if isinstance(self.value, list) else [self]
+        return tuple(n.choice(allowed) if allowed else n.text() for n in nodes)
+
+    def duration(self) -> int:
+        try:
+            ms = parse_duration(self.text())
+        except DurationError as exc:
+            raise self.error(str(exc)) from None
+        if ms <= 0:
+            raise self.error("duration must be longer than 0s")
+        return ms
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _kind(value: object) -> str:
+    return {dict: "a mapping", list: "a list", type(None): "nothing"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _line_of(container: Any, key: str | int, default: int | None) -> int | None:
+    lc = getattr(container, "lc", None)
+    if lc is None:
+        return default
+    try:
+        pos = lc.key(key) if isinstance(container, dict) else lc.item(key)
+    except (KeyError, IndexError, TypeError):
+        return default
+    return int(pos[0]) + 1
+
+
+# --- public entry points ----------------------------------------------------------------------
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Read and validate a policy file; raises ConfigError naming file, line and field."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read policy file: {exc.strerror}", file=str(path)) from None
+    return parse_policy(text, str(path))
+
+
+def parse_policy(text: str, file: str = "<policy>") -> Policy:
+    """Validate policy YAML text (see `load_policy`)."""
+    yaml = YAML(typ="rt")
+    try:
+        data = yaml.load(text)
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"not valid YAML: {problem}", file=file, line=line) from None
+    root = _Node(data, "", 1, file)
+    top = root.mapping(
+        ("version", "calendars", "warnings", "targets", "pauses", "tiers", "triggers"),
+        required=("version", "targets", "tiers"),
+    )
+    calendars: dict[str, Calendar] = {"24x7": AlwaysOpen()}
+    if "calendars" in top:
+        for name, node in _named(top["calendars"]):
+            if name == "24x7":
+                raise node.error("'24x7' is built in and cannot be redefined")
+            calendars[name] = _calendar(name, node)
+    default_warnings = _thresholds(top["warnings"]) if "warnings" in top else ()
+    tiers = tuple(_tier(n) for n in top["tiers"].items())
+    if not tiers:
+        raise top["tiers"].error("at least one tier is required")
+    _unique(top["tiers"], [t.name for t in tiers], "tier")
+    targets = tuple(_target(n, calendars, default_warnings) for n in top["targets"].items())
+    _unique(top["targets"], [t.name for t in targets], "target rule")
+    policy_args: dict[str, Any] = {}
+    if "pauses" in top:
+        policy_args["pauses"] = _pauses(top["pauses"])
+    if "triggers" in top:
+        policy_args.update(_triggers(top["triggers"], tuple(t.name for t in tiers)))
+    return Policy(
+        version=top["version"].text(),
+        calendars=calendars,
+        targets=targets,
+        tiers=tiers,
+        **policy_args,
+    )
+
+
+# --- sections ---------------------------------------------------------------------------------
+
+
+def _named(node: _Node) -> Iterator[tuple[str, _Node]]:
+    if not isinstance(node.value, dict):
+        raise node.error(f"expected a mapping of names, got {_kind(node.value)}")
+    for key in node.value:
+        yield str(key), node.child(key)
+
+
+def _unique(node: _Node, names: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise node.error(f"duplicate {what} name {name!r}")
+        seen.add(name)
+
+
+def _calendar(name: str, node: _Node) -> Calendar:
+    fields = node.mapping(("timezone", "hours", "holidays"), required=("timezone", "hours"))
+    weekly: list[list[tuple[int, int]]] = [[] for _ in WEEKDAYS]
+    for key, day_node in _named(fields["hours"]):
+        days = _days(key, day_node)
+        windows = [_window(w) for w in (day_node.items() if isinstance(day_node.value, list)
+                                         else [day_node])]
+        for day in days:
+            weekly[day].extend(windows)
+    holidays = _holidays(fields["holidays"]) if "holidays" in fields else frozenset()
+    try:
+        return BusinessCalendar(
+            name=name,
+            timezone=fields["timezone"].text(),
+            weekly=tuple(tuple(sorted(day)) for day in weekly),
+            holidays=holidays,
+        )
+    except CalendarError as exc:
+        raise node.error(str(exc)) from None
+
+
+def _days(key: str, node: _Node) -> list[int]:
+    parts = key.split("-")
+    if len(parts) == 1 and key in WEEKDAYS:
+        return [WEEKDAYS.index(key)]
+    if len(parts) == 2 and all(p in WEEKDAYS for p in parts):
+        first, last = WEEKDAYS.index(parts[0]), WEEKDAYS.index(parts[1])
+        if first <= last:
+            return list(range(first, last + 1))
+    raise node.error(f"{key!r} is not a weekday or range; use {', '.join(WEEKDAYS)} or e.g. mon-fri")
+
+
+def _window(node: _Node) -> tuple[int, int]:
+    found = _RANGE.match(node.text().strip())
+    if not found:
+        raise node.error(f"{node.value!r} is not an opening window; use HH:MM-HH:MM, e.g. 09:00-17:00")
+    h1, m1, h2, m2 = (int(g) for g in found.groups())
+    start, end = h1 * 60 + m1, h2 * 60 + m2
+    if m1 > 59 or m2 > 59 or start >= end or end > 24 * 60:
+        raise node.error(f"{node.value!r}: the window must start before it ends, within 00:00-24:00")
+    return start, end
+
+
+def _holidays(node: _Node) -> Container[date]:
+    fields = node.mapping(("country", "subdivision", "dates"))
+    explicit: set[date] = set()
+    for item in fields["dates"].items() if "dates" in fields else []:
+        value = item.value
+        if isinstance(value, date):
+            explicit.add(value)
+            continue
+        try:
+            explicit.add(date.fromisoformat(item.text()))
+        except ValueError:
+            raise item.error(f"{value!r} is not a date; use YYYY-MM-DD") from None
+    if "country" not in fields:
+        return frozenset(explicit)
+    return _CountryHolidays(
+        fields["country"], fields["subdivision"] if "subdivision" in fields else None, explicit
+    )
+
+
+class _CountryHolidays:
+    """Explicit dates plus a country's public holidays from the `holidays` package."""
+
+    def __init__(self, country: _Node, subdivision: _Node | None, explicit: set[date]) -> None:
+        import holidays
+
+        try:
+            self._country = holidays.country_holidays(
+                country.text(), subdiv=subdivision.text() if subdivision else None
+            )
+        except NotImplementedError:
+            raise country.error(
+                f"{country.value!r} is not a country code known to the holidays package "
+                "(use ISO 3166-1 alpha-2, e.g. US, GB, DE)"
+            ) from None
+        self._explicit = frozenset(explicit)
+
+    def __contains__(self, day: object) -> bool:
+        return day in self._explicit or day in self._country
+
+
+def _thresholds(node: _Node) -> tuple[Threshold, ...]:
+    result: list[Threshold] = []
+    for item in node.items():
+        value = item.value
+        if isinstance(value, float | int) and not isinstance(value, bool):
+            if not 0 < value < 1:
+                raise item.error(f"{value!r}: a fraction of the target must be between 0 and 1")
+            result.append(Threshold(label=str(value), fraction=float(value)))
+        else:
+            result.append(Threshold(label=item.text(), remaining_ms=item.duration()))
+    return tuple(result)
+
+
+def _target(
+    node: _Node, calendars: dict[str, Calendar], default_warnings: tuple[Threshold, ...]
+) -> TargetRule:
+    fields = node.mapping(
+        ("name", "match", "calendar", "warnings", *TARGETS), required=("name", "calendar")
+    )
+    calendar = fields["calendar"].choice(tuple(calendars))
+    durations = {t: fields[t].duration() for t in TARGETS if t in fields}
+    if not durations:
+        raise node.error(f"a target rule needs at least one of: {', '.join(TARGETS)}")
+    matchers: dict[str, frozenset[str] | None] = {
+        "customer_tiers": None, "severities": None, "services": None
+    }
+    if "match" in fields:
+        match = fields["match"].mapping(("customer_tier", "severity", "service"))
+        if "customer_tier" in match:
+            matchers["customer_tiers"] = frozenset(match["customer_tier"].strings())
+        if "severity" in match:
+            matchers["severities"] = frozenset(match["severity"].strings(SEVERITIES))
+        if "service" in match:
+            matchers["services"] = frozenset(match["service"].strings())
+    warnings = _thresholds(fields["warnings"]) if "warnings" in fields else default_warnings
+    return TargetRule(
+        name=fields["name"].text(),
+        calendar=calendar,
+        durations=durations,
+        warnings=warnings,
+        **matchers,
+    )
+
+
+def _pauses(node: _Node) -> dict[str, frozenset[str]]:
+    result: dict[str, frozenset[str]] = {}
+    for status, targets in _named(node):
+        if status not in STATUSES:
+            raise targets.error(f"unknown status; use one of: {', '.join(STATUSES)}")
+        chosen = targets.strings(TARGETS) if targets.value else ()
+        if "first_response" in chosen:
+            raise targets.error("first_response never pauses (as in Zendesk and JSM)")
+        result[status] = frozenset(chosen)
+    return result
+
+
+def _channel(node: _Node) -> str:
+    text = node.text()
+    kind, _, rest = text.partition(":")
+    if kind not in CHANNEL_KINDS or not rest:
+        raise node.error(
+            f"{text!r} is not a channel; use slack:#room, email:a@b, pagerduty:<routing key> "
+            "or webhook:<name>"
+        )
+    if kind == "email" and "@" not in rest:
+        raise node.error(f"{text!r}: an email channel needs an address, e.g. email:oncall@example.com")
+    return text
+
+
+def _tier(node: _Node) -> TierDef:
+    fields = node.mapping(("name", "title", "owner", "backup", "channels"), required=("name", "owner"))
+    channels = tuple(_channel(c) for c in fields["channels"].items()) if "channels" in fields else ()
+    return TierDef(
+        name=fields["name"].text(),
+        owner=fields["owner"].text(),
+        backup=fields["backup"].text() if "backup" in fields else None,
+        channels=channels,
+    )
+
+
+def _triggers(node: _Node, tier_names: tuple[str, ...]) -> dict[str, Any]:
+    fields = node.mapping(("inactivity", "reopen", "keywords", "vip"))
+    result: dict[str, Any] = {}
+    parsers: dict[str, Callable[[_Node], Any]] = {
+        "inactivity": lambda n: {s: d.duration() for s, d in _severity_map(n)},
+        "reopen": lambda n: _reopen(n, tier_names),
+        "keywords": lambda n: _keywords(n, tier_names),
+        "vip": _vip,
+    }
+    for key, parse in parsers.items():
+        if key in fields:
+            result[key] = parse(fields[key])
+    return result
+
+
+def _severity_map(node: _Node) -> Iterator[tuple[str, _Node]]:
+    for severity, value in _named(node):
+        if severity not in SEVERITIES:
+            raise value.error(f"unknown severity; use one of: {', '.join(SEVERITIES)}")
+        yield severity, value
+
+
+def _reopen(node: _Node, tiers: tuple[str, ...]) -> HierarchicalTrigger:
+    fields = node.mapping(("after", "notify"), required=("after", "notify"))
+    after = fields["after"].value
+    if isinstance(after, bool) or not isinstance(after, int) or after < 1:
+        raise fields["after"].error("expected a whole number of reopens, at least 1")
+    return HierarchicalTrigger(notify_tier=fields["notify"].choice(tiers), reopens=after)
+
+
+def _keywords(node: _Node, tiers: tuple[str, ...]) -> HierarchicalTrigger:
+    fields = node.mapping(("words", "notify"), required=("words", "notify"))
+    words = fields["words"].strings()
+    for word in words:
+        if not word.strip():
+            raise fields["words"].error("keywords must not be empty")
+    return HierarchicalTrigger(notify_tier=fields["notify"].choice(tiers), keywords=words)
+
+
+def _vip(node: _Node) -> VipRule:
+    fields = node.mapping(("customers", "warnings", "notify_backup"), required=("customers",))
+    notify = fields["notify_backup"].value if "notify_backup" in fields else True
+    if not isinstance(notify, bool):
+        raise fields["notify_backup"].error("expected true or false")
+    return VipRule(
+        customers=frozenset(fields["customers"].strings()),
+        extra_warnings=_thresholds(fields["warnings"]) if "warnings" in fields else (),
+        always_notify_backup=notify,
+    )

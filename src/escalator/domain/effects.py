@@ -1,0 +1,207 @@
+"""What the engine decided: outbound events (published) and observations (metrics only).
+
+Every outbound effect carries a deterministic `id` built from the ticket, the cycle, the
+target or trigger and the level/repeat number — never the policy version — so a replay after a
+crash produces the same ids and consumers can deduplicate. `time` is the logical instant the
+effect marks (a deadline, a threshold, or the event that caused it), never the wall clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+def effect_id(ticket_id: str, cycle: int, *parts: object) -> str:
+    """Deterministic CloudEvent id: `<ticket>/<cycle>/<part>/...`."""
+    return "/".join((ticket_id, f"c{cycle}", *(str(p) for p in parts)))
+
+
+@dataclass(frozen=True, slots=True)
+class SlaWarning:
+    type: ClassVar[str] = "sla.warning"
+    id: str
+    time: int
+    ticket_id: str
+    cycle: int
+    target: str
+    threshold: str
+    deadline: int
+    remaining_ms: int
+    tier: str
+
+    @property
+    def key(self) -> str:
+        return self.ticket_id
+
+
+@dataclass(frozen=True, slots=True)
+class SlaBreached:
+    type: ClassVar[str] = "sla.breached"
+    id: str
+    time: int
+    ticket_id: str
+    cycle: int
+    target: str
+    deadline: int
+    breached_at: int
+    tier: str
+
+    @property
+    def key(self) -> str:
+        return self.ticket_id
+
+
+@dataclass(frozen=True, slots=True)
+class SlaBreachRetracted:
+    type: ClassVar[str] = "sla.breach_retracted"
+    id: str
+    time: int
+    ticket_id: str
+    cycle: int
+    target: str
+    breach_id: str
+    fulfilled_at: int
+    deadline: int
+
+    @property
+    def key(self) -> str:
+        return self.ticket_id
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationRaised:
+    type: ClassVar[str] = "escalation.raised"
+    id: str
+    time: int
+    ticket_id: str
+    cycle: int
+    from_tier: str
+    to_tier: str
+    kind: str
+    trigger: str
+    target: str | None
+    deadline: int | None
+    reason: str
+    trace: Mapping[str, Any] = field(default_factory=dict)
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return self.ticket_id
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationRetracted:
+    type: ClassVar[str] = "escalation.retracted"
+    id: str
+    time: int
+    ticket_id: str
+    cycle: int
+    escalation_id: str
+    breach_id: str
+    reason: str
+
+    @property
+    def key(self) -> str:
+        return self.ticket_id
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationRequested:
+    type: ClassVar[str] = "notification.requested"
+    id: str
+    time: int
+    ticket_id: str
+    escalation_id: str
+    channel: str
+    recipient: str
+    subject: str
+    body: str
+
+    @property
+    def key(self) -> str:
+        return self.recipient
+
+    @property
+    def dedupe_key(self) -> str:
+        return self.id
+
+
+Outbound = (
+    SlaWarning
+    | SlaBreached
+    | SlaBreachRetracted
+    | EscalationRaised
+    | EscalationRetracted
+    | NotificationRequested
+)
+
+
+# --- observations: facts for metrics and summaries, never published as events ---------------
+
+
+@dataclass(frozen=True, slots=True)
+class TicketOpened:
+    severity: str
+    customer_tier: str
+    tier: str
+    customer_id: str
+    service: str | None
+    time: int
+
+
+@dataclass(frozen=True, slots=True)
+class TargetStarted:
+    target: str
+    severity: str
+
+
+@dataclass(frozen=True, slots=True)
+class TargetStopped:
+    """A target instance ended: met (breached=False) or after its breach."""
+
+    target: str
+    severity: str
+    breached: bool
+    escalated: bool
+    duration_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffMeasured:
+    to_tier: str
+    severity: str
+    delay_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Bounceback:
+    from_tier: str
+    to_tier: str
+    severity: str
+
+
+@dataclass(frozen=True, slots=True)
+class TicketSolved:
+    severity: str
+    customer_tier: str
+    customer_id: str
+    service: str | None
+    time: int
+    resolution_ms: int
+
+
+Observation = (
+    TicketOpened | TargetStarted | TargetStopped | HandoffMeasured | Bounceback | TicketSolved
+)
+Effect = Outbound | Observation
+OUTBOUND_TYPES: tuple[type, ...] = (
+    SlaWarning,
+    SlaBreached,
+    SlaBreachRetracted,
+    EscalationRaised,
+    EscalationRetracted,
+    NotificationRequested,
+)

@@ -1,0 +1,88 @@
+"""Inbound ticket events as typed, immutable values.
+
+Times are epoch milliseconds (UTC). `time` is when the event happened at the source; `arrival`
+is when escalator received it (the processing clock: the Kafka record timestamp, or the
+CloudEvents `arrivaltime` extension in `simulate`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal
+
+Severity = Literal["P1", "P2", "P3", "P4"]
+SEVERITIES: Final = ("P1", "P2", "P3", "P4")
+STATUSES: Final = ("new", "open", "pending", "on_hold", "solved", "closed")
+AUTHOR_ROLES: Final = ("agent", "customer")
+
+
+@dataclass(frozen=True, slots=True)
+class TicketCreated:
+    customer_id: str
+    customer_tier: str
+    severity: str
+    summary: str
+    tier: str = "L1"
+    service: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TicketAssigned:
+    assignee: str
+    tier: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TicketCommented:
+    author_role: str
+    public: bool
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChanged:
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class SeverityChanged:
+    severity: str
+
+
+@dataclass(frozen=True, slots=True)
+class TicketTransferred:
+    to_tier: str
+    group: str | None = None
+    reason: str = ""
+
+
+Payload = (
+    TicketCreated
+    | TicketAssigned
+    | TicketCommented
+    | StatusChanged
+    | SeverityChanged
+    | TicketTransferred
+)
+
+EVENT_TYPES: Final[dict[str, type[Payload]]] = {
+    "ticket.created": TicketCreated,
+    "ticket.assigned": TicketAssigned,
+    "ticket.commented": TicketCommented,
+    "ticket.status_changed": StatusChanged,
+    "ticket.severity_changed": SeverityChanged,
+    "ticket.transferred": TicketTransferred,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TicketEvent:
+    """One inbound event about one ticket."""
+
+    id: str
+    type: str
+    ticket_id: str
+    time: int
+    arrival: int
+    payload: Payload
+    source: str = ""

@@ -1,0 +1,132 @@
+"""The escalation policy as immutable values: targets, pauses, the tier ladder and triggers.
+
+Built by `escalator.config.policy_file` from YAML; the engine only reads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from escalator.domain.calendar import Calendar
+
+TARGETS: Final = ("first_response", "next_update", "resolution")
+FUNCTIONAL: Final = "functional"
+HIERARCHICAL: Final = "hierarchical"
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    """A warning point: a fraction of the target elapsed, or a fixed time remaining."""
+
+    label: str
+    fraction: float | None = None
+    remaining_ms: int | None = None
+
+    def elapsed_at(self, budget_ms: int) -> int:
+        """Open time into the target at which this warning is due."""
+        if self.fraction is not None:
+            return int(budget_ms * self.fraction)
+        assert self.remaining_ms is not None
+        return max(0, budget_ms - self.remaining_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class TargetRule:
+    """One ordered target rule; None in a matcher means "any"."""
+
+    name: str
+    calendar: str
+    durations: Mapping[str, int]
+    warnings: tuple[Threshold, ...] = ()
+    customer_tiers: frozenset[str] | None = None
+    severities: frozenset[str] | None = None
+    services: frozenset[str] | None = None
+
+    def matches(self, customer_tier: str, severity: str, service: str | None) -> bool:
+        """First-match test for a ticket's attributes."""
+        return (
+            (self.customer_tiers is None or customer_tier in self.customer_tiers)
+            and (self.severities is None or severity in self.severities)
+            and (self.services is None or (service is not None and service in self.services))
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TierDef:
+    """One rung of the ladder and whom to tell when a ticket reaches it."""
+
+    name: str
+    owner: str
+    backup: str | None = None
+    channels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HierarchicalTrigger:
+    """Bring management in (without moving the ticket): reopen loops and risky keywords."""
+
+    notify_tier: str
+    reopens: int | None = None
+    keywords: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class VipRule:
+    customers: frozenset[str]
+    extra_warnings: tuple[Threshold, ...] = ()
+    always_notify_backup: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Everything the engine needs to decide; `version` is stamped on every output."""
+
+    version: str
+    calendars: Mapping[str, Calendar]
+    targets: tuple[TargetRule, ...]
+    tiers: tuple[TierDef, ...]
+    pauses: Mapping[str, frozenset[str]] = field(
+        default_factory=lambda: {
+            "pending": frozenset({"next_update", "resolution"}),
+            "on_hold": frozenset({"next_update", "resolution"}),
+        }
+    )
+    inactivity: Mapping[str, int] = field(default_factory=dict)
+    reopen: HierarchicalTrigger | None = None
+    keywords: HierarchicalTrigger | None = None
+    vip: VipRule | None = None
+
+    def match(self, customer_tier: str, severity: str, service: str | None) -> TargetRule | None:
+        """The first target rule matching the ticket, or None (no SLA applies)."""
+        for rule in self.targets:
+            if rule.matches(customer_tier, severity, service):
+                return rule
+        return None
+
+    def tier(self, name: str) -> TierDef | None:
+        for tier in self.tiers:
+            if tier.name == name:
+                return tier
+        return None
+
+    def tier_rank(self, name: str) -> int:
+        """Position on the ladder; unknown tiers rank below the first."""
+        for rank, tier in enumerate(self.tiers):
+            if tier.name == name:
+                return rank
+        return -1
+
+    def next_tier(self, name: str) -> str | None:
+        """The tier above `name`, or None at the top."""
+        rank = self.tier_rank(name)
+        if rank + 1 < len(self.tiers):
+            return self.tiers[rank + 1].name
+        return None
+
+    def paused_targets(self, status: str) -> frozenset[str]:
+        return self.pauses.get(status, frozenset())
+
+    def is_vip(self, customer_id: str) -> bool:
+        return self.vip is not None and customer_id in self.vip.customers

@@ -1,0 +1,62 @@
+"""Per-ticket state: what the engine remembers between events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from escalator.domain.sla import Clock
+
+OPEN_STATUSES = frozenset({"new", "open"})
+DONE_STATUSES = frozenset({"solved", "closed"})
+SEEN_WINDOW = 64  # duplicate-id memory per ticket: bounded, newest kept
+
+
+@dataclass(slots=True)
+class Handoff:
+    """A transfer or escalation into `tier` waiting for that tier's first action."""
+
+    tier: str
+    since: int
+
+
+@dataclass(slots=True)
+class TicketState:
+    """Everything escalator keeps about one ticket."""
+
+    ticket_id: str
+    customer_id: str
+    customer_tier: str
+    severity: str
+    service: str | None
+    summary: str
+    tier: str
+    created_at: int
+    status: str = "new"
+    group: str | None = None
+    cycle: int = 1
+    rule: str | None = None
+    clock: int = 0  # processing clock: the latest arrival seen for this ticket
+    clocks: dict[str, Clock] = field(default_factory=dict)
+    first_response_done: bool = False
+    update_seq: int = 0
+    inactivity_seq: int = 0
+    handoff: Handoff | None = None
+    escalations: int = 0
+    tiers_visited: list[str] = field(default_factory=list)
+    assignees: list[str] = field(default_factory=list)
+    comments: int = 0
+    reopens: int = 0
+    fired: list[str] = field(default_factory=list)  # once-per-cycle triggers, e.g. "c2/reopen"
+    seen: list[str] = field(default_factory=list)
+    solved_at: int | None = None
+    closed_at: int | None = None
+
+    def remember(self, event_id: str) -> None:
+        """Record an event id in the bounded duplicate window."""
+        self.seen.append(event_id)
+        if len(self.seen) > SEEN_WINDOW:
+            del self.seen[: len(self.seen) - SEEN_WINDOW]
+
+    @property
+    def escalated(self) -> bool:
+        return self.escalations > 0

@@ -1,0 +1,42 @@
+"""escalator's exception tree.
+
+EscalatorError
+├── ConfigError          a policy or settings file is wrong (carries file, line, field)
+├── InvalidEvent         an inbound record cannot be accepted (carries a reason code)
+└── TopologyError        Kafka topics are missing or not co-partitioned
+"""
+
+from __future__ import annotations
+
+
+class EscalatorError(Exception):
+    """Root of every error escalator raises on purpose."""
+
+
+class ConfigError(EscalatorError):
+    """A configuration file is invalid; the message names file, line, field and what is allowed."""
+
+    def __init__(
+        self, message: str, *, file: str | None = None, line: int | None = None, field: str = ""
+    ) -> None:
+        self.file = file
+        self.line = line
+        self.field = field
+        self.detail = message
+        where = file or "<policy>"
+        if line is not None:
+            where += f":{line}"
+        super().__init__(f"{where}: {field + ': ' if field else ''}{message}")
+
+
+class TopologyError(EscalatorError):
+    """Kafka topics do not have the shape the worker needs."""
+
+
+class InvalidEvent(EscalatorError):
+    """An inbound record was refused; `reason` is a short code used as a metric label."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        self.message = message
+        super().__init__(f"{reason}: {message}")
