@@ -1,0 +1,1 @@
+"""Domain core: stdlib-only, no I/O, no clock reads."""
