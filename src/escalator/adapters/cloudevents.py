@@ -118,8 +118,9 @@ def event_from_dict(doc: dict[str, Any], arrival: int | None = None) -> TicketEv
         arrival = parse_time(doc["arrivaltime"], "arrivaltime") if "arrivaltime" in doc else time
     data = doc.get("data")
     if not isinstance(data, dict):
-        raise InvalidEvent("missing_field" if data is None else "invalid_field",
-                           "data must be a JSON object")
+        raise InvalidEvent(
+            "missing_field" if data is None else "invalid_field", "data must be a JSON object"
+        )
     ticket_id = _ticket_id(doc, data)
     return TicketEvent(
         id=event_id,
@@ -138,7 +139,7 @@ def _ticket_id(doc: dict[str, Any], data: dict[str, Any]) -> str:
     in_data = data.get("ticket_id")
     if subject is None and in_data is None:
         raise InvalidEvent("missing_field", "subject (the ticket id) is required")
-    ticket_id = _text(doc, "subject") if subject is not None else _text(data, "data.ticket_id")
+    ticket_id = str(_text(doc, "subject") if subject is not None else _text(data, "data.ticket_id"))
     if in_data is not None and in_data != ticket_id:
         raise InvalidEvent("invalid_field", "data.ticket_id differs from subject")
     return ticket_id
@@ -161,8 +162,10 @@ def _payload(kind: type[Payload], data: dict[str, Any]) -> Payload:
     if kind is TicketCommented:
         public = data.get("public")
         if not isinstance(public, bool):
-            raise InvalidEvent("missing_field" if public is None else "invalid_field",
-                               "data.public must be true or false")
+            raise InvalidEvent(
+                "missing_field" if public is None else "invalid_field",
+                "data.public must be true or false",
+            )
         return TicketCommented(
             author_role=_choice(data, "author_role", AUTHOR_ROLES),
             public=public,
@@ -179,9 +182,7 @@ def _payload(kind: type[Payload], data: dict[str, Any]) -> Payload:
     )
 
 
-def _text(
-    doc: dict[str, Any], field: str, *, required: bool = True, limit: int = MAX_TEXT
-) -> Any:
+def _text(doc: dict[str, Any], field: str, *, required: bool = True, limit: int = MAX_TEXT) -> Any:
     """A string field; `field` is its name in messages ("id", "data.summary")."""
     value = doc.get(field.rpartition(".")[2])
     label = field

@@ -58,8 +58,12 @@ class _Node:
             raise self.error(f"expected a mapping, got {_kind(self.value)}")
         for key in self.value:
             if not isinstance(key, str) or key not in allowed:
-                raise _Node(None, _join(self.path, str(key)), _line_of(self.value, key, self.line),
-                            self.file).error(f"unknown key; allowed: {', '.join(allowed)}")
+                raise _Node(
+                    None,
+                    _join(self.path, str(key)),
+                    _line_of(self.value, key, self.line),
+                    self.file,
+                ).error(f"unknown key; allowed: {', '.join(allowed)}")
         for key in required:
             if key not in self.value:
                 raise self.error(f"missing required key {key!r}")
@@ -196,8 +200,10 @@ def _calendar(name: str, node: _Node) -> Calendar:
     weekly: list[list[tuple[int, int]]] = [[] for _ in WEEKDAYS]
     for key, day_node in _named(fields["hours"]):
         days = _days(key, day_node)
-        windows = [_window(w) for w in (day_node.items() if isinstance(day_node.value, list)
-                                         else [day_node])]
+        windows = [
+            _window(w)
+            for w in (day_node.items() if isinstance(day_node.value, list) else [day_node])
+        ]
         for day in days:
             weekly[day].extend(windows)
     holidays = _holidays(fields["holidays"]) if "holidays" in fields else frozenset()
@@ -220,17 +226,23 @@ def _days(key: str, node: _Node) -> list[int]:
         first, last = WEEKDAYS.index(parts[0]), WEEKDAYS.index(parts[1])
         if first <= last:
             return list(range(first, last + 1))
-    raise node.error(f"{key!r} is not a weekday or range; use {', '.join(WEEKDAYS)} or e.g. mon-fri")
+    raise node.error(
+        f"{key!r} is not a weekday or range; use {', '.join(WEEKDAYS)} or e.g. mon-fri"
+    )
 
 
 def _window(node: _Node) -> tuple[int, int]:
     found = _RANGE.match(node.text().strip())
     if not found:
-        raise node.error(f"{node.value!r} is not an opening window; use HH:MM-HH:MM, e.g. 09:00-17:00")
+        raise node.error(
+            f"{node.value!r} is not an opening window; use HH:MM-HH:MM, e.g. 09:00-17:00"
+        )
     h1, m1, h2, m2 = (int(g) for g in found.groups())
     start, end = h1 * 60 + m1, h2 * 60 + m2
     if m1 > 59 or m2 > 59 or start >= end or end > 24 * 60:
-        raise node.error(f"{node.value!r}: the window must start before it ends, within 00:00-24:00")
+        raise node.error(
+            f"{node.value!r}: the window must start before it ends, within 00:00-24:00"
+        )
     return start, end
 
 
@@ -248,9 +260,7 @@ def _holidays(node: _Node) -> Container[date]:
             raise item.error(f"{value!r} is not a date; use YYYY-MM-DD") from None
     if "country" not in fields:
         return frozenset(explicit)
-    return _CountryHolidays(
-        fields["country"], fields["subdivision"] if "subdivision" in fields else None, explicit
-    )
+    return _CountryHolidays(fields["country"], fields.get("subdivision"), explicit)
 
 
 class _CountryHolidays:
@@ -294,11 +304,13 @@ def _target(
         ("name", "match", "calendar", "warnings", *TARGETS), required=("name", "calendar")
     )
     calendar = fields["calendar"].choice(tuple(calendars))
-    durations = {t: fields[t].duration() for t in TARGETS if t in fields}
+    durations: dict[str, int] = {t: fields[t].duration() for t in TARGETS if t in fields}
     if not durations:
         raise node.error(f"a target rule needs at least one of: {', '.join(TARGETS)}")
     matchers: dict[str, frozenset[str] | None] = {
-        "customer_tiers": None, "severities": None, "services": None
+        "customer_tiers": None,
+        "severities": None,
+        "services": None,
     }
     if "match" in fields:
         match = fields["match"].mapping(("customer_tier", "severity", "service"))
@@ -339,13 +351,19 @@ def _channel(node: _Node) -> str:
             "or webhook:<name>"
         )
     if kind == "email" and "@" not in rest:
-        raise node.error(f"{text!r}: an email channel needs an address, e.g. email:oncall@example.com")
+        raise node.error(
+            f"{text!r}: an email channel needs an address, e.g. email:oncall@example.com"
+        )
     return text
 
 
 def _tier(node: _Node) -> TierDef:
-    fields = node.mapping(("name", "title", "owner", "backup", "channels"), required=("name", "owner"))
-    channels = tuple(_channel(c) for c in fields["channels"].items()) if "channels" in fields else ()
+    fields = node.mapping(
+        ("name", "title", "owner", "backup", "channels"), required=("name", "owner")
+    )
+    channels = (
+        tuple(_channel(c) for c in fields["channels"].items()) if "channels" in fields else ()
+    )
     return TierDef(
         name=fields["name"].text(),
         owner=fields["owner"].text(),

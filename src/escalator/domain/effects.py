@@ -178,6 +178,7 @@ class HandoffMeasured:
 
 @dataclass(frozen=True, slots=True)
 class Bounceback:
+    ticket_id: str
     from_tier: str
     to_tier: str
     severity: str

@@ -21,6 +21,7 @@ from functools import lru_cache
 
 from escalator.domain import ladder, sla
 from escalator.domain.calendar import AlwaysOpen, Calendar
+from escalator.domain.durations import format_duration
 from escalator.domain.effects import (
     Bounceback,
     Effect,
@@ -63,6 +64,9 @@ class Limits:
     max_age_ms: int = 400 * 24 * 3600 * 1000
 
 
+DEFAULT_LIMITS = Limits()
+
+
 @dataclass(slots=True)
 class Decision:
     """The result of one step: the ticket's new state and what to do about it."""
@@ -72,10 +76,10 @@ class Decision:
 
 
 def apply(
-    state: TicketState | None, event: TicketEvent, policy: Policy, limits: Limits = Limits()
+    state: TicketState | None, event: TicketEvent, policy: Policy, limits: Limits | None = None
 ) -> Decision:
     """Apply one inbound event; raises InvalidEvent (with a reason code) to refuse it."""
-    _check(state, event, policy, limits)
+    _check(state, event, policy, limits or DEFAULT_LIMITS)
     now = event.arrival if state is None else max(event.arrival, state.clock)
     at = min(event.time, now)
     if state is None:
@@ -229,7 +233,7 @@ def _keyword_pattern(keywords: tuple[str, ...]) -> re.Pattern[str]:
 class _Step:
     """Handlers for one event (or one firing) at logical instant `at` and clock `now`."""
 
-    __slots__ = ("decision", "event_id", "now", "policy", "state", "at")
+    __slots__ = ("at", "decision", "event_id", "now", "policy", "state")
 
     def __init__(
         self, decision: Decision, policy: Policy, at: int, now: int, event_id: str | None
@@ -389,19 +393,31 @@ class _Step:
         trace = self.trace(clock, elapsed, paused)
         if clock.target == "next_update":
             reason = ladder.breach_reason(
-                clock.target, clock.budget_ms, state.rule, clock.calendar, deadline,
+                clock.target,
+                clock.budget_ms,
+                state.rule,
+                clock.calendar,
+                deadline,
                 f"notifying {state.tier}'s owner and backup",
             )
             self.emit(
                 *ladder.notify(
-                    self.policy, state, state.tier, clock.breach_id, deadline,
-                    ladder.subject_line(state, "next update overdue"), reason, with_backup=True,
+                    self.policy,
+                    state,
+                    state.tier,
+                    clock.breach_id,
+                    deadline,
+                    ladder.subject_line(state, "next update overdue"),
+                    reason,
+                    with_backup=True,
                 )
             )
             return
         to_tier = self.policy.next_tier(state.tier)
-        move = f"escalating from {state.tier} to {to_tier}" if to_tier else (
-            f"already at the top tier; re-notifying {state.tier}'s owner and backup"
+        move = (
+            f"escalating from {state.tier} to {to_tier}"
+            if to_tier
+            else (f"already at the top tier; re-notifying {state.tier}'s owner and backup")
         )
         reason = ladder.breach_reason(
             clock.target, clock.budget_ms, state.rule, clock.calendar, deadline, move
@@ -418,14 +434,20 @@ class _Step:
         elapsed, paused = sla.spent(clock, deadline, self.cal(clock))
         to_tier = self.policy.next_tier(state.tier)
         reason = (
-            f"No agent activity for {ladder.format_duration(clock.budget_ms)} while "
+            f"No agent activity for {format_duration(clock.budget_ms)} while "
             f"{state.status}; escalating from {state.tier} to {to_tier}."
         )
         escalation_id = effect_id(state.ticket_id, state.cycle, clock.key, "escalation")
         del state.clocks[clock.key]
         self.escalate(
-            escalation_id, INACTIVITY, None, deadline, to_tier, reason,
-            self.trace(clock, elapsed, paused), deadline,
+            escalation_id,
+            INACTIVITY,
+            None,
+            deadline,
+            to_tier,
+            reason,
+            self.trace(clock, elapsed, paused),
+            deadline,
         )
 
     def escalate(
@@ -444,15 +466,32 @@ class _Step:
         from_tier = state.tier
         if to_tier is None:
             self.raise_event(
-                escalation_id, trigger, HIERARCHICAL, target, deadline, from_tier, from_tier,
-                reason, trace, at, with_backup=True,
+                escalation_id,
+                trigger,
+                HIERARCHICAL,
+                target,
+                deadline,
+                from_tier,
+                from_tier,
+                reason,
+                trace,
+                at,
+                with_backup=True,
             )
             return
         self.move_to(to_tier, None, at)
         state.escalations += 1
         self.raise_event(
-            escalation_id, trigger, FUNCTIONAL, target, deadline, from_tier, to_tier, reason,
-            trace, at,
+            escalation_id,
+            trigger,
+            FUNCTIONAL,
+            target,
+            deadline,
+            from_tier,
+            to_tier,
+            reason,
+            trace,
+            at,
         )
         self.restart_inactivity(at)
 
@@ -496,8 +535,13 @@ class _Step:
         )
         self.emit(
             *ladder.notify(
-                self.policy, state, to_tier, escalation_id, at,
-                ladder.subject_line(state, headline), f"{reason}\n\n{state.summary}",
+                self.policy,
+                state,
+                to_tier,
+                escalation_id,
+                at,
+                ladder.subject_line(state, headline),
+                f"{reason}\n\n{state.summary}",
                 with_backup=with_backup,
             )
         )
@@ -524,8 +568,16 @@ class _Step:
         escalation_id = effect_id(state.ticket_id, state.cycle, trigger, "escalation")
         trace: dict[str, object] = {"rule": state.rule, "trigger": trigger}
         self.raise_event(
-            escalation_id, trigger, HIERARCHICAL, None, None, state.tier, notify_tier, reason,
-            trace, self.at,
+            escalation_id,
+            trigger,
+            HIERARCHICAL,
+            None,
+            None,
+            state.tier,
+            notify_tier,
+            reason,
+            trace,
+            self.at,
         )
 
     def _hierarchical_tier(self, trigger: str) -> str | None:
@@ -614,12 +666,28 @@ class _Step:
                 f": {transfer.reason}." if transfer.reason else "."
             )
             self.raise_event(
-                effect_id(state.ticket_id, state.cycle, "manual", self.event_id or "", "escalation"),
-                "manual", FUNCTIONAL, None, None, from_tier, to_tier, reason,
-                {"rule": state.rule, "trigger": "manual"}, self.at,
+                effect_id(
+                    state.ticket_id, state.cycle, "manual", self.event_id or "", "escalation"
+                ),
+                "manual",
+                FUNCTIONAL,
+                None,
+                None,
+                from_tier,
+                to_tier,
+                reason,
+                {"rule": state.rule, "trigger": "manual"},
+                self.at,
             )
         elif up < 0 and state.escalated:
-            self.emit(Bounceback(from_tier=from_tier, to_tier=to_tier, severity=state.severity))
+            self.emit(
+                Bounceback(
+                    ticket_id=state.ticket_id,
+                    from_tier=from_tier,
+                    to_tier=to_tier,
+                    severity=state.severity,
+                )
+            )
         self.restart_inactivity(self.at)
 
     def status_changed(self, status: str) -> None:
@@ -715,7 +783,8 @@ class _Step:
 
     def retract(self, clock: Clock, fulfilled_at: int) -> None:
         state = self.state
-        assert clock.breach_id is not None and clock.deadline is not None
+        assert clock.breach_id is not None
+        assert clock.deadline is not None
         self.emit(
             SlaBreachRetracted(
                 id=f"{clock.breach_id}/retracted",

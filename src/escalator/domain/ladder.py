@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from escalator.domain.durations import format_duration
+from escalator.domain.durations import format_duration as format_duration
 from escalator.domain.effects import NotificationRequested
 from escalator.domain.policy import Policy, TierDef
 from escalator.domain.state import TicketState

@@ -1,0 +1,40 @@
+"""Dead-letter records: the original bytes, where they came from, and why they were refused."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from escalator.domain.ladder import iso
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where an inbound record came from."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+def dead_letter(raw: bytes, origin: Origin, reason: str, message: str, at: int) -> bytes:
+    """A JSON dead-letter record. `original` is base64 so any bytes survive the trip."""
+    doc: dict[str, Any] = {
+        "reason": reason,
+        "message": message,
+        "source_topic": origin.topic,
+        "source_partition": origin.partition,
+        "source_offset": origin.offset,
+        "received_at": iso(at),
+        "original": base64.b64encode(raw).decode("ascii"),
+    }
+    return orjson.dumps(doc)
+
+
+def original_bytes(record: bytes) -> tuple[dict[str, Any], bytes]:
+    """Parse a dead-letter record back into (metadata, original bytes) for replay."""
+    doc = orjson.loads(record)
+    return doc, base64.b64decode(doc["original"])

@@ -1,0 +1,1 @@
+"""Application services shared by the Kafka worker and the offline simulator."""

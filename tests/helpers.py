@@ -1,0 +1,126 @@
+"""Builders for tests: CloudEvents as dicts/bytes and times as epoch milliseconds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from escalator.adapters.cloudevents import event_from_dict
+from escalator.config.policy_file import load_policy
+from escalator.domain.events import TicketEvent
+from escalator.domain.policy import Policy
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_POLICY = ROOT / "examples" / "policy.yaml"
+_ids = count(1)
+
+
+def ms(text: str) -> int:
+    """'2026-11-25T10:00:00Z' → epoch milliseconds."""
+    return int(datetime.fromisoformat(text).astimezone(UTC).timestamp() * 1000)
+
+
+def iso(value: int) -> str:
+    return datetime.fromtimestamp(value / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def example_policy() -> Policy:
+    return load_policy(EXAMPLE_POLICY)
+
+
+def cloudevent(
+    kind: str,
+    ticket: str,
+    time: str | int,
+    data: dict[str, Any] | None = None,
+    *,
+    event_id: str | None = None,
+    arrival: str | int | None = None,
+) -> dict[str, Any]:
+    """A structured-mode CloudEvent dict for `ticket.<kind>`."""
+    doc: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": event_id or f"ev-{next(_ids)}",
+        "source": "tests",
+        "type": f"ticket.{kind}",
+        "time": iso(time) if isinstance(time, int) else time,
+        "subject": ticket,
+        "datacontenttype": "application/json",
+        "data": data or {},
+    }
+    if arrival is not None:
+        doc["arrivaltime"] = iso(arrival) if isinstance(arrival, int) else arrival
+    return doc
+
+
+def created(
+    ticket: str,
+    time: str | int,
+    *,
+    severity: str = "P1",
+    customer_tier: str = "enterprise",
+    customer: str = "c-1",
+    service: str | None = None,
+    tier: str | None = None,
+    **kw: Any,
+) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "ticket_id": ticket,
+        "customer_id": customer,
+        "customer_tier": customer_tier,
+        "severity": severity,
+        "summary": f"summary of {ticket}",
+    }
+    if service:
+        data["service"] = service
+    if tier:
+        data["tier"] = tier
+    return cloudevent("created", ticket, time, data, **kw)
+
+
+def comment(
+    ticket: str,
+    time: str | int,
+    *,
+    role: str = "agent",
+    public: bool = True,
+    body: str = "hi",
+    **kw: Any,
+) -> dict[str, Any]:
+    data = {"author_role": role, "public": public, "body": body}
+    return cloudevent("commented", ticket, time, data, **kw)
+
+
+def status(ticket: str, time: str | int, value: str, **kw: Any) -> dict[str, Any]:
+    return cloudevent("status_changed", ticket, time, {"status": value}, **kw)
+
+
+def severity(ticket: str, time: str | int, value: str, **kw: Any) -> dict[str, Any]:
+    return cloudevent("severity_changed", ticket, time, {"severity": value}, **kw)
+
+
+def transfer(ticket: str, time: str | int, to_tier: str, **kw: Any) -> dict[str, Any]:
+    group = kw.pop("group", None)
+    data: dict[str, Any] = {"to_tier": to_tier, "reason": kw.pop("reason", "")}
+    if group:
+        data["group"] = group
+    return cloudevent("transferred", ticket, time, data, **kw)
+
+
+def assigned(ticket: str, time: str | int, who: str, tier: str | None = None, **kw: Any) -> dict:
+    data: dict[str, Any] = {"assignee": who}
+    if tier:
+        data["tier"] = tier
+    return cloudevent("assigned", ticket, time, data, **kw)
+
+
+def event(doc: dict[str, Any]) -> TicketEvent:
+    return event_from_dict(doc)
+
+
+def jsonl(*docs: dict[str, Any]) -> list[bytes]:
+    return [orjson.dumps(d) for d in docs]
