@@ -14,7 +14,7 @@ from typing import Final, Protocol
 
 from escalator.adapters.cloudevents import decode_event, encode_effect
 from escalator.adapters.deadletter import Origin, dead_letter
-from escalator.adapters.state_codec import decode_state, encode_state
+from escalator.adapters.state_codec import decode_state, encode_state, index_entry
 from escalator.domain import engine
 from escalator.domain.effects import OUTBOUND_TYPES, Effect, NotificationRequested, Outbound
 from escalator.domain.policy import Policy
@@ -110,9 +110,11 @@ class Processor:
     def next_due(self, partition: int) -> int | None:
         return self.index.peek(partition)
 
-    def reindex(self, partition: int, ticket_id: str, raw: bytes) -> None:
-        """Put a recovered ticket's next instant into the index."""
-        self.index.set(partition, ticket_id, engine.next_due(decode_state(raw)))
+    def reindex(self, ticket_id: str, raw: bytes, partitions: set[int] | frozenset[int]) -> None:
+        """Put a recovered ticket's next instant into the index if its partition is ours."""
+        partition, due = index_entry(raw)
+        if partition in partitions:
+            self.index.set(partition, ticket_id, due)
 
     # -- internals --
 
@@ -122,8 +124,9 @@ class Processor:
 
     def _commit(self, partition: int, decision: engine.Decision) -> list[Emission]:
         state = decision.state
-        self.store[state.ticket_id] = encode_state(state)
-        self.index.set(partition, state.ticket_id, engine.next_due(state))
+        due = engine.next_due(state)
+        self.store[state.ticket_id] = encode_state(state, partition, due)
+        self.index.set(partition, state.ticket_id, due)
         emissions: list[Emission] = []
         for effect in decision.effects:
             self.recorder.effect(effect)

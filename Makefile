@@ -1,0 +1,46 @@
+# escalator: the two commands are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test setup lint typecheck unit integration kafka-start kafka-stop bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+## run: start the local Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), create topics, run a worker
+run: setup
+	@scripts/run-local
+
+## test: lint, type-check, and every test (integration tests on the real local Kafka)
+test: setup
+	@scripts/test
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: setup
+	$(BIN)/mypy
+
+unit: setup
+	$(BIN)/pytest tests/unit
+
+integration: setup
+	$(BIN)/pytest tests/integration
+
+kafka-start:
+	scripts/kafka-local start
+
+kafka-stop:
+	scripts/kafka-local stop
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache var

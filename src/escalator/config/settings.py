@@ -1,0 +1,63 @@
+"""Worker settings: flags and ESCALATOR_* environment variables (see `escalator worker --help`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final, Literal
+
+DEFAULT_POLICY: Final = Path(__file__).resolve().parent.parent / "default_policy.yaml"
+
+TOPIC_DEFAULTS: Final = {
+    "tickets": "tickets.events",
+    "alerts": "monitoring.alerts",
+    "escalations": "escalations",
+    "notifications": "notifications",
+    "deadletter": "escalator.deadletter",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSecurity:
+    """SASL/TLS options passed through to aiokafka. The password is never logged."""
+
+    protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    cafile: str | None = None
+
+    def describe(self) -> str:
+        if self.protocol == "PLAINTEXT":
+            return "PLAINTEXT"
+        user = f" as {self.username}" if self.username else ""
+        return f"{self.protocol} {self.sasl_mechanism or ''}{user}".strip()
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a worker needs to run. Defaults suit the local Kafka from scripts/kafka-local."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    app_id: str = "escalator"
+    topic_prefix: str = ""
+    topics: dict[str, str] = field(default_factory=lambda: dict(TOPIC_DEFAULTS))
+    partitions: int = 12
+    replication: int = 1
+    store: Literal["rocksdb", "memory"] = "rocksdb"
+    data_dir: Path = Path("var/escalator")
+    web_bind: str = "127.0.0.1"
+    web_port: int = 6066
+    web_host: str = "127.0.0.1"
+    policy_file: Path = DEFAULT_POLICY
+    log_level: str = "info"
+    log_format: Literal["text", "json"] = "text"
+    session_timeout_s: float = 30.0
+    tick_interval_s: float = 0.25
+    standby_replicas: int = 0
+    max_record_bytes: int = 1024 * 1024
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)
+
+    def topic(self, role: str) -> str:
+        """The full topic name for a role (tickets, escalations, …) with the prefix applied."""
+        return self.topic_prefix + self.topics[role]

@@ -1,0 +1,1 @@
+"""The Kafka/Faust shell: the only package importing faust."""

@@ -1,0 +1,271 @@
+"""The Faust worker: the only module that knows about Faust. A thin shell around `Processor`.
+
+Design (docs/architecture.md):
+- One agent (concurrency 1, see faust.md) reads `tickets.events`. Records carry the broker's
+  LogAppendTime; the partition's processing clock is the latest record timestamp, never ahead
+  of the wall clock. The agent decodes, applies, writes the `tickets` table and produces.
+- The deadline index lives in memory per partition. A timer peeks at it; when something is due
+  it appends a *tick* record to that same partition of `tickets.events`. The tick is ordered
+  after every event already in the partition, so when the agent reaches it, the partition has
+  no backlog before it and its timestamp is a safe clock. The agent then advances the due
+  tickets. Timers never write tables (faust.md), and a replayed tick decides nothing new.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, MutableMapping
+from typing import Any, Final
+
+import faust
+import orjson
+from faust.sensors.prometheus import setup_prometheus_sensors
+from prometheus_client import CollectorRegistry
+
+from escalator.adapters.deadletter import Origin
+from escalator.config.settings import Settings
+from escalator.domain.policy import Policy
+from escalator.metrics import Metrics
+from escalator.service.processor import Emission, Processor
+
+log = logging.getLogger("escalator.worker")
+
+TICK_KEY: Final = b"__escalator_tick__"
+TICK_RESEND_MS: Final = 2000  # a tick not seen back within this is sent again
+
+
+class TableStore(MutableMapping[str, bytes]):
+    """The Faust table seen as str → bytes (the table itself is keyed by raw bytes)."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def __getitem__(self, key: str) -> bytes:
+        value = self._table.get(key.encode())
+        if value is None:
+            raise KeyError(key)
+        return bytes(value)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self._table.get(key.encode())
+        return default if value is None else value
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        self._table[key.encode()] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._table[key.encode()]
+
+    def __iter__(self) -> Iterator[str]:
+        return (k.decode() for k in self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Worker:
+    """Builds the Faust app and wires the processor into it."""
+
+    def __init__(self, settings: Settings, policy: Policy) -> None:
+        self.settings = settings
+        self.policy = policy
+        self.registry = CollectorRegistry()
+        self.metrics = Metrics(self.registry)
+        self.app = self._app()
+        raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
+               "value_serializer": "raw"}
+        self.tickets = self.app.topic(settings.topic("tickets"), **raw)
+        self.outputs = {
+            role: self.app.topic(settings.topic(role), **raw)
+            for role in ("escalations", "notifications", "deadletter")
+        }
+        # A table's codec follows its types: bytes → raw (it rejects key_serializer=).
+        self.table = self.app.Table(
+            "tickets", partitions=settings.partitions, key_type=bytes, value_type=bytes
+        )
+        self.processor = Processor(
+            policy, TableStore(self.table), recorder=self.metrics,
+            max_record_bytes=settings.max_record_bytes,
+        )
+        self.clocks: dict[int, int] = {}
+        self.ticks_pending: dict[int, int] = {}
+        self.indexed: frozenset[int] = frozenset()
+        self._wire()
+
+    def _app(self) -> faust.App:
+        s = self.settings
+        session = s.session_timeout_s
+        app = faust.App(
+            s.app_id,
+            broker=f"kafka://{s.bootstrap_servers}",
+            store="rocksdb://" if s.store == "rocksdb" else "memory://",
+            datadir=str(s.data_dir),
+            topic_partitions=s.partitions,
+            topic_replication_factor=s.replication,
+            table_standby_replicas=s.standby_replicas,
+            consumer_auto_offset_reset="earliest",
+            broker_session_timeout=session,
+            broker_heartbeat_interval=max(0.5, session / 10),
+            broker_rebalance_timeout=session,
+            broker_commit_interval=1.0,
+            web_bind=s.web_bind,
+            web_port=s.web_port,
+            web_host=s.web_host,
+            web_tables_enabled=False,
+            producer_linger=0.005,
+            **self._security(),
+        )
+        return app
+
+    def _security(self) -> dict[str, Any]:
+        sec = self.settings.security
+        if sec.protocol == "PLAINTEXT":
+            return {}
+        creds: Any
+        if sec.protocol.startswith("SASL"):
+            ssl_context = None
+            if sec.protocol == "SASL_SSL":
+                import ssl
+
+                ssl_context = ssl.create_default_context(cafile=sec.cafile)
+            creds = faust.SASLCredentials(
+                username=sec.username,
+                password=sec.password,
+                mechanism=sec.sasl_mechanism or "PLAIN",
+                ssl_context=ssl_context,
+            )
+        else:
+            import ssl
+
+            creds = faust.SSLCredentials(ssl.create_default_context(cafile=sec.cafile))
+        return {"broker_credentials": creds}
+
+    # -- wiring --
+
+    def _wire(self) -> None:
+        app = self.app
+        setup_prometheus_sensors(app, registry=self.registry, name_prefix="faust")
+
+        @app.agent(self.tickets, concurrency=1, name="escalator.process")
+        async def process(stream: Any) -> None:
+            for topic in self.outputs.values():
+                await topic.maybe_declare()
+            async for event in stream.events():
+                emissions = self.handle(event.message)
+                await self.produce(emissions)
+
+        @app.timer(interval=self.settings.tick_interval_s)
+        async def sweep() -> None:
+            try:
+                await self.sweep()
+            except Exception:  # an exception escaping a Faust timer kills the worker
+                log.exception("deadline sweep failed; retrying on the next tick")
+
+        @app.page("/health")
+        async def health(web: Any, request: Any) -> Any:
+            return web.json(self.status())
+
+        app.on_partitions_revoked.connect(self._on_revoked)
+
+    # -- the agent's work --
+
+    def handle(self, message: Any) -> list[Emission]:
+        """Apply one record from tickets.events (an event or a tick)."""
+        partition = message.partition
+        stamp = int(message.timestamp * 1000)
+        now = max(self.clocks.get(partition, 0), min(stamp, wall_ms()))
+        self.clocks[partition] = now
+        if message.key == TICK_KEY:
+            self.ticks_pending.pop(partition, None)
+            return self.processor.on_tick(partition, now)
+        origin = Origin(message.topic, partition, message.offset)
+        return self.processor.on_record(message.value or b"", now, partition, origin)
+
+    async def produce(self, emissions: list[Emission]) -> None:
+        if not emissions:
+            return
+        now = wall_ms()
+        for emission in emissions:
+            await self.outputs[emission.role].send(key=emission.key or None, value=emission.value)
+            if emission.effect is not None and emission.role == "escalations":
+                self.metrics.lag.observe(max(0, now - emission.time) / 1000)
+
+    # -- the timer's work: nudge partitions with due deadlines, never touch the table --
+
+    def active_partitions(self) -> frozenset[int]:
+        name = self.tickets.get_topic_name()
+        return frozenset(
+            tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == name
+        )
+
+    async def sweep(self) -> None:
+        if self.app.rebalancing or not self.app.tables.actives_ready:
+            return
+        actives = self.active_partitions()
+        if actives != self.indexed:
+            self.rebuild_index(actives)
+        now = wall_ms()
+        for partition in sorted(actives):
+            due = self.processor.next_due(partition)
+            if due is None or due >= now:
+                continue
+            sent = self.ticks_pending.get(partition)
+            if sent is not None and now - sent < TICK_RESEND_MS:
+                continue
+            self.ticks_pending[partition] = now
+            await self.tickets.send(key=TICK_KEY, value=_tick(partition, now), partition=partition)
+        self.metrics.open_deadlines.set(len(self.processor.index))
+
+    def rebuild_index(self, actives: frozenset[int]) -> None:
+        """After a rebalance: forget lost partitions, index the state of new ones."""
+        started = time.monotonic()
+        for partition in self.indexed - actives:
+            self.processor.index.drop_partition(partition)
+        new = actives - self.indexed
+        count = 0
+        if new:
+            for key, raw in self.table.items():
+                self.processor.reindex(key.decode(), raw, new)
+                count += 1
+        self.indexed = actives
+        log.info(
+            "assigned partitions %s of %s; indexed %d stored tickets in %.2fs; %d deadlines pending",
+            sorted(actives), self.tickets.get_topic_name(), count,
+            time.monotonic() - started, len(self.processor.index),
+        )
+
+    async def _on_revoked(self, sender: Any, revoked: Any, **_: Any) -> None:
+        name = self.tickets.get_topic_name()
+        lost = {tp.partition for tp in revoked if tp.topic == name}
+        for partition in lost:
+            self.processor.index.drop_partition(partition)
+            self.clocks.pop(partition, None)
+            self.ticks_pending.pop(partition, None)
+        self.indexed = self.indexed - lost
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "policy_version": self.policy.version,
+            "partitions": sorted(self.indexed),
+            "open_deadlines": len(self.processor.index),
+            "rebalancing": bool(self.app.rebalancing),
+        }
+
+
+def _tick(partition: int, now: int) -> bytes:
+    # A well-formed CloudEvent, so other consumers of tickets.events can recognise and skip it.
+    return orjson.dumps(
+        {
+            "specversion": "1.0",
+            "id": f"tick-{partition}-{now}",
+            "source": "escalator",
+            "type": "escalator.tick",
+            "data": {"partition": partition},
+        }
+    )

@@ -1,0 +1,54 @@
+"""Starting a worker process: check topics, configure logging, hand over to Faust."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import faust
+
+from escalator.config.settings import Settings
+from escalator.domain.policy import Policy
+from escalator.errors import TopologyError
+from escalator.logs import configure_logging
+from escalator.runtime.app import Worker
+from escalator.runtime.topics import check_topics
+
+log = logging.getLogger("escalator.worker")
+
+
+def run_worker(settings: Settings, policy: Policy) -> int:
+    """Run until SIGTERM/SIGINT; returns the process exit status."""
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        asyncio.run(check_topics(settings))
+    except TopologyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - any failure to reach Kafka ends here, explained
+        print(
+            f"error: cannot reach Kafka at {settings.bootstrap_servers} "
+            f"({settings.security.describe()}): {exc!r}",
+            file=sys.stderr,
+        )
+        return 3
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    worker = Worker(settings, policy)
+    log.info(
+        "escalator worker %s: policy %s, store %s, web http://%s:%d (/metrics, /health), kafka %s",
+        settings.app_id, policy.version, settings.store, settings.web_bind, settings.web_port,
+        settings.bootstrap_servers,
+    )
+    faust_worker = faust.Worker(
+        worker.app,
+        loglevel=settings.log_level,
+        redirect_stdouts=False,
+        override_logging=False,
+        quiet=True,
+    )
+    try:
+        faust_worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0

@@ -1,0 +1,121 @@
+"""Creating and checking escalator's topics with aiokafka's admin client."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from escalator.config.settings import Settings
+from escalator.errors import TopologyError
+
+log = logging.getLogger("escalator.topics")
+
+# Inputs carry the broker's append time: the processing clock must not depend on producer
+# clocks, and replays must see the same timestamps the live worker saw.
+INPUT_CONFIG = {"message.timestamp.type": "LogAppendTime"}
+CO_PARTITIONED = ("tickets",)
+ROLES = ("tickets", "alerts", "escalations", "notifications", "deadletter")
+
+
+@dataclass(frozen=True, slots=True)
+class TopicPlan:
+    role: str
+    name: str
+    partitions: int
+    config: dict[str, str]
+
+
+def plan(settings: Settings) -> list[TopicPlan]:
+    """The topics a deployment needs, with partitions and per-topic config."""
+    plans = []
+    for role in ROLES:
+        config = dict(INPUT_CONFIG) if role in ("tickets", "alerts") else {}
+        plans.append(TopicPlan(role, settings.topic(role), settings.partitions, config))
+    return plans
+
+
+def admin_kwargs(settings: Settings) -> dict[str, Any]:
+    sec = settings.security
+    kwargs: dict[str, Any] = {"bootstrap_servers": settings.bootstrap_servers}
+    if sec.protocol != "PLAINTEXT":
+        kwargs["security_protocol"] = sec.protocol
+    if sec.protocol.startswith("SASL"):
+        kwargs.update(
+            sasl_mechanism=sec.sasl_mechanism or "PLAIN",
+            sasl_plain_username=sec.username,
+            sasl_plain_password=sec.password,
+        )
+    if sec.protocol in ("SSL", "SASL_SSL"):
+        from aiokafka.helpers import create_ssl_context
+
+        kwargs["ssl_context"] = create_ssl_context(cafile=sec.cafile)
+    return kwargs
+
+
+async def create_topics(settings: Settings) -> list[tuple[str, str]]:
+    """Create missing topics; return (name, 'created'|'exists') per topic. Idempotent."""
+    admin = AIOKafkaAdminClient(**admin_kwargs(settings))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        results = []
+        for item in plan(settings):
+            if item.name in existing:
+                results.append((item.name, "exists"))
+                continue
+            topic = NewTopic(
+                item.name, item.partitions, settings.replication, topic_configs=item.config
+            )
+            try:
+                await admin.create_topics([topic])
+                results.append((item.name, "created"))
+            except TopicAlreadyExistsError:
+                results.append((item.name, "exists"))
+        return results
+    finally:
+        await admin.close()
+
+
+async def partition_counts(settings: Settings, names: list[str]) -> dict[str, int | None]:
+    """Partitions per topic; None for a topic that does not exist."""
+    admin = AIOKafkaAdminClient(**admin_kwargs(settings))
+    await admin.start()
+    try:
+        described = await admin.describe_topics(names)
+    finally:
+        await admin.close()
+    counts: dict[str, int | None] = {name: None for name in names}
+    for topic in described:
+        if topic.get("error_code", 0) == 0:
+            counts[topic["topic"]] = len(topic.get("partitions", []))
+    return counts
+
+
+async def check_topics(settings: Settings) -> None:
+    """Refuse to start when input topics are missing or not co-partitioned with the table."""
+    names = [settings.topic(role) for role in CO_PARTITIONED]
+    changelog = f"{settings.app_id}-tickets-changelog"
+    counts = await partition_counts(settings, [*names, changelog])
+    if counts.pop(changelog) not in (None, settings.partitions):
+        raise TopologyError(
+            f"changelog topic {changelog} exists with a different partition count than "
+            f"ESCALATOR_PARTITIONS={settings.partitions}; partitions cannot change under "
+            "existing state (use a new ESCALATOR_APP_ID and replay, see README: Scaling)"
+        )
+    missing = [name for name, count in counts.items() if count is None]
+    if missing:
+        raise TopologyError(
+            f"topic(s) {', '.join(missing)} do not exist on {settings.bootstrap_servers}; "
+            "create them with: escalator topics create"
+        )
+    for name, count in counts.items():
+        if count != settings.partitions:
+            raise TopologyError(
+                f"topic {name} has {count} partitions but the worker is configured for "
+                f"{settings.partitions} (ESCALATOR_PARTITIONS); the ticket table and its "
+                "changelog must have exactly as many partitions as the topics feeding it"
+            )
