@@ -17,7 +17,6 @@ from escalator.config.settings import DEFAULT_POLICY, KafkaSecurity, Settings
 from escalator.errors import ConfigError, EscalatorError, InvalidEvent
 
 
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="escalator")
 def main() -> None:
@@ -124,32 +123,72 @@ F = TypeVar("F", bound=Callable[..., Any])
 def kafka_options(func: F) -> F:
     """Options every Kafka-facing command shares; each has an ESCALATOR_* variable."""
     options = [
-        click.option("--bootstrap-servers", envvar=["ESCALATOR_BOOTSTRAP_SERVERS",
-                     "KAFKA_BOOTSTRAP_SERVERS"], default="127.0.0.1:9092", show_default=True,
-                     help="Kafka bootstrap servers [env ESCALATOR_BOOTSTRAP_SERVERS]."),
-        click.option("--app-id", envvar="ESCALATOR_APP_ID", default="escalator",
-                     show_default=True, help="Consumer group and table prefix [ESCALATOR_APP_ID]."),
-        click.option("--topic-prefix", envvar="ESCALATOR_TOPIC_PREFIX", default="",
-                     help="Prefix for every topic name [ESCALATOR_TOPIC_PREFIX]."),
-        click.option("--partitions", envvar="ESCALATOR_PARTITIONS", type=click.IntRange(1),
-                     default=12, show_default=True,
-                     help="Partitions of escalator's topics [ESCALATOR_PARTITIONS]."),
-        click.option("--replication", envvar="ESCALATOR_REPLICATION", type=click.IntRange(1),
-                     default=1, show_default=True,
-                     help="Replication factor of topics and changelogs [ESCALATOR_REPLICATION]."),
-        click.option("--security-protocol", envvar="ESCALATOR_SECURITY_PROTOCOL",
-                     type=click.Choice(["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"]),
-                     default="PLAINTEXT", show_default=True,
-                     help="Kafka security protocol [ESCALATOR_SECURITY_PROTOCOL]."),
-        click.option("--sasl-mechanism", envvar="ESCALATOR_SASL_MECHANISM",
-                     type=click.Choice(["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]),
-                     help="SASL mechanism [ESCALATOR_SASL_MECHANISM]."),
-        click.option("--sasl-username", envvar="ESCALATOR_SASL_USERNAME",
-                     help="SASL user [ESCALATOR_SASL_USERNAME]."),
-        click.option("--sasl-password", envvar="ESCALATOR_SASL_PASSWORD",
-                     help="SASL password; prefer the env variable [ESCALATOR_SASL_PASSWORD]."),
-        click.option("--ssl-cafile", envvar="ESCALATOR_SSL_CAFILE",
-                     type=click.Path(dir_okay=False), help="CA bundle for TLS [ESCALATOR_SSL_CAFILE]."),
+        click.option(
+            "--bootstrap-servers",
+            envvar=["ESCALATOR_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"],
+            default="127.0.0.1:9092",
+            show_default=True,
+            help="Kafka bootstrap servers [env ESCALATOR_BOOTSTRAP_SERVERS].",
+        ),
+        click.option(
+            "--app-id",
+            envvar="ESCALATOR_APP_ID",
+            default="escalator",
+            show_default=True,
+            help="Consumer group and table prefix [ESCALATOR_APP_ID].",
+        ),
+        click.option(
+            "--topic-prefix",
+            envvar="ESCALATOR_TOPIC_PREFIX",
+            default="",
+            help="Prefix for every topic name [ESCALATOR_TOPIC_PREFIX].",
+        ),
+        click.option(
+            "--partitions",
+            envvar="ESCALATOR_PARTITIONS",
+            type=click.IntRange(1),
+            default=12,
+            show_default=True,
+            help="Partitions of escalator's topics [ESCALATOR_PARTITIONS].",
+        ),
+        click.option(
+            "--replication",
+            envvar="ESCALATOR_REPLICATION",
+            type=click.IntRange(1),
+            default=1,
+            show_default=True,
+            help="Replication factor of topics and changelogs [ESCALATOR_REPLICATION].",
+        ),
+        click.option(
+            "--security-protocol",
+            envvar="ESCALATOR_SECURITY_PROTOCOL",
+            type=click.Choice(["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"]),
+            default="PLAINTEXT",
+            show_default=True,
+            help="Kafka security protocol [ESCALATOR_SECURITY_PROTOCOL].",
+        ),
+        click.option(
+            "--sasl-mechanism",
+            envvar="ESCALATOR_SASL_MECHANISM",
+            type=click.Choice(["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]),
+            help="SASL mechanism [ESCALATOR_SASL_MECHANISM].",
+        ),
+        click.option(
+            "--sasl-username",
+            envvar="ESCALATOR_SASL_USERNAME",
+            help="SASL user [ESCALATOR_SASL_USERNAME].",
+        ),
+        click.option(
+            "--sasl-password",
+            envvar="ESCALATOR_SASL_PASSWORD",
+            help="SASL password; prefer the env variable [ESCALATOR_SASL_PASSWORD].",
+        ),
+        click.option(
+            "--ssl-cafile",
+            envvar="ESCALATOR_SSL_CAFILE",
+            type=click.Path(dir_okay=False),
+            help="CA bundle for TLS [ESCALATOR_SSL_CAFILE].",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -181,42 +220,101 @@ def topics_create(**kw: Any) -> None:
 
     settings = settings_from(**kw)
     for name, outcome in asyncio.run(create_topics(settings)):
-        click.echo(f"{outcome:8} {name} ({settings.partitions} partitions, "
-                   f"replication {settings.replication})")
+        click.echo(
+            f"{outcome:8} {name} ({settings.partitions} partitions, "
+            f"replication {settings.replication})"
+        )
 
 
 @main.command()
 @kafka_options
-@click.option("--policy", "policy_file", envvar="ESCALATOR_POLICY",
-              type=click.Path(dir_okay=False, path_type=Path), default=str(DEFAULT_POLICY),
-              show_default="the built-in example policy", help="Policy YAML [ESCALATOR_POLICY].")
-@click.option("--store", envvar="ESCALATOR_STORE", type=click.Choice(["rocksdb", "memory"]),
-              default="rocksdb", show_default=True,
-              help="Table store; memory replays the whole changelog at start [ESCALATOR_STORE].")
-@click.option("--data-dir", envvar="ESCALATOR_DATA_DIR", type=click.Path(path_type=Path),
-              default="var/escalator", show_default=True,
-              help="RocksDB and worker state directory [ESCALATOR_DATA_DIR].")
-@click.option("--web-bind", envvar="ESCALATOR_WEB_BIND", default="127.0.0.1", show_default=True,
-              help="Address of the HTTP port (/metrics, /health, ingest) [ESCALATOR_WEB_BIND].")
-@click.option("--web-port", envvar="ESCALATOR_WEB_PORT", type=int, default=6066,
-              show_default=True, help="HTTP port [ESCALATOR_WEB_PORT].")
-@click.option("--web-host", envvar="ESCALATOR_WEB_HOST", default="127.0.0.1",
-              show_default=True,
-              help="Host name other workers use to reach this one [ESCALATOR_WEB_HOST].")
-@click.option("--session-timeout", envvar="ESCALATOR_SESSION_TIMEOUT", default="30s",
-              show_default=True,
-              help="Kafka group session timeout: how long a dead worker keeps its partitions "
-                   "[ESCALATOR_SESSION_TIMEOUT].")
-@click.option("--standby-replicas", envvar="ESCALATOR_STANDBY_REPLICAS", type=int, default=0,
-              show_default=True, help="Warm table copies on other workers [ESCALATOR_STANDBY_REPLICAS].")
-@click.option("--max-record-bytes", envvar="ESCALATOR_MAX_RECORD_BYTES", type=int,
-              default=1024 * 1024, show_default=True,
-              help="Larger inbound records are dead-lettered [ESCALATOR_MAX_RECORD_BYTES].")
-@click.option("--log-level", envvar="ESCALATOR_LOG_LEVEL", default="info", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"]),
-              help="[ESCALATOR_LOG_LEVEL]")
-@click.option("--log-format", envvar="ESCALATOR_LOG_FORMAT", default="text", show_default=True,
-              type=click.Choice(["text", "json"]), help="[ESCALATOR_LOG_FORMAT]")
+@click.option(
+    "--policy",
+    "policy_file",
+    envvar="ESCALATOR_POLICY",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=str(DEFAULT_POLICY),
+    show_default="the built-in example policy",
+    help="Policy YAML [ESCALATOR_POLICY].",
+)
+@click.option(
+    "--store",
+    envvar="ESCALATOR_STORE",
+    type=click.Choice(["rocksdb", "memory"]),
+    default="rocksdb",
+    show_default=True,
+    help="Table store; memory replays the whole changelog at start [ESCALATOR_STORE].",
+)
+@click.option(
+    "--data-dir",
+    envvar="ESCALATOR_DATA_DIR",
+    type=click.Path(path_type=Path),
+    default="var/escalator",
+    show_default=True,
+    help="RocksDB and worker state directory [ESCALATOR_DATA_DIR].",
+)
+@click.option(
+    "--web-bind",
+    envvar="ESCALATOR_WEB_BIND",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address of the HTTP port (/metrics, /health, ingest) [ESCALATOR_WEB_BIND].",
+)
+@click.option(
+    "--web-port",
+    envvar="ESCALATOR_WEB_PORT",
+    type=int,
+    default=6066,
+    show_default=True,
+    help="HTTP port [ESCALATOR_WEB_PORT].",
+)
+@click.option(
+    "--web-host",
+    envvar="ESCALATOR_WEB_HOST",
+    default="127.0.0.1",
+    show_default=True,
+    help="Host name other workers use to reach this one [ESCALATOR_WEB_HOST].",
+)
+@click.option(
+    "--session-timeout",
+    envvar="ESCALATOR_SESSION_TIMEOUT",
+    default="30s",
+    show_default=True,
+    help="Kafka group session timeout: how long a dead worker keeps its partitions "
+    "[ESCALATOR_SESSION_TIMEOUT].",
+)
+@click.option(
+    "--standby-replicas",
+    envvar="ESCALATOR_STANDBY_REPLICAS",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Warm table copies on other workers [ESCALATOR_STANDBY_REPLICAS].",
+)
+@click.option(
+    "--max-record-bytes",
+    envvar="ESCALATOR_MAX_RECORD_BYTES",
+    type=int,
+    default=1024 * 1024,
+    show_default=True,
+    help="Larger inbound records are dead-lettered [ESCALATOR_MAX_RECORD_BYTES].",
+)
+@click.option(
+    "--log-level",
+    envvar="ESCALATOR_LOG_LEVEL",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    help="[ESCALATOR_LOG_LEVEL]",
+)
+@click.option(
+    "--log-format",
+    envvar="ESCALATOR_LOG_FORMAT",
+    default="text",
+    show_default=True,
+    type=click.Choice(["text", "json"]),
+    help="[ESCALATOR_LOG_FORMAT]",
+)
 def worker(policy_file: Path, session_timeout: str, **kw: Any) -> None:
     """Run a stream worker: consume tickets.events, keep SLA state, emit escalations.
 
@@ -237,8 +335,13 @@ def worker(policy_file: Path, session_timeout: str, **kw: Any) -> None:
 
 @main.command()
 @kafka_options
-@click.option("--file", "source", type=click.File("rb"), default="-",
-              help="JSON lines to send (default stdin).")
+@click.option(
+    "--file",
+    "source",
+    type=click.File("rb"),
+    default="-",
+    help="JSON lines to send (default stdin).",
+)
 def produce(source: IO[bytes], **kw: Any) -> None:
     """Send CloudEvent JSON lines to tickets.events, keyed by their `subject` (ticket id)."""
     from escalator.runtime.client import produce_lines
@@ -250,8 +353,11 @@ def produce(source: IO[bytes], **kw: Any) -> None:
 
 @main.command()
 @kafka_options
-@click.argument("role", type=click.Choice(["escalations", "notifications", "deadletter", "tickets"]),
-                default="escalations")
+@click.argument(
+    "role",
+    type=click.Choice(["escalations", "notifications", "deadletter", "tickets"]),
+    default="escalations",
+)
 @click.option("--from-beginning", is_flag=True, help="Start at the oldest record.")
 @click.option("--max", "limit", type=int, default=0, help="Stop after N records (0: follow).")
 def tail(role: str, from_beginning: bool, limit: int, **kw: Any) -> None:
@@ -259,6 +365,17 @@ def tail(role: str, from_beginning: bool, limit: int, **kw: Any) -> None:
     from escalator.runtime.client import tail_topic
 
     asyncio.run(tail_topic(settings_from(**kw), role, from_beginning, limit, click.echo))
+
+
+@main.command()
+def sample() -> None:
+    """Print sample ticket events (JSON lines) timed so deadlines fall due within a minute."""
+    import time
+
+    from escalator.samples import sample_events
+
+    for doc in sample_events(int(time.time() * 1000)):
+        click.echo(orjson.dumps(doc).decode())
 
 
 def run() -> None:

@@ -28,51 +28,69 @@ class Metrics:
     """escalator_* metrics on one registry (a fresh one per app, so tests never collide)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        disable_created_metrics()  # *_created series double the page for no operational use
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series double the page for no operational use
         self.registry = registry
         self.events = Counter(
-            "escalator_events_processed_total", "Inbound events applied, by type.", ["type"],
+            "escalator_events_processed_total",
+            "Inbound events applied, by type.",
+            ["type"],
             registry=registry,
         )
         self.deadletters = Counter(
-            "escalator_deadletter_total", "Records sent to the dead-letter topic, by reason.",
-            ["reason"], registry=registry,
+            "escalator_deadletter_total",
+            "Records sent to the dead-letter topic, by reason.",
+            ["reason"],
+            registry=registry,
         )
         self.escalations = Counter(
-            "escalator_escalations_total", "Escalations raised.",
-            ["kind", "trigger", "from_tier", "to_tier"], registry=registry,
+            "escalator_escalations_total",
+            "Escalations raised.",
+            ["kind", "trigger", "from_tier", "to_tier"],
+            registry=registry,
         )
         self.tickets_created = Counter(
-            "escalator_tickets_created_total", "Tickets opened.", ["severity", "customer_tier"],
+            "escalator_tickets_created_total",
+            "Tickets opened.",
+            ["severity", "customer_tier"],
             registry=registry,
         )
         self.targets_applied = Counter(
-            "escalator_sla_targets_applied_total", "SLA target instances started.",
-            ["target", "severity"], registry=registry,
+            "escalator_sla_targets_applied_total",
+            "SLA target instances started.",
+            ["target", "severity"],
+            registry=registry,
         )
         self.breaches = Counter(
-            "escalator_sla_breaches_total", "SLA targets breached.", ["target", "tier"],
+            "escalator_sla_breaches_total",
+            "SLA targets breached.",
+            ["target", "tier"],
             registry=registry,
         )
         self.warnings = Counter(
             "escalator_sla_warnings_total", "Pre-breach warnings.", ["target"], registry=registry
         )
         self.bouncebacks = Counter(
-            "escalator_bouncebacks_total", "Returns to a lower tier after an escalation.",
-            ["from_tier", "to_tier"], registry=registry,
+            "escalator_bouncebacks_total",
+            "Returns to a lower tier after an escalation.",
+            ["from_tier", "to_tier"],
+            registry=registry,
         )
         self.handoff = Histogram(
             "escalator_handoff_delay_seconds",
             "Transfer or escalation into a tier until that tier's first action.",
-            ["to_tier", "severity"], buckets=HANDOFF_BUCKETS, registry=registry,
+            ["to_tier", "severity"],
+            buckets=HANDOFF_BUCKETS,
+            registry=registry,
         )
         self.lag = Histogram(
             "escalator_escalation_lag_seconds",
             "Wall-clock time an output was produced minus the instant it marks (deadline).",
-            buckets=LAG_BUCKETS, registry=registry,
+            buckets=LAG_BUCKETS,
+            registry=registry,
         )
         self.open_deadlines = Gauge(
-            "escalator_open_deadlines", "Tickets with a pending deadline on this worker.",
+            "escalator_open_deadlines",
+            "Tickets with a pending deadline on this worker.",
             registry=registry,
         )
 

@@ -24,7 +24,9 @@ def broker() -> Iterator[Broker]:
         yield Broker(external, None)
         return
     script = str(ROOT / "scripts" / "kafka-local")
-    was_running = subprocess.run([script, "status"], capture_output=True, check=False).returncode == 0
+    was_running = (
+        subprocess.run([script, "status"], capture_output=True, check=False).returncode == 0
+    )
     started = subprocess.run([script, "start"], capture_output=True, text=True, check=False)
     if started.returncode != 0:
         pytest.fail(

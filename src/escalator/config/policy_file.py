@@ -11,6 +11,7 @@ from collections.abc import Callable, Container, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
@@ -207,6 +208,7 @@ def _calendar(name: str, node: _Node) -> Calendar:
         for day in days:
             weekly[day].extend(windows)
     holidays = _holidays(fields["holidays"]) if "holidays" in fields else frozenset()
+    _timezone(fields["timezone"])
     try:
         return BusinessCalendar(
             name=name,
@@ -216,6 +218,15 @@ def _calendar(name: str, node: _Node) -> Calendar:
         )
     except CalendarError as exc:
         raise node.error(str(exc)) from None
+
+
+def _timezone(node: _Node) -> None:
+    try:
+        ZoneInfo(node.text())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise node.error(
+            f"unknown time zone {node.value!r}; use an IANA name such as America/New_York"
+        ) from None
 
 
 def _days(key: str, node: _Node) -> list[int]:

@@ -77,8 +77,12 @@ class Worker:
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
         self.app = self._app()
-        raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
-               "value_serializer": "raw"}
+        raw: dict[str, Any] = {
+            "key_type": bytes,
+            "value_type": bytes,
+            "key_serializer": "raw",
+            "value_serializer": "raw",
+        }
         self.tickets = self.app.topic(settings.topic("tickets"), **raw)
         self.outputs = {
             role: self.app.topic(settings.topic(role), **raw)
@@ -89,7 +93,9 @@ class Worker:
             "tickets", partitions=settings.partitions, key_type=bytes, value_type=bytes
         )
         self.processor = Processor(
-            policy, TableStore(self.table), recorder=self.metrics,
+            policy,
+            TableStore(self.table),
+            recorder=self.metrics,
             max_record_bytes=settings.max_record_bytes,
         )
         self.clocks: dict[int, int] = {}
@@ -170,7 +176,7 @@ class Worker:
         async def health(web: Any, request: Any) -> Any:
             return web.json(self.status())
 
-        app.on_partitions_revoked.connect(self._on_revoked)
+        app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
 
     # -- the agent's work --
 
@@ -234,9 +240,13 @@ class Worker:
                 count += 1
         self.indexed = actives
         log.info(
-            "assigned partitions %s of %s; indexed %d stored tickets in %.2fs; %d deadlines pending",
-            sorted(actives), self.tickets.get_topic_name(), count,
-            time.monotonic() - started, len(self.processor.index),
+            "assigned partitions %s of %s; indexed %d stored tickets in %.2fs; "
+            "%d deadlines pending",
+            sorted(actives),
+            self.tickets.get_topic_name(),
+            count,
+            time.monotonic() - started,
+            len(self.processor.index),
         )
 
     async def _on_revoked(self, sender: Any, revoked: Any, **_: Any) -> None:

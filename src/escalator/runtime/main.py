@@ -37,7 +37,11 @@ def run_worker(settings: Settings, policy: Policy) -> int:
     worker = Worker(settings, policy)
     log.info(
         "escalator worker %s: policy %s, store %s, web http://%s:%d (/metrics, /health), kafka %s",
-        settings.app_id, policy.version, settings.store, settings.web_bind, settings.web_port,
+        settings.app_id,
+        policy.version,
+        settings.store,
+        settings.web_bind,
+        settings.web_port,
         settings.bootstrap_servers,
     )
     faust_worker = faust.Worker(

@@ -1,8 +1,9 @@
 """Support figures from a stream of decisions (`simulate --summary` and `--compare`).
 
-Definitions follow docs/metrics.md: escalation rate = tickets escalated at least once ÷
-tickets; breach rate per target = breached ÷ applied; bounceback rate = escalated tickets that
-went back to a lower tier ÷ escalated tickets; handoff delay percentiles are nearest-rank.
+Definitions (docs/metrics.md): escalation rate = tickets escalated at least once ÷ tickets;
+breach rate per target = breached ÷ applied; bounceback rate = functionally escalated tickets
+that went back to a lower tier ÷ functionally escalated tickets; handoff percentiles are
+nearest-rank. Breaches and escalations retracted by late events do not count.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from escalator.domain.effects import (
     TargetStarted,
     TicketOpened,
 )
-from escalator.domain.policy import FUNCTIONAL
+from escalator.domain.policy import FUNCTIONAL, HIERARCHICAL
 
 
 def percentile(values: list[int], fraction: float) -> int | None:
@@ -43,10 +44,7 @@ class Summary:
     tickets: int = 0
     events: Counter[str] = field(default_factory=Counter)
     dead_letters: Counter[str] = field(default_factory=Counter)
-    escalated: set[str] = field(default_factory=set)
-    escalated_functional: set[str] = field(default_factory=set)
-    escalated_hierarchical: set[str] = field(default_factory=set)
-    escalations_to: Counter[str] = field(default_factory=Counter)
+    escalations: dict[str, EscalationRaised] = field(default_factory=dict)
     retracted_escalations: set[str] = field(default_factory=set)
     applied: Counter[str] = field(default_factory=Counter)
     breaches: dict[str, str] = field(default_factory=dict)  # breach id -> target
@@ -82,12 +80,18 @@ class Summary:
             self.notifications[effect.channel.partition(":")[0]] += 1
 
     def _escalation(self, effect: EscalationRaised) -> None:
-        self.escalated.add(effect.ticket_id)
-        if effect.kind == FUNCTIONAL:
-            self.escalated_functional.add(effect.ticket_id)
-        else:
-            self.escalated_hierarchical.add(effect.ticket_id)
-        self.escalations_to[effect.to_tier] += 1
+        self.escalations[effect.id] = effect
+
+    def standing_escalations(self) -> list[EscalationRaised]:
+        """Escalations not retracted by a late event."""
+        return [e for i, e in self.escalations.items() if i not in self.retracted_escalations]
+
+    def escalated(self, kind: str | None = None) -> set[str]:
+        """Tickets escalated at least once (of `kind`, if given)."""
+        return {e.ticket_id for e in self.standing_escalations() if kind is None or e.kind == kind}
+
+    def escalations_to(self) -> Counter[str]:
+        return Counter(e.to_tier for e in self.standing_escalations())
 
     def breached_ids(self) -> set[str]:
         return set(self.breaches) - self.retracted_breaches
@@ -95,14 +99,14 @@ class Summary:
     def report(self) -> dict[str, Any]:
         """The figures as a JSON-ready mapping."""
         breached = Counter(self.breaches[b] for b in self.breached_ids())
-        escalated = len(self.escalated)
+        functional = self.escalated(FUNCTIONAL)
         return {
             "tickets": self.tickets,
             "events": dict(sorted(self.events.items())),
             "dead_letters": dict(sorted(self.dead_letters.items())),
-            "escalation_rate": _ratio(escalated, self.tickets),
-            "functional_escalation_rate": _ratio(len(self.escalated_functional), self.tickets),
-            "hierarchical_escalation_rate": _ratio(len(self.escalated_hierarchical), self.tickets),
+            "escalation_rate": _ratio(len(self.escalated()), self.tickets),
+            "functional_escalation_rate": _ratio(len(functional), self.tickets),
+            "hierarchical_escalation_rate": _ratio(len(self.escalated(HIERARCHICAL)), self.tickets),
             "breach_rate": {
                 target: _ratio(breached[target], applied)
                 for target, applied in sorted(self.applied.items())
@@ -112,8 +116,8 @@ class Summary:
                 "p50": _seconds(percentile(self.handoffs, 0.5)),
                 "p90": _seconds(percentile(self.handoffs, 0.9)),
             },
-            "bounceback_rate": _ratio(len(self.bounced & self.escalated), escalated),
-            "escalations_to_tier": dict(sorted(self.escalations_to.items())),
+            "bounceback_rate": _ratio(len(self.bounced & functional), len(functional)),
+            "escalations_to_tier": dict(sorted(self.escalations_to().items())),
             "notifications_by_channel": dict(sorted(self.notifications.items())),
         }
 
@@ -129,13 +133,14 @@ def _seconds(ms: int | None) -> float | None:
 def compare(base: Summary, other: Summary) -> dict[str, Any]:
     """What changes when `other`'s policy replaces `base`'s on the same events."""
     before, after = base.breached_ids(), other.breached_ids()
-    tiers = sorted(set(base.escalations_to) | set(other.escalations_to))
+    before_tiers, after_tiers = base.escalations_to(), other.escalations_to()
+    tiers = sorted(set(before_tiers) | set(after_tiers))
     channels = sorted(set(base.notifications) | set(other.notifications))
     return {
         "breaches_gained": sorted(after - before),
         "breaches_lost": sorted(before - after),
         "escalations_per_tier": {
-            t: {"before": base.escalations_to[t], "after": other.escalations_to[t]} for t in tiers
+            t: {"before": before_tiers[t], "after": after_tiers[t]} for t in tiers
         },
         "notifications_per_channel": {
             c: {"before": base.notifications[c], "after": other.notifications[c]} for c in channels

@@ -1,0 +1,210 @@
+"""Real-broker test harness: topics, producers, consumers and worker processes.
+
+Each test gets its own topic prefix and application id, so tests share one broker without
+sharing data. Workers run as real `escalator worker` processes (the same command users run),
+so SIGTERM and SIGKILL mean what they mean in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+
+from escalator.config.settings import Settings
+from escalator.runtime.topics import create_topics
+
+ROOT = Path(__file__).resolve().parents[2]
+ESCALATOR = str(Path(sys.executable).parent / "escalator")
+
+
+@dataclass(frozen=True)
+class Broker:
+    bootstrap: str
+    script: str | None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class WorkerProcess:
+    name: str
+    proc: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    def health(self) -> dict[str, Any] | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2) as r:
+                return dict(orjson.loads(r.read()))
+        except OSError:
+            return None
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+            return str(r.read().decode())
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 60, partitions: int | None = None) -> dict[str, Any]:
+        """Wait until the worker owns partitions (and optionally exactly `partitions` of them)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker {self.name} exited early:\n{self.log()[-3000:]}")
+            status = self.health()
+            owned = len(status["partitions"]) if status else 0
+            if status and owned and (partitions is None or owned == partitions):
+                return status
+            time.sleep(0.2)
+        raise AssertionError(f"worker {self.name} not ready in {timeout}s:\n{self.log()[-3000:]}")
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return int(self.proc.returncode)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@dataclass
+class WorkerFactory:
+    broker: Broker
+    tmp_path: Path
+    run_id: str
+    partitions: int = 4
+    started: list[WorkerProcess] = field(default_factory=list)
+
+    @property
+    def prefix(self) -> str:
+        return f"t{self.run_id}."
+
+    @property
+    def app_id(self) -> str:
+        return f"esc-{self.run_id}"
+
+    def settings(self) -> Settings:
+        return Settings(
+            bootstrap_servers=self.broker.bootstrap,
+            app_id=self.app_id,
+            topic_prefix=self.prefix,
+            partitions=self.partitions,
+        )
+
+    def topic(self, role: str) -> str:
+        return self.settings().topic(role)
+
+    async def create_topics(self) -> None:
+        await create_topics(self.settings())
+
+    def env(self, name: str, **extra: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            ESCALATOR_BOOTSTRAP_SERVERS=self.broker.bootstrap,
+            ESCALATOR_APP_ID=self.app_id,
+            ESCALATOR_TOPIC_PREFIX=self.prefix,
+            ESCALATOR_PARTITIONS=str(self.partitions),
+            ESCALATOR_STORE="rocksdb",
+            ESCALATOR_DATA_DIR=str(self.tmp_path / f"data-{name}"),
+            ESCALATOR_SESSION_TIMEOUT="6s",
+            ESCALATOR_LOG_LEVEL="info",
+        )
+        env.update(extra)
+        return env
+
+    def start(self, name: str = "w1", **extra: str) -> WorkerProcess:
+        port = int(extra.pop("ESCALATOR_WEB_PORT", 0)) or free_port()
+        log_path = self.tmp_path / f"{name}.log"
+        env = self.env(name, ESCALATOR_WEB_PORT=str(port), **extra)
+        with log_path.open("ab") as out:
+            proc = subprocess.Popen(
+                [ESCALATOR, "worker"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.tmp_path,
+            )
+        worker = WorkerProcess(name, proc, port, log_path)
+        self.started.append(worker)
+        return worker
+
+    def stop_all(self) -> None:
+        for worker in self.started:
+            worker.stop(timeout=20)
+
+
+async def produce(bootstrap: str, topic: str, docs: Iterable[dict[str, Any] | bytes]) -> None:
+    """Send CloudEvents (dicts keyed by `subject`) or raw bytes (no key); wait for acks."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        futures = []
+        for doc in docs:
+            if isinstance(doc, bytes):
+                futures.append(await producer.send(topic, doc))
+            else:
+                key = str(doc.get("subject", "")).encode()
+                futures.append(await producer.send(topic, orjson.dumps(doc), key=key))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def consume(
+    bootstrap: str,
+    topic: str,
+    until: Callable[[list[dict[str, Any]]], bool],
+    timeout: float,
+) -> list[dict[str, Any]]:
+    """Read `topic` from the beginning until `until(records)` holds or `timeout` passes."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    records: list[dict[str, Any]] = []
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions is None:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
+        await consumer.seek_to_beginning()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not until(records):
+            batch = await consumer.getmany(timeout_ms=200)
+            for items in batch.values():
+                for record in items:
+                    records.append(orjson.loads(record.value))
+    finally:
+        await consumer.stop()
+    return records
+
+
+def ids_of(records: list[dict[str, Any]], kind: str | None = None) -> list[str]:
+    return [str(r["id"]) for r in records if kind is None or r.get("type") == kind]

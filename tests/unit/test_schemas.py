@@ -1,0 +1,74 @@
+"""The shipped JSON Schemas describe what escalator accepts and what it emits."""
+
+from __future__ import annotations
+
+import json
+
+import orjson
+import pytest
+from jsonschema import Draft202012Validator
+
+from escalator.service import simulate
+from tests.helpers import ROOT, comment, created, example_policy, jsonl, ms
+
+INBOUND = Draft202012Validator(json.loads((ROOT / "schemas/ticket-event.schema.json").read_text()))
+OUTBOUND = Draft202012Validator(
+    json.loads((ROOT / "schemas/escalator-output.schema.json").read_text())
+)
+TOUR = (ROOT / "examples/tour.jsonl").read_bytes().splitlines()
+
+
+def test_tour_events_match_the_inbound_schema() -> None:
+    for line in TOUR:
+        INBOUND.validate(orjson.loads(line))
+
+
+def test_every_output_of_the_tour_matches_the_outbound_schema() -> None:
+    result = simulate.run(TOUR, example_policy(), ms("2026-11-24T23:00:00Z"))
+    types = set()
+    for emission in result.emissions:
+        doc = orjson.loads(emission.value)
+        OUTBOUND.validate(doc)
+        types.add(doc["type"])
+    assert types >= {
+        "sla.warning",
+        "sla.breached",
+        "sla.breach_retracted",
+        "escalation.raised",
+        "escalation.retracted",
+        "notification.requested",
+    }
+
+
+def _bad_severity() -> dict:
+    doc = created("T-2", "2026-11-24T10:01:00Z")
+    doc["data"]["severity"] = "P9"
+    return doc
+
+
+def _no_subject() -> dict:
+    doc = comment("T-1", "2026-11-24T10:05:00Z")
+    del doc["subject"]
+    return doc
+
+
+def _no_public_flag() -> dict:
+    doc = comment("T-1", "2026-11-24T10:05:00Z")
+    del doc["data"]["public"]
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("build", "accepted"),
+    [
+        (lambda: comment("T-1", "2026-11-24T10:05:00Z"), True),
+        (_bad_severity, False),
+        (_no_subject, False),
+        (_no_public_flag, False),
+    ],
+)
+def test_inbound_schema_and_decoder_agree(build, accepted: bool) -> None:
+    doc = build()
+    assert INBOUND.is_valid(doc) == accepted
+    result = simulate.run(jsonl(created("T-1", "2026-11-24T10:00:00Z"), doc), example_policy())
+    assert (not result.dead_letters) == accepted
