@@ -137,12 +137,13 @@ def next_instant(clock: Clock) -> int | None:
 def skip_passed_warnings(
     clock: Clock, thresholds: tuple[Threshold, ...], calendar: Calendar, now: int
 ) -> None:
-    """Mark warnings whose instant is already behind the clock as done, without emitting them."""
+    """Mark warnings already behind the clock (or behind the open time spent) as done."""
     for threshold in thresholds:
         if threshold.label in clock.warned:
             continue
         instant = warning_instant(clock, threshold, calendar)
-        if instant is not None and instant < now:
+        passed = threshold.elapsed_at(clock.budget_ms) <= clock.elapsed_ms and clock.elapsed_ms
+        if passed or (instant is not None and instant < now):
             clock.warned.append(threshold.label)
 
 
