@@ -26,6 +26,7 @@ from aiokafka.structs import TopicPartition
 
 from escalator.config.settings import Settings
 from escalator.runtime.topics import create_topics
+from tests.helpers import iso
 
 ROOT = Path(__file__).resolve().parents[2]
 ESCALATOR = str(Path(sys.executable).parent / "escalator")
@@ -204,6 +205,47 @@ async def consume(
     finally:
         await consumer.stop()
     return records
+
+
+async def assign_all(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """Assign every partition of `topic` (no group) and seek to the beginning."""
+    partitions = consumer.partitions_for_topic(topic)
+    if partitions is None:
+        await consumer._client.force_metadata_update()  # noqa: SLF001 - test-only nudge
+        partitions = consumer.partitions_for_topic(topic) or set()
+    assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+    assert assigned, f"topic {topic} has no partitions"
+    consumer.assign(assigned)
+    await consumer.seek_to_beginning()
+    return assigned
+
+
+async def read_input(bootstrap: str, topic: str) -> list[bytes]:
+    """The input as a worker saw it: every non-tick record, in broker-timestamp order, with the
+    CloudEvents `arrivaltime` set to its timestamp — what `simulate` needs to replay it."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    rows: list[tuple[int, int, int, bytes]] = []
+    try:
+        partitions = await assign_all(consumer, topic)
+        ends = await consumer.end_offsets(partitions)
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            for tp, records in (await consumer.getmany(timeout_ms=500)).items():
+                for r in records:
+                    if r.key == b"__escalator_tick__":
+                        continue
+                    assert r.timestamp_type == 1, "input topics must use LogAppendTime"
+                    try:
+                        doc = orjson.loads(r.value)
+                        doc["arrivaltime"] = iso(r.timestamp)
+                        value = orjson.dumps(doc)
+                    except (orjson.JSONDecodeError, TypeError):
+                        value = r.value  # bad input stays bad: simulate dead-letters it too
+                    rows.append((r.timestamp, tp.partition, r.offset, value))
+    finally:
+        await consumer.stop()
+    rows.sort()
+    return [row[3] for row in rows]
 
 
 def ids_of(records: list[dict[str, Any]], kind: str | None = None) -> list[str]:

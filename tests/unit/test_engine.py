@@ -335,3 +335,12 @@ def test_ids_are_stable_across_runs_and_never_contain_the_policy_version() -> No
     assert first == second
     assert first
     assert not any("example-2026.11" in i for i in first)
+
+
+def test_on_hold_pauses_like_pending_by_default() -> None:
+    state = engine.apply(None, event(created("T-1", T0)), POLICY).state
+    engine.apply(state, event(comment("T-1", "2026-11-24T10:05:00Z")), POLICY)
+    engine.apply(state, event(status("T-1", "2026-11-24T10:15:00Z", "on_hold")), POLICY)
+    assert state.clocks["next_update.1"].paused
+    assert state.clocks["resolution"].paused
+    assert not any(c.target == "inactivity" for c in state.clocks.values())

@@ -8,7 +8,8 @@ Time rules (documented in docs/time.md):
   warning) fires once the clock has passed it: before an event arriving later is applied, or by
   `advance()` with a later `now`. Events arriving at the same instant as a deadline are applied
   first, so a reply at the very deadline is on time.
-- An event's `time` is clamped to its arrival: nothing happens after it was received.
+- An event's `time` is clamped to its arrival (nothing happens after it was received) and to
+  the ticket's creation (nothing happens to a ticket before it existed).
 - A fulfilling event whose `time` is before a deadline that was already breached retracts the
   breach (and the escalation it caused).
 """
@@ -89,7 +90,8 @@ def apply(
     _fire_due(decision, policy, now)
     state.clock = now
     state.remember(event.id)
-    step = _Step(decision, policy, at, now, event.id)
+    # Nothing about a ticket happens before it was created (a late event may claim so).
+    step = _Step(decision, policy, max(at, state.created_at), now, event.id)
     payload = event.payload
     if isinstance(payload, TicketCommented):
         step.commented(payload)

@@ -1,0 +1,69 @@
+"""The `escalator` command as users run it (a real subprocess)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+
+from tests.helpers import ROOT
+
+ESCALATOR = str(Path(sys.executable).parent / "escalator")
+TOUR = str(ROOT / "examples" / "tour.jsonl")
+
+
+def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([ESCALATOR, *args], capture_output=True, input=stdin, check=False)
+
+
+def test_policy_check_accepts_the_example_and_names_errors(tmp_path: Path) -> None:
+    ok = run("policy", "check", str(ROOT / "examples" / "policy.yaml"))
+    assert ok.returncode == 0
+    assert b"version example-2026.11, 8 target rules" in ok.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: x\ntargets: []\ntiers: []\nsurprise: 1\n")
+    failed = run("policy", "check", str(bad))
+    assert failed.returncode == 2
+    assert failed.stderr.decode().strip() == (
+        f"error: {bad}:4: surprise: unknown key; allowed: version, calendars, warnings, "
+        "targets, pauses, tiers, triggers"
+    )
+
+
+def test_simulate_reads_stdin_and_prints_cloudevents() -> None:
+    done = run("simulate", "--until", "2026-11-24T12:00:00Z", "-", stdin=Path(TOUR).read_bytes())
+    assert done.returncode == 0
+    docs = [orjson.loads(line) for line in done.stdout.splitlines()]
+    assert docs
+    assert {d["specversion"] for d in docs} == {"1.0"}
+    assert "T-100/c1/first_response/breach" in {d["id"] for d in docs}
+
+
+def test_simulate_summary_and_compare() -> None:
+    summary = orjson.loads(
+        run("simulate", "--summary", "--until", "2026-11-24T12:00:00Z", TOUR).stdout
+    )
+    assert summary["tickets"] == 3
+    assert summary["bounceback_rate"] == 1.0  # T-102 went L1 → L2 → L1
+    assert summary["handoff_delay_seconds"]["p50"] == 900.0  # transfer 10:25, assigned 10:40
+    compared = orjson.loads(
+        run(
+            "simulate",
+            "--compare",
+            str(ROOT / "examples/policy-strict.yaml"),
+            "--until",
+            "2026-11-24T12:00:00Z",
+            TOUR,
+        ).stdout
+    )
+    # Strict enterprise P1 (10m): the reply at 10:14 is now late for T-100.
+    assert compared["breaches_gained"] == ["T-100/c1/first_response/breach"]
+    assert compared["breaches_lost"] == []
+
+
+def test_simulate_rejects_a_bad_until() -> None:
+    done = run("simulate", "--until", "tomorrow", TOUR)
+    assert done.returncode == 2
+    assert b"--until" in done.stderr
