@@ -211,7 +211,7 @@ async def assign_all(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartit
     """Assign every partition of `topic` (no group) and seek to the beginning."""
     partitions = consumer.partitions_for_topic(topic)
     if partitions is None:
-        await consumer._client.force_metadata_update()  # noqa: SLF001 - test-only nudge
+        await consumer._client.force_metadata_update()  # test-only: load metadata now
         partitions = consumer.partitions_for_topic(topic) or set()
     assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
     assert assigned, f"topic {topic} has no partitions"
