@@ -300,6 +300,27 @@ def topics_create(**kw: Any) -> None:
     help="Larger inbound records are dead-lettered [ESCALATOR_MAX_RECORD_BYTES].",
 )
 @click.option(
+    "--max-request-bytes",
+    envvar="ESCALATOR_MAX_REQUEST_BYTES",
+    type=int,
+    default=5 * 1024 * 1024,
+    show_default=True,
+    help="Larger HTTP request bodies get 413 [ESCALATOR_MAX_REQUEST_BYTES].",
+)
+@click.option(
+    "--http-token",
+    envvar="ESCALATOR_HTTP_TOKEN",
+    help="Bearer token required on ingest and admin endpoints; prefer the env variable "
+    "[ESCALATOR_HTTP_TOKEN].",
+)
+@click.option(
+    "--retention",
+    envvar="ESCALATOR_RETENTION",
+    default="7d",
+    show_default=True,
+    help="How long a solved/closed ticket's state is kept [ESCALATOR_RETENTION].",
+)
+@click.option(
     "--log-level",
     envvar="ESCALATOR_LOG_LEVEL",
     default="info",
@@ -315,7 +336,7 @@ def topics_create(**kw: Any) -> None:
     type=click.Choice(["text", "json"]),
     help="[ESCALATOR_LOG_FORMAT]",
 )
-def worker(policy_file: Path, session_timeout: str, **kw: Any) -> None:
+def worker(policy_file: Path, session_timeout: str, retention: str, **kw: Any) -> None:
     """Run a stream worker: consume tickets.events, keep SLA state, emit escalations.
 
     Start as many as you have partitions; they share the work through the Kafka consumer
@@ -325,11 +346,18 @@ def worker(policy_file: Path, session_timeout: str, **kw: Any) -> None:
     from escalator.runtime.main import run_worker
 
     loaded = _load_policy_or_exit(policy_file)
-    try:
-        session_s = parse_duration(session_timeout) / 1000
-    except DurationError as exc:
-        raise click.BadParameter(str(exc), param_hint="--session-timeout") from None
-    settings = settings_from(policy_file=policy_file, session_timeout_s=session_s, **kw)
+    durations = {}
+    for hint, text in (("--session-timeout", session_timeout), ("--retention", retention)):
+        try:
+            durations[hint] = parse_duration(text)
+        except DurationError as exc:
+            raise click.BadParameter(str(exc), param_hint=hint) from None
+    settings = settings_from(
+        policy_file=policy_file,
+        session_timeout_s=durations["--session-timeout"] / 1000,
+        retention_ms=durations["--retention"],
+        **kw,
+    )
     sys.exit(run_worker(settings, loaded))
 
 

@@ -56,6 +56,9 @@ class Settings:
     tick_interval_s: float = 0.25
     standby_replicas: int = 0
     max_record_bytes: int = 1024 * 1024
+    max_request_bytes: int = 5 * 1024 * 1024
+    http_token: str | None = field(default=None, repr=False)
+    retention_ms: int = 7 * 24 * 3600 * 1000
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     def topic(self, role: str) -> str:

@@ -27,6 +27,7 @@ from escalator.adapters.deadletter import Origin
 from escalator.config.settings import Settings
 from escalator.domain.policy import Policy
 from escalator.metrics import Metrics
+from escalator.runtime import web
 from escalator.service.processor import Emission, Processor
 
 log = logging.getLogger("escalator.worker")
@@ -97,6 +98,7 @@ class Worker:
             TableStore(self.table),
             recorder=self.metrics,
             max_record_bytes=settings.max_record_bytes,
+            retention_ms=settings.retention_ms,
         )
         self.clocks: dict[int, int] = {}
         self.ticks_pending: dict[int, int] = {}
@@ -172,10 +174,7 @@ class Worker:
             except Exception:  # an exception escaping a Faust timer kills the worker
                 log.exception("deadline sweep failed; retrying on the next tick")
 
-        @app.page("/health")
-        async def health(web: Any, request: Any) -> Any:
-            return web.json(self.status())
-
+        web.install(self)
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
 
     # -- the agent's work --

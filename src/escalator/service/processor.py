@@ -18,7 +18,7 @@ from escalator.adapters.state_codec import decode_state, encode_state, index_ent
 from escalator.domain import engine
 from escalator.domain.effects import OUTBOUND_TYPES, Effect, NotificationRequested, Outbound
 from escalator.domain.policy import Policy
-from escalator.domain.state import TicketState
+from escalator.domain.state import DONE_STATUSES, TicketState
 from escalator.errors import InvalidEvent
 from escalator.service.deadlines import DeadlineIndex
 
@@ -26,6 +26,7 @@ ESCALATIONS: Final = "escalations"
 NOTIFICATIONS: Final = "notifications"
 DEADLETTER: Final = "deadletter"
 DEFAULT_MAX_RECORD: Final = 1024 * 1024
+DEFAULT_RETENTION_MS: Final = 7 * 24 * 3600 * 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,7 @@ class Processor:
         recorder: Recorder | None = None,
         max_record_bytes: int = DEFAULT_MAX_RECORD,
         limits: engine.Limits | None = None,
+        retention_ms: int = DEFAULT_RETENTION_MS,
     ) -> None:
         self.policy = policy
         self.store = store
@@ -79,6 +81,8 @@ class Processor:
         self.recorder: Recorder = recorder or NullRecorder()
         self.max_record_bytes = max_record_bytes
         self.limits = limits or engine.DEFAULT_LIMITS
+        self.retention_ms = retention_ms
+        self.purged = 0
 
     def on_record(self, raw: bytes, arrival: int, partition: int, origin: Origin) -> list[Emission]:
         """Apply one inbound record arriving at `arrival`; bad input becomes a dead letter."""
@@ -104,6 +108,11 @@ class Processor:
             state = self._load(ticket_id)
             if state is None:
                 continue
+            purge_at = self._purge_at(state)
+            if purge_at is not None and purge_at < now:
+                del self.store[ticket_id]  # a tombstone in the changelog: state stays bounded
+                self.purged += 1
+                continue
             emissions.extend(self._commit(partition, engine.advance(state, self.policy, now)))
         return emissions
 
@@ -122,9 +131,19 @@ class Processor:
         raw = self.store.get(ticket_id)
         return decode_state(raw) if raw is not None else None
 
+    def _purge_at(self, state: TicketState) -> int | None:
+        """When a solved or closed ticket's state is deleted (reopening later is refused)."""
+        if state.status not in DONE_STATUSES:
+            return None
+        done_at = state.closed_at if state.closed_at is not None else state.solved_at
+        return None if done_at is None else done_at + self.retention_ms
+
     def _commit(self, partition: int, decision: engine.Decision) -> list[Emission]:
         state = decision.state
         due = engine.next_due(state)
+        purge_at = self._purge_at(state)
+        if purge_at is not None:
+            due = purge_at if due is None else min(due, purge_at)
         self.store[state.ticket_id] = encode_state(state, partition, due)
         self.index.set(partition, state.ticket_id, due)
         emissions: list[Emission] = []

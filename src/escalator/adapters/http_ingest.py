@@ -1,0 +1,84 @@
+"""CloudEvents HTTP binding for ingest: request bodies → validated events, or a precise error.
+
+Structured mode (`application/cloudevents+json`, one event) and batch mode
+(`application/cloudevents-batch+json`, a JSON array). A batch is all-or-nothing: one bad event
+refuses the whole request, naming its index and field, so a client never has to work out which
+half was accepted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+
+from escalator.adapters.cloudevents import event_from_dict
+from escalator.errors import InvalidEvent
+
+STRUCTURED: Final = "application/cloudevents+json"
+BATCH: Final = "application/cloudevents-batch+json"
+PLAIN_JSON: Final = "application/json"
+MAX_BATCH: Final = 1000
+
+
+class HttpError(Exception):
+    """An HTTP error answer: status code and a JSON body without stack traces."""
+
+    def __init__(self, status: int, error: str, message: str, index: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.message = message
+        self.index = index
+
+    def body(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"error": self.error, "message": self.message}
+        if self.index is not None:
+            doc["index"] = self.index
+        return doc
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """An event ready to produce: its Kafka key (the ticket id), bytes and CloudEvent id."""
+
+    key: bytes
+    value: bytes
+    event_id: str
+
+
+def media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";")[0].strip().lower()
+
+
+def parse_ingest(content_type: str | None, body: bytes) -> list[Accepted]:
+    """Validate an ingest request; raise HttpError (400/415) naming what is wrong."""
+    kind = media_type(content_type)
+    if kind not in (STRUCTURED, BATCH, PLAIN_JSON):
+        raise HttpError(
+            415,
+            "unsupported_media_type",
+            f"content type {kind or 'none'!r}; use {STRUCTURED} or {BATCH}",
+        )
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise HttpError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+    if kind == BATCH:
+        if not isinstance(doc, list):
+            raise HttpError(400, "not_a_batch", f"{BATCH} needs a JSON array of CloudEvents")
+        if len(doc) > MAX_BATCH:
+            raise HttpError(413, "batch_too_large", f"at most {MAX_BATCH} events per batch")
+        return [_accept(item, index) for index, item in enumerate(doc)]
+    return [_accept(doc, None)]
+
+
+def _accept(doc: Any, index: int | None) -> Accepted:
+    if not isinstance(doc, dict):
+        raise HttpError(400, "not_an_object", "a CloudEvent must be a JSON object", index)
+    try:
+        event = event_from_dict(doc)
+    except InvalidEvent as exc:
+        raise HttpError(400, exc.reason, exc.message, index) from None
+    return Accepted(event.ticket_id.encode(), orjson.dumps(doc), event.id)

@@ -1,0 +1,88 @@
+"""HTTP endpoints on the worker's web port (Faust's aiohttp server).
+
+- POST /events            CloudEvents HTTP binding → tickets.events (202 after Kafka acked)
+- GET  /tickets/{id}      live SLA status, answered by the worker that owns the ticket
+- GET  /health, /metrics  always open; everything else needs the bearer token when one is set
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from typing import TYPE_CHECKING
+
+from faust.web import Request, Response, View
+
+from escalator.adapters.http_ingest import HttpError, parse_ingest
+from escalator.adapters.state_codec import decode_state
+from escalator.adapters.state_view import ticket_view
+
+if TYPE_CHECKING:
+    from escalator.runtime.app import Worker
+
+log = logging.getLogger("escalator.web")
+
+
+def check_auth(request: Request, token: str | None) -> None:
+    """Bearer-token check (constant time); no token configured means open."""
+    if not token:
+        return
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+        raise HttpError(401, "unauthorized", "missing or wrong bearer token")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    length = getattr(request, "content_length", None)  # aiohttp's Request at run time
+    if length is not None and length > limit:
+        raise HttpError(413, "too_large", f"request body over {limit} bytes")
+    body: bytes = await request.read()
+    if len(body) > limit:
+        raise HttpError(413, "too_large", f"request body over {limit} bytes")
+    return body
+
+
+def install(worker: Worker) -> None:
+    """Register escalator's pages on the worker's Faust app."""
+    app = worker.app
+    settings = worker.settings
+
+    class Events(View):
+        async def post(self, request: Request) -> Response:
+            try:
+                check_auth(request, settings.http_token)
+                body = await read_body(request, settings.max_request_bytes)
+                accepted = parse_ingest(request.headers.get("Content-Type"), body)
+            except HttpError as exc:
+                return self.json(exc.body(), status=exc.status)
+            try:
+                futures = [
+                    await worker.tickets.send(key=item.key, value=item.value) for item in accepted
+                ]
+                await asyncio.wait_for(asyncio.gather(*futures), timeout=30)
+            except Exception as exc:  # noqa: BLE001 - any produce failure means "try again"
+                log.warning("ingest: Kafka did not acknowledge %d events: %r", len(accepted), exc)
+                error = HttpError(503, "kafka_unavailable", "Kafka did not acknowledge; retry")
+                return self.json(error.body(), status=503)
+            return self.json({"accepted": [item.event_id for item in accepted]}, status=202)
+
+    app.page("/events")(Events)
+
+    @app.page("/tickets/{ticket_id}")
+    @app.table_route(table=worker.table, match_info="ticket_id")
+    async def ticket(web: View, request: Request, ticket_id: str) -> Response:
+        try:
+            check_auth(request, settings.http_token)
+        except HttpError as exc:
+            return web.json(exc.body(), status=exc.status)
+        raw = worker.table.get(ticket_id.encode())
+        if raw is None:
+            missing = HttpError(404, "not_found", f"no open ticket {ticket_id!r} here")
+            return web.json(missing.body(), status=404)
+        return web.json(ticket_view(decode_state(raw), worker.processor.policy.version))
+
+    @app.page("/health")
+    async def health(web: View, request: Request) -> Response:
+        return web.json(worker.status())

@@ -1,0 +1,75 @@
+"""The processor shared by the worker and simulate: state, index, retention, dead letters."""
+
+from __future__ import annotations
+
+import orjson
+
+from escalator.adapters.deadletter import Origin, original_bytes
+from escalator.adapters.state_codec import decode_state
+from escalator.service.processor import Processor
+from tests.helpers import comment, created, example_policy, ms, status
+
+ORIGIN = Origin("tickets.events", 3, 41)
+DAY = 24 * 3600_000
+
+
+def feed(processor: Processor, doc: dict, arrival: str) -> list:
+    return processor.on_record(orjson.dumps(doc), ms(arrival), 3, ORIGIN)
+
+
+def test_state_is_saved_and_indexed_per_partition() -> None:
+    store: dict[str, bytes] = {}
+    processor = Processor(example_policy(), store)
+    feed(processor, created("T-1", "2026-11-24T10:00:00Z"), "2026-11-24T10:00:00Z")
+    assert decode_state(store["T-1"]).severity == "P1"
+    assert processor.next_due(3) == ms("2026-11-24T10:11:15Z")  # the 0.75 warning
+    assert processor.next_due(0) is None
+
+
+def test_solved_ticket_is_deleted_after_retention() -> None:
+    store: dict[str, bytes] = {}
+    processor = Processor(example_policy(), store, retention_ms=7 * DAY)
+    feed(processor, created("T-1", "2026-11-24T10:00:00Z"), "2026-11-24T10:00:00Z")
+    feed(processor, comment("T-1", "2026-11-24T10:01:00Z"), "2026-11-24T10:01:00Z")
+    feed(processor, status("T-1", "2026-11-24T10:02:00Z", "solved"), "2026-11-24T10:02:00Z")
+    purge_at = ms("2026-11-24T10:02:00Z") + 7 * DAY
+    assert processor.next_due(3) == purge_at
+    assert processor.on_tick(3, purge_at) == []
+    assert "T-1" in store
+    processor.on_tick(3, purge_at + 1)
+    assert "T-1" not in store
+    assert processor.purged == 1
+    late = feed(processor, status("T-1", "2026-12-02T10:00:00Z", "open"), "2026-12-02T10:00:00Z")
+    assert orjson.loads(late[0].value)["reason"] == "unknown_ticket"
+
+
+def test_reopen_before_retention_keeps_the_ticket() -> None:
+    store: dict[str, bytes] = {}
+    processor = Processor(example_policy(), store, retention_ms=DAY)
+    feed(processor, created("T-1", "2026-11-24T10:00:00Z"), "2026-11-24T10:00:00Z")
+    feed(processor, status("T-1", "2026-11-24T10:02:00Z", "solved"), "2026-11-24T10:02:00Z")
+    feed(processor, status("T-1", "2026-11-24T12:00:00Z", "open"), "2026-11-24T12:00:00Z")
+    processor.on_tick(3, ms("2026-11-24T10:02:00Z") + DAY + 1)
+    assert decode_state(store["T-1"]).cycle == 2
+
+
+def test_dead_letter_keeps_the_original_bytes_and_origin() -> None:
+    processor = Processor(example_policy(), {})
+    raw = b"\xff\xfenot json"
+    (letter,) = processor.on_record(raw, ms("2026-11-24T10:00:00Z"), 3, ORIGIN)
+    meta, original = original_bytes(letter.value)
+    assert original == raw
+    assert meta["reason"] == "not_utf8"
+    assert (meta["source_topic"], meta["source_partition"], meta["source_offset"]) == (
+        "tickets.events",
+        3,
+        41,
+    )
+
+
+def test_oversized_record_is_dead_lettered() -> None:
+    processor = Processor(example_policy(), {}, max_record_bytes=100)
+    doc = created("T-1", "2026-11-24T10:00:00Z")
+    doc["data"]["summary"] = "x" * 200
+    (letter,) = feed(processor, doc, "2026-11-24T10:00:00Z")
+    assert orjson.loads(letter.value)["reason"] == "oversized"
