@@ -23,100 +23,6 @@ def main() -> None:
     """escalator: SLA escalation processor for support and operations teams."""
 
 
-# --- policy -----------------------------------------------------------------------------------
-
-
-@main.group()
-def policy() -> None:
-    """Check and publish policy files."""
-
-
-@policy.command("check")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-def policy_check(file: Path) -> None:
-    """Validate FILE; print a one-line summary, or the error with file, line and field."""
-    loaded = _load_policy_or_exit(file)
-    click.echo(
-        f"{file}: ok — version {loaded.version}, {len(loaded.targets)} target rules, "
-        f"{len(loaded.calendars)} calendars, tiers {' → '.join(t.name for t in loaded.tiers)}"
-    )
-
-
-def _load_policy_or_exit(file: Path):  # type: ignore[no-untyped-def]
-    try:
-        return load_policy(file)
-    except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-
-
-# --- simulate ---------------------------------------------------------------------------------
-
-
-@main.command()
-@click.option(
-    "--policy",
-    "policy_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=str(DEFAULT_POLICY),
-    show_default="the built-in example policy",
-    help="Policy YAML to apply.",
-)
-@click.option("--until", help="Fire every timer due up to this RFC 3339 instant.")
-@click.option("--summary", is_flag=True, help="Print support figures (JSON) instead of events.")
-@click.option(
-    "--compare",
-    "compare_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Backtest a second policy on the same events and print what changes.",
-)
-@click.argument("events", type=click.File("rb"), default="-")
-def simulate(
-    policy_file: Path,
-    until: str | None,
-    summary: bool,
-    compare_file: Path | None,
-    events: IO[bytes],
-) -> None:
-    """Run the engine offline over EVENTS (JSON lines, '-' for stdin) and print its output.
-
-    Each input line is a CloudEvent; input order is arrival order. A line arrives at its
-    `arrivaltime` attribute, or else at its `time`. Output: one CloudEvent JSON per line, in
-    emission order. Refused lines are reported on stderr with their reason.
-    """
-    from escalator.service import simulate as sim
-    from escalator.service.summary import compare
-
-    base_policy = _load_policy_or_exit(policy_file)
-    until_ms = None
-    if until is not None:
-        try:
-            until_ms = parse_time(until, "--until")
-        except InvalidEvent as exc:
-            raise click.BadParameter(exc.message, param_hint="--until") from None
-    lines = events.read().splitlines()
-    result = sim.run(lines, base_policy, until_ms)
-    for letter in result.dead_letters:
-        doc = orjson.loads(letter.value)
-        click.echo(
-            f"dead-letter: line {doc['source_offset']}: {doc['reason']}: {doc['message']}",
-            err=True,
-        )
-    out = click.get_binary_stream("stdout")
-    if compare_file is not None:
-        other = sim.run(lines, _load_policy_or_exit(compare_file), until_ms)
-        report = compare(result.summary, other.summary)
-        out.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
-        return
-    if summary:
-        out.write(orjson.dumps(result.summary.report(), option=orjson.OPT_INDENT_2) + b"\n")
-        return
-    for emission in result.emissions:
-        out.write(emission.value + b"\n")
-
-
-# --- Kafka-facing commands -------------------------------------------------------------------
-
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -207,6 +113,118 @@ def settings_from(**kw: Any) -> Settings:
     return Settings(security=security, **kw)
 
 
+# --- policy -----------------------------------------------------------------------------------
+
+
+@main.group()
+def policy() -> None:
+    """Check and publish policy files."""
+
+
+@policy.command("check")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def policy_check(file: Path) -> None:
+    """Validate FILE; print a one-line summary, or the error with file, line and field."""
+    loaded = _load_policy_or_exit(file)
+    click.echo(
+        f"{file}: ok — version {loaded.version}, {len(loaded.targets)} target rules, "
+        f"{len(loaded.calendars)} calendars, tiers {' → '.join(t.name for t in loaded.tiers)}"
+    )
+
+
+@policy.command("apply")
+@kafka_options
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def policy_apply(file: Path, **kw: Any) -> None:
+    """Validate FILE and publish it: every running worker switches to it within a second.
+
+    A file that does not validate is refused with the error, and the workers keep the version
+    they have.
+    """
+    from escalator.runtime.policy_topic import publish
+
+    _load_policy_or_exit(file)
+    settings = settings_from(**kw)
+    applied = asyncio.run(publish(settings, file.read_text(encoding="utf-8"), str(file)))
+    click.echo(f"applied policy {applied.version} to {settings.topic('policy')}")
+
+
+def _load_policy_or_exit(file: Path):  # type: ignore[no-untyped-def]
+    try:
+        return load_policy(file)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+# --- simulate ---------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=str(DEFAULT_POLICY),
+    show_default="the built-in example policy",
+    help="Policy YAML to apply.",
+)
+@click.option("--until", help="Fire every timer due up to this RFC 3339 instant.")
+@click.option("--summary", is_flag=True, help="Print support figures (JSON) instead of events.")
+@click.option(
+    "--compare",
+    "compare_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Backtest a second policy on the same events and print what changes.",
+)
+@click.argument("events", type=click.File("rb"), default="-")
+def simulate(
+    policy_file: Path,
+    until: str | None,
+    summary: bool,
+    compare_file: Path | None,
+    events: IO[bytes],
+) -> None:
+    """Run the engine offline over EVENTS (JSON lines, '-' for stdin) and print its output.
+
+    Each input line is a CloudEvent; input order is arrival order. A line arrives at its
+    `arrivaltime` attribute, or else at its `time`. Output: one CloudEvent JSON per line, in
+    emission order. Refused lines are reported on stderr with their reason.
+    """
+    from escalator.service import simulate as sim
+    from escalator.service.summary import compare
+
+    base_policy = _load_policy_or_exit(policy_file)
+    until_ms = None
+    if until is not None:
+        try:
+            until_ms = parse_time(until, "--until")
+        except InvalidEvent as exc:
+            raise click.BadParameter(exc.message, param_hint="--until") from None
+    lines = events.read().splitlines()
+    result = sim.run(lines, base_policy, until_ms)
+    for letter in result.dead_letters:
+        doc = orjson.loads(letter.value)
+        click.echo(
+            f"dead-letter: line {doc['source_offset']}: {doc['reason']}: {doc['message']}",
+            err=True,
+        )
+    out = click.get_binary_stream("stdout")
+    if compare_file is not None:
+        other = sim.run(lines, _load_policy_or_exit(compare_file), until_ms)
+        report = compare(result.summary, other.summary)
+        out.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+        return
+    if summary:
+        out.write(orjson.dumps(result.summary.report(), option=orjson.OPT_INDENT_2) + b"\n")
+        return
+    for emission in result.emissions:
+        out.write(emission.value + b"\n")
+
+
+# --- Kafka-facing commands -------------------------------------------------------------------
+
+
 @main.group()
 def topics() -> None:
     """Manage escalator's Kafka topics."""
@@ -219,9 +237,9 @@ def topics_create(**kw: Any) -> None:
     from escalator.runtime.topics import create_topics
 
     settings = settings_from(**kw)
-    for name, outcome in asyncio.run(create_topics(settings)):
+    for item, outcome in asyncio.run(create_topics(settings)):
         click.echo(
-            f"{outcome:8} {name} ({settings.partitions} partitions, "
+            f"{outcome:8} {item.name} ({item.partitions} partitions, "
             f"replication {settings.replication})"
         )
 
@@ -236,6 +254,14 @@ def topics_create(**kw: Any) -> None:
     default=str(DEFAULT_POLICY),
     show_default="the built-in example policy",
     help="Policy YAML [ESCALATOR_POLICY].",
+)
+@click.option(
+    "--shadow-policy",
+    "shadow_policy_file",
+    envvar="ESCALATOR_SHADOW_POLICY",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also evaluate this policy on the same stream; its decisions go to "
+    "escalations.shadow only [ESCALATOR_SHADOW_POLICY].",
 )
 @click.option(
     "--store",
@@ -336,7 +362,13 @@ def topics_create(**kw: Any) -> None:
     type=click.Choice(["text", "json"]),
     help="[ESCALATOR_LOG_FORMAT]",
 )
-def worker(policy_file: Path, session_timeout: str, retention: str, **kw: Any) -> None:
+def worker(
+    policy_file: Path,
+    shadow_policy_file: Path | None,
+    session_timeout: str,
+    retention: str,
+    **kw: Any,
+) -> None:
     """Run a stream worker: consume tickets.events, keep SLA state, emit escalations.
 
     Start as many as you have partitions; they share the work through the Kafka consumer
@@ -352,13 +384,15 @@ def worker(policy_file: Path, session_timeout: str, retention: str, **kw: Any) -
             durations[hint] = parse_duration(text)
         except DurationError as exc:
             raise click.BadParameter(str(exc), param_hint=hint) from None
+    shadow = _load_policy_or_exit(shadow_policy_file) if shadow_policy_file else None
     settings = settings_from(
         policy_file=policy_file,
+        shadow_policy_file=shadow_policy_file,
         session_timeout_s=durations["--session-timeout"] / 1000,
         retention_ms=durations["--retention"],
         **kw,
     )
-    sys.exit(run_worker(settings, loaded))
+    sys.exit(run_worker(settings, loaded, shadow))
 
 
 @main.command()

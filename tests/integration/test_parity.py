@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 
 from escalator.config.policy_file import load_policy
 from escalator.service import simulate
+from escalator.service.summary import compare
 from tests.helpers import ROOT
 from tests.integration.harness import WorkerFactory, consume, read_input
 from tests.scenario_gen import generate
@@ -25,6 +26,7 @@ from tests.scenario_gen import generate
 pytestmark = pytest.mark.integration
 
 FAST_POLICY = ROOT / "tests" / "data" / "policy-fast.yaml"
+STRICT_POLICY = ROOT / "tests" / "data" / "policy-fast-strict.yaml"
 TICKETS = 300
 
 
@@ -54,8 +56,12 @@ def processed_count(metrics: str) -> float:
 
 
 async def test_worker_and_simulate_emit_the_same_ids(workers: WorkerFactory) -> None:
+    """Also runs a shadow policy: escalations.shadow must hold what `simulate` decides with it
+    (the same runs `simulate --compare` diffs)."""
     await workers.create_topics()
-    worker = workers.start("w1", ESCALATOR_POLICY=str(FAST_POLICY))
+    worker = workers.start(
+        "w1", ESCALATOR_POLICY=str(FAST_POLICY), ESCALATOR_SHADOW_POLICY=str(STRICT_POLICY)
+    )
     worker.wait_ready()
     bootstrap = workers.broker.bootstrap
     timed = generate(TICKETS, int(time.time() * 1000) + 1000)
@@ -69,9 +75,8 @@ async def test_worker_and_simulate_emit_the_same_ids(workers: WorkerFactory) -> 
 
     live = await consume(bootstrap, workers.topic("escalations"), lambda r: False, timeout=3)
     live += await consume(bootstrap, workers.topic("notifications"), lambda r: False, timeout=3)
-    replay = simulate.run(
-        await read_input(bootstrap, workers.topic("tickets")), load_policy(FAST_POLICY)
-    )
+    recorded = await read_input(bootstrap, workers.topic("tickets"))
+    replay = simulate.run(recorded, load_policy(FAST_POLICY))
     expected = [orjson.loads(e.value) for e in replay.emissions]
 
     live_ids, expected_ids = Counter(r["id"] for r in live), {d["id"] for d in expected}
@@ -85,3 +90,12 @@ async def test_worker_and_simulate_emit_the_same_ids(workers: WorkerFactory) -> 
     by_id = {d["id"]: d for d in expected}
     for record in live:
         assert record["data"] == by_id[record["id"]]["data"], record["id"]
+
+    # Shadow mode: the strict policy's decisions, on escalations.shadow only.
+    shadow = await consume(bootstrap, workers.topic("shadow"), lambda r: False, timeout=3)
+    strict = simulate.run(recorded, load_policy(STRICT_POLICY))
+    assert {r["id"] for r in shadow} == {orjson.loads(e.value)["id"] for e in strict.emissions}
+    assert {r["data"]["policy_version"] for r in shadow} == {"fast-strict"}
+    assert {r["data"]["policy_version"] for r in live} == {"fast-1"}
+    diff = compare(replay.summary, strict.summary)
+    assert diff["breaches_gained"]  # the stricter policy breaches more: the runs really differ

@@ -14,6 +14,8 @@ TOPIC_DEFAULTS: Final = {
     "escalations": "escalations",
     "notifications": "notifications",
     "deadletter": "escalator.deadletter",
+    "policy": "escalator.policy",
+    "shadow": "escalations.shadow",
 }
 
 
@@ -50,6 +52,7 @@ class Settings:
     web_port: int = 6066
     web_host: str = "127.0.0.1"
     policy_file: Path = DEFAULT_POLICY
+    shadow_policy_file: Path | None = None
     log_level: str = "info"
     log_format: Literal["text", "json"] = "text"
     session_timeout_s: float = 30.0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 import faust
@@ -28,12 +29,19 @@ from escalator.config.settings import Settings
 from escalator.domain.policy import Policy
 from escalator.metrics import Metrics
 from escalator.runtime import web
-from escalator.service.processor import Emission, Processor
+from escalator.runtime.policy_topic import PolicyFollower
+from escalator.service.processor import DEADLETTER, ESCALATIONS, Emission, Processor
 
 log = logging.getLogger("escalator.worker")
 
 TICK_KEY: Final = b"__escalator_tick__"
 TICK_RESEND_MS: Final = 2000  # a tick not seen back within this is sent again
+RAW: Final[dict[str, Any]] = {
+    "key_type": bytes,
+    "value_type": bytes,
+    "key_serializer": "raw",
+    "value_serializer": "raw",
+}
 
 
 class TableStore(MutableMapping[str, bytes]):
@@ -69,41 +77,75 @@ def wall_ms() -> int:
     return int(time.time() * 1000)
 
 
-class Worker:
-    """Builds the Faust app and wires the processor into it."""
+@dataclass
+class Lane:
+    """One policy's view of the stream: its processor, its table and where its outputs go.
 
-    def __init__(self, settings: Settings, policy: Policy) -> None:
+    The main lane publishes to escalations/notifications/deadletter; a shadow lane (a second
+    policy on the same records) publishes everything it decides to escalations.shadow only.
+    """
+
+    name: str
+    processor: Processor
+    table: Any
+    topics: dict[str, Any]
+    main: bool
+
+
+class Worker:
+    """Builds the Faust app and wires the processors into it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        policy: Policy,
+        shadow: Policy | None = None,
+        policy_offset: int = 0,
+    ) -> None:
         self.settings = settings
-        self.policy = policy
+        self.policy_offset = policy_offset
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
         self.app = self._app()
-        raw: dict[str, Any] = {
-            "key_type": bytes,
-            "value_type": bytes,
-            "key_serializer": "raw",
-            "value_serializer": "raw",
-        }
-        self.tickets = self.app.topic(settings.topic("tickets"), **raw)
-        self.outputs = {
-            role: self.app.topic(settings.topic(role), **raw)
+        self.tickets = self.app.topic(settings.topic("tickets"), **RAW)
+        self.policy_topic = self.app.topic(settings.topic("policy"), **RAW)
+        outputs = {
+            role: self.app.topic(settings.topic(role), **RAW)
             for role in ("escalations", "notifications", "deadletter")
         }
-        # A table's codec follows its types: bytes → raw (it rejects key_serializer=).
-        self.table = self.app.Table(
-            "tickets", partitions=settings.partitions, key_type=bytes, value_type=bytes
-        )
-        self.processor = Processor(
-            policy,
-            TableStore(self.table),
-            recorder=self.metrics,
-            max_record_bytes=settings.max_record_bytes,
-            retention_ms=settings.retention_ms,
-        )
+        self.lanes = [self._lane("main", policy, outputs, main=True)]
+        if shadow is not None:
+            shadow_topic = self.app.topic(settings.topic("shadow"), **RAW)
+            routes = {"escalations": shadow_topic, "notifications": shadow_topic}
+            self.lanes.append(self._lane("shadow", shadow, routes, main=False))
+        self.main = self.lanes[0]
+        self.table = self.main.table
+        self.processor = self.main.processor
         self.clocks: dict[int, int] = {}
         self.ticks_pending: dict[int, int] = {}
         self.indexed: frozenset[int] = frozenset()
         self._wire()
+
+    def _lane(self, name: str, policy: Policy, topics: dict[str, Any], *, main: bool) -> Lane:
+        # A table's codec follows its types: bytes → raw (it rejects key_serializer=).
+        table = self.app.Table(
+            "tickets" if main else f"tickets-{name}",
+            partitions=self.settings.partitions,
+            key_type=bytes,
+            value_type=bytes,
+        )
+        processor = Processor(
+            policy,
+            TableStore(table),
+            recorder=self.metrics if main else None,
+            max_record_bytes=self.settings.max_record_bytes,
+            retention_ms=self.settings.retention_ms,
+        )
+        return Lane(name, processor, table, topics, main)
+
+    @property
+    def policy(self) -> Policy:
+        return self.processor.policy
 
     def _app(self) -> faust.App:
         s = self.settings
@@ -161,11 +203,11 @@ class Worker:
 
         @app.agent(self.tickets, concurrency=1, name="escalator.process")
         async def process(stream: Any) -> None:
-            for topic in self.outputs.values():
-                await topic.maybe_declare()
+            for lane in self.lanes:
+                for topic in lane.topics.values():
+                    await topic.maybe_declare()
             async for event in stream.events():
-                emissions = self.handle(event.message)
-                await self.produce(emissions)
+                await self.produce(self.handle(event.message))
 
         @app.timer(interval=self.settings.tick_interval_s)
         async def sweep() -> None:
@@ -174,39 +216,72 @@ class Worker:
             except Exception:  # an exception escaping a Faust timer kills the worker
                 log.exception("deadline sweep failed; retrying on the next tick")
 
-        web.install(self)
+        @app.task
+        async def follow_policy() -> None:
+            follower = PolicyFollower(self.settings)
+            await follower.follow(self.switch_policy, self.policy_offset)
+
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
+        web.install(self)
+
+    def switch_policy(self, policy: Policy) -> None:
+        """Use `policy` for every decision from now on (outputs name the version)."""
+        old = self.processor.policy.version
+        self.processor.policy = policy
+        log.info("policy switched: %s → %s", old, policy.version)
 
     # -- the agent's work --
 
-    def handle(self, message: Any) -> list[Emission]:
-        """Apply one record from tickets.events (an event or a tick)."""
+    def handle(self, message: Any) -> list[tuple[Any, Emission, bool]]:
+        """Apply one record from tickets.events (an event or a tick) in every lane."""
         partition = message.partition
         stamp = int(message.timestamp * 1000)
         now = max(self.clocks.get(partition, 0), min(stamp, wall_ms()))
         self.clocks[partition] = now
-        if message.key == TICK_KEY:
+        tick = message.key == TICK_KEY
+        if tick:
             self.ticks_pending.pop(partition, None)
-            return self.processor.on_tick(partition, now)
         origin = Origin(message.topic, partition, message.offset)
-        return self.processor.on_record(message.value or b"", now, partition, origin)
+        routed: list[tuple[Any, Emission, bool]] = []
+        for lane in self.lanes:
+            if tick:
+                emissions = lane.processor.on_tick(partition, now)
+            else:
+                emissions = lane.processor.on_record(message.value or b"", now, partition, origin)
+            for emission in emissions:
+                topic = lane.topics.get(emission.role)
+                if topic is not None:
+                    routed.append((topic, emission, lane.main))
+                if emission.role == DEADLETTER and lane.main:
+                    log.warning(
+                        "dead-lettered %s/%d@%d: %s",
+                        origin.topic,
+                        origin.partition,
+                        origin.offset,
+                        emission.note,
+                    )
+        return routed
 
-    async def produce(self, emissions: list[Emission]) -> None:
-        if not emissions:
+    async def produce(self, routed: list[tuple[Any, Emission, bool]]) -> None:
+        if not routed:
             return
         now = wall_ms()
-        for emission in emissions:
-            await self.outputs[emission.role].send(key=emission.key or None, value=emission.value)
-            if emission.effect is not None and emission.role == "escalations":
+        for topic, emission, main in routed:
+            await topic.send(key=emission.key or None, value=emission.value)
+            if main and emission.effect is not None and emission.role == ESCALATIONS:
                 self.metrics.lag.observe(max(0, now - emission.time) / 1000)
 
-    # -- the timer's work: nudge partitions with due deadlines, never touch the table --
+    # -- the timer's work: nudge partitions with due deadlines, never touch a table --
 
     def active_partitions(self) -> frozenset[int]:
         name = self.tickets.get_topic_name()
         return frozenset(
             tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == name
         )
+
+    def next_due(self, partition: int) -> int | None:
+        dues = [d for lane in self.lanes if (d := lane.processor.next_due(partition)) is not None]
+        return min(dues) if dues else None
 
     async def sweep(self) -> None:
         if self.app.rebalancing or not self.app.tables.actives_ready:
@@ -216,7 +291,7 @@ class Worker:
             self.rebuild_index(actives)
         now = wall_ms()
         for partition in sorted(actives):
-            due = self.processor.next_due(partition)
+            due = self.next_due(partition)
             if due is None or due >= now:
                 continue
             sent = self.ticks_pending.get(partition)
@@ -229,14 +304,15 @@ class Worker:
     def rebuild_index(self, actives: frozenset[int]) -> None:
         """After a rebalance: forget lost partitions, index the state of new ones."""
         started = time.monotonic()
-        for partition in self.indexed - actives:
-            self.processor.index.drop_partition(partition)
         new = actives - self.indexed
         count = 0
-        if new:
-            for key, raw in self.table.items():
-                self.processor.reindex(key.decode(), raw, new)
-                count += 1
+        for lane in self.lanes:
+            for partition in self.indexed - actives:
+                lane.processor.index.drop_partition(partition)
+            if new:
+                for key, raw in lane.table.items():
+                    lane.processor.reindex(key.decode(), raw, new)
+                    count += 1
         self.indexed = actives
         log.info(
             "assigned partitions %s of %s; indexed %d stored tickets in %.2fs; "
@@ -252,7 +328,8 @@ class Worker:
         name = self.tickets.get_topic_name()
         lost = {tp.partition for tp in revoked if tp.topic == name}
         for partition in lost:
-            self.processor.index.drop_partition(partition)
+            for lane in self.lanes:
+                lane.processor.index.drop_partition(partition)
             self.clocks.pop(partition, None)
             self.ticks_pending.pop(partition, None)
         self.indexed = self.indexed - lost
@@ -261,6 +338,9 @@ class Worker:
         return {
             "status": "ok",
             "policy_version": self.policy.version,
+            "shadow_policy_version": (
+                self.lanes[1].processor.policy.version if len(self.lanes) > 1 else None
+            ),
             "partitions": sorted(self.indexed),
             "open_deadlines": len(self.processor.index),
             "rebalancing": bool(self.app.rebalancing),

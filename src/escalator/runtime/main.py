@@ -13,16 +13,18 @@ from escalator.domain.policy import Policy
 from escalator.errors import TopologyError
 from escalator.logs import configure_logging
 from escalator.runtime.app import Worker
+from escalator.runtime.policy_topic import initial_policy
 from escalator.runtime.topics import check_topics
 
 log = logging.getLogger("escalator.worker")
 
 
-def run_worker(settings: Settings, policy: Policy) -> int:
+def run_worker(settings: Settings, policy: Policy, shadow: Policy | None = None) -> int:
     """Run until SIGTERM/SIGINT; returns the process exit status."""
     configure_logging(settings.log_level, settings.log_format)
     try:
         asyncio.run(check_topics(settings))
+        policy, offset = asyncio.run(initial_policy(settings, policy))
     except TopologyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -34,11 +36,13 @@ def run_worker(settings: Settings, policy: Policy) -> int:
         )
         return 3
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    worker = Worker(settings, policy)
+    worker = Worker(settings, policy, shadow, policy_offset=offset)
     log.info(
-        "escalator worker %s: policy %s, store %s, web http://%s:%d (/metrics, /health), kafka %s",
+        "escalator worker %s: policy %s%s, store %s, web http://%s:%d (/metrics, /health), "
+        "kafka %s",
         settings.app_id,
         policy.version,
+        f" (shadow {shadow.version} → {settings.topic('shadow')})" if shadow else "",
         settings.store,
         settings.web_bind,
         settings.web_port,

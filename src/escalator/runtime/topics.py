@@ -18,7 +18,9 @@ log = logging.getLogger("escalator.topics")
 # clocks, and replays must see the same timestamps the live worker saw.
 INPUT_CONFIG = {"message.timestamp.type": "LogAppendTime"}
 CO_PARTITIONED = ("tickets",)
-ROLES = ("tickets", "alerts", "escalations", "notifications", "deadletter")
+ROLES = ("tickets", "alerts", "escalations", "notifications", "deadletter", "policy", "shadow")
+# The applied policy: one partition (every worker reads all of it), compacted (latest wins).
+POLICY_CONFIG = {"cleanup.policy": "compact"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +36,10 @@ def plan(settings: Settings) -> list[TopicPlan]:
     plans = []
     for role in ROLES:
         config = dict(INPUT_CONFIG) if role in ("tickets", "alerts") else {}
-        plans.append(TopicPlan(role, settings.topic(role), settings.partitions, config))
+        partitions = settings.partitions
+        if role == "policy":
+            config, partitions = dict(POLICY_CONFIG), 1
+        plans.append(TopicPlan(role, settings.topic(role), partitions, config))
     return plans
 
 
@@ -56,8 +61,8 @@ def admin_kwargs(settings: Settings) -> dict[str, Any]:
     return kwargs
 
 
-async def create_topics(settings: Settings) -> list[tuple[str, str]]:
-    """Create missing topics; return (name, 'created'|'exists') per topic. Idempotent."""
+async def create_topics(settings: Settings) -> list[tuple[TopicPlan, str]]:
+    """Create missing topics; return (plan, 'created'|'exists') per topic. Idempotent."""
     admin = AIOKafkaAdminClient(**admin_kwargs(settings))
     await admin.start()
     try:
@@ -65,16 +70,16 @@ async def create_topics(settings: Settings) -> list[tuple[str, str]]:
         results = []
         for item in plan(settings):
             if item.name in existing:
-                results.append((item.name, "exists"))
+                results.append((item, "exists"))
                 continue
             topic = NewTopic(
                 item.name, item.partitions, settings.replication, topic_configs=item.config
             )
             try:
                 await admin.create_topics([topic])
-                results.append((item.name, "created"))
+                results.append((item, "created"))
             except TopicAlreadyExistsError:
-                results.append((item.name, "exists"))
+                results.append((item, "exists"))
         return results
     finally:
         await admin.close()
@@ -99,7 +104,13 @@ async def check_topics(settings: Settings) -> None:
     """Refuse to start when input topics are missing or not co-partitioned with the table."""
     names = [settings.topic(role) for role in CO_PARTITIONED]
     changelog = f"{settings.app_id}-tickets-changelog"
-    counts = await partition_counts(settings, [*names, changelog])
+    policy = settings.topic("policy")
+    counts = await partition_counts(settings, [*names, changelog, policy])
+    if counts.pop(policy) is None:
+        raise TopologyError(
+            f"topic {policy} does not exist on {settings.bootstrap_servers}; "
+            "create it with: escalator topics create"
+        )
     if counts.pop(changelog) not in (None, settings.partitions):
         raise TopologyError(
             f"changelog topic {changelog} exists with a different partition count than "

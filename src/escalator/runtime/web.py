@@ -2,6 +2,7 @@
 
 - POST /events            CloudEvents HTTP binding → tickets.events (202 after Kafka acked)
 - GET  /tickets/{id}      live SLA status, answered by the worker that owns the ticket
+- POST /policy            validate a policy (YAML body) and publish it to every worker
 - GET  /health, /metrics  always open; everything else needs the bearer token when one is set
 """
 
@@ -17,6 +18,8 @@ from faust.web import Request, Response, View
 from escalator.adapters.http_ingest import HttpError, parse_ingest
 from escalator.adapters.state_codec import decode_state
 from escalator.adapters.state_view import ticket_view
+from escalator.errors import ConfigError
+from escalator.runtime.policy_topic import KEY, policy_record
 
 if TYPE_CHECKING:
     from escalator.runtime.app import Worker
@@ -69,6 +72,31 @@ def install(worker: Worker) -> None:
             return self.json({"accepted": [item.event_id for item in accepted]}, status=202)
 
     app.page("/events")(Events)
+
+    class PolicyApply(View):
+        async def post(self, request: Request) -> Response:
+            try:
+                check_auth(request, settings.http_token)
+                body = await read_body(request, settings.max_request_bytes)
+                policy, value = policy_record(body.decode("utf-8", "replace"), "POST /policy")
+            except HttpError as exc:
+                return self.json(exc.body(), status=exc.status)
+            except ConfigError as exc:
+                refused = HttpError(400, "invalid_policy", str(exc))
+                return self.json(refused.body(), status=400)
+            future = await worker.policy_topic.send(key=KEY, value=value, partition=0)
+            await asyncio.wait_for(future, timeout=30)
+            log.info("policy %s applied over HTTP", policy.version)
+            return self.json({"applied": policy.version}, status=202)
+
+        async def get(self, request: Request) -> Response:
+            try:
+                check_auth(request, settings.http_token)
+            except HttpError as exc:
+                return self.json(exc.body(), status=exc.status)
+            return self.json({"version": worker.policy.version})
+
+    app.page("/policy")(PolicyApply)
 
     @app.page("/tickets/{ticket_id}")
     @app.table_route(table=worker.table, match_info="ticket_id")

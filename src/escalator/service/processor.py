@@ -38,6 +38,7 @@ class Emission:
     value: bytes
     effect: Outbound | None = None
     time: int = 0
+    note: str = ""  # dead letters: "<reason>: <message>", for logs
 
 
 class Recorder(Protocol):
@@ -163,4 +164,5 @@ class Processor:
         self, raw: bytes, origin: Origin, reason: str, message: str, arrival: int
     ) -> Emission:
         self.recorder.dead_lettered(reason)
-        return Emission(DEADLETTER, b"", dead_letter(raw, origin, reason, message, arrival))
+        value = dead_letter(raw, origin, reason, message, arrival)
+        return Emission(DEADLETTER, b"", value, note=f"{reason}: {message}")
