@@ -124,3 +124,40 @@ def event(doc: dict[str, Any]) -> TicketEvent:
 
 def jsonl(*docs: dict[str, Any]) -> list[bytes]:
     return [orjson.dumps(d) for d in docs]
+
+
+def alert(
+    status: str,
+    fingerprint: str,
+    time: str | int,
+    *,
+    severity: str = "critical",
+    service: str | None = "checkout",
+    event_id: str | None = None,
+    arrival: str | int | None = None,
+) -> dict[str, Any]:
+    """An `alert.firing` / `alert.resolved` CloudEvent as the webhook ingest writes it."""
+    labels = {"alertname": "HighErrorRate", "severity": severity}
+    if service:
+        labels["service"] = service
+    doc = cloudevent(
+        "x",
+        fingerprint,
+        time,
+        {
+            "fingerprint": fingerprint,
+            "labels": labels,
+            "annotations": {"summary": f"errors on {service}"},
+            "startsAt": iso(time) if isinstance(time, int) else time,
+        },
+        event_id=event_id,
+        arrival=arrival,
+    )
+    doc["type"] = f"alert.{status}"
+    return doc
+
+
+def ack(fingerprint: str, time: str | int, by: str = "alice", **kw: Any) -> dict[str, Any]:
+    doc = cloudevent("x", fingerprint, time, {"by": by}, **kw)
+    doc["type"] = "incident.acknowledged"
+    return doc

@@ -223,6 +223,9 @@ def effect_to_dict(effect: Outbound, policy_version: str) -> dict[str, Any]:
         else:
             data[f.name] = value
     if effect.type == "notification.requested":
+        data["subject"] = data.pop("title")
+        if data.get("incident_id") is None:
+            data.pop("incident_id", None)
         data["notification_id"] = effect.id
         data["dedupe_key"] = effect.id
     data["policy_version"] = policy_version
@@ -232,7 +235,7 @@ def effect_to_dict(effect: Outbound, policy_version: str) -> dict[str, Any]:
         "source": SOURCE,
         "type": effect.type,
         "time": iso(effect.time),
-        "subject": effect.ticket_id,
+        "subject": effect.subject,
         "datacontenttype": "application/json",
         "data": data,
     }

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final
 
 import orjson
 
+from escalator.domain.effects import OutageChanged
+from escalator.domain.incidents import IncidentState
 from escalator.domain.sla import Clock
 from escalator.domain.state import Handoff, TicketState
 
@@ -51,3 +54,40 @@ def index_entry(raw: bytes) -> tuple[int, int | None]:
     """(partition, next due instant) of a stored state."""
     doc = orjson.loads(raw)
     return int(doc["p"]), doc["due"]
+
+
+def service_entry(raw: bytes) -> tuple[int, str | None, bool]:
+    """(partition, service, still open) of a stored ticket, for the outage index."""
+    doc = orjson.loads(raw)
+    return int(doc["p"]), doc.get("service"), doc.get("status") not in ("solved", "closed")
+
+
+_INCIDENT_FIELDS: Final = tuple(IncidentState.__dataclass_fields__)
+
+
+def encode_incident(state: IncidentState, partition: int, due: int | None) -> bytes:
+    doc: dict[str, Any] = {name: getattr(state, name) for name in _INCIDENT_FIELDS}
+    doc.update(v=FORMAT, p=partition, due=due)
+    return orjson.dumps(doc)
+
+
+def decode_incident(raw: bytes) -> IncidentState:
+    doc = orjson.loads(raw)
+    if doc.pop("v", None) != FORMAT:
+        raise ValueError(f"unknown incident state format (this build reads {FORMAT})")
+    doc.pop("p", None)
+    doc.pop("due", None)
+    return IncidentState(**doc)
+
+
+def encode_outages(active: Mapping[str, OutageChanged]) -> bytes:
+    """One partition's services in outage."""
+    return orjson.dumps({service: [o.incident_id, o.time] for service, o in sorted(active.items())})
+
+
+def decode_outages(raw: bytes) -> dict[str, OutageChanged]:
+    doc = orjson.loads(raw)
+    return {
+        service: OutageChanged(service, incident_id, True, time)
+        for service, (incident_id, time) in doc.items()
+    }

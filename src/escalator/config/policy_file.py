@@ -21,7 +21,10 @@ from escalator.domain.durations import DurationError, parse_duration
 from escalator.domain.events import SEVERITIES, STATUSES
 from escalator.domain.policy import (
     TARGETS,
+    AlertPolicy,
     HierarchicalTrigger,
+    OncallLevel,
+    OutageRule,
     Policy,
     TargetRule,
     Threshold,
@@ -148,7 +151,7 @@ def parse_policy(text: str, file: str = "<policy>") -> Policy:
         raise ConfigError(f"not valid YAML: {problem}", file=file, line=line) from None
     root = _Node(data, "", 1, file)
     top = root.mapping(
-        ("version", "calendars", "warnings", "targets", "pauses", "tiers", "triggers"),
+        ("version", "calendars", "warnings", "targets", "pauses", "tiers", "triggers", "alerts"),
         required=("version", "targets", "tiers"),
     )
     calendars: dict[str, Calendar] = {"24x7": AlwaysOpen()}
@@ -169,6 +172,8 @@ def parse_policy(text: str, file: str = "<policy>") -> Policy:
         policy_args["pauses"] = _pauses(top["pauses"])
     if "triggers" in top:
         policy_args.update(_triggers(top["triggers"], tuple(t.name for t in tiers)))
+    if "alerts" in top:
+        policy_args["alerts"] = _alerts(top["alerts"], tuple(t.name for t in tiers))
     return Policy(
         version=top["version"].text(),
         calendars=calendars,
@@ -432,3 +437,70 @@ def _vip(node: _Node) -> VipRule:
         extra_warnings=_thresholds(fields["warnings"]) if "warnings" in fields else (),
         always_notify_backup=notify,
     )
+
+
+def _alerts(node: _Node, tiers: tuple[str, ...]) -> AlertPolicy:
+    fields = node.mapping(
+        (
+            "severity_label",
+            "severities",
+            "default_severity",
+            "service_labels",
+            "targets",
+            "oncall",
+            "outage",
+        )
+    )
+    args: dict[str, Any] = {}
+    if "severity_label" in fields:
+        args["severity_label"] = fields["severity_label"].text()
+    if "severities" in fields:
+        args["severities"] = {
+            str(label): value.choice(SEVERITIES) for label, value in _named(fields["severities"])
+        }
+    if "default_severity" in fields:
+        args["default_severity"] = fields["default_severity"].choice(SEVERITIES)
+    if "service_labels" in fields:
+        args["service_labels"] = fields["service_labels"].strings()
+    if "targets" in fields:
+        acknowledge: dict[str, int] = {}
+        resolve: dict[str, int] = {}
+        for severity, target in _severity_map(fields["targets"]):
+            parts = target.mapping(("acknowledge", "resolve"))
+            if "acknowledge" in parts:
+                acknowledge[severity] = parts["acknowledge"].duration()
+            if "resolve" in parts:
+                resolve[severity] = parts["resolve"].duration()
+        args.update(acknowledge=acknowledge, resolve=resolve)
+    if "oncall" in fields:
+        oncall = fields["oncall"].mapping(("levels", "repeat"), required=("levels",))
+        levels = []
+        for level in oncall["levels"].items():
+            step = level.mapping(("timeout", "notify"), required=("timeout", "notify"))
+            levels.append(
+                OncallLevel(
+                    timeout_ms=step["timeout"].duration(),
+                    notify=tuple(_channel(c) for c in step["notify"].items()),
+                )
+            )
+        if not levels:
+            raise oncall["levels"].error("at least one on-call level is required")
+        args["levels"] = tuple(levels)
+        if "repeat" in oncall:
+            repeat = oncall["repeat"].value
+            if isinstance(repeat, bool) or not isinstance(repeat, int) or not 0 <= repeat <= 10:
+                raise oncall["repeat"].error("expected a whole number from 0 to 10")
+            args["repeat"] = repeat
+    if "outage" in fields:
+        outage = fields["outage"].mapping(("severities", "escalate_to", "start_at"))
+        rule = OutageRule()
+        args["outage"] = OutageRule(
+            severities=frozenset(outage["severities"].strings(SEVERITIES))
+            if "severities" in outage
+            else rule.severities,
+            escalate_to=outage["escalate_to"].choice(tiers)
+            if "escalate_to" in outage
+            else rule.escalate_to,
+            start_at=outage["start_at"].choice(tiers) if "start_at" in outage else rule.start_at,
+        )
+    return AlertPolicy(**args)

@@ -35,6 +35,10 @@ class SlaWarning:
     def key(self) -> str:
         return self.ticket_id
 
+    @property
+    def subject(self) -> str:
+        return self.ticket_id
+
 
 @dataclass(frozen=True, slots=True)
 class SlaBreached:
@@ -52,6 +56,10 @@ class SlaBreached:
     def key(self) -> str:
         return self.ticket_id
 
+    @property
+    def subject(self) -> str:
+        return self.ticket_id
+
 
 @dataclass(frozen=True, slots=True)
 class SlaBreachRetracted:
@@ -67,6 +75,10 @@ class SlaBreachRetracted:
 
     @property
     def key(self) -> str:
+        return self.ticket_id
+
+    @property
+    def subject(self) -> str:
         return self.ticket_id
 
 
@@ -91,6 +103,10 @@ class EscalationRaised:
     def key(self) -> str:
         return self.ticket_id
 
+    @property
+    def subject(self) -> str:
+        return self.ticket_id
+
 
 @dataclass(frozen=True, slots=True)
 class EscalationRetracted:
@@ -107,26 +123,120 @@ class EscalationRetracted:
     def key(self) -> str:
         return self.ticket_id
 
+    @property
+    def subject(self) -> str:
+        return self.ticket_id
+
 
 @dataclass(frozen=True, slots=True)
 class NotificationRequested:
     type: ClassVar[str] = "notification.requested"
     id: str
     time: int
-    ticket_id: str
+    ticket_id: str | None
     escalation_id: str
     channel: str
     recipient: str
-    subject: str
+    title: str
     body: str
+    incident_id: str | None = None
 
     @property
     def key(self) -> str:
         return self.recipient
 
     @property
+    def subject(self) -> str:
+        return self.ticket_id or self.incident_id or ""
+
+    @property
     def dedupe_key(self) -> str:
         return self.id
+
+
+# --- incidents (monitoring alerts) ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentOpened:
+    type: ClassVar[str] = "incident.opened"
+    id: str
+    time: int
+    incident_id: str
+    fingerprint: str
+    severity: str
+    service: str | None
+    alertname: str
+    summary: str
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    starts_at: str | None
+    generator_url: str | None
+    group_key: str | None
+    outage: bool
+
+    @property
+    def key(self) -> str:
+        return self.fingerprint
+
+    @property
+    def subject(self) -> str:
+        return self.fingerprint
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentEscalated:
+    type: ClassVar[str] = "escalation.raised"
+    id: str
+    time: int
+    incident_id: str
+    fingerprint: str
+    from_level: int
+    to_level: int
+    loop: int
+    kind: str
+    trigger: str
+    reason: str
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return self.fingerprint
+
+    @property
+    def subject(self) -> str:
+        return self.fingerprint
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentResolved:
+    type: ClassVar[str] = "incident.resolved"
+    id: str
+    time: int
+    incident_id: str
+    fingerprint: str
+    severity: str
+    service: str | None
+    acknowledged: bool
+    duration_seconds: int
+
+    @property
+    def key(self) -> str:
+        return self.fingerprint
+
+    @property
+    def subject(self) -> str:
+        return self.fingerprint
+
+
+@dataclass(frozen=True, slots=True)
+class OutageChanged:
+    """A service's outage began or ended: broadcast to every ticket partition (not published)."""
+
+    service: str
+    incident_id: str
+    active: bool
+    time: int
 
 
 Outbound = (
@@ -136,6 +246,9 @@ Outbound = (
     | EscalationRaised
     | EscalationRetracted
     | NotificationRequested
+    | IncidentOpened
+    | IncidentEscalated
+    | IncidentResolved
 )
 
 
@@ -194,11 +307,34 @@ class TicketSolved:
     resolution_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class IncidentAcked:
+    severity: str
+    delay_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentClosed:
+    severity: str
+    duration_ms: int
+    acknowledged: bool
+
+
 Observation = (
-    TicketOpened | TargetStarted | TargetStopped | HandoffMeasured | Bounceback | TicketSolved
+    TicketOpened
+    | TargetStarted
+    | TargetStopped
+    | HandoffMeasured
+    | Bounceback
+    | TicketSolved
+    | IncidentAcked
+    | IncidentClosed
 )
-Effect = Outbound | Observation
+Effect = Outbound | Observation | OutageChanged
 OUTBOUND_TYPES: tuple[type, ...] = (
+    IncidentOpened,
+    IncidentEscalated,
+    IncidentResolved,
     SlaWarning,
     SlaBreached,
     SlaBreachRetracted,

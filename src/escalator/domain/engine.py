@@ -29,6 +29,7 @@ from escalator.domain.effects import (
     EscalationRaised,
     EscalationRetracted,
     HandoffMeasured,
+    OutageChanged,
     SlaBreached,
     SlaBreachRetracted,
     SlaWarning,
@@ -77,21 +78,28 @@ class Decision:
 
 
 def apply(
-    state: TicketState | None, event: TicketEvent, policy: Policy, limits: Limits | None = None
+    state: TicketState | None,
+    event: TicketEvent,
+    policy: Policy,
+    limits: Limits | None = None,
+    outage: OutageChanged | None = None,
 ) -> Decision:
-    """Apply one inbound event; raises InvalidEvent (with a reason code) to refuse it."""
+    """Apply one inbound event; raises InvalidEvent (with a reason code) to refuse it.
+
+    `outage` is the firing outage of the ticket's service, if any (the unified state).
+    """
     _check(state, event, policy, limits or DEFAULT_LIMITS)
     now = event.arrival if state is None else max(event.arrival, state.clock)
     at = min(event.time, now)
     if state is None:
         assert isinstance(event.payload, TicketCreated)
-        return _open(event.ticket_id, event.payload, at, now, policy, event.id)
+        return _open(event.ticket_id, event.payload, at, now, policy, event.id, outage)
     decision = Decision(state)
-    _fire_due(decision, policy, now)
+    _fire_due(decision, policy, now, outage)
     state.clock = now
     state.remember(event.id)
     # Nothing about a ticket happens before it was created (a late event may claim so).
-    step = _Step(decision, policy, max(at, state.created_at), now, event.id)
+    step = _Step(decision, policy, max(at, state.created_at), now, event.id, outage)
     payload = event.payload
     if isinstance(payload, TicketCommented):
         step.commented(payload)
@@ -106,10 +114,12 @@ def apply(
     return decision
 
 
-def advance(state: TicketState, policy: Policy, now: int) -> Decision:
+def advance(
+    state: TicketState, policy: Policy, now: int, outage: OutageChanged | None = None
+) -> Decision:
     """Fire every warning and deadline of `state` that lies before `now`."""
     decision = Decision(state)
-    _fire_due(decision, policy, now)
+    _fire_due(decision, policy, now, outage)
     state.clock = max(state.clock, now)
     return decision
 
@@ -163,7 +173,13 @@ def _check(state: TicketState | None, event: TicketEvent, policy: Policy, limits
 
 
 def _open(
-    ticket_id: str, created: TicketCreated, at: int, now: int, policy: Policy, event_id: str
+    ticket_id: str,
+    created: TicketCreated,
+    at: int,
+    now: int,
+    policy: Policy,
+    event_id: str,
+    outage: OutageChanged | None,
 ) -> Decision:
     state = TicketState(
         ticket_id=ticket_id,
@@ -191,19 +207,22 @@ def _open(
     )
     rule = policy.match(state.customer_tier, state.severity, state.service)
     state.rule = rule.name if rule else None
-    step = _Step(decision, policy, at, now, event_id)
+    step = _Step(decision, policy, at, now, event_id, outage)
     for target in ("first_response", "resolution"):
         step.start_target(target, target, at)
     step.restart_inactivity(at)
+    step.start_in_outage()
     # Deadlines of an imported old ticket may already be behind the clock.
-    _fire_due(decision, policy, now)
+    _fire_due(decision, policy, now, outage)
     return decision
 
 
 # --- firing due instants ----------------------------------------------------------------------
 
 
-def _fire_due(decision: Decision, policy: Policy, now: int) -> None:
+def _fire_due(
+    decision: Decision, policy: Policy, now: int, outage: OutageChanged | None = None
+) -> None:
     state = decision.state
     for _ in range(MAX_FIRINGS):
         due: tuple[int, str] | None = None
@@ -215,7 +234,7 @@ def _fire_due(decision: Decision, policy: Policy, now: int) -> None:
             return
         instant, key = due
         clock = state.clocks[key]
-        step = _Step(decision, policy, instant, now, None)
+        step = _Step(decision, policy, instant, now, None, outage)
         if clock.warn_at == instant and clock.warn_label is not None:
             step.warn(clock, clock.warn_label, instant)
         else:
@@ -235,11 +254,18 @@ def _keyword_pattern(keywords: tuple[str, ...]) -> re.Pattern[str]:
 class _Step:
     """Handlers for one event (or one firing) at logical instant `at` and clock `now`."""
 
-    __slots__ = ("at", "decision", "event_id", "now", "policy", "state")
+    __slots__ = ("at", "decision", "event_id", "now", "outage", "policy", "state")
 
     def __init__(
-        self, decision: Decision, policy: Policy, at: int, now: int, event_id: str | None
+        self,
+        decision: Decision,
+        policy: Policy,
+        at: int,
+        now: int,
+        event_id: str | None,
+        outage: OutageChanged | None = None,
     ) -> None:
+        self.outage = outage
         self.decision = decision
         self.state = decision.state
         self.policy = policy
@@ -463,9 +489,24 @@ class _Step:
         trace: dict[str, object],
         at: int,
     ) -> None:
-        """A functional escalation to `to_tier`; at the top (None) the top tier is re-notified."""
+        """A functional escalation to `to_tier`; at the top (None) the top tier is re-notified.
+
+        While the ticket's service is in outage, frontline is skipped: the escalation goes at
+        least to the outage tier (L3 by default), with trigger `outage`, naming the incident.
+        """
         state = self.state
         from_tier = state.tier
+        if self.outage is not None and to_tier is not None:
+            floor = self.policy.alerts.outage.escalate_to
+            if self.policy.tier_rank(floor) > self.policy.tier_rank(to_tier):
+                reason = reason.replace(f"to {to_tier}", f"to {floor}")
+                to_tier = floor
+            trace = {**trace, "cause": trigger, "incident_id": self.outage.incident_id}
+            reason += (
+                f" Service {self.outage.service} is in outage (incident "
+                f"{self.outage.incident_id}): frontline is skipped."
+            )
+            trigger = "outage"
         if to_tier is None:
             self.raise_event(
                 escalation_id,
@@ -585,6 +626,32 @@ class _Step:
     def _hierarchical_tier(self, trigger: str) -> str | None:
         rule = self.policy.reopen if trigger == "reopen" else self.policy.keywords
         return rule.notify_tier if rule else None
+
+    def start_in_outage(self) -> None:
+        """A new ticket for a service in outage starts above frontline (L2 by default)."""
+        outage, state = self.outage, self.state
+        if outage is None:
+            return
+        start_at = self.policy.alerts.outage.start_at
+        if self.policy.tier_rank(start_at) <= self.policy.tier_rank(state.tier):
+            return
+        from_tier = state.tier
+        self.move_to(start_at, None, self.at)
+        state.escalations += 1
+        self.raise_event(
+            effect_id(state.ticket_id, state.cycle, "outage", outage.incident_id, "escalation"),
+            "outage",
+            FUNCTIONAL,
+            None,
+            None,
+            from_tier,
+            start_at,
+            f"Service {outage.service} is in outage (incident {outage.incident_id}): the ticket "
+            f"starts at {start_at} instead of {from_tier}.",
+            {"rule": state.rule, "trigger": "outage", "incident_id": outage.incident_id},
+            self.at,
+        )
+        self.restart_inactivity(self.at)
 
     # -- moving between tiers --
 
@@ -821,3 +888,20 @@ class _Step:
             state.tier = clock.from_tier
             state.handoff = None
         clock.breach_id = None
+
+
+def outage_over(state: TicketState, policy: Policy, incident_id: str, at: int) -> list[Effect]:
+    """Tell the owner of an open ticket that its service's outage is resolved."""
+    cause = effect_id(state.ticket_id, state.cycle, "outage", incident_id, "resolved")
+    return list(
+        ladder.notify(
+            policy,
+            state,
+            state.tier,
+            cause,
+            at,
+            ladder.subject_line(state, f"outage on {state.service} resolved"),
+            f"Incident {incident_id} on {state.service} is resolved; the customer may see "
+            f"their issue fixed.\n\n{state.summary}",
+        )
+    )

@@ -7,6 +7,7 @@ CloudEvents `arrivaltime` extension in `simulate`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -85,4 +86,41 @@ class TicketEvent:
     time: int
     arrival: int
     payload: Payload
+    source: str = ""
+
+
+# --- monitoring alerts ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AlertPayload:
+    """An Alertmanager alert, as carried by `alert.firing` / `alert.resolved`."""
+
+    status: str
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    starts_at: str | None = None
+    ends_at: str | None = None
+    generator_url: str | None = None
+    group_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentAcknowledged:
+    by: str
+
+
+ALERT_TYPES: Final = ("alert.firing", "alert.resolved", "incident.acknowledged")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    """One inbound event about one alert fingerprint."""
+
+    id: str
+    type: str
+    fingerprint: str
+    time: int
+    arrival: int
+    payload: AlertPayload | IncidentAcknowledged
     source: str = ""

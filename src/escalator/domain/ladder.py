@@ -56,7 +56,7 @@ def notify(
             escalation_id=cause_id,
             channel=channel,
             recipient=person,
-            subject=subject,
+            title=subject,
             body=body,
         )
         for channel in channels

@@ -80,6 +80,50 @@ class VipRule:
 
 
 @dataclass(frozen=True, slots=True)
+class OncallLevel:
+    """One step of an on-call ladder: who is paged, and how long they have to acknowledge."""
+
+    timeout_ms: int
+    notify: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OutageRule:
+    """How a firing alert changes the tickets of its service."""
+
+    severities: frozenset[str] = frozenset({"P1"})
+    escalate_to: str = "L3"
+    start_at: str = "L2"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertPolicy:
+    """Monitoring alerts: label mapping, incident targets, the on-call ladder, outages."""
+
+    severity_label: str = "severity"
+    severities: Mapping[str, str] = field(
+        default_factory=lambda: {"critical": "P1", "error": "P2", "warning": "P3", "info": "P4"}
+    )
+    default_severity: str = "P3"
+    service_labels: tuple[str, ...] = ("service", "job")
+    acknowledge: Mapping[str, int] = field(default_factory=dict)
+    resolve: Mapping[str, int] = field(default_factory=dict)
+    levels: tuple[OncallLevel, ...] = ()
+    repeat: int = 0
+    outage: OutageRule = field(default_factory=OutageRule)
+
+    def severity_of(self, labels: Mapping[str, str]) -> str:
+        value = labels.get(self.severity_label, "")
+        return self.severities.get(value, self.default_severity)
+
+    def service_of(self, labels: Mapping[str, str]) -> str | None:
+        for name in self.service_labels:
+            if labels.get(name):
+                return labels[name]
+        return None
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """Everything the engine needs to decide; `version` is stamped on every output."""
 
@@ -97,6 +141,7 @@ class Policy:
     reopen: HierarchicalTrigger | None = None
     keywords: HierarchicalTrigger | None = None
     vip: VipRule | None = None
+    alerts: AlertPolicy = field(default_factory=AlertPolicy)
 
     def match(self, customer_tier: str, severity: str, service: str | None) -> TargetRule | None:
         """The first target rule matching the ticket, or None (no SLA applies)."""

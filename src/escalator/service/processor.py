@@ -12,11 +12,27 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Final, Protocol
 
+from escalator.adapters.alerts import decode_alert_event, decode_outage, encode_outage
 from escalator.adapters.cloudevents import decode_event, encode_effect
 from escalator.adapters.deadletter import Origin, dead_letter
-from escalator.adapters.state_codec import decode_state, encode_state, index_entry
-from escalator.domain import engine
-from escalator.domain.effects import OUTBOUND_TYPES, Effect, NotificationRequested, Outbound
+from escalator.adapters.state_codec import (
+    decode_incident,
+    decode_outages,
+    decode_state,
+    encode_incident,
+    encode_outages,
+    encode_state,
+    index_entry,
+    service_entry,
+)
+from escalator.domain import engine, incidents
+from escalator.domain.effects import (
+    OUTBOUND_TYPES,
+    Effect,
+    NotificationRequested,
+    OutageChanged,
+    Outbound,
+)
 from escalator.domain.policy import Policy
 from escalator.domain.state import DONE_STATUSES, TicketState
 from escalator.errors import InvalidEvent
@@ -25,6 +41,8 @@ from escalator.service.deadlines import DeadlineIndex
 ESCALATIONS: Final = "escalations"
 NOTIFICATIONS: Final = "notifications"
 DEADLETTER: Final = "deadletter"
+OUTAGE: Final = "outage"  # broadcast to every ticket partition, never published to consumers
+OUTAGES_KEY: Final = "__outages__/"  # per-partition outage state, stored in the ticket table
 DEFAULT_MAX_RECORD: Final = 1024 * 1024
 DEFAULT_RETENTION_MS: Final = 7 * 24 * 3600 * 1000
 
@@ -62,8 +80,89 @@ class NullRecorder:
         pass
 
 
-class Processor:
-    """Applies records to per-ticket state held in `store` (a table, or a dict in tests)."""
+class BaseProcessor:
+    """What every lane shares: decode → decide → save → index → encode, dead letters."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        store: MutableMapping[str, bytes],
+        *,
+        index: DeadlineIndex | None = None,
+        recorder: Recorder | None = None,
+        max_record_bytes: int = DEFAULT_MAX_RECORD,
+    ) -> None:
+        self.policy = policy
+        self.store = store
+        self.index = index if index is not None else DeadlineIndex()
+        self.recorder: Recorder = recorder or NullRecorder()
+        self.max_record_bytes = max_record_bytes
+
+    def on_record(self, raw: bytes, arrival: int, partition: int, origin: Origin) -> list[Emission]:
+        """Apply one inbound record arriving at `arrival`; bad input becomes a dead letter."""
+        try:
+            if len(raw) > self.max_record_bytes:
+                raise InvalidEvent(
+                    "oversized", f"record of {len(raw)} bytes exceeds {self.max_record_bytes}"
+                )
+            event_type, emissions = self._apply(raw, arrival, partition)
+        except InvalidEvent as exc:
+            return [self._dead_letter(raw, origin, exc.reason, exc.message, arrival)]
+        except Exception as exc:  # noqa: BLE001 - a bug must not stop the stream; it is dead-lettered
+            return [self._dead_letter(raw, origin, "internal_error", repr(exc), arrival)]
+        self.recorder.event_processed(event_type)
+        return emissions
+
+    def on_tick(self, partition: int, now: int, limit: int = 5000) -> list[Emission]:
+        """Advance up to `limit` due keys of `partition` to the clock `now`."""
+        emissions: list[Emission] = []
+        for key in self.index.pop_due(partition, now, limit):
+            emissions.extend(self._advance(partition, key, now))
+        return emissions
+
+    def next_due(self, partition: int) -> int | None:
+        return self.index.peek(partition)
+
+    def reindex(self, key: str, raw: bytes, partitions: set[int] | frozenset[int]) -> None:
+        """Put a recovered key's next instant into the index if its partition is ours."""
+        partition, due = index_entry(raw)
+        if partition in partitions:
+            self.index.set(partition, key, due)
+
+    # -- for subclasses --
+
+    def _apply(self, raw: bytes, arrival: int, partition: int) -> tuple[str, list[Emission]]:
+        raise NotImplementedError
+
+    def _advance(self, partition: int, key: str, now: int) -> list[Emission]:
+        raise NotImplementedError
+
+    def _emit(self, effects: list[Effect]) -> list[Emission]:
+        emissions: list[Emission] = []
+        for effect in effects:
+            self.recorder.effect(effect)
+            if isinstance(effect, OUTBOUND_TYPES):
+                emissions.append(self._emission(effect))  # type: ignore[arg-type]
+            elif isinstance(effect, OutageChanged):
+                emissions.append(Emission(OUTAGE, b"", encode_outage(effect), time=effect.time))
+        return emissions
+
+    def _emission(self, effect: Outbound) -> Emission:
+        value = encode_effect(effect, self.policy.version)
+        if isinstance(effect, NotificationRequested):
+            return Emission(NOTIFICATIONS, effect.recipient.encode(), value, effect, effect.time)
+        return Emission(ESCALATIONS, effect.key.encode(), value, effect, effect.time)
+
+    def _dead_letter(
+        self, raw: bytes, origin: Origin, reason: str, message: str, arrival: int
+    ) -> Emission:
+        self.recorder.dead_lettered(reason)
+        value = dead_letter(raw, origin, reason, message, arrival)
+        return Emission(DEADLETTER, b"", value, note=f"{reason}: {message}")
+
+
+class Processor(BaseProcessor):
+    """Ticket events → per-ticket state in `store` (a Faust table, or a dict)."""
 
     def __init__(
         self,
@@ -76,55 +175,89 @@ class Processor:
         limits: engine.Limits | None = None,
         retention_ms: int = DEFAULT_RETENTION_MS,
     ) -> None:
-        self.policy = policy
-        self.store = store
-        self.index = index if index is not None else DeadlineIndex()
-        self.recorder: Recorder = recorder or NullRecorder()
-        self.max_record_bytes = max_record_bytes
+        super().__init__(
+            policy, store, index=index, recorder=recorder, max_record_bytes=max_record_bytes
+        )
         self.limits = limits or engine.DEFAULT_LIMITS
         self.retention_ms = retention_ms
         self.purged = 0
+        # Per partition: services in outage, and the open tickets of each service.
+        self.outages: dict[int, dict[str, OutageChanged]] = {}
+        self.by_service: dict[int, dict[str, set[str]]] = {}
 
-    def on_record(self, raw: bytes, arrival: int, partition: int, origin: Origin) -> list[Emission]:
-        """Apply one inbound record arriving at `arrival`; bad input becomes a dead letter."""
-        try:
-            if len(raw) > self.max_record_bytes:
-                raise InvalidEvent(
-                    "oversized", f"record of {len(raw)} bytes exceeds {self.max_record_bytes}"
-                )
-            event = decode_event(raw, arrival)
-            state = self._load(event.ticket_id)
-            decision = engine.apply(state, event, self.policy, self.limits)
-        except InvalidEvent as exc:
-            return [self._dead_letter(raw, origin, exc.reason, exc.message, arrival)]
-        except Exception as exc:  # noqa: BLE001 - a bug must not stop the stream; it is dead-lettered
-            return [self._dead_letter(raw, origin, "internal_error", repr(exc), arrival)]
-        self.recorder.event_processed(event.type)
-        return self._commit(partition, decision)
+    def _apply(self, raw: bytes, arrival: int, partition: int) -> tuple[str, list[Emission]]:
+        event = decode_event(raw, arrival)
+        state = self._load(event.ticket_id)
+        service = state.service if state else getattr(event.payload, "service", None)
+        outage = self._outage(partition, service)
+        decision = engine.apply(state, event, self.policy, self.limits, outage)
+        return event.type, self._commit(partition, decision)
 
-    def on_tick(self, partition: int, now: int, limit: int = 5000) -> list[Emission]:
-        """Advance up to `limit` due tickets of `partition` to the clock `now`."""
+    def _advance(self, partition: int, key: str, now: int) -> list[Emission]:
+        state = self._load(key)
+        if state is None:
+            return []
+        purge_at = self._purge_at(state)
+        if purge_at is not None and purge_at < now:
+            del self.store[key]  # a tombstone in the changelog: state stays bounded
+            self._track_service(partition, state, open_=False)
+            self.purged += 1
+            return []
+        outage = self._outage(partition, state.service)
+        return self._commit(partition, engine.advance(state, self.policy, now, outage))
+
+    def reindex(self, key: str, raw: bytes, partitions: set[int] | frozenset[int]) -> None:
+        if key.startswith(OUTAGES_KEY):
+            partition = int(key.removeprefix(OUTAGES_KEY))
+            if partition in partitions:
+                self.outages[partition] = decode_outages(raw)
+            return
+        super().reindex(key, raw, partitions)
+        partition, service, open_ = service_entry(raw)
+        if partition in partitions and service is not None and open_:
+            self.by_service.setdefault(partition, {}).setdefault(service, set()).add(key)
+
+    def drop_partition(self, partition: int) -> None:
+        self.index.drop_partition(partition)
+        self.outages.pop(partition, None)
+        self.by_service.pop(partition, None)
+
+    # -- outages (the unified state) --
+
+    def on_outage(self, partition: int, raw: bytes) -> list[Emission]:
+        """A service's outage began or ended (a record broadcast to every ticket partition)."""
+        change = decode_outage(raw)
+        active = self.outages.setdefault(partition, {})
+        current = active.get(change.service)
         emissions: list[Emission] = []
-        for ticket_id in self.index.pop_due(partition, now, limit):
-            state = self._load(ticket_id)
-            if state is None:
-                continue
-            purge_at = self._purge_at(state)
-            if purge_at is not None and purge_at < now:
-                del self.store[ticket_id]  # a tombstone in the changelog: state stays bounded
-                self.purged += 1
-                continue
-            emissions.extend(self._commit(partition, engine.advance(state, self.policy, now)))
+        if change.active:
+            if current is None:
+                active[change.service] = change
+        elif current is not None and current.incident_id == change.incident_id:
+            del active[change.service]
+            for ticket_id in sorted(self.by_service.get(partition, {}).get(change.service, ())):
+                state = self._load(ticket_id)
+                if state is not None:
+                    effects = engine.outage_over(
+                        state, self.policy, change.incident_id, change.time
+                    )
+                    emissions.extend(self._emit(effects))
+        self.store[f"{OUTAGES_KEY}{partition}"] = encode_outages(active)
         return emissions
 
-    def next_due(self, partition: int) -> int | None:
-        return self.index.peek(partition)
+    def _outage(self, partition: int, service: str | None) -> OutageChanged | None:
+        if service is None:
+            return None
+        return self.outages.get(partition, {}).get(service)
 
-    def reindex(self, ticket_id: str, raw: bytes, partitions: set[int] | frozenset[int]) -> None:
-        """Put a recovered ticket's next instant into the index if its partition is ours."""
-        partition, due = index_entry(raw)
-        if partition in partitions:
-            self.index.set(partition, ticket_id, due)
+    def _track_service(self, partition: int, state: TicketState, *, open_: bool) -> None:
+        if state.service is None:
+            return
+        tickets = self.by_service.setdefault(partition, {}).setdefault(state.service, set())
+        if open_:
+            tickets.add(state.ticket_id)
+        else:
+            tickets.discard(state.ticket_id)
 
     # -- internals --
 
@@ -147,22 +280,30 @@ class Processor:
             due = purge_at if due is None else min(due, purge_at)
         self.store[state.ticket_id] = encode_state(state, partition, due)
         self.index.set(partition, state.ticket_id, due)
-        emissions: list[Emission] = []
-        for effect in decision.effects:
-            self.recorder.effect(effect)
-            if isinstance(effect, OUTBOUND_TYPES):
-                emissions.append(self._emission(effect))  # type: ignore[arg-type]
-        return emissions
+        self._track_service(partition, state, open_=state.status not in DONE_STATUSES)
+        return self._emit(decision.effects)
 
-    def _emission(self, effect: Outbound) -> Emission:
-        value = encode_effect(effect, self.policy.version)
-        if isinstance(effect, NotificationRequested):
-            return Emission(NOTIFICATIONS, effect.recipient.encode(), value, effect, effect.time)
-        return Emission(ESCALATIONS, effect.ticket_id.encode(), value, effect, effect.time)
 
-    def _dead_letter(
-        self, raw: bytes, origin: Origin, reason: str, message: str, arrival: int
-    ) -> Emission:
-        self.recorder.dead_lettered(reason)
-        value = dead_letter(raw, origin, reason, message, arrival)
-        return Emission(DEADLETTER, b"", value, note=f"{reason}: {message}")
+class IncidentProcessor(BaseProcessor):
+    """Alert events → per-fingerprint incident state: the on-call ladder and its SLAs."""
+
+    def _apply(self, raw: bytes, arrival: int, partition: int) -> tuple[str, list[Emission]]:
+        event = decode_alert_event(raw, arrival)
+        raw_state = self.store.get(event.fingerprint)
+        state = decode_incident(raw_state) if raw_state is not None else None
+        decision = incidents.apply(state, event, self.policy)
+        return event.type, self._commit(partition, decision)
+
+    def _advance(self, partition: int, key: str, now: int) -> list[Emission]:
+        raw_state = self.store.get(key)
+        if raw_state is None:
+            return []
+        decision = incidents.advance(decode_incident(raw_state), self.policy, now)
+        return self._commit(partition, decision)
+
+    def _commit(self, partition: int, decision: incidents.IncidentDecision) -> list[Emission]:
+        state = decision.state
+        due = incidents.next_due(state)
+        self.store[state.fingerprint] = encode_incident(state, partition, due)
+        self.index.set(partition, state.fingerprint, due)
+        return self._emit(decision.effects)

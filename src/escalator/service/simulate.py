@@ -15,9 +15,17 @@ import orjson
 
 from escalator.adapters.cloudevents import loads, parse_time
 from escalator.adapters.deadletter import Origin
+from escalator.domain.events import ALERT_TYPES
 from escalator.domain.policy import Policy
 from escalator.errors import InvalidEvent
-from escalator.service.processor import DEADLETTER, Emission, Processor, Recorder
+from escalator.service.processor import (
+    DEADLETTER,
+    OUTAGE,
+    Emission,
+    IncidentProcessor,
+    Processor,
+    Recorder,
+)
 from escalator.service.summary import Summary
 
 PARTITION = 0
@@ -32,15 +40,47 @@ class Simulation:
     summary: Summary = field(default_factory=Summary)
 
 
-def arrival_of(raw: bytes, clock: int) -> int:
-    """When a JSONL line arrives: `arrivaltime`, else `time`; never before the clock."""
+def arrival_of(raw: bytes, clock: int) -> tuple[int, str]:
+    """When a JSONL line arrives (`arrivaltime`, else `time`; never before the clock) and its
+    CloudEvent type."""
     try:
         doc = loads(raw)
         stamp = doc.get("arrivaltime", doc.get("time"))
         arrival = parse_time(stamp, "arrivaltime" if "arrivaltime" in doc else "time")
     except InvalidEvent:
-        return clock  # the processor dead-letters the line with the precise reason
-    return max(arrival, clock)
+        return clock, ""  # the processor dead-letters the line with the precise reason
+    return max(arrival, clock), str(doc.get("type", ""))
+
+
+@dataclass(slots=True)
+class _Lanes:
+    """Ticket and incident processors on one virtual partition, as one worker would run them."""
+
+    tickets: Processor
+    incidents: IncidentProcessor
+    result: Simulation
+
+    def collect(self, emissions: list[Emission]) -> None:
+        for emission in emissions:
+            if emission.role == OUTAGE:
+                self.collect(self.tickets.on_outage(PARTITION, emission.value))
+            elif emission.role == DEADLETTER:
+                self.result.dead_letters.append(emission)
+            else:
+                self.result.emissions.append(emission)
+
+    def fire_until(self, now: int) -> None:
+        """Fire due instants before `now` one instant at a time, so output is chronological."""
+        while True:
+            dues = [
+                (due, n, lane)
+                for n, lane in enumerate((self.tickets, self.incidents))
+                if (due := lane.next_due(PARTITION)) is not None and due < now
+            ]
+            if not dues:
+                return
+            due, _, lane = min(dues, key=lambda item: item[:2])
+            self.collect(lane.on_tick(PARTITION, min(due + 1, now), limit=1_000_000))
 
 
 def run(
@@ -49,34 +89,30 @@ def run(
     until: int | None = None,
     recorder: Recorder | None = None,
 ) -> Simulation:
-    """Run the processor over JSONL `lines` and fire timers up to `until` (inclusive)."""
+    """Run the processors over JSONL `lines` and fire timers up to `until` (inclusive).
+
+    Ticket events and alert events (`alert.firing`, `alert.resolved`, `incident.acknowledged`)
+    may be mixed in one input, as the worker reads both topics.
+    """
     result = Simulation()
-    processor = Processor(policy, {}, recorder=_Tee(result.summary, recorder))
+    tee = _Tee(result.summary, recorder)
+    lanes = _Lanes(
+        Processor(policy, {}, recorder=tee), IncidentProcessor(policy, {}, recorder=tee), result
+    )
     clock = 0
     for number, line in enumerate(lines, start=1):
         raw = line.strip()
         if not raw:
             continue
-        arrival = arrival_of(raw, clock)
-        _fire_until(processor, arrival, result)
+        arrival, kind = arrival_of(raw, clock)
+        lanes.fire_until(arrival)
         clock = arrival
         origin = Origin(topic="<input>", partition=PARTITION, offset=number)
-        _collect(processor.on_record(raw, arrival, PARTITION, origin), result)
+        lane = lanes.incidents if kind in ALERT_TYPES else lanes.tickets
+        lanes.collect(lane.on_record(raw, arrival, PARTITION, origin))
     if until is not None:
-        _fire_until(processor, until + 1, result)
+        lanes.fire_until(until + 1)
     return result
-
-
-def _fire_until(processor: Processor, now: int, result: Simulation) -> None:
-    """Fire due instants before `now` one instant at a time, so output is chronological."""
-    while (due := processor.next_due(PARTITION)) is not None and due < now:
-        _collect(processor.on_tick(PARTITION, min(due + 1, now), limit=1_000_000), result)
-
-
-def _collect(emissions: list[Emission], result: Simulation) -> None:
-    for emission in emissions:
-        target = result.dead_letters if emission.role == DEADLETTER else result.emissions
-        target.append(emission)
 
 
 class _Tee:

@@ -1,0 +1,172 @@
+"""Monitoring alerts on the wire: Alertmanager webhooks, alert CloudEvents, outage records."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import orjson
+
+from escalator.adapters.cloudevents import loads, parse_time
+from escalator.adapters.http_ingest import Accepted, HttpError
+from escalator.domain.effects import OutageChanged
+from escalator.domain.events import ALERT_TYPES, AlertEvent, AlertPayload, IncidentAcknowledged
+from escalator.domain.ladder import iso
+from escalator.errors import InvalidEvent
+
+OUTAGE_TYPE: Final = "escalator.outage"
+ZERO_TIME: Final = "0001-01-01T00:00:00Z"  # Alertmanager's endsAt while an alert fires
+
+
+def _strings(value: Any, field: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise InvalidEvent("invalid_field", f"{field} must be an object of strings")
+    return dict(value)
+
+
+def _text(doc: dict[str, Any], field: str, label: str) -> str:
+    value = doc.get(field)
+    if not isinstance(value, str) or not value:
+        raise InvalidEvent(
+            "missing_field" if value is None else "invalid_field",
+            f"{label} must be a non-empty string",
+        )
+    return value
+
+
+def decode_alert_event(raw: bytes, arrival: int | None = None) -> AlertEvent:
+    """`alert.firing` / `alert.resolved` / `incident.acknowledged` CloudEvent → AlertEvent.
+
+    The `subject` is the alert fingerprint (also the Kafka key).
+    """
+    doc = loads(raw)
+    if doc.get("specversion") != "1.0":
+        raise InvalidEvent("unsupported_specversion", "specversion must be '1.0'")
+    kind = _text(doc, "type", "type")
+    if kind not in ALERT_TYPES:
+        raise InvalidEvent(
+            "unknown_type", f"type {kind[:64]!r} is not one of: " + ", ".join(ALERT_TYPES)
+        )
+    event_id = _text(doc, "id", "id")
+    fingerprint = _text(doc, "subject", "subject (the alert fingerprint)")
+    if "time" not in doc:
+        raise InvalidEvent("missing_field", "time is required")
+    time = parse_time(doc["time"], "time")
+    if arrival is None:
+        arrival = parse_time(doc["arrivaltime"], "arrivaltime") if "arrivaltime" in doc else time
+    data = doc.get("data")
+    if not isinstance(data, dict):
+        raise InvalidEvent("missing_field", "data must be a JSON object")
+    payload: AlertPayload | IncidentAcknowledged
+    if kind == "incident.acknowledged":
+        payload = IncidentAcknowledged(by=_text(data, "by", "data.by"))
+    else:
+        payload = AlertPayload(
+            status="firing" if kind == "alert.firing" else "resolved",
+            labels=_strings(data.get("labels", {}), "data.labels"),
+            annotations=_strings(data.get("annotations", {}), "data.annotations"),
+            starts_at=data.get("startsAt"),
+            ends_at=data.get("endsAt"),
+            generator_url=data.get("generatorURL"),
+            group_key=data.get("groupKey"),
+        )
+    return AlertEvent(event_id, kind, fingerprint, time, arrival, payload, str(doc.get("source")))
+
+
+# --- Alertmanager webhook (version 4) → alert CloudEvents -------------------------------------
+
+
+def alertmanager_events(body: bytes, received_at: int) -> list[Accepted]:
+    """One CloudEvent per alert of an Alertmanager v4 webhook; unknown keys are accepted.
+
+    Ids are deterministic per fingerprint, status and start time, so Alertmanager's re-sends
+    (every group_interval, and on retries) carry the same ids and change nothing.
+    """
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise HttpError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise HttpError(400, "not_an_object", "an Alertmanager webhook is a JSON object")
+    if str(doc.get("version")) != "4":
+        raise HttpError(
+            400,
+            "unsupported_version",
+            f"webhook version {doc.get('version')!r}; this endpoint reads version 4",
+        )
+    alerts = doc.get("alerts")
+    if not isinstance(alerts, list):
+        raise HttpError(400, "missing_field", "alerts must be a list")
+    group_key = doc.get("groupKey")
+    return [_alert(alert, index, group_key, received_at) for index, alert in enumerate(alerts)]
+
+
+def _alert(alert: Any, index: int, group_key: Any, received_at: int) -> Accepted:
+    if not isinstance(alert, dict):
+        raise HttpError(400, "not_an_object", "each alert must be an object", index)
+    try:
+        fingerprint = _text(alert, "fingerprint", f"alerts[{index}].fingerprint")
+        status = alert.get("status")
+        if status not in ("firing", "resolved"):
+            raise InvalidEvent(
+                "invalid_field", f"alerts[{index}].status must be firing or resolved"
+            )
+        labels = _strings(alert.get("labels", {}), f"alerts[{index}].labels")
+        annotations = _strings(alert.get("annotations", {}), f"alerts[{index}].annotations")
+        starts_at = alert.get("startsAt")
+        ends_at = alert.get("endsAt")
+        when = starts_at if status == "firing" else ends_at
+        time = parse_time(when, f"alerts[{index}].{'startsAt' if status == 'firing' else 'endsAt'}")
+    except InvalidEvent as exc:
+        raise HttpError(400, exc.reason, exc.message, index) from None
+    event = {
+        "specversion": "1.0",
+        "id": f"alertmanager/{fingerprint}/{status}/{starts_at}",
+        "source": "alertmanager",
+        "type": f"alert.{status}",
+        "time": iso(min(time, received_at)),
+        "subject": fingerprint,
+        "datacontenttype": "application/json",
+        "data": {
+            "fingerprint": fingerprint,
+            "labels": labels,
+            "annotations": annotations,
+            "startsAt": starts_at,
+            "endsAt": ends_at,
+            "generatorURL": alert.get("generatorURL"),
+            "groupKey": group_key,
+        },
+    }
+    return Accepted(fingerprint.encode(), orjson.dumps(event), str(event["id"]))
+
+
+# --- outage broadcast records -----------------------------------------------------------------
+
+
+def encode_outage(change: OutageChanged) -> bytes:
+    return orjson.dumps(
+        {
+            "specversion": "1.0",
+            "id": f"outage/{change.incident_id}/{'start' if change.active else 'end'}",
+            "source": "escalator",
+            "type": OUTAGE_TYPE,
+            "time": iso(change.time),
+            "data": {
+                "service": change.service,
+                "incident_id": change.incident_id,
+                "active": change.active,
+            },
+        }
+    )
+
+
+def decode_outage(raw: bytes) -> OutageChanged:
+    doc = orjson.loads(raw)
+    data = doc["data"]
+    return OutageChanged(
+        service=str(data["service"]),
+        incident_id=str(data["incident_id"]),
+        active=bool(data["active"]),
+        time=parse_time(doc["time"], "time"),
+    )

@@ -1,0 +1,296 @@
+"""Incidents from monitoring alerts: acknowledge/resolve SLAs and the on-call ladder.
+
+PagerDuty/GoAlert semantics: one incident per alert fingerprint while it fires (a re-sent alert
+is not a new one); level 1 is notified at once; each level that lets its timeout pass without
+an acknowledgement escalates to the next; after the last level the ladder starts again from
+level 1, `repeat` more times. An acknowledgement stops the ladder and the acknowledge clock;
+`alert.resolved` resolves the incident and stops every timer. Same time rules as tickets:
+pure, an explicit clock, instants fire once the clock has passed them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from escalator.domain.effects import (
+    Effect,
+    IncidentAcked,
+    IncidentClosed,
+    IncidentEscalated,
+    IncidentOpened,
+    IncidentResolved,
+    NotificationRequested,
+    OutageChanged,
+    SlaBreached,
+)
+from escalator.domain.events import AlertEvent, AlertPayload, IncidentAcknowledged
+from escalator.domain.policy import FUNCTIONAL, Policy
+from escalator.errors import InvalidEvent
+
+SEEN_WINDOW = 32
+MAX_FIRINGS = 1000
+
+
+@dataclass(slots=True)
+class IncidentState:
+    """One fingerprint's incident history (the current or last incident)."""
+
+    fingerprint: str
+    number: int = 0  # incidents opened for this fingerprint so far
+    status: str = "resolved"  # firing | acknowledged | resolved
+    severity: str = "P3"
+    service: str | None = None
+    alertname: str = ""
+    summary: str = ""
+    opened_at: int = 0
+    acknowledged_at: int | None = None
+    resolved_at: int | None = None
+    level: int = 0  # index into the ladder of the level paged last
+    loop: int = 0
+    next_level_at: int | None = None
+    ack_deadline: int | None = None
+    resolve_deadline: int | None = None
+    outage: bool = False
+    clock: int = 0
+    seen: list[str] = field(default_factory=list)
+
+    @property
+    def incident_id(self) -> str:
+        return f"{self.fingerprint}/{self.number}"
+
+    @property
+    def open(self) -> bool:
+        return self.status != "resolved"
+
+
+@dataclass(slots=True)
+class IncidentDecision:
+    state: IncidentState
+    effects: list[Effect] = field(default_factory=list)
+
+
+def apply(state: IncidentState | None, event: AlertEvent, policy: Policy) -> IncidentDecision:
+    """Apply one alert event; raises InvalidEvent for duplicates and acks of nothing."""
+    if state is None:
+        state = IncidentState(fingerprint=event.fingerprint)
+    if event.id in state.seen:
+        raise InvalidEvent("duplicate_event", f"event id {event.id!r} was already applied")
+    payload = event.payload
+    if isinstance(payload, IncidentAcknowledged) and not state.open:
+        raise InvalidEvent(
+            "unknown_incident", f"no open incident for fingerprint {event.fingerprint!r}"
+        )
+    now = max(event.arrival, state.clock)
+    decision = IncidentDecision(state)
+    _fire_due(decision, policy, now)
+    state.clock = now
+    state.seen.append(event.id)
+    del state.seen[:-SEEN_WINDOW]
+    at = max(min(event.time, now), state.opened_at if state.open else 0)
+    if isinstance(payload, IncidentAcknowledged):
+        _acknowledge(decision, policy, at, payload.by)
+    elif payload.status == "firing":
+        _fire(decision, policy, payload, at, now)
+    else:
+        _resolve(decision, at)
+    return decision
+
+
+def advance(state: IncidentState, policy: Policy, now: int) -> IncidentDecision:
+    """Fire every ladder step and SLA deadline before `now`."""
+    decision = IncidentDecision(state)
+    _fire_due(decision, policy, now)
+    state.clock = max(state.clock, now)
+    return decision
+
+
+def next_due(state: IncidentState) -> int | None:
+    dues = [d for d in (state.next_level_at, state.ack_deadline, state.resolve_deadline) if d]
+    return min(dues) if state.open and dues else None
+
+
+# --- transitions ------------------------------------------------------------------------------
+
+
+def _fire(
+    decision: IncidentDecision, policy: Policy, alert: AlertPayload, at: int, now: int
+) -> None:
+    state = decision.state
+    if state.open:
+        return  # Alertmanager re-sends firing alerts every group_interval: same incident
+    rules = policy.alerts
+    state.number += 1
+    state.status = "firing"
+    state.severity = rules.severity_of(alert.labels)
+    state.service = rules.service_of(alert.labels)
+    state.alertname = alert.labels.get("alertname", "")
+    state.summary = alert.annotations.get("summary") or alert.annotations.get("description", "")
+    state.opened_at = at
+    state.acknowledged_at = state.resolved_at = None
+    state.level, state.loop = 0, 0
+    ack, resolve = rules.acknowledge.get(state.severity), rules.resolve.get(state.severity)
+    state.ack_deadline = at + ack if ack else None
+    state.resolve_deadline = at + resolve if resolve else None
+    state.outage = state.service is not None and state.severity in rules.outage.severities
+    decision.effects.append(
+        IncidentOpened(
+            id=f"incident/{state.incident_id}/opened",
+            time=at,
+            incident_id=state.incident_id,
+            fingerprint=state.fingerprint,
+            severity=state.severity,
+            service=state.service,
+            alertname=state.alertname,
+            summary=state.summary,
+            labels=dict(alert.labels),
+            annotations=dict(alert.annotations),
+            starts_at=alert.starts_at,
+            generator_url=alert.generator_url,
+            group_key=alert.group_key,
+            outage=state.outage,
+        )
+    )
+    if state.outage and state.service:
+        decision.effects.append(OutageChanged(state.service, state.incident_id, True, at))
+    _page(decision, policy, 0, at)
+
+
+def _page(decision: IncidentDecision, policy: Policy, level: int, at: int) -> None:
+    """Notify ladder level `level` and schedule its timeout."""
+    state = decision.state
+    levels = policy.alerts.levels
+    if not levels:
+        state.next_level_at = None
+        return
+    state.level = level
+    step = levels[level]
+    cause = f"incident/{state.incident_id}/level{level + 1}.{state.loop}"
+    title = f"[{state.severity}] {state.alertname or 'alert'} firing" + (
+        f" on {state.service}" if state.service else ""
+    )
+    body = f"{state.summary}\n\nIncident {state.incident_id}; acknowledge to stop the ladder."
+    decision.effects.extend(
+        NotificationRequested(
+            id=f"{cause}/notify/{target}/oncall-level{level + 1}",
+            time=at,
+            ticket_id=None,
+            incident_id=state.incident_id,
+            escalation_id=cause,
+            channel=target,
+            recipient=f"oncall-level{level + 1}",
+            title=title,
+            body=body,
+        )
+        for target in step.notify
+    )
+    state.next_level_at = at + step.timeout_ms
+
+
+def _escalate(decision: IncidentDecision, policy: Policy, at: int) -> None:
+    state = decision.state
+    levels = policy.alerts.levels
+    from_level = state.level
+    if from_level + 1 < len(levels):
+        to_level = from_level + 1
+    elif state.loop < policy.alerts.repeat:
+        state.loop += 1
+        to_level = 0
+    else:
+        state.next_level_at = None  # the ladder is exhausted; the SLA clocks keep running
+        return
+    decision.effects.append(
+        IncidentEscalated(
+            id=f"incident/{state.incident_id}/level{to_level + 1}.{state.loop}/escalation",
+            time=at,
+            incident_id=state.incident_id,
+            fingerprint=state.fingerprint,
+            from_level=from_level + 1,
+            to_level=to_level + 1,
+            loop=state.loop,
+            kind=FUNCTIONAL,
+            trigger="ack_timeout",
+            reason=(
+                f"Level {from_level + 1} did not acknowledge within "
+                f"{levels[from_level].timeout_ms // 1000}s; paging level {to_level + 1}"
+                + (f" (repeat {state.loop})." if state.loop else ".")
+            ),
+            context={
+                "severity": state.severity,
+                "service": state.service,
+                "alertname": state.alertname,
+                "summary": state.summary,
+                "opened_at_ms": state.opened_at,
+            },
+        )
+    )
+    _page(decision, policy, to_level, at)
+
+
+def _acknowledge(decision: IncidentDecision, policy: Policy, at: int, by: str) -> None:
+    state = decision.state
+    if state.status != "firing":
+        return
+    state.status = "acknowledged"
+    state.acknowledged_at = at
+    state.next_level_at = None
+    state.ack_deadline = None
+    decision.effects.append(IncidentAcked(state.severity, max(0, at - state.opened_at)))
+
+
+def _resolve(decision: IncidentDecision, at: int) -> None:
+    state = decision.state
+    if not state.open:
+        return
+    acknowledged = state.acknowledged_at is not None
+    state.status = "resolved"
+    state.resolved_at = at
+    state.next_level_at = state.ack_deadline = state.resolve_deadline = None
+    duration = max(0, at - state.opened_at)
+    decision.effects.append(
+        IncidentResolved(
+            id=f"incident/{state.incident_id}/resolved",
+            time=at,
+            incident_id=state.incident_id,
+            fingerprint=state.fingerprint,
+            severity=state.severity,
+            service=state.service,
+            acknowledged=acknowledged,
+            duration_seconds=duration // 1000,
+        )
+    )
+    decision.effects.append(IncidentClosed(state.severity, duration, acknowledged))
+    if state.outage and state.service:
+        decision.effects.append(OutageChanged(state.service, state.incident_id, False, at))
+
+
+def _breach(decision: IncidentDecision, target: str, deadline: int) -> None:
+    state = decision.state
+    decision.effects.append(
+        SlaBreached(
+            id=f"incident/{state.incident_id}/{target}/breach",
+            time=deadline,
+            ticket_id=state.incident_id,
+            cycle=state.number,
+            target=target,
+            deadline=deadline,
+            breached_at=deadline,
+            tier="oncall",
+        )
+    )
+
+
+def _fire_due(decision: IncidentDecision, policy: Policy, now: int) -> None:
+    state = decision.state
+    for _ in range(MAX_FIRINGS):
+        due = next_due(state)
+        if due is None or due >= now:
+            return
+        if due == state.ack_deadline:
+            state.ack_deadline = None
+            _breach(decision, "acknowledge", due)
+        elif due == state.resolve_deadline:
+            state.resolve_deadline = None
+            _breach(decision, "resolve", due)
+        else:
+            _escalate(decision, policy, due)
+    raise RuntimeError(f"incident {state.incident_id}: more than {MAX_FIRINGS} firings")

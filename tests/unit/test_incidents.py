@@ -1,0 +1,139 @@
+"""Incidents from alerts (on-call ladder, SLAs) and outages that escalate tickets."""
+
+from __future__ import annotations
+
+import orjson
+
+from escalator.service import simulate
+from tests.helpers import ack, alert, comment, created, example_policy, jsonl, ms, status
+
+POLICY = example_policy()
+T0 = "2026-11-24T10:00:00Z"
+
+
+def run(*docs, until: str | None = None):
+    return simulate.run(jsonl(*docs), POLICY, ms(until) if until else None)
+
+
+def lines(result, *types: str) -> list[str]:
+    docs = [orjson.loads(e.value) for e in result.emissions]
+    return [f"{d['time'][11:19]} {d['type']} {d['id']}" for d in docs if d["type"] in types]
+
+
+def test_unacknowledged_incident_climbs_the_ladder_and_repeats_once() -> None:
+    result = run(alert("firing", "fp1", T0), until="2026-11-24T12:00:00Z")
+    assert lines(result, "incident.opened", "escalation.raised", "sla.breached") == [
+        "10:00:00 incident.opened incident/fp1/1/opened",
+        "10:05:00 sla.breached incident/fp1/1/acknowledge/breach",
+        "10:05:00 escalation.raised incident/fp1/1/level2.0/escalation",
+        "10:15:00 escalation.raised incident/fp1/1/level3.0/escalation",
+        "10:30:00 escalation.raised incident/fp1/1/level1.1/escalation",
+        "10:35:00 escalation.raised incident/fp1/1/level2.1/escalation",
+        "10:45:00 escalation.raised incident/fp1/1/level3.1/escalation",
+        "11:00:00 sla.breached incident/fp1/1/resolve/breach",
+    ]
+    first_page = [
+        orjson.loads(e.value)["data"]
+        for e in result.emissions
+        if orjson.loads(e.value)["data"].get("escalation_id") == "incident/fp1/1/level1.0"
+    ]
+    assert [(n["channel"], n["recipient"]) for n in first_page] == [
+        ("pagerduty:primary-oncall", "oncall-level1"),
+        ("slack:#incidents", "oncall-level1"),
+    ]
+
+
+def test_resent_alert_is_not_a_new_incident_and_ack_stops_the_ladder() -> None:
+    result = run(
+        alert("firing", "fp1", T0, event_id="am-1"),
+        alert("firing", "fp1", "2026-11-24T10:01:00Z", event_id="am-2"),
+        ack("fp1", "2026-11-24T10:03:00Z"),
+        alert("resolved", "fp1", "2026-11-24T10:20:00Z"),
+        until="2026-11-24T12:00:00Z",
+    )
+    assert lines(
+        result, "incident.opened", "escalation.raised", "incident.resolved", "sla.breached"
+    ) == [
+        "10:00:00 incident.opened incident/fp1/1/opened",
+        "10:20:00 incident.resolved incident/fp1/1/resolved",
+    ]
+    (resolved,) = [
+        orjson.loads(e.value)
+        for e in result.emissions
+        if orjson.loads(e.value)["type"] == "incident.resolved"
+    ]
+    assert resolved["data"]["acknowledged"] is True
+    assert resolved["data"]["duration_seconds"] == 20 * 60
+
+
+def test_same_fingerprint_after_resolution_is_incident_number_two() -> None:
+    result = run(
+        alert("firing", "fp1", T0),
+        alert("resolved", "fp1", "2026-11-24T10:01:00Z"),
+        alert("firing", "fp1", "2026-11-24T10:02:00Z", event_id="again"),
+    )
+    assert "incident/fp1/2/opened" in [orjson.loads(e.value)["id"] for e in result.emissions]
+
+
+def test_outage_sends_tickets_of_the_service_straight_to_l3() -> None:
+    result = run(
+        created("T-1", T0, service="checkout"),
+        created("T-2", T0, service="search"),
+        alert("firing", "fp1", "2026-11-24T10:01:00Z"),
+        created("T-3", "2026-11-24T10:02:00Z", service="checkout"),
+        until="2026-11-24T10:16:00Z",
+    )
+    raised = [
+        orjson.loads(e.value)
+        for e in result.emissions
+        if orjson.loads(e.value)["type"] == "escalation.raised"
+        and orjson.loads(e.value)["subject"].startswith("T-")
+    ]
+    summary = [
+        (r["subject"], r["data"]["from_tier"], r["data"]["to_tier"], r["data"]["trigger"])
+        for r in raised
+    ]
+    assert summary == [
+        ("T-3", "L1", "L2", "outage"),  # a new ticket of the service starts at L2
+        ("T-1", "L1", "L3", "outage"),  # its first-response breach skips L2
+        ("T-2", "L1", "L2", "sla_breach"),  # another service: the normal ladder
+    ]
+    assert all(r["data"]["trace"]["incident_id"] == "fp1/1" for r in raised[:2])
+    assert "incident fp1/1" in raised[1]["data"]["reason"]
+
+
+def test_outage_end_notifies_owners_of_open_tickets_of_the_service() -> None:
+    result = run(
+        created("T-1", T0, service="checkout"),
+        created("T-2", T0, service="checkout"),
+        comment("T-2", "2026-11-24T10:00:30Z"),
+        status("T-2", "2026-11-24T10:00:40Z", "solved"),
+        alert("firing", "fp1", "2026-11-24T10:01:00Z"),
+        alert("resolved", "fp1", "2026-11-24T10:05:00Z"),
+    )
+    notified = [
+        orjson.loads(e.value)
+        for e in result.emissions
+        if "/outage/fp1/1/resolved/notify/" in orjson.loads(e.value)["id"]
+    ]
+    assert [(n["subject"], n["data"]["recipient"]) for n in notified] == [("T-1", "team:frontline")]
+
+
+def test_warning_alert_is_not_an_outage() -> None:
+    result = run(
+        created("T-1", T0, service="checkout"),
+        alert("firing", "fp1", "2026-11-24T10:01:00Z", severity="warning"),
+        until="2026-11-24T10:16:00Z",
+    )
+    triggers = [
+        orjson.loads(e.value)["data"]["trigger"]
+        for e in result.emissions
+        if orjson.loads(e.value)["type"] == "escalation.raised"
+        and orjson.loads(e.value)["subject"] == "T-1"
+    ]
+    assert triggers == ["sla_breach"]
+
+
+def test_ack_for_no_incident_is_dead_lettered() -> None:
+    result = run(ack("fp-none", T0))
+    assert [orjson.loads(d.value)["reason"] for d in result.dead_letters] == ["unknown_incident"]
