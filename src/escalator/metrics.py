@@ -14,6 +14,8 @@ from escalator.domain.effects import (
     Effect,
     EscalationRaised,
     HandoffMeasured,
+    IncidentAcked,
+    IncidentClosed,
     SlaBreached,
     SlaWarning,
     TargetStarted,
@@ -21,6 +23,7 @@ from escalator.domain.effects import (
 )
 
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+INCIDENT_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400)
 HANDOFF_BUCKETS = (60, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400)
 
 
@@ -88,6 +91,26 @@ class Metrics:
             buckets=LAG_BUCKETS,
             registry=registry,
         )
+        self.mtta = Histogram(
+            "escalator_incident_time_to_acknowledge_seconds",
+            "Incident opened → acknowledged (MTTA = sum / count).",
+            ["severity"],
+            buckets=INCIDENT_BUCKETS,
+            registry=registry,
+        )
+        self.mttr = Histogram(
+            "escalator_incident_time_to_resolve_seconds",
+            "Incident opened → resolved (MTTR = sum / count).",
+            ["severity"],
+            buckets=INCIDENT_BUCKETS,
+            registry=registry,
+        )
+        self.never_acked = Counter(
+            "escalator_incidents_unacknowledged_total",
+            "Incidents resolved without ever being acknowledged.",
+            ["severity"],
+            registry=registry,
+        )
         self.open_deadlines = Gauge(
             "escalator_open_deadlines",
             "Tickets with a pending deadline on this worker.",
@@ -119,3 +142,9 @@ class Metrics:
             self.bouncebacks.labels(effect.from_tier, effect.to_tier).inc()
         elif isinstance(effect, HandoffMeasured):
             self.handoff.labels(effect.to_tier, effect.severity).observe(effect.delay_ms / 1000)
+        elif isinstance(effect, IncidentAcked):
+            self.mtta.labels(effect.severity).observe(effect.delay_ms / 1000)
+        elif isinstance(effect, IncidentClosed):
+            self.mttr.labels(effect.severity).observe(effect.duration_ms / 1000)
+            if not effect.acknowledged:
+                self.never_acked.labels(effect.severity).inc()

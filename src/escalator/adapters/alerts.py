@@ -7,7 +7,7 @@ from typing import Any, Final
 import orjson
 
 from escalator.adapters.cloudevents import loads, parse_time
-from escalator.adapters.http_ingest import Accepted, HttpError
+from escalator.adapters.http_types import Accepted, HttpError
 from escalator.domain.effects import OutageChanged
 from escalator.domain.events import ALERT_TYPES, AlertEvent, AlertPayload, IncidentAcknowledged
 from escalator.domain.ladder import iso

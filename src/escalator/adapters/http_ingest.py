@@ -8,44 +8,22 @@ half was accepted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
 
+from escalator.adapters.alerts import decode_alert_event
 from escalator.adapters.cloudevents import event_from_dict
+from escalator.adapters.http_types import Accepted, HttpError
+from escalator.domain.events import ALERT_TYPES
 from escalator.errors import InvalidEvent
+
+__all__ = ["BATCH", "PLAIN_JSON", "STRUCTURED", "Accepted", "HttpError", "parse_ingest"]
 
 STRUCTURED: Final = "application/cloudevents+json"
 BATCH: Final = "application/cloudevents-batch+json"
 PLAIN_JSON: Final = "application/json"
 MAX_BATCH: Final = 1000
-
-
-class HttpError(Exception):
-    """An HTTP error answer: status code and a JSON body without stack traces."""
-
-    def __init__(self, status: int, error: str, message: str, index: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.error = error
-        self.message = message
-        self.index = index
-
-    def body(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {"error": self.error, "message": self.message}
-        if self.index is not None:
-            doc["index"] = self.index
-        return doc
-
-
-@dataclass(frozen=True, slots=True)
-class Accepted:
-    """An event ready to produce: its Kafka key (the ticket id), bytes and CloudEvent id."""
-
-    key: bytes
-    value: bytes
-    event_id: str
 
 
 def media_type(content_type: str | None) -> str:
@@ -77,8 +55,12 @@ def parse_ingest(content_type: str | None, body: bytes) -> list[Accepted]:
 def _accept(doc: Any, index: int | None) -> Accepted:
     if not isinstance(doc, dict):
         raise HttpError(400, "not_an_object", "a CloudEvent must be a JSON object", index)
+    value = orjson.dumps(doc)
     try:
+        if doc.get("type") in ALERT_TYPES:
+            alert = decode_alert_event(value)
+            return Accepted(alert.fingerprint.encode(), value, alert.id, alert=True)
         event = event_from_dict(doc)
     except InvalidEvent as exc:
         raise HttpError(400, exc.reason, exc.message, index) from None
-    return Accepted(event.ticket_id.encode(), orjson.dumps(doc), event.id)
+    return Accepted(event.ticket_id.encode(), value, event.id)

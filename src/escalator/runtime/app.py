@@ -1,95 +1,53 @@
-"""The Faust worker: the only module that knows about Faust. A thin shell around `Processor`.
+"""The Faust worker: the only module that knows about Faust. A thin shell around the processors.
 
 Design (docs/architecture.md):
-- One agent (concurrency 1, see faust.md) reads `tickets.events`. Records carry the broker's
-  LogAppendTime; the partition's processing clock is the latest record timestamp, never ahead
-  of the wall clock. The agent decodes, applies, writes the `tickets` table and produces.
+- Two agents (concurrency 1 each, see faust.md): one on `tickets.events`, one on
+  `monitoring.alerts`. Records carry the broker's LogAppendTime; a partition's processing clock
+  is the latest record timestamp, never ahead of the wall clock.
+- Outputs are produced and acknowledged before the state that recorded them is written to the
+  table (see runtime/streams.py): at-least-once, never lost.
 - The deadline index lives in memory per partition. A timer peeks at it; when something is due
-  it appends a *tick* record to that same partition of `tickets.events`. The tick is ordered
-  after every event already in the partition, so when the agent reaches it, the partition has
-  no backlog before it and its timestamp is a safe clock. The agent then advances the due
-  tickets. Timers never write tables (faust.md), and a replayed tick decides nothing new.
+  it appends a *tick* record to that same partition. The tick is ordered after every record
+  already in the partition, so its timestamp is a safe clock. Timers never write tables.
+- An incident that makes a service's outage begin or end is broadcast as a record to every
+  partition of `tickets.events`, so each ticket partition learns it in order with its events.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Iterator, MutableMapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, Final
 
 import faust
-import orjson
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 
-from escalator.adapters.deadletter import Origin
 from escalator.config.settings import Settings
 from escalator.domain.policy import Policy
 from escalator.metrics import Metrics
 from escalator.runtime import web
 from escalator.runtime.policy_topic import PolicyFollower
-from escalator.service.processor import DEADLETTER, ESCALATIONS, Emission, Processor
+from escalator.runtime.streams import (
+    OUTAGE_KEY,
+    TICK_KEY,
+    InputStream,
+    Lane,
+    TableStore,
+    send_and_wait,
+    tick_record,
+    wall_ms,
+)
+from escalator.service.processor import BaseProcessor, IncidentProcessor, Processor
 
 log = logging.getLogger("escalator.worker")
 
-TICK_KEY: Final = b"__escalator_tick__"
-TICK_RESEND_MS: Final = 2000  # a tick not seen back within this is sent again
 RAW: Final[dict[str, Any]] = {
     "key_type": bytes,
     "value_type": bytes,
     "key_serializer": "raw",
     "value_serializer": "raw",
 }
-
-
-class TableStore(MutableMapping[str, bytes]):
-    """The Faust table seen as str → bytes (the table itself is keyed by raw bytes)."""
-
-    def __init__(self, table: Any) -> None:
-        self._table = table
-
-    def __getitem__(self, key: str) -> bytes:
-        value = self._table.get(key.encode())
-        if value is None:
-            raise KeyError(key)
-        return bytes(value)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        value = self._table.get(key.encode())
-        return default if value is None else value
-
-    def __setitem__(self, key: str, value: bytes) -> None:
-        self._table[key.encode()] = value
-
-    def __delitem__(self, key: str) -> None:
-        del self._table[key.encode()]
-
-    def __iter__(self) -> Iterator[str]:
-        return (k.decode() for k in self._table)
-
-    def __len__(self) -> int:
-        return len(self._table)
-
-
-def wall_ms() -> int:
-    return int(time.time() * 1000)
-
-
-@dataclass
-class Lane:
-    """One policy's view of the stream: its processor, its table and where its outputs go.
-
-    The main lane publishes to escalations/notifications/deadletter; a shadow lane (a second
-    policy on the same records) publishes everything it decides to escalations.shadow only.
-    """
-
-    name: str
-    processor: Processor
-    table: Any
-    topics: dict[str, Any]
-    main: bool
 
 
 class Worker:
@@ -107,41 +65,49 @@ class Worker:
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
         self.app = self._app()
-        self.tickets = self.app.topic(settings.topic("tickets"), **RAW)
-        self.policy_topic = self.app.topic(settings.topic("policy"), **RAW)
-        outputs = {
-            role: self.app.topic(settings.topic(role), **RAW)
-            for role in ("escalations", "notifications", "deadletter")
-        }
-        self.lanes = [self._lane("main", policy, outputs, main=True)]
+        topic = self._topic
+        self.tickets = topic("tickets")
+        self.policy_topic = topic("policy")
+        outputs = {role: topic(role) for role in ("escalations", "notifications", "deadletter")}
+        lanes = [self._lane("tickets", Processor, policy, outputs, main=True)]
         if shadow is not None:
-            shadow_topic = self.app.topic(settings.topic("shadow"), **RAW)
-            routes = {"escalations": shadow_topic, "notifications": shadow_topic}
-            self.lanes.append(self._lane("shadow", shadow, routes, main=False))
-        self.main = self.lanes[0]
-        self.table = self.main.table
-        self.processor = self.main.processor
-        self.clocks: dict[int, int] = {}
-        self.ticks_pending: dict[int, int] = {}
-        self.indexed: frozenset[int] = frozenset()
+            to_shadow = {"escalations": topic("shadow"), "notifications": topic("shadow")}
+            lanes.append(self._lane("tickets-shadow", Processor, shadow, to_shadow, main=False))
+        self.ticket_stream = InputStream(self.tickets, lanes)
+        incident_routes = {**outputs, "outage": self.tickets}
+        incidents = self._lane("incidents", IncidentProcessor, policy, incident_routes, main=True)
+        self.alert_stream = InputStream(topic("alerts"), [incidents])
+        self.streams = (self.ticket_stream, self.alert_stream)
+        self.table = lanes[0].table
+        self.processor = lanes[0].processor
         self._wire()
 
-    def _lane(self, name: str, policy: Policy, topics: dict[str, Any], *, main: bool) -> Lane:
+    def _topic(self, role: str) -> Any:
+        return self.app.topic(self.settings.topic(role), **RAW)
+
+    def _lane(
+        self,
+        name: str,
+        kind: Callable[..., BaseProcessor],
+        policy: Policy,
+        topics: dict[str, Any],
+        *,
+        main: bool,
+    ) -> Lane:
         # A table's codec follows its types: bytes → raw (it rejects key_serializer=).
         table = self.app.Table(
-            "tickets" if main else f"tickets-{name}",
-            partitions=self.settings.partitions,
-            key_type=bytes,
-            value_type=bytes,
+            name, partitions=self.settings.partitions, key_type=bytes, value_type=bytes
         )
-        processor = Processor(
+        store = TableStore(table)
+        extra = {"retention_ms": self.settings.retention_ms} if kind is Processor else {}
+        processor = kind(
             policy,
-            TableStore(table),
+            store,
             recorder=self.metrics if main else None,
             max_record_bytes=self.settings.max_record_bytes,
-            retention_ms=self.settings.retention_ms,
+            **extra,
         )
-        return Lane(name, processor, table, topics, main)
+        return Lane(name, processor, store, table, topics, main)
 
     @property
     def policy(self) -> Policy:
@@ -150,7 +116,7 @@ class Worker:
     def _app(self) -> faust.App:
         s = self.settings
         session = s.session_timeout_s
-        app = faust.App(
+        return faust.App(
             s.app_id,
             broker=f"kafka://{s.bootstrap_servers}",
             store="rocksdb://" if s.store == "rocksdb" else "memory://",
@@ -167,32 +133,27 @@ class Worker:
             web_port=s.web_port,
             web_host=s.web_host,
             web_tables_enabled=False,
-            producer_linger=0.005,
+            producer_linger=0.002,
             **self._security(),
         )
-        return app
 
     def _security(self) -> dict[str, Any]:
         sec = self.settings.security
         if sec.protocol == "PLAINTEXT":
             return {}
-        creds: Any
-        if sec.protocol.startswith("SASL"):
-            ssl_context = None
-            if sec.protocol == "SASL_SSL":
-                import ssl
+        import ssl
 
-                ssl_context = ssl.create_default_context(cafile=sec.cafile)
-            creds = faust.SASLCredentials(
-                username=sec.username,
-                password=sec.password,
-                mechanism=sec.sasl_mechanism or "PLAIN",
-                ssl_context=ssl_context,
-            )
-        else:
-            import ssl
-
-            creds = faust.SSLCredentials(ssl.create_default_context(cafile=sec.cafile))
+        context = None
+        if sec.protocol in ("SSL", "SASL_SSL"):
+            context = ssl.create_default_context(cafile=sec.cafile)
+        if sec.protocol == "SSL":
+            return {"broker_credentials": faust.SSLCredentials(context)}
+        creds = faust.SASLCredentials(
+            username=sec.username,
+            password=sec.password,
+            mechanism=sec.sasl_mechanism or "PLAIN",
+            ssl_context=context,
+        )
         return {"broker_credentials": creds}
 
     # -- wiring --
@@ -201,13 +162,22 @@ class Worker:
         app = self.app
         setup_prometheus_sensors(app, registry=self.registry, name_prefix="faust")
 
-        @app.agent(self.tickets, concurrency=1, name="escalator.process")
-        async def process(stream: Any) -> None:
-            for lane in self.lanes:
+        async def declare(stream: InputStream) -> None:
+            for lane in stream.lanes:
                 for topic in lane.topics.values():
                     await topic.maybe_declare()
-            async for event in stream.events():
-                await self.produce(self.handle(event.message))
+
+        @app.agent(self.tickets, concurrency=1, name="escalator.tickets")
+        async def tickets(records: Any) -> None:
+            await declare(self.ticket_stream)
+            async for event in records.events():
+                await self.step(self.ticket_stream, event.message)
+
+        @app.agent(self.alert_stream.topic, concurrency=1, name="escalator.alerts")
+        async def alerts(records: Any) -> None:
+            await declare(self.alert_stream)
+            async for event in records.events():
+                await self.step(self.alert_stream, event.message)
 
         @app.timer(interval=self.settings.tick_interval_s)
         async def sweep() -> None:
@@ -226,135 +196,68 @@ class Worker:
 
     def switch_policy(self, policy: Policy) -> None:
         """Use `policy` for every decision from now on (outputs name the version)."""
-        old = self.processor.policy.version
-        self.processor.policy = policy
+        old = self.policy.version
+        for stream in self.streams:
+            for lane in stream.lanes:
+                if lane.main:
+                    lane.processor.policy = policy
         log.info("policy switched: %s → %s", old, policy.version)
 
-    # -- the agent's work --
+    # -- the agents' work --
 
-    def handle(self, message: Any) -> list[tuple[Any, Emission, bool]]:
-        """Apply one record from tickets.events (an event or a tick) in every lane."""
-        partition = message.partition
-        stamp = int(message.timestamp * 1000)
-        now = max(self.clocks.get(partition, 0), min(stamp, wall_ms()))
-        self.clocks[partition] = now
-        tick = message.key == TICK_KEY
-        if tick:
-            self.ticks_pending.pop(partition, None)
-        origin = Origin(message.topic, partition, message.offset)
-        routed: list[tuple[Any, Emission, bool]] = []
-        for lane in self.lanes:
-            if tick:
-                emissions = lane.processor.on_tick(partition, now)
-            else:
-                emissions = lane.processor.on_record(message.value or b"", now, partition, origin)
-            for emission in emissions:
-                topic = lane.topics.get(emission.role)
-                if topic is not None:
-                    routed.append((topic, emission, lane.main))
-                if emission.role == DEADLETTER and lane.main:
-                    log.warning(
-                        "dead-lettered %s/%d@%d: %s",
-                        origin.topic,
-                        origin.partition,
-                        origin.offset,
-                        emission.note,
-                    )
-        return routed
+    async def step(self, stream: InputStream, message: Any) -> None:
+        """Decide, produce and wait for the acks, then write state (never the other way)."""
+        routed = stream.handle(message, on_outage=_apply_outage)
+        await send_and_wait(routed, self.broadcast, self.metrics.lag)
+        stream.flush()
 
-    async def produce(self, routed: list[tuple[Any, Emission, bool]]) -> None:
-        if not routed:
-            return
-        now = wall_ms()
-        for topic, emission, main in routed:
-            await topic.send(key=emission.key or None, value=emission.value)
-            if main and emission.effect is not None and emission.role == ESCALATIONS:
-                self.metrics.lag.observe(max(0, now - emission.time) / 1000)
+    async def broadcast(self, value: bytes) -> list[Any]:
+        """Send an outage change to every partition of tickets.events."""
+        return [
+            await self.tickets.send(key=OUTAGE_KEY, value=value, partition=partition)
+            for partition in range(self.settings.partitions)
+        ]
 
     # -- the timer's work: nudge partitions with due deadlines, never touch a table --
 
-    def active_partitions(self) -> frozenset[int]:
-        name = self.tickets.get_topic_name()
+    def active_partitions(self, stream: InputStream) -> frozenset[int]:
+        name = stream.name
         return frozenset(
             tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == name
         )
 
-    def next_due(self, partition: int) -> int | None:
-        dues = [d for lane in self.lanes if (d := lane.processor.next_due(partition)) is not None]
-        return min(dues) if dues else None
-
     async def sweep(self) -> None:
         if self.app.rebalancing or not self.app.tables.actives_ready:
             return
-        actives = self.active_partitions()
-        if actives != self.indexed:
-            self.rebuild_index(actives)
         now = wall_ms()
-        for partition in sorted(actives):
-            due = self.next_due(partition)
-            if due is None or due >= now:
-                continue
-            sent = self.ticks_pending.get(partition)
-            if sent is not None and now - sent < TICK_RESEND_MS:
-                continue
-            self.ticks_pending[partition] = now
-            await self.tickets.send(key=TICK_KEY, value=_tick(partition, now), partition=partition)
+        for stream in self.streams:
+            for partition in stream.due_partitions(self.active_partitions(stream), now):
+                await stream.topic.send(
+                    key=TICK_KEY, value=tick_record(partition, now), partition=partition
+                )
         self.metrics.open_deadlines.set(len(self.processor.index))
 
-    def rebuild_index(self, actives: frozenset[int]) -> None:
-        """After a rebalance: forget lost partitions, index the state of new ones."""
-        started = time.monotonic()
-        new = actives - self.indexed
-        count = 0
-        for lane in self.lanes:
-            for partition in self.indexed - actives:
-                lane.processor.index.drop_partition(partition)
-            if new:
-                for key, raw in lane.table.items():
-                    lane.processor.reindex(key.decode(), raw, new)
-                    count += 1
-        self.indexed = actives
-        log.info(
-            "assigned partitions %s of %s; indexed %d stored tickets in %.2fs; "
-            "%d deadlines pending",
-            sorted(actives),
-            self.tickets.get_topic_name(),
-            count,
-            time.monotonic() - started,
-            len(self.processor.index),
-        )
-
     async def _on_revoked(self, sender: Any, revoked: Any, **_: Any) -> None:
-        name = self.tickets.get_topic_name()
-        lost = {tp.partition for tp in revoked if tp.topic == name}
-        for partition in lost:
-            for lane in self.lanes:
-                lane.processor.index.drop_partition(partition)
-            self.clocks.pop(partition, None)
-            self.ticks_pending.pop(partition, None)
-        self.indexed = self.indexed - lost
+        for stream in self.streams:
+            stream.revoke({tp.partition for tp in revoked if tp.topic == stream.name})
+
+    @property
+    def indexed(self) -> frozenset[int]:
+        return self.ticket_stream.indexed
 
     def status(self) -> dict[str, Any]:
+        lanes = self.ticket_stream.lanes
         return {
             "status": "ok",
             "policy_version": self.policy.version,
-            "shadow_policy_version": (
-                self.lanes[1].processor.policy.version if len(self.lanes) > 1 else None
-            ),
-            "partitions": sorted(self.indexed),
+            "shadow_policy_version": lanes[1].processor.policy.version if len(lanes) > 1 else None,
+            "partitions": sorted(self.ticket_stream.indexed),
             "open_deadlines": len(self.processor.index),
             "rebalancing": bool(self.app.rebalancing),
         }
 
 
-def _tick(partition: int, now: int) -> bytes:
-    # A well-formed CloudEvent, so other consumers of tickets.events can recognise and skip it.
-    return orjson.dumps(
-        {
-            "specversion": "1.0",
-            "id": f"tick-{partition}-{now}",
-            "source": "escalator",
-            "type": "escalator.tick",
-            "data": {"partition": partition},
-        }
-    )
+def _apply_outage(processor: BaseProcessor, partition: int, value: bytes) -> list[Any]:
+    if isinstance(processor, Processor):
+        return processor.on_outage(partition, value)
+    return []

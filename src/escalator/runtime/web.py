@@ -1,6 +1,7 @@
 """HTTP endpoints on the worker's web port (Faust's aiohttp server).
 
-- POST /events            CloudEvents HTTP binding → tickets.events (202 after Kafka acked)
+- POST /events            CloudEvents HTTP binding → tickets.events or monitoring.alerts
+- POST /alerts/alertmanager  Alertmanager webhooks (v4) → one alert CloudEvent per alert
 - GET  /tickets/{id}      live SLA status, answered by the worker that owns the ticket
 - POST /policy            validate a policy (YAML body) and publish it to every worker
 - GET  /health, /metrics  always open; everything else needs the bearer token when one is set
@@ -15,11 +16,13 @@ from typing import TYPE_CHECKING
 
 from faust.web import Request, Response, View
 
-from escalator.adapters.http_ingest import HttpError, parse_ingest
+from escalator.adapters.alerts import alertmanager_events
+from escalator.adapters.http_ingest import Accepted, HttpError, parse_ingest
 from escalator.adapters.state_codec import decode_state
 from escalator.adapters.state_view import ticket_view
 from escalator.errors import ConfigError
 from escalator.runtime.policy_topic import KEY, policy_record
+from escalator.runtime.streams import wall_ms
 
 if TYPE_CHECKING:
     from escalator.runtime.app import Worker
@@ -60,18 +63,38 @@ def install(worker: Worker) -> None:
                 accepted = parse_ingest(request.headers.get("Content-Type"), body)
             except HttpError as exc:
                 return self.json(exc.body(), status=exc.status)
-            try:
-                futures = [
-                    await worker.tickets.send(key=item.key, value=item.value) for item in accepted
-                ]
-                await asyncio.wait_for(asyncio.gather(*futures), timeout=30)
-            except Exception as exc:  # noqa: BLE001 - any produce failure means "try again"
-                log.warning("ingest: Kafka did not acknowledge %d events: %r", len(accepted), exc)
-                error = HttpError(503, "kafka_unavailable", "Kafka did not acknowledge; retry")
-                return self.json(error.body(), status=503)
-            return self.json({"accepted": [item.event_id for item in accepted]}, status=202)
+            return await produce_acked(self, accepted)
 
     app.page("/events")(Events)
+
+    class Alertmanager(View):
+        async def post(self, request: Request) -> Response:
+            try:
+                check_auth(request, settings.http_token)
+                body = await read_body(request, settings.max_request_bytes)
+                accepted = alertmanager_events(body, wall_ms())
+            except HttpError as exc:
+                return self.json(exc.body(), status=exc.status)
+            return await produce_acked(self, accepted)
+
+    app.page("/alerts/alertmanager")(Alertmanager)
+
+    async def produce_acked(view: View, accepted: list[Accepted]) -> Response:
+        """Produce to the topic of each event's kind; 202 only after Kafka acknowledged all."""
+        alerts = worker.alert_stream.topic
+        try:
+            futures = [
+                await (alerts if item.alert else worker.tickets).send(
+                    key=item.key, value=item.value
+                )
+                for item in accepted
+            ]
+            await asyncio.wait_for(asyncio.gather(*futures), timeout=30)
+        except Exception as exc:  # noqa: BLE001 - any produce failure means "try again"
+            log.warning("ingest: Kafka did not acknowledge %d events: %r", len(accepted), exc)
+            error = HttpError(503, "kafka_unavailable", "Kafka did not acknowledge; retry")
+            return view.json(error.body(), status=503)
+        return view.json({"accepted": [item.event_id for item in accepted]}, status=202)
 
     class PolicyApply(View):
         async def post(self, request: Request) -> Response:

@@ -123,6 +123,10 @@ class BaseProcessor:
     def next_due(self, partition: int) -> int | None:
         return self.index.peek(partition)
 
+    def drop_partition(self, partition: int) -> None:
+        """Forget a partition this worker no longer owns."""
+        self.index.drop_partition(partition)
+
     def reindex(self, key: str, raw: bytes, partitions: set[int] | frozenset[int]) -> None:
         """Put a recovered key's next instant into the index if its partition is ours."""
         partition, due = index_entry(raw)
@@ -218,7 +222,7 @@ class Processor(BaseProcessor):
             self.by_service.setdefault(partition, {}).setdefault(service, set()).add(key)
 
     def drop_partition(self, partition: int) -> None:
-        self.index.drop_partition(partition)
+        super().drop_partition(partition)
         self.outages.pop(partition, None)
         self.by_service.pop(partition, None)
 
