@@ -138,7 +138,7 @@ def _alert(alert: Any, index: int, group_key: Any, received_at: int) -> Accepted
             "groupKey": group_key,
         },
     }
-    return Accepted(fingerprint.encode(), orjson.dumps(event), str(event["id"]))
+    return Accepted(fingerprint.encode(), orjson.dumps(event), str(event["id"]), alert=True)
 
 
 # --- outage broadcast records -----------------------------------------------------------------

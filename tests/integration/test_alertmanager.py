@@ -1,0 +1,206 @@
+"""A real Alertmanager (Debian's prometheus-alertmanager) webhooks into two real workers.
+
+Alerts posted to Alertmanager's API become incidents; with no acknowledgement the on-call
+ladder climbs level by level; the firing critical alert puts its service in outage, so a
+ticket of that service escalates straight to L3; resolving the alert in Alertmanager resolves
+the incident and tells the ticket's owner. Alertmanager's re-sends create no duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.helpers import ROOT, created
+from tests.integration.harness import WorkerFactory, consume, free_port, produce
+
+pytestmark = pytest.mark.integration
+
+FAST = ROOT / "tests" / "data" / "policy-fast.yaml"
+TOKEN = "am-webhook-token"
+BINARY = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+
+
+def config(webhook: str) -> str:
+    return f"""
+route:
+  receiver: escalator
+  group_by: [alertname, service]
+  group_wait: 1s
+  group_interval: 2s
+  repeat_interval: 1h
+receivers:
+  - name: escalator
+    webhook_configs:
+      - url: {webhook}
+        send_resolved: true
+        http_config:
+          authorization: {{type: Bearer, credentials: {TOKEN}}}
+"""
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path) -> Iterator[Any]:
+    if BINARY is None:
+        pytest.fail("prometheus-alertmanager is not installed (scripts/install-system-deps)")
+
+    class Instance:
+        port = free_port()
+        proc: subprocess.Popen[bytes] | None = None
+
+        def start(self, webhook: str) -> None:
+            (tmp_path / "am.yml").write_text(config(webhook))
+            with (tmp_path / "alertmanager.log").open("wb") as log:
+                self.proc = subprocess.Popen(
+                    [
+                        BINARY,
+                        f"--config.file={tmp_path / 'am.yml'}",
+                        f"--storage.path={tmp_path / 'am-data'}",
+                        f"--web.listen-address=127.0.0.1:{self.port}",
+                        "--cluster.listen-address=",
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                try:
+                    with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1):
+                        return
+                except OSError:
+                    time.sleep(0.2)
+            raise AssertionError((tmp_path / "alertmanager.log").read_text())
+
+        @property
+        def url(self) -> str:
+            return f"http://127.0.0.1:{self.port}"
+
+        def post(self, alerts: list[dict[str, Any]]) -> None:
+            request = urllib.request.Request(
+                f"{self.url}/api/v2/alerts",
+                data=orjson.dumps(alerts),
+                method="POST",
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                assert answer.status == 200
+
+    instance = Instance()
+    yield instance
+    if instance.proc is not None:
+        instance.proc.terminate()
+        instance.proc.wait(10)
+
+
+def stamp(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
+
+
+async def test_alertmanager_incident_ladder_and_outage(
+    workers: WorkerFactory, alertmanager: Any
+) -> None:
+    await workers.create_topics()
+    env = {"ESCALATOR_POLICY": str(FAST), "ESCALATOR_HTTP_TOKEN": TOKEN}
+    first, second = workers.start("w1", **env), workers.start("w2", **env)
+    first.wait_ready()
+    second.wait_ready()
+    deadline = time.monotonic() + 30
+    while len(first.health()["partitions"]) + len(second.health()["partitions"]) != 4:
+        assert time.monotonic() < deadline, "the two workers did not split the partitions"
+        await asyncio.sleep(0.3)
+    alertmanager.start(f"http://127.0.0.1:{first.port}/alerts/alertmanager")
+    bootstrap = workers.broker.bootstrap
+
+    # A ticket of service checkout, opened before the outage: first response due in 5 s.
+    now = int(time.time() * 1000)
+    await produce(
+        bootstrap,
+        workers.topic("tickets"),
+        [
+            created("T-out", now, customer_tier="enterprise", severity="P2", service="checkout"),
+            created("T-calm", now, customer_tier="enterprise", severity="P2", service="search"),
+        ],
+    )
+    started = datetime.now(tz=UTC)
+    alert = {
+        "labels": {"alertname": "CheckoutDown", "severity": "critical", "service": "checkout"},
+        "annotations": {"summary": "checkout returns 500"},
+        "startsAt": stamp(started),
+        "generatorURL": "http://prometheus.example/graph",
+    }
+    alertmanager.post([alert])
+
+    def seen(records: list[dict[str, Any]], wanted: str) -> bool:
+        return any(r["id"] == wanted or r["type"] == wanted for r in records)
+
+    outputs = workers.topic("escalations")
+    records = await consume(
+        bootstrap,
+        outputs,
+        lambda r: (
+            seen(r, "T-out/c1/first_response/escalation")
+            and seen(r, "T-calm/c1/first_response/escalation")
+        ),
+        timeout=30,
+    )
+    (opened,) = [r for r in records if r["type"] == "incident.opened"]
+    incident = opened["data"]["incident_id"]
+    assert opened["data"]["severity"] == "P1"
+    assert opened["data"]["service"] == "checkout"
+    assert opened["data"]["outage"] is True
+    (breach_escalation,) = [r for r in records if r["id"] == "T-out/c1/first_response/escalation"]
+    assert breach_escalation["data"]["from_tier"] == "L1"
+    assert breach_escalation["data"]["to_tier"] == "L3"
+    assert breach_escalation["data"]["trigger"] == "outage"
+    assert breach_escalation["data"]["trace"]["incident_id"] == incident
+    (calm,) = [r for r in records if r["id"] == "T-calm/c1/first_response/escalation"]
+    assert (calm["data"]["to_tier"], calm["data"]["trigger"]) == ("L2", "sla_breach")
+
+    # Nobody acknowledges: level 2 after 2 s, level 3 after 2 more.
+    ladder = f"incident/{incident}/level3.0/escalation"
+    records = await consume(bootstrap, outputs, lambda r: seen(r, ladder), timeout=20)
+    levels = [
+        (r["data"]["from_level"], r["data"]["to_level"], r["time"])
+        for r in records
+        if r["type"] == "escalation.raised" and "level" in r["id"]
+    ]
+    assert [lv[:2] for lv in levels] == [(1, 2), (2, 3)]
+    gap = datetime.fromisoformat(levels[1][2]) - datetime.fromisoformat(levels[0][2])
+    assert gap == timedelta(seconds=2)
+
+    # Let Alertmanager re-send the firing group a few times (group_interval 2 s), then resolve.
+    await asyncio.sleep(5)
+    alertmanager.post([{**alert, "endsAt": stamp(datetime.now(tz=UTC))}])
+    resolved = f"incident/{incident}/resolved"
+    records = await consume(bootstrap, outputs, lambda r: seen(r, resolved), timeout=30)
+    ids = Counter(r["id"] for r in records)
+    assert ids[f"incident/{incident}/opened"] == 1, "re-sends must not open new incidents"
+    assert len([i for i in ids if i.endswith("/opened")]) == 1
+    assert ids[resolved] == 1
+
+    notes = await consume(
+        bootstrap,
+        workers.topic("notifications"),
+        lambda r: seen(
+            r, f"T-out/c1/outage/{incident}/resolved/notify/pagerduty:senior/team:senior-eng"
+        ),
+        timeout=20,
+    )
+    told = {r["id"] for r in notes if "/outage/" in r["id"]}
+    assert {i.split("/notify/")[0] for i in told} == {f"T-out/c1/outage/{incident}/resolved"}
+    pages = {r["data"]["channel"] for r in notes if r["data"].get("incident_id") == incident}
+    assert pages == {"pagerduty:primary", "pagerduty:secondary", "email:directors@example.com"}
+    metrics = first.metrics() + second.metrics()
+    assert 'escalator_incident_time_to_resolve_seconds_count{severity="P1"} 1.0' in metrics
+    assert 'escalator_incidents_unacknowledged_total{severity="P1"} 1.0' in metrics
