@@ -72,3 +72,26 @@ def test_inbound_schema_and_decoder_agree(build, accepted: bool) -> None:
     assert INBOUND.is_valid(doc) == accepted
     result = simulate.run(jsonl(created("T-1", "2026-11-24T10:00:00Z"), doc), example_policy())
     assert (not result.dead_letters) == accepted
+
+
+ALERTS = Draft202012Validator(json.loads((ROOT / "schemas/alert-event.schema.json").read_text()))
+
+
+def test_incident_and_outage_outputs_match_the_outbound_schema() -> None:
+    from tests.helpers import ack, alert
+
+    inputs = [
+        created("T-1", "2026-11-24T10:00:00Z", service="checkout"),
+        alert("firing", "fp1", "2026-11-24T10:01:00Z"),
+        ack("fp1", "2026-11-24T10:20:00Z"),
+        alert("resolved", "fp1", "2026-11-24T10:30:00Z"),
+    ]
+    for doc in inputs[1:]:
+        ALERTS.validate(doc)
+    result = simulate.run(jsonl(*inputs), example_policy(), ms("2026-11-24T11:00:00Z"))
+    types = set()
+    for emission in result.emissions:
+        doc = orjson.loads(emission.value)
+        OUTBOUND.validate(doc)
+        types.add(doc["type"])
+    assert {"incident.opened", "incident.resolved", "escalation.raised"} <= types
