@@ -56,10 +56,11 @@ def index_entry(raw: bytes) -> tuple[int, int | None]:
     return int(doc["p"]), doc["due"]
 
 
-def service_entry(raw: bytes) -> tuple[int, str | None, bool]:
-    """(partition, service, still open) of a stored ticket, for the outage index."""
+def catalog_entry(raw: bytes) -> tuple[int, str, str, str | None, bool]:
+    """(partition, severity, tier, service, still open) of a stored ticket."""
     doc = orjson.loads(raw)
-    return int(doc["p"]), doc.get("service"), doc.get("status") not in ("solved", "closed")
+    is_open = doc["status"] not in ("solved", "closed")
+    return int(doc["p"]), doc["severity"], doc["tier"], doc.get("service"), is_open
 
 
 _INCIDENT_FIELDS: Final = tuple(IncidentState.__dataclass_fields__)

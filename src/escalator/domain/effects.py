@@ -51,6 +51,7 @@ class SlaBreached:
     deadline: int
     breached_at: int
     tier: str
+    severity: str
 
     @property
     def key(self) -> str:
@@ -283,6 +284,15 @@ class TargetStopped:
 
 
 @dataclass(frozen=True, slots=True)
+class FirstEscalation:
+    """A ticket's first escalation of this kind (the escalation-rate numerator)."""
+
+    kind: str
+    severity: str
+    customer_tier: str
+
+
+@dataclass(frozen=True, slots=True)
 class HandoffMeasured:
     to_tier: str
     severity: str
@@ -324,6 +334,7 @@ Observation = (
     TicketOpened
     | TargetStarted
     | TargetStopped
+    | FirstEscalation
     | HandoffMeasured
     | Bounceback
     | TicketSolved

@@ -28,6 +28,7 @@ from escalator.domain.effects import (
     Effect,
     EscalationRaised,
     EscalationRetracted,
+    FirstEscalation,
     HandoffMeasured,
     OutageChanged,
     SlaBreached,
@@ -416,6 +417,7 @@ class _Step:
                 deadline=deadline,
                 breached_at=deadline,
                 tier=state.tier,
+                severity=state.severity,
             )
         )
         trace = self.trace(clock, elapsed, paused)
@@ -554,6 +556,9 @@ class _Step:
         with_backup: bool = False,
     ) -> None:
         state = self.state
+        if kind not in state.escalated_kinds:
+            state.escalated_kinds.append(kind)
+            self.emit(FirstEscalation(kind, state.severity, state.customer_tier))
         self.emit(
             EscalationRaised(
                 id=escalation_id,

@@ -275,6 +275,7 @@ def _breach(decision: IncidentDecision, target: str, deadline: int) -> None:
             deadline=deadline,
             breached_at=deadline,
             tier="oncall",
+            severity=state.severity,
         )
     )
 

@@ -41,7 +41,8 @@ class TicketState:
     update_seq: int = 0
     inactivity_seq: int = 0
     handoff: Handoff | None = None
-    escalations: int = 0
+    escalations: int = 0  # functional escalations (moves up the ladder)
+    escalated_kinds: list[str] = field(default_factory=list)  # kinds seen at least once
     tiers_visited: list[str] = field(default_factory=list)
     assignees: list[str] = field(default_factory=list)
     comments: int = 0

@@ -80,6 +80,10 @@ class Worker:
         self.streams = (self.ticket_stream, self.alert_stream)
         self.table = lanes[0].table
         self.processor = lanes[0].processor
+        main = self.processor
+        self.metrics.watch_open_tickets(
+            lambda: main.open_tickets if isinstance(main, Processor) else None
+        )
         self._wire()
 
     def _topic(self, role: str) -> Any:

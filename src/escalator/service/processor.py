@@ -16,6 +16,7 @@ from escalator.adapters.alerts import decode_alert_event, decode_outage, encode_
 from escalator.adapters.cloudevents import decode_event, encode_effect
 from escalator.adapters.deadletter import Origin, dead_letter
 from escalator.adapters.state_codec import (
+    catalog_entry,
     decode_incident,
     decode_outages,
     decode_state,
@@ -23,7 +24,6 @@ from escalator.adapters.state_codec import (
     encode_outages,
     encode_state,
     index_entry,
-    service_entry,
 )
 from escalator.domain import engine, incidents
 from escalator.domain.effects import (
@@ -36,6 +36,7 @@ from escalator.domain.effects import (
 from escalator.domain.policy import Policy
 from escalator.domain.state import DONE_STATUSES, TicketState
 from escalator.errors import InvalidEvent
+from escalator.service.catalog import OpenTickets
 from escalator.service.deadlines import DeadlineIndex
 
 ESCALATIONS: Final = "escalations"
@@ -185,9 +186,8 @@ class Processor(BaseProcessor):
         self.limits = limits or engine.DEFAULT_LIMITS
         self.retention_ms = retention_ms
         self.purged = 0
-        # Per partition: services in outage, and the open tickets of each service.
-        self.outages: dict[int, dict[str, OutageChanged]] = {}
-        self.by_service: dict[int, dict[str, set[str]]] = {}
+        self.outages: dict[int, dict[str, OutageChanged]] = {}  # per partition, by service
+        self.open_tickets = OpenTickets()
 
     def _apply(self, raw: bytes, arrival: int, partition: int) -> tuple[str, list[Emission]]:
         event = decode_event(raw, arrival)
@@ -204,7 +204,7 @@ class Processor(BaseProcessor):
         purge_at = self._purge_at(state)
         if purge_at is not None and purge_at < now:
             del self.store[key]  # a tombstone in the changelog: state stays bounded
-            self._track_service(partition, state, open_=False)
+            self.open_tickets.remove(key)
             self.purged += 1
             return []
         outage = self._outage(partition, state.service)
@@ -217,14 +217,14 @@ class Processor(BaseProcessor):
                 self.outages[partition] = decode_outages(raw)
             return
         super().reindex(key, raw, partitions)
-        partition, service, open_ = service_entry(raw)
-        if partition in partitions and service is not None and open_:
-            self.by_service.setdefault(partition, {}).setdefault(service, set()).add(key)
+        partition, severity, tier, service, is_open = catalog_entry(raw)
+        if partition in partitions:
+            self.open_tickets.update(partition, key, severity, tier, service, is_open=is_open)
 
     def drop_partition(self, partition: int) -> None:
         super().drop_partition(partition)
         self.outages.pop(partition, None)
-        self.by_service.pop(partition, None)
+        self.open_tickets.drop_partition(partition)
 
     # -- outages (the unified state) --
 
@@ -239,7 +239,7 @@ class Processor(BaseProcessor):
                 active[change.service] = change
         elif current is not None and current.incident_id == change.incident_id:
             del active[change.service]
-            for ticket_id in sorted(self.by_service.get(partition, {}).get(change.service, ())):
+            for ticket_id in self.open_tickets.of_service(partition, change.service):
                 state = self._load(ticket_id)
                 if state is not None:
                     effects = engine.outage_over(
@@ -253,15 +253,6 @@ class Processor(BaseProcessor):
         if service is None:
             return None
         return self.outages.get(partition, {}).get(service)
-
-    def _track_service(self, partition: int, state: TicketState, *, open_: bool) -> None:
-        if state.service is None:
-            return
-        tickets = self.by_service.setdefault(partition, {}).setdefault(state.service, set())
-        if open_:
-            tickets.add(state.ticket_id)
-        else:
-            tickets.discard(state.ticket_id)
 
     # -- internals --
 
@@ -284,7 +275,14 @@ class Processor(BaseProcessor):
             due = purge_at if due is None else min(due, purge_at)
         self.store[state.ticket_id] = encode_state(state, partition, due)
         self.index.set(partition, state.ticket_id, due)
-        self._track_service(partition, state, open_=state.status not in DONE_STATUSES)
+        self.open_tickets.update(
+            partition,
+            state.ticket_id,
+            state.severity,
+            state.tier,
+            state.service,
+            is_open=state.status not in DONE_STATUSES,
+        )
         return self._emit(decision.effects)
 
 
