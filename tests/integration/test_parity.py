@@ -99,3 +99,14 @@ async def test_worker_and_simulate_emit_the_same_ids(workers: WorkerFactory) -> 
     assert {r["data"]["policy_version"] for r in live} == {"fast-1"}
     diff = compare(replay.summary, strict.summary)
     assert diff["breaches_gained"]  # the stricter policy breaches more: the runs really differ
+
+    # Labels stay low-cardinality: no ticket id, customer id or free text on /metrics.
+    page = worker.metrics()
+    label_values = [
+        line.split("{", 1)[1].split("}", 1)[0]
+        for line in page.splitlines()
+        if line.startswith("escalator_") and "{" in line
+    ]
+    assert label_values
+    for forbidden in ("G-1", "cust-", "vip-1", "summary of", "we will cancel"):
+        assert not [v for v in label_values if forbidden in v], forbidden

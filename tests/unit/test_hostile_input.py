@@ -1,0 +1,104 @@
+"""Hostile and broken input: every record of the corpus is refused with its reason, and
+random bytes or JSON never raise anything but a refusal (hypothesis)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from escalator.adapters.alerts import decode_alert_event
+from escalator.adapters.cloudevents import decode_event
+from escalator.adapters.deadletter import Origin
+from escalator.errors import InvalidEvent
+from escalator.service.processor import Processor
+from tests.helpers import example_policy, ms
+
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "hostile"
+ARRIVAL = ms("2026-11-24T10:05:00Z")
+EXPECTED = {
+    "malformed_json": "malformed_json",
+    "not_utf8": "not_utf8",
+    "not_an_object": "not_an_object",
+    "deeply_nested": "malformed_json",
+    "wrong_type_severity": "invalid_field",
+    "wrong_type_public": "invalid_field",
+    "missing_subject": "missing_field",
+    "missing_time": "missing_field",
+    "unknown_type": "unknown_type",
+    "unknown_specversion": "unsupported_specversion",
+    "huge_string": "field_too_long",
+    "time_far_future": "time_in_future",
+    "time_far_past": "time_too_old",
+    "time_not_rfc3339": "invalid_field",
+    "time_without_offset": "invalid_field",
+    "null_data": "missing_field",
+    "empty": "malformed_json",
+    "nul_bytes": "malformed_json",
+}
+
+
+def test_corpus_is_complete() -> None:
+    assert {p.stem for p in CORPUS.glob("*.bin")} == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_each_hostile_record_is_dead_lettered_with_its_reason(name: str) -> None:
+    processor = Processor(example_policy(), {})
+    raw = (CORPUS / f"{name}.bin").read_bytes()
+    (letter,) = processor.on_record(raw, ARRIVAL, 0, Origin("tickets.events", 0, 7))
+    assert orjson.loads(letter.value)["reason"] == EXPECTED[name]
+    assert processor.store == {}
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+    max_leaves=30,
+)
+envelopes = st.fixed_dictionaries(
+    {
+        "specversion": st.sampled_from(["1.0", "0.3", 1]),
+        "id": json_values | st.text(),
+        "source": json_values,
+        "type": st.sampled_from(
+            ["ticket.created", "ticket.commented", "ticket.status_changed", "alert.firing", "x"]
+        ),
+        "time": st.sampled_from(["2026-11-24T10:00:00Z", "nope", 5]),
+        "subject": json_values | st.text(min_size=1),
+        "data": json_values
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "severity",
+                    "customer_id",
+                    "customer_tier",
+                    "author_role",
+                    "public",
+                    "status",
+                    "labels",
+                    "body",
+                    "to_tier",
+                ]
+            ),
+            json_values,
+        ),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300) | envelopes.map(orjson.dumps))
+def test_decoders_only_ever_refuse(raw: bytes) -> None:
+    for decode in (decode_event, decode_alert_event):
+        try:
+            decode(raw, ARRIVAL)
+        except InvalidEvent as exc:
+            assert exc.reason
