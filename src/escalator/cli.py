@@ -429,6 +429,33 @@ def tail(role: str, from_beginning: bool, limit: int, **kw: Any) -> None:
     asyncio.run(tail_topic(settings_from(**kw), role, from_beginning, limit, click.echo))
 
 
+@main.group()
+def deadletter() -> None:
+    """Inspect and replay dead-lettered records."""
+
+
+@deadletter.command("replay")
+@kafka_options
+@click.option(
+    "--reason",
+    "reasons",
+    multiple=True,
+    help="Only records refused for this reason (repeatable); default: all.",
+)
+@click.option("--dry-run", is_flag=True, help="List what would be replayed; send nothing.")
+def deadletter_replay(reasons: tuple[str, ...], dry_run: bool, **kw: Any) -> None:
+    """Re-submit dead-lettered records to the topic they came from, after a fix.
+
+    Each record goes back with its original key and bytes; events already applied are
+    refused again as duplicates, so a second replay changes nothing.
+    """
+    from escalator.runtime.client import replay_deadletters
+
+    settings = settings_from(**kw)
+    count = asyncio.run(replay_deadletters(settings, reasons, dry_run, click.echo))
+    click.echo(f"{'would replay' if dry_run else 'replayed'} {count} record(s)", err=True)
+
+
 @main.command()
 def sample() -> None:
     """Print sample ticket events (JSON lines) timed so deadlines fall due within a minute."""

@@ -18,6 +18,7 @@ class Origin:
     topic: str
     partition: int
     offset: int
+    key: bytes | None = None
 
 
 def dead_letter(raw: bytes, origin: Origin, reason: str, message: str, at: int) -> bytes:
@@ -30,6 +31,7 @@ def dead_letter(raw: bytes, origin: Origin, reason: str, message: str, at: int) 
         "source_offset": origin.offset,
         "received_at": iso(at),
         "original": base64.b64encode(raw).decode("ascii"),
+        "original_key": base64.b64encode(origin.key).decode("ascii") if origin.key else None,
     }
     return orjson.dumps(doc)
 
@@ -38,3 +40,8 @@ def original_bytes(record: bytes) -> tuple[dict[str, Any], bytes]:
     """Parse a dead-letter record back into (metadata, original bytes) for replay."""
     doc = orjson.loads(record)
     return doc, base64.b64decode(doc["original"])
+
+
+def original_key(doc: dict[str, Any]) -> bytes | None:
+    key = doc.get("original_key")
+    return base64.b64decode(key) if key else None

@@ -7,8 +7,10 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
 
 from escalator.adapters.cloudevents import loads
+from escalator.adapters.deadletter import original_bytes, original_key
 from escalator.config.settings import Settings
 from escalator.errors import InvalidEvent
 from escalator.runtime.topics import admin_kwargs
@@ -71,3 +73,54 @@ async def tail_topic(
                 return
     finally:
         await consumer.stop()
+
+
+async def replay_deadletters(
+    settings: Settings, reasons: tuple[str, ...], dry_run: bool, echo: Callable[[str], None]
+) -> int:
+    """Re-submit dead-lettered records (optionally only some reasons) to their source topics.
+
+    Reads the dead-letter topic from the beginning to its current end. Records whose event id
+    was already applied are refused again as duplicates, so replaying twice is harmless.
+    """
+    topic = settings.topic("deadletter")
+    consumer = AIOKafkaConsumer(**admin_kwargs(settings), enable_auto_commit=False)
+    producer = AIOKafkaProducer(**admin_kwargs(settings), acks="all")
+    await consumer.start()
+    await producer.start()
+    sent = 0
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        if not partitions:
+            await consumer._client.force_metadata_update()  # a cold client knows no topics yet
+            partitions = [
+                TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []
+            ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        futures = []
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    doc, original = original_bytes(record.value or b"")
+                    if reasons and doc["reason"] not in reasons:
+                        continue
+                    echo(
+                        f"{'would replay' if dry_run else 'replay'} {doc['reason']}: "
+                        f"{doc['source_topic']}/{doc['source_partition']}@"
+                        f"{doc['source_offset']}"
+                    )
+                    sent += 1
+                    if not dry_run:
+                        futures.append(
+                            await producer.send(
+                                doc["source_topic"], original, key=original_key(doc)
+                            )
+                        )
+        for future in futures:
+            await future
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    return sent

@@ -116,7 +116,7 @@ class InputStream:
         stamp = int(message.timestamp * 1000)
         now = max(self.clocks.get(partition, 0), min(stamp, wall_ms()))
         self.clocks[partition] = now
-        origin = Origin(message.topic, partition, message.offset)
+        origin = Origin(message.topic, partition, message.offset, message.key)
         routed: list[Routed] = []
         for lane in self.lanes:
             processor = lane.processor
