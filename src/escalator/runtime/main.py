@@ -22,6 +22,8 @@ log = logging.getLogger("escalator.worker")
 def run_worker(settings: Settings, policy: Policy, shadow: Policy | None = None) -> int:
     """Run until SIGTERM/SIGINT; returns the process exit status."""
     configure_logging(settings.log_level, settings.log_format)
+    refusals = _KafkaRefusals()
+    logging.getLogger("aiokafka").addHandler(refusals)
     try:
         asyncio.run(check_topics(settings))
         policy, offset = asyncio.run(initial_policy(settings, policy))
@@ -29,12 +31,10 @@ def run_worker(settings: Settings, policy: Policy, shadow: Policy | None = None)
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - any failure to reach Kafka ends here, explained
-        print(
-            f"error: cannot reach Kafka at {settings.bootstrap_servers} "
-            f"({settings.security.describe()}): {exc!r}",
-            file=sys.stderr,
-        )
+        print(f"error: {_explain(settings, exc, refusals.auth_failed)}", file=sys.stderr)
         return 3
+    finally:
+        logging.getLogger("aiokafka").removeHandler(refusals)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     worker = Worker(settings, policy, shadow, policy_offset=offset)
     log.info(
@@ -60,3 +60,25 @@ def run_worker(settings: Settings, policy: Policy, shadow: Policy | None = None)
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0
+
+
+class _KafkaRefusals(logging.Handler):
+    """aiokafka reports a refused login only in its log; notice it to explain the failure."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.auth_failed = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "Authentication failed" in record.getMessage():
+            self.auth_failed = True
+
+
+def _explain(settings: Settings, exc: BaseException, auth_failed: bool) -> str:
+    where = f"Kafka at {settings.bootstrap_servers} ({settings.security.describe()})"
+    if auth_failed:
+        return (
+            f"{where} refused the credentials: authentication failed. Check "
+            "ESCALATOR_SASL_USERNAME, ESCALATOR_SASL_PASSWORD and ESCALATOR_SASL_MECHANISM."
+        )
+    return f"cannot reach {where}: {type(exc).__name__}: {exc}"
