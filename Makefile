@@ -5,13 +5,21 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup lint typecheck unit integration kafka-start kafka-stop bench clean
+.PHONY: run test setup lock audit lint typecheck unit integration kafka-start kafka-stop bench clean
 
-$(STAMP): pyproject.toml
+# constraints.txt pins every transitive dependency (regenerate: make lock).
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
+
+lock: setup
+	$(BIN)/pip freeze --exclude-editable > constraints.txt
+
+## audit: known vulnerabilities in the pinned dependencies (needs the PyPI JSON API or OSV)
+audit: setup
+	$(BIN)/pip-audit --progress-spinner off --strict
 
 setup: $(STAMP)
 
