@@ -340,6 +340,14 @@ def topics_create(**kw: Any) -> None:
     "[ESCALATOR_HTTP_TOKEN].",
 )
 @click.option(
+    "--recontact-window",
+    envvar="ESCALATOR_RECONTACT_WINDOW",
+    default="7d",
+    show_default=True,
+    help="A new ticket of a customer for a service within this time after one was solved "
+    "counts as a re-contact [ESCALATOR_RECONTACT_WINDOW].",
+)
+@click.option(
     "--retention",
     envvar="ESCALATOR_RETENTION",
     default="7d",
@@ -367,6 +375,7 @@ def worker(
     shadow_policy_file: Path | None,
     session_timeout: str,
     retention: str,
+    recontact_window: str,
     **kw: Any,
 ) -> None:
     """Run a stream worker: consume tickets.events, keep SLA state, emit escalations.
@@ -379,7 +388,11 @@ def worker(
 
     loaded = _load_policy_or_exit(policy_file)
     durations = {}
-    for hint, text in (("--session-timeout", session_timeout), ("--retention", retention)):
+    for hint, text in (
+        ("--session-timeout", session_timeout),
+        ("--retention", retention),
+        ("--recontact-window", recontact_window),
+    ):
         try:
             durations[hint] = parse_duration(text)
         except DurationError as exc:
@@ -390,6 +403,7 @@ def worker(
         shadow_policy_file=shadow_policy_file,
         session_timeout_s=durations["--session-timeout"] / 1000,
         retention_ms=durations["--retention"],
+        recontact_window_ms=durations["--recontact-window"],
         **kw,
     )
     sys.exit(run_worker(settings, loaded, shadow))

@@ -29,6 +29,7 @@ from escalator.domain.effects import (
     TicketSolved,
 )
 from escalator.domain.policy import FUNCTIONAL
+from escalator.domain.recontact import Recontact
 from escalator.service.catalog import OpenTickets
 
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -168,6 +169,15 @@ class Metrics:
             "Incidents resolved without ever being acknowledged.",
             ["severity"],
         )
+        self.recontacts = counter(
+            "escalator_customer_recontacts_total",
+            "New tickets from a customer for a service within the re-contact window of one "
+            "solved (the re-contact-rate numerator; tickets solved is the denominator).",
+            ["severity", "customer_tier"],
+        )
+        self.tickets_solved = counter(
+            "escalator_tickets_solved_total", "Tickets solved (each cycle).", ["severity"]
+        )
         self.open_deadlines = Gauge(
             "escalator_open_deadlines",
             "Tickets with a pending deadline on this worker.",
@@ -206,6 +216,9 @@ class Metrics:
             self._target_stopped(effect)
         elif isinstance(effect, TicketSolved):
             self.resolution.labels(effect.severity).observe(effect.resolution_ms / 1000)
+            self.tickets_solved.labels(effect.severity).inc()
+        elif isinstance(effect, Recontact):
+            self.recontacts.labels(effect.severity, effect.customer_tier).inc()
         elif isinstance(effect, Bounceback):
             self.bouncebacks.labels(effect.from_tier, effect.to_tier).inc()
         elif isinstance(effect, HandoffMeasured):

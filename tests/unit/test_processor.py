@@ -73,3 +73,24 @@ def test_oversized_record_is_dead_lettered() -> None:
     doc["data"]["summary"] = "x" * 200
     (letter,) = feed(processor, doc, "2026-11-24T10:00:00Z")
     assert orjson.loads(letter.value)["reason"] == "oversized"
+
+
+def test_recontact_within_the_window_is_counted() -> None:
+    from escalator.service import simulate
+    from tests.helpers import jsonl
+
+    result = simulate.run(
+        jsonl(
+            created("T-1", "2026-11-02T10:00:00Z", customer="globex", service="checkout"),
+            status("T-1", "2026-11-02T11:00:00Z", "solved"),
+            created("T-2", "2026-11-05T10:00:00Z", customer="globex", service="checkout"),
+            created("T-3", "2026-11-05T10:00:00Z", customer="globex", service="search"),
+            created("T-4", "2026-11-05T10:00:00Z", customer="initech", service="checkout"),
+            status("T-2", "2026-11-05T11:00:00Z", "solved"),
+            created("T-5", "2026-11-13T10:00:00Z", customer="globex", service="checkout"),
+        ),
+        example_policy(),
+    )
+    # T-2 re-contacts T-1 (3 days); T-5 comes 8 days after T-2: outside the 7-day window.
+    assert result.summary.recontacts == 1
+    assert result.summary.report()["recontact_rate"] == 0.5

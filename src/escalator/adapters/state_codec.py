@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -9,6 +10,7 @@ import orjson
 
 from escalator.domain.effects import OutageChanged
 from escalator.domain.incidents import IncidentState
+from escalator.domain.recontact import CustomerFact, CustomerState
 from escalator.domain.sla import Clock
 from escalator.domain.state import Handoff, TicketState
 
@@ -92,3 +94,29 @@ def decode_outages(raw: bytes) -> dict[str, OutageChanged]:
         service: OutageChanged(service, incident_id, True, time)
         for service, (incident_id, time) in doc.items()
     }
+
+
+def encode_fact(fact: CustomerFact) -> bytes:
+    """A customer fact on the repartition topic (keyed by customer id)."""
+    return orjson.dumps(dataclasses.asdict(fact))
+
+
+def decode_fact(raw: bytes) -> CustomerFact:
+    return CustomerFact(**orjson.loads(raw))
+
+
+def encode_customer(state: CustomerState, partition: int) -> bytes:
+    doc = {
+        "v": FORMAT,
+        "p": partition,
+        "due": None,
+        "customer_id": state.customer_id,
+        "last_solved": state.last_solved,
+        "seen": state.seen,
+    }
+    return orjson.dumps(doc)
+
+
+def decode_customer(raw: bytes) -> CustomerState:
+    doc = orjson.loads(raw)
+    return CustomerState(doc["customer_id"], dict(doc["last_solved"]), list(doc["seen"]))

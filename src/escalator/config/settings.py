@@ -16,6 +16,7 @@ TOPIC_DEFAULTS: Final = {
     "deadletter": "escalator.deadletter",
     "policy": "escalator.policy",
     "shadow": "escalations.shadow",
+    "customers": "escalator.customers",
 }
 
 
@@ -62,6 +63,7 @@ class Settings:
     max_request_bytes: int = 5 * 1024 * 1024
     http_token: str | None = field(default=None, repr=False)
     retention_ms: int = 7 * 24 * 3600 * 1000
+    recontact_window_ms: int = 7 * 24 * 3600 * 1000
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     def topic(self, role: str) -> str:

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from escalator.domain.recontact import CustomerFact, Recontact
+
 
 def effect_id(ticket_id: str, cycle: int, *parts: object) -> str:
     """Deterministic CloudEvent id: `<ticket>/<cycle>/<part>/...`."""
@@ -341,7 +343,7 @@ Observation = (
     | IncidentAcked
     | IncidentClosed
 )
-Effect = Outbound | Observation | OutageChanged
+Effect = Outbound | Observation | OutageChanged | CustomerFact | Recontact
 OUTBOUND_TYPES: tuple[type, ...] = (
     IncidentOpened,
     IncidentEscalated,

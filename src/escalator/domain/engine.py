@@ -50,6 +50,7 @@ from escalator.domain.events import (
     TicketTransferred,
 )
 from escalator.domain.policy import FUNCTIONAL, HIERARCHICAL, Policy, TargetRule, Threshold
+from escalator.domain.recontact import CustomerFact
 from escalator.domain.sla import Clock
 from escalator.domain.state import DONE_STATUSES, OPEN_STATUSES, Handoff, TicketState
 from escalator.errors import InvalidEvent
@@ -196,6 +197,7 @@ def _open(
     )
     state.remember(event_id)
     decision = Decision(state)
+    decision.effects.append(_fact("created", state, at))
     decision.effects.append(
         TicketOpened(
             severity=state.severity,
@@ -798,6 +800,7 @@ class _Step:
     def solve(self) -> None:
         state = self.state
         state.solved_at = self.at
+        self.emit(_fact("solved", state, self.at))
         for clock in list(state.clocks.values()):
             self.stop(clock, self.at)
         self.emit(
@@ -893,6 +896,18 @@ class _Step:
             state.tier = clock.from_tier
             state.handoff = None
         clock.breach_id = None
+
+
+def _fact(kind: str, state: TicketState, at: int) -> CustomerFact:
+    return CustomerFact(
+        kind,
+        state.customer_id,
+        state.service,
+        state.severity,
+        state.customer_tier,
+        at,
+        state.ticket_id,
+    )
 
 
 def outage_over(state: TicketState, policy: Policy, incident_id: str, at: int) -> list[Effect]:

@@ -38,7 +38,12 @@ from escalator.runtime.streams import (
     tick_record,
     wall_ms,
 )
-from escalator.service.processor import BaseProcessor, IncidentProcessor, Processor
+from escalator.service.processor import (
+    BaseProcessor,
+    CustomerProcessor,
+    IncidentProcessor,
+    Processor,
+)
 
 log = logging.getLogger("escalator.worker")
 
@@ -69,7 +74,9 @@ class Worker:
         self.tickets = topic("tickets")
         self.policy_topic = topic("policy")
         outputs = {role: topic(role) for role in ("escalations", "notifications", "deadletter")}
-        lanes = [self._lane("tickets", Processor, policy, outputs, main=True)]
+        customers = topic("customers")
+        ticket_routes = {**outputs, "customers": customers}
+        lanes = [self._lane("tickets", Processor, policy, ticket_routes, main=True)]
         if shadow is not None:
             to_shadow = {"escalations": topic("shadow"), "notifications": topic("shadow")}
             lanes.append(self._lane("tickets-shadow", Processor, shadow, to_shadow, main=False))
@@ -77,7 +84,11 @@ class Worker:
         incident_routes = {**outputs, "outage": self.tickets}
         incidents = self._lane("incidents", IncidentProcessor, policy, incident_routes, main=True)
         self.alert_stream = InputStream(topic("alerts"), [incidents])
-        self.streams = (self.ticket_stream, self.alert_stream)
+        facts = self._lane(
+            "customers", CustomerProcessor, policy, {"deadletter": outputs["deadletter"]}, main=True
+        )
+        self.customer_stream = InputStream(customers, [facts])
+        self.streams = (self.ticket_stream, self.alert_stream, self.customer_stream)
         self.table = lanes[0].table
         self.processor = lanes[0].processor
         main = self.processor
@@ -103,7 +114,11 @@ class Worker:
             name, partitions=self.settings.partitions, key_type=bytes, value_type=bytes
         )
         store = TableStore(table)
-        extra = {"retention_ms": self.settings.retention_ms} if kind is Processor else {}
+        extra: dict[str, Any] = {}
+        if kind is Processor:
+            extra["retention_ms"] = self.settings.retention_ms
+        elif kind is CustomerProcessor:
+            extra["window_ms"] = self.settings.recontact_window_ms
         processor = kind(
             policy,
             store,
@@ -182,6 +197,11 @@ class Worker:
             await declare(self.alert_stream)
             async for event in records.events():
                 await self.step(self.alert_stream, event.message)
+
+        @app.agent(self.customer_stream.topic, concurrency=1, name="escalator.customers")
+        async def customers(records: Any) -> None:
+            async for event in records.events():
+                await self.step(self.customer_stream, event.message)
 
         @app.timer(interval=self.settings.tick_interval_s)
         async def sweep() -> None:

@@ -17,8 +17,17 @@ log = logging.getLogger("escalator.topics")
 # Inputs carry the broker's append time: the processing clock must not depend on producer
 # clocks, and replays must see the same timestamps the live worker saw.
 INPUT_CONFIG = {"message.timestamp.type": "LogAppendTime"}
-CO_PARTITIONED = ("tickets", "alerts")
-ROLES = ("tickets", "alerts", "escalations", "notifications", "deadletter", "policy", "shadow")
+CO_PARTITIONED = ("tickets", "alerts", "customers")
+ROLES = (
+    "tickets",
+    "alerts",
+    "escalations",
+    "notifications",
+    "deadletter",
+    "policy",
+    "shadow",
+    "customers",
+)
 # The applied policy: one partition (every worker reads all of it), compacted (latest wins).
 POLICY_CONFIG = {"cleanup.policy": "compact"}
 

@@ -10,22 +10,26 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from escalator.adapters.alerts import decode_alert_event, decode_outage, encode_outage
 from escalator.adapters.cloudevents import decode_event, encode_effect
 from escalator.adapters.deadletter import Origin, dead_letter
 from escalator.adapters.state_codec import (
     catalog_entry,
+    decode_customer,
+    decode_fact,
     decode_incident,
     decode_outages,
     decode_state,
+    encode_customer,
+    encode_fact,
     encode_incident,
     encode_outages,
     encode_state,
     index_entry,
 )
-from escalator.domain import engine, incidents
+from escalator.domain import engine, incidents, recontact
 from escalator.domain.effects import (
     OUTBOUND_TYPES,
     Effect,
@@ -34,6 +38,7 @@ from escalator.domain.effects import (
     Outbound,
 )
 from escalator.domain.policy import Policy
+from escalator.domain.recontact import CustomerFact
 from escalator.domain.state import DONE_STATUSES, TicketState
 from escalator.errors import InvalidEvent
 from escalator.service.catalog import OpenTickets
@@ -43,6 +48,7 @@ ESCALATIONS: Final = "escalations"
 NOTIFICATIONS: Final = "notifications"
 DEADLETTER: Final = "deadletter"
 OUTAGE: Final = "outage"  # broadcast to every ticket partition, never published to consumers
+CUSTOMERS: Final = "customers"  # facts repartitioned by customer (re-contact)
 OUTAGES_KEY: Final = "__outages__/"  # per-partition outage state, stored in the ticket table
 DEFAULT_MAX_RECORD: Final = 1024 * 1024
 DEFAULT_RETENTION_MS: Final = 7 * 24 * 3600 * 1000
@@ -111,7 +117,8 @@ class BaseProcessor:
             return [self._dead_letter(raw, origin, exc.reason, exc.message, arrival)]
         except Exception as exc:  # noqa: BLE001 - a bug must not stop the stream; it is dead-lettered
             return [self._dead_letter(raw, origin, "internal_error", repr(exc), arrival)]
-        self.recorder.event_processed(event_type)
+        if event_type:
+            self.recorder.event_processed(event_type)
         return emissions
 
     def on_tick(self, partition: int, now: int, limit: int = 5000) -> list[Emission]:
@@ -150,6 +157,9 @@ class BaseProcessor:
                 emissions.append(self._emission(effect))  # type: ignore[arg-type]
             elif isinstance(effect, OutageChanged):
                 emissions.append(Emission(OUTAGE, b"", encode_outage(effect), time=effect.time))
+            elif isinstance(effect, CustomerFact):
+                key = effect.customer_id.encode()
+                emissions.append(Emission(CUSTOMERS, key, encode_fact(effect), time=effect.time))
         return emissions
 
     def _emission(self, effect: Outbound) -> Emission:
@@ -309,3 +319,24 @@ class IncidentProcessor(BaseProcessor):
         self.store[state.fingerprint] = encode_incident(state, partition, due)
         self.index.set(partition, state.fingerprint, due)
         return self._emit(decision.effects)
+
+
+class CustomerProcessor(BaseProcessor):
+    """Customer facts (repartitioned by customer) → re-contact observations."""
+
+    def __init__(self, *args: Any, window_ms: int = recontact.DEFAULT_WINDOW_MS, **kw: Any):
+        super().__init__(*args, **kw)
+        self.window_ms = window_ms
+
+    def _apply(self, raw: bytes, arrival: int, partition: int) -> tuple[str, list[Emission]]:
+        fact = decode_fact(raw)
+        stored = self.store.get(fact.customer_id)
+        state = decode_customer(stored) if stored is not None else None
+        state, found = recontact.apply(state, fact, self.window_ms)
+        self.store[fact.customer_id] = encode_customer(state, partition)
+        if found is not None:
+            self.recorder.effect(found)
+        return "", []  # internal facts are not inbound events
+
+    def _advance(self, partition: int, key: str, now: int) -> list[Emission]:
+        return []

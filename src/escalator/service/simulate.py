@@ -19,8 +19,10 @@ from escalator.domain.events import ALERT_TYPES
 from escalator.domain.policy import Policy
 from escalator.errors import InvalidEvent
 from escalator.service.processor import (
+    CUSTOMERS,
     DEADLETTER,
     OUTAGE,
+    CustomerProcessor,
     Emission,
     IncidentProcessor,
     Processor,
@@ -58,12 +60,16 @@ class _Lanes:
 
     tickets: Processor
     incidents: IncidentProcessor
+    customers: CustomerProcessor
     result: Simulation
 
     def collect(self, emissions: list[Emission]) -> None:
         for emission in emissions:
             if emission.role == OUTAGE:
                 self.collect(self.tickets.on_outage(PARTITION, emission.value))
+            elif emission.role == CUSTOMERS:
+                origin = Origin("<customers>", PARTITION, 0)
+                self.customers.on_record(emission.value, emission.time, PARTITION, origin)
             elif emission.role == DEADLETTER:
                 self.result.dead_letters.append(emission)
             else:
@@ -97,7 +103,10 @@ def run(
     result = Simulation()
     tee = _Tee(result.summary, recorder)
     lanes = _Lanes(
-        Processor(policy, {}, recorder=tee), IncidentProcessor(policy, {}, recorder=tee), result
+        Processor(policy, {}, recorder=tee),
+        IncidentProcessor(policy, {}, recorder=tee),
+        CustomerProcessor(policy, {}, recorder=tee),
+        result,
     )
     clock = 0
     for number, line in enumerate(lines, start=1):

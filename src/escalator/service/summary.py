@@ -24,8 +24,10 @@ from escalator.domain.effects import (
     SlaBreachRetracted,
     TargetStarted,
     TicketOpened,
+    TicketSolved,
 )
 from escalator.domain.policy import FUNCTIONAL, HIERARCHICAL
+from escalator.domain.recontact import Recontact
 
 
 def percentile(values: list[int], fraction: float) -> int | None:
@@ -52,6 +54,8 @@ class Summary:
     handoffs: list[int] = field(default_factory=list)
     bounced: set[str] = field(default_factory=set)
     notifications: Counter[str] = field(default_factory=Counter)
+    solved: int = 0
+    recontacts: int = 0
 
     def event_processed(self, event_type: str) -> None:
         self.events[event_type] += 1
@@ -76,6 +80,10 @@ class Summary:
             self.handoffs.append(effect.delay_ms)
         elif isinstance(effect, Bounceback):
             self.bounced.add(effect.ticket_id)
+        elif isinstance(effect, TicketSolved):
+            self.solved += 1
+        elif isinstance(effect, Recontact):
+            self.recontacts += 1
         elif isinstance(effect, NotificationRequested):
             self.notifications[effect.channel.partition(":")[0]] += 1
 
@@ -117,6 +125,7 @@ class Summary:
                 "p90": _seconds(percentile(self.handoffs, 0.9)),
             },
             "bounceback_rate": _ratio(len(self.bounced & functional), len(functional)),
+            "recontact_rate": _ratio(self.recontacts, self.solved),
             "escalations_to_tier": dict(sorted(self.escalations_to().items())),
             "notifications_by_channel": dict(sorted(self.notifications.items())),
         }
