@@ -58,11 +58,12 @@ def index_entry(raw: bytes) -> tuple[int, int | None]:
     return int(doc["p"]), doc["due"]
 
 
-def catalog_entry(raw: bytes) -> tuple[int, str, str, str | None, bool]:
-    """(partition, severity, tier, service, still open) of a stored ticket."""
+def ticket_entry(raw: bytes) -> tuple[int, int | None, str, str, str | None, bool]:
+    """(partition, next due, severity, tier, service, still open) of a stored ticket, parsed
+    once: a rebuild after a rebalance reads every stored ticket."""
     doc = orjson.loads(raw)
     is_open = doc["status"] not in ("solved", "closed")
-    return int(doc["p"]), doc["severity"], doc["tier"], doc.get("service"), is_open
+    return int(doc["p"]), doc["due"], doc["severity"], doc["tier"], doc.get("service"), is_open
 
 
 _INCIDENT_FIELDS: Final = tuple(IncidentState.__dataclass_fields__)

@@ -16,7 +16,6 @@ from escalator.adapters.alerts import decode_alert_event, decode_outage, encode_
 from escalator.adapters.cloudevents import decode_event, encode_effect
 from escalator.adapters.deadletter import Origin, dead_letter
 from escalator.adapters.state_codec import (
-    catalog_entry,
     decode_customer,
     decode_fact,
     decode_incident,
@@ -28,6 +27,7 @@ from escalator.adapters.state_codec import (
     encode_outages,
     encode_state,
     index_entry,
+    ticket_entry,
 )
 from escalator.domain import engine, incidents, recontact
 from escalator.domain.effects import (
@@ -226,9 +226,9 @@ class Processor(BaseProcessor):
             if partition in partitions:
                 self.outages[partition] = decode_outages(raw)
             return
-        super().reindex(key, raw, partitions)
-        partition, severity, tier, service, is_open = catalog_entry(raw)
+        partition, due, severity, tier, service, is_open = ticket_entry(raw)
         if partition in partitions:
+            self.index.set(partition, key, due)
             self.open_tickets.update(partition, key, severity, tier, service, is_open=is_open)
 
     def drop_partition(self, partition: int) -> None:
