@@ -20,8 +20,38 @@ def effect_id(ticket_id: str, cycle: int, *parts: object) -> str:
     return "/".join((ticket_id, f"c{cycle}", *(str(p) for p in parts)))
 
 
+class _AboutTicket:
+    """Outputs about a ticket: Kafka key and CloudEvent subject are the ticket id."""
+
+    __slots__ = ()
+    ticket_id: str
+
+    @property
+    def key(self) -> str:
+        return self.ticket_id
+
+    @property
+    def subject(self) -> str:
+        return self.ticket_id
+
+
+class _AboutAlert:
+    """Outputs about an incident: Kafka key and CloudEvent subject are the alert fingerprint."""
+
+    __slots__ = ()
+    fingerprint: str
+
+    @property
+    def key(self) -> str:
+        return self.fingerprint
+
+    @property
+    def subject(self) -> str:
+        return self.fingerprint
+
+
 @dataclass(frozen=True, slots=True)
-class SlaWarning:
+class SlaWarning(_AboutTicket):
     type: ClassVar[str] = "sla.warning"
     id: str
     time: int
@@ -33,17 +63,9 @@ class SlaWarning:
     remaining_ms: int
     tier: str
 
-    @property
-    def key(self) -> str:
-        return self.ticket_id
-
-    @property
-    def subject(self) -> str:
-        return self.ticket_id
-
 
 @dataclass(frozen=True, slots=True)
-class SlaBreached:
+class SlaBreached(_AboutTicket):
     type: ClassVar[str] = "sla.breached"
     id: str
     time: int
@@ -55,17 +77,9 @@ class SlaBreached:
     tier: str
     severity: str
 
-    @property
-    def key(self) -> str:
-        return self.ticket_id
-
-    @property
-    def subject(self) -> str:
-        return self.ticket_id
-
 
 @dataclass(frozen=True, slots=True)
-class SlaBreachRetracted:
+class SlaBreachRetracted(_AboutTicket):
     type: ClassVar[str] = "sla.breach_retracted"
     id: str
     time: int
@@ -76,17 +90,9 @@ class SlaBreachRetracted:
     fulfilled_at: int
     deadline: int
 
-    @property
-    def key(self) -> str:
-        return self.ticket_id
-
-    @property
-    def subject(self) -> str:
-        return self.ticket_id
-
 
 @dataclass(frozen=True, slots=True)
-class EscalationRaised:
+class EscalationRaised(_AboutTicket):
     type: ClassVar[str] = "escalation.raised"
     id: str
     time: int
@@ -102,17 +108,9 @@ class EscalationRaised:
     trace: Mapping[str, Any] = field(default_factory=dict)
     context: Mapping[str, Any] = field(default_factory=dict)
 
-    @property
-    def key(self) -> str:
-        return self.ticket_id
-
-    @property
-    def subject(self) -> str:
-        return self.ticket_id
-
 
 @dataclass(frozen=True, slots=True)
-class EscalationRetracted:
+class EscalationRetracted(_AboutTicket):
     type: ClassVar[str] = "escalation.retracted"
     id: str
     time: int
@@ -121,14 +119,6 @@ class EscalationRetracted:
     escalation_id: str
     breach_id: str
     reason: str
-
-    @property
-    def key(self) -> str:
-        return self.ticket_id
-
-    @property
-    def subject(self) -> str:
-        return self.ticket_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +151,7 @@ class NotificationRequested:
 
 
 @dataclass(frozen=True, slots=True)
-class IncidentOpened:
+class IncidentOpened(_AboutAlert):
     type: ClassVar[str] = "incident.opened"
     id: str
     time: int
@@ -178,17 +168,9 @@ class IncidentOpened:
     group_key: str | None
     outage: bool
 
-    @property
-    def key(self) -> str:
-        return self.fingerprint
-
-    @property
-    def subject(self) -> str:
-        return self.fingerprint
-
 
 @dataclass(frozen=True, slots=True)
-class IncidentEscalated:
+class IncidentEscalated(_AboutAlert):
     type: ClassVar[str] = "escalation.raised"
     id: str
     time: int
@@ -202,17 +184,9 @@ class IncidentEscalated:
     reason: str
     context: Mapping[str, Any] = field(default_factory=dict)
 
-    @property
-    def key(self) -> str:
-        return self.fingerprint
-
-    @property
-    def subject(self) -> str:
-        return self.fingerprint
-
 
 @dataclass(frozen=True, slots=True)
-class IncidentResolved:
+class IncidentResolved(_AboutAlert):
     type: ClassVar[str] = "incident.resolved"
     id: str
     time: int
@@ -222,14 +196,6 @@ class IncidentResolved:
     service: str | None
     acknowledged: bool
     duration_seconds: int
-
-    @property
-    def key(self) -> str:
-        return self.fingerprint
-
-    @property
-    def subject(self) -> str:
-        return self.fingerprint
 
 
 @dataclass(frozen=True, slots=True)
