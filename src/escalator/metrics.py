@@ -91,6 +91,21 @@ class Metrics:
             "Tickets escalated at least once, by kind (escalation-rate numerator).",
             ["kind", "severity", "customer_tier"],
         )
+        self.tickets_escalated_any = counter(
+            "escalator_tickets_escalated_any_total",
+            "Tickets escalated at least once, of any kind (counted once per ticket).",
+            ["severity", "customer_tier"],
+        )
+        self.tickets_escalated_repeatedly = counter(
+            "escalator_tickets_escalated_repeatedly_total",
+            "Tickets escalated functionally a second time (repeat-escalation numerator).",
+            ["severity"],
+        )
+        self.tickets_bounced = counter(
+            "escalator_tickets_bounced_total",
+            "Tickets that went back to a lower tier after an escalation, counted once.",
+            ["severity"],
+        )
         self.escalations = counter(
             "escalator_escalations_total",
             "Escalations raised.",
@@ -200,10 +215,16 @@ class Metrics:
             self.escalations.labels(
                 effect.kind, effect.trigger, effect.from_tier, effect.to_tier
             ).inc()
-            if effect.kind == FUNCTIONAL and int(effect.context.get("escalations", 0)) >= 2:
+            count = int(effect.context.get("escalations", 0))
+            if effect.kind == FUNCTIONAL and count >= 2:
                 self.repeat_escalations.labels(effect.to_tier).inc()
+                if count == 2:
+                    severity = str(effect.context.get("severity", ""))
+                    self.tickets_escalated_repeatedly.labels(severity).inc()
         elif isinstance(effect, FirstEscalation):
             self.tickets_escalated.labels(effect.kind, effect.severity, effect.customer_tier).inc()
+            if effect.first_of_any:
+                self.tickets_escalated_any.labels(effect.severity, effect.customer_tier).inc()
         elif isinstance(effect, SlaBreached):
             self.breaches.labels(effect.target, effect.severity, effect.tier).inc()
         elif isinstance(effect, SlaWarning):
@@ -221,6 +242,8 @@ class Metrics:
             self.recontacts.labels(effect.severity, effect.customer_tier).inc()
         elif isinstance(effect, Bounceback):
             self.bouncebacks.labels(effect.from_tier, effect.to_tier).inc()
+            if effect.first:
+                self.tickets_bounced.labels(effect.severity).inc()
         elif isinstance(effect, HandoffMeasured):
             self.handoff.labels(effect.to_tier, effect.severity).observe(effect.delay_ms / 1000)
         elif isinstance(effect, IncidentAcked):

@@ -258,6 +258,7 @@ class FirstEscalation:
     kind: str
     severity: str
     customer_tier: str
+    first_of_any: bool = False  # also the ticket's first escalation of any kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +274,7 @@ class Bounceback:
     from_tier: str
     to_tier: str
     severity: str
+    first: bool = True  # the ticket's first bounceback (ticket-level rates count these)
 
 
 @dataclass(frozen=True, slots=True)

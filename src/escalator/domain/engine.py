@@ -559,8 +559,9 @@ class _Step:
     ) -> None:
         state = self.state
         if kind not in state.escalated_kinds:
+            first_of_any = not state.escalated_kinds
             state.escalated_kinds.append(kind)
-            self.emit(FirstEscalation(kind, state.severity, state.customer_tier))
+            self.emit(FirstEscalation(kind, state.severity, state.customer_tier, first_of_any))
         self.emit(
             EscalationRaised(
                 id=escalation_id,
@@ -762,8 +763,10 @@ class _Step:
                     from_tier=from_tier,
                     to_tier=to_tier,
                     severity=state.severity,
+                    first=not state.bounced,
                 )
             )
+            state.bounced = True
         self.restart_inactivity(self.at)
 
     def status_changed(self, status: str) -> None:

@@ -43,6 +43,7 @@ class TicketState:
     handoff: Handoff | None = None
     escalations: int = 0  # functional escalations (moves up the ladder)
     escalated_kinds: list[str] = field(default_factory=list)  # kinds seen at least once
+    bounced: bool = False
     tiers_visited: list[str] = field(default_factory=list)
     assignees: list[str] = field(default_factory=list)
     comments: int = 0
