@@ -80,6 +80,12 @@ class Metrics:
         self.events = counter(
             "escalator_events_processed_total", "Inbound events applied, by type.", ["type"]
         )
+        self.replays = counter(
+            "escalator_replays_skipped_total",
+            "Records applied before a restart and read again (their outputs were already "
+            "acknowledged), skipped.",
+            [],
+        )
         self.deadletters = counter(
             "escalator_deadletter_total", "Records sent to the dead-letter topic.", ["reason"]
         )
@@ -209,6 +215,9 @@ class Metrics:
 
     def dead_lettered(self, reason: str) -> None:
         self.deadletters.labels(reason).inc()
+
+    def replayed(self) -> None:
+        self.replays.inc()
 
     def effect(self, effect: Effect) -> None:
         if isinstance(effect, EscalationRaised):

@@ -22,10 +22,13 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
+from escalator.config.policy_file import load_policy
 from escalator.config.settings import Settings
 from escalator.runtime.topics import create_topics
+from escalator.service import simulate
 from tests.helpers import iso
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -248,5 +251,83 @@ async def read_input(bootstrap: str, topic: str) -> list[bytes]:
     return [row[3] for row in rows]
 
 
+async def produce_in_real_time(
+    bootstrap: str, topic: str, timed: list[tuple[int, dict[str, Any]]]
+) -> None:
+    """Send each event when the wall clock reaches its send instant."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        futures = []
+        for at, doc in timed:
+            delay = at / 1000 - time.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            value = orjson.dumps(doc)
+            futures.append(await producer.send(topic, value, key=doc["subject"].encode()))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
 def ids_of(records: list[dict[str, Any]], kind: str | None = None) -> list[str]:
     return [str(r["id"]) for r in records if kind is None or r.get("type") == kind]
+
+
+async def group_lag(bootstrap: str, group: str, topic: str) -> int:
+    """Records of `topic` the consumer group has not committed yet (all partitions)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        partitions = await assign_all(consumer, topic)
+        ends = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+        await admin.close()
+    lag = 0
+    for tp in partitions:
+        meta = committed.get(tp)
+        lag += ends[tp] - (meta.offset if meta is not None and meta.offset >= 0 else 0)
+    return lag
+
+
+async def wait_caught_up(bootstrap: str, group: str, topic: str, timeout: float) -> None:
+    """Wait until the group has committed everything in `topic` (ticks included)."""
+    deadline = time.monotonic() + timeout
+    while (lag := await group_lag(bootstrap, group, topic)) > 0:
+        assert time.monotonic() < deadline, f"{lag} records still uncommitted after {timeout}s"
+        await asyncio.sleep(0.5)
+
+
+@dataclass
+class Comparison:
+    live: list[dict[str, Any]]
+    expected: dict[str, dict[str, Any]]
+    dead_letters: list[dict[str, Any]]
+
+
+async def compare_with_simulate(workers: WorkerFactory, policy: Path) -> Comparison:
+    """Outputs on escalations + notifications against `simulate` on the input as recorded."""
+    bootstrap = workers.broker.bootstrap
+    live = await consume(bootstrap, workers.topic("escalations"), lambda r: False, timeout=3)
+    live += await consume(bootstrap, workers.topic("notifications"), lambda r: False, timeout=3)
+    letters = await consume(bootstrap, workers.topic("deadletter"), lambda r: False, timeout=2)
+    replay = simulate.run(
+        await read_input(bootstrap, workers.topic("tickets")), load_policy(policy)
+    )
+    expected = {d["id"]: d for d in (orjson.loads(e.value) for e in replay.emissions)}
+    return Comparison(live, expected, letters)
+
+
+def assert_nothing_lost_or_invented(result: Comparison) -> None:
+    """None missing, none extra; a repeated id must carry the same content."""
+    ids = {r["id"] for r in result.live}
+    missing = sorted(set(result.expected) - ids)
+    extra = sorted(ids - set(result.expected))
+    assert not missing, f"{len(missing)} outputs missing, e.g. {missing[:5]}"
+    assert not extra, f"{len(extra)} outputs invented, e.g. {extra[:5]}"
+    for record in result.live:
+        assert record["data"] == result.expected[record["id"]]["data"], record["id"]

@@ -14,13 +14,12 @@ from collections import Counter
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from escalator.config.policy_file import load_policy
 from escalator.service import simulate
 from escalator.service.summary import compare
 from tests.helpers import ROOT
-from tests.integration.harness import WorkerFactory, consume, read_input
+from tests.integration.harness import WorkerFactory, consume, produce_in_real_time, read_input
 from tests.scenario_gen import generate
 
 pytestmark = pytest.mark.integration
@@ -28,23 +27,6 @@ pytestmark = pytest.mark.integration
 FAST_POLICY = ROOT / "tests" / "data" / "policy-fast.yaml"
 STRICT_POLICY = ROOT / "tests" / "data" / "policy-fast-strict.yaml"
 TICKETS = 300
-
-
-async def produce_in_real_time(bootstrap: str, topic: str, timed: list) -> None:
-    """Send each event when the wall clock reaches its send instant."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    await producer.start()
-    try:
-        futures = []
-        for at, doc in timed:
-            delay = at / 1000 - time.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            value = orjson.dumps(doc)
-            futures.append(await producer.send(topic, value, key=doc["subject"].encode()))
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
 
 
 def processed_count(metrics: str) -> float:

@@ -13,15 +13,19 @@ ORIGIN = Origin("tickets.events", 3, 41)
 DAY = 24 * 3600_000
 
 
+_offsets = iter(range(100, 10_000))
+
+
 def feed(processor: Processor, doc: dict, arrival: str) -> list:
-    return processor.on_record(orjson.dumps(doc), ms(arrival), 3, ORIGIN)
+    origin = Origin("tickets.events", 3, next(_offsets))  # each record at its own offset
+    return processor.on_record(orjson.dumps(doc), ms(arrival), 3, origin)
 
 
 def test_state_is_saved_and_indexed_per_partition() -> None:
     store: dict[str, bytes] = {}
     processor = Processor(example_policy(), store)
     feed(processor, created("T-1", "2026-11-24T10:00:00Z"), "2026-11-24T10:00:00Z")
-    assert decode_state(store["T-1"]).severity == "P1"
+    assert decode_state(store["T-1"])[0].severity == "P1"
     assert processor.next_due(3) == ms("2026-11-24T10:11:15Z")  # the 0.75 warning
     assert processor.next_due(0) is None
 
@@ -50,7 +54,7 @@ def test_reopen_before_retention_keeps_the_ticket() -> None:
     feed(processor, status("T-1", "2026-11-24T10:02:00Z", "solved"), "2026-11-24T10:02:00Z")
     feed(processor, status("T-1", "2026-11-24T12:00:00Z", "open"), "2026-11-24T12:00:00Z")
     processor.on_tick(3, ms("2026-11-24T10:02:00Z") + DAY + 1)
-    assert decode_state(store["T-1"]).cycle == 2
+    assert decode_state(store["T-1"])[0].cycle == 2
 
 
 def test_dead_letter_keeps_the_original_bytes_and_origin() -> None:
@@ -94,3 +98,20 @@ def test_recontact_within_the_window_is_counted() -> None:
     # T-2 re-contacts T-1 (3 days); T-5 comes 8 days after T-2: outside the 7-day window.
     assert result.summary.recontacts == 1
     assert result.summary.report()["recontact_rate"] == 0.5
+
+
+def test_a_record_read_again_after_a_restart_is_skipped_silently() -> None:
+    store: dict[str, bytes] = {}
+    processor = Processor(example_policy(), store)
+    doc = created("T-1", "2026-11-24T10:00:00Z")
+    raw = orjson.dumps(doc)
+    at = ms("2026-11-24T10:00:00Z")
+    processor.on_record(raw, at, 0, Origin("tickets.events", 0, 10))
+    nudge = orjson.dumps(comment("T-1", "2026-11-24T10:01:00Z"))
+    processor.on_record(nudge, at, 0, Origin("tickets.events", 0, 11))
+    # The worker restarts from offset 10: both records come again, both are skipped.
+    assert processor.on_record(raw, at, 0, Origin("tickets.events", 0, 10)) == []
+    assert processor.on_record(nudge, at, 0, Origin("tickets.events", 0, 11)) == []
+    # The same event id at a later offset is a real duplicate: dead-lettered.
+    (letter,) = processor.on_record(nudge, at, 0, Origin("tickets.events", 0, 12))
+    assert orjson.loads(letter.value)["reason"] == "duplicate_event"

@@ -21,7 +21,9 @@ _STATE_FIELDS: Final = tuple(
 )
 
 
-def encode_state(state: TicketState, partition: int = -1, due: int | None = None) -> bytes:
+def encode_state(
+    state: TicketState, partition: int = -1, due: int | None = None, offset: int | None = None
+) -> bytes:
     """Serialise a ticket's state (format-versioned).
 
     The Kafka partition and next due instant ride along so a worker can rebuild its deadline
@@ -31,17 +33,19 @@ def encode_state(state: TicketState, partition: int = -1, due: int | None = None
     doc["v"] = FORMAT
     doc["p"] = partition
     doc["due"] = due
+    doc["o"] = offset
     doc["clocks"] = [[getattr(c, name) for name in _CLOCK_FIELDS] for c in state.clocks.values()]
     doc["handoff"] = [state.handoff.tier, state.handoff.since] if state.handoff else None
     return orjson.dumps(doc)
 
 
-def decode_state(raw: bytes) -> TicketState:
-    """Inverse of `encode_state`."""
+def decode_state(raw: bytes) -> tuple[TicketState, int | None]:
+    """Inverse of `encode_state`: the state and the source offset that last wrote it."""
     doc = orjson.loads(raw)
     version = doc.pop("v", None)
     doc.pop("p", None)
     doc.pop("due", None)
+    offset = doc.pop("o", None)
     if version != FORMAT:
         raise ValueError(f"unknown ticket state format {version!r} (this build reads {FORMAT})")
     clocks = [Clock(**dict(zip(_CLOCK_FIELDS, row, strict=True))) for row in doc.pop("clocks")]
@@ -49,7 +53,7 @@ def decode_state(raw: bytes) -> TicketState:
     state = TicketState(**doc)
     state.clocks = {c.key: c for c in clocks}
     state.handoff = Handoff(tier=handoff[0], since=handoff[1]) if handoff else None
-    return state
+    return state, offset
 
 
 def index_entry(raw: bytes) -> tuple[int, int | None]:
@@ -69,19 +73,22 @@ def ticket_entry(raw: bytes) -> tuple[int, int | None, str, str, str | None, boo
 _INCIDENT_FIELDS: Final = tuple(IncidentState.__dataclass_fields__)
 
 
-def encode_incident(state: IncidentState, partition: int, due: int | None) -> bytes:
+def encode_incident(
+    state: IncidentState, partition: int, due: int | None, offset: int | None = None
+) -> bytes:
     doc: dict[str, Any] = {name: getattr(state, name) for name in _INCIDENT_FIELDS}
-    doc.update(v=FORMAT, p=partition, due=due)
+    doc.update(v=FORMAT, p=partition, due=due, o=offset)
     return orjson.dumps(doc)
 
 
-def decode_incident(raw: bytes) -> IncidentState:
+def decode_incident(raw: bytes) -> tuple[IncidentState, int | None]:
     doc = orjson.loads(raw)
     if doc.pop("v", None) != FORMAT:
         raise ValueError(f"unknown incident state format (this build reads {FORMAT})")
     doc.pop("p", None)
     doc.pop("due", None)
-    return IncidentState(**doc)
+    offset = doc.pop("o", None)
+    return IncidentState(**doc), offset
 
 
 def encode_outages(active: Mapping[str, OutageChanged]) -> bytes:

@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry
 from escalator.config.settings import Settings
 from escalator.domain.policy import Policy
 from escalator.metrics import Metrics
-from escalator.runtime import web
+from escalator.runtime import faust_patches, web
 from escalator.runtime.policy_topic import PolicyFollower
 from escalator.runtime.streams import (
     OUTAGE_KEY,
@@ -65,6 +65,7 @@ class Worker:
         shadow: Policy | None = None,
         policy_offset: int = 0,
     ) -> None:
+        faust_patches.apply()
         self.settings = settings
         self.policy_offset = policy_offset
         self.registry = CollectorRegistry()

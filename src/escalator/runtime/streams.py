@@ -122,7 +122,7 @@ class InputStream:
             processor = lane.processor
             if message.key == TICK_KEY:
                 self.ticks_pending.pop(partition, None)
-                emissions = processor.on_tick(partition, now)
+                emissions = processor.on_tick(partition, now, offset=message.offset)
             elif message.key == OUTAGE_KEY:
                 emissions = on_outage(processor, partition, message.value) if on_outage else []
             else:

@@ -132,7 +132,7 @@ def install(worker: Worker) -> None:
         if raw is None:
             missing = HttpError(404, "not_found", f"no open ticket {ticket_id!r} here")
             return web.json(missing.body(), status=404)
-        return web.json(ticket_view(decode_state(raw), worker.processor.policy.version))
+        return web.json(ticket_view(decode_state(raw)[0], worker.processor.policy.version))
 
     @app.page("/health")
     async def health(web: View, request: Request) -> Response:

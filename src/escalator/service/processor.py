@@ -73,7 +73,13 @@ class Recorder(Protocol):
 
     def dead_lettered(self, reason: str) -> None: ...
 
+    def replayed(self) -> None: ...
+
     def effect(self, effect: Effect) -> None: ...
+
+
+class Replayed(Exception):
+    """The record was already applied before a restart."""
 
 
 class NullRecorder:
@@ -81,6 +87,9 @@ class NullRecorder:
         pass
 
     def dead_lettered(self, reason: str) -> None:
+        pass
+
+    def replayed(self) -> None:
         pass
 
     def effect(self, effect: Effect) -> None:
@@ -104,6 +113,7 @@ class BaseProcessor:
         self.index = index if index is not None else DeadlineIndex()
         self.recorder: Recorder = recorder or NullRecorder()
         self.max_record_bytes = max_record_bytes
+        self.offset: int | None = None  # source offset of the record being applied
 
     def on_record(self, raw: bytes, arrival: int, partition: int, origin: Origin) -> list[Emission]:
         """Apply one inbound record arriving at `arrival`; bad input becomes a dead letter."""
@@ -112,7 +122,11 @@ class BaseProcessor:
                 raise InvalidEvent(
                     "oversized", f"record of {len(raw)} bytes exceeds {self.max_record_bytes}"
                 )
+            self.offset = origin.offset
             event_type, emissions = self._apply(raw, arrival, partition)
+        except Replayed:
+            self.recorder.replayed()
+            return []
         except InvalidEvent as exc:
             return [self._dead_letter(raw, origin, exc.reason, exc.message, arrival)]
         except Exception as exc:  # noqa: BLE001 - a bug must not stop the stream; it is dead-lettered
@@ -121,8 +135,12 @@ class BaseProcessor:
             self.recorder.event_processed(event_type)
         return emissions
 
-    def on_tick(self, partition: int, now: int, limit: int = 5000) -> list[Emission]:
-        """Advance up to `limit` due keys of `partition` to the clock `now`."""
+    def on_tick(
+        self, partition: int, now: int, limit: int = 5000, offset: int | None = None
+    ) -> list[Emission]:
+        """Advance up to `limit` due keys of `partition` to the clock `now` (a tick record at
+        `offset`, when there is one)."""
+        self.offset = offset
         emissions: list[Emission] = []
         for key in self.index.pop_due(partition, now, limit):
             emissions.extend(self._advance(partition, key, now))
@@ -142,6 +160,12 @@ class BaseProcessor:
             self.index.set(partition, key, due)
 
     # -- for subclasses --
+
+    def _refuse_replay(self, stored_offset: int | None) -> None:
+        """A record at or before the one that last wrote this state is a replay (the worker
+        restarted before committing it): its outputs were already acknowledged, skip it."""
+        if self.offset is not None and stored_offset is not None and self.offset <= stored_offset:
+            raise Replayed
 
     def _apply(self, raw: bytes, arrival: int, partition: int) -> tuple[str, list[Emission]]:
         raise NotImplementedError
@@ -201,7 +225,7 @@ class Processor(BaseProcessor):
 
     def _apply(self, raw: bytes, arrival: int, partition: int) -> tuple[str, list[Emission]]:
         event = decode_event(raw, arrival)
-        state = self._load(event.ticket_id)
+        state = self._load(event.ticket_id, check_replay=True)
         service = state.service if state else getattr(event.payload, "service", None)
         outage = self._outage(partition, service)
         decision = engine.apply(state, event, self.policy, self.limits, outage)
@@ -266,9 +290,14 @@ class Processor(BaseProcessor):
 
     # -- internals --
 
-    def _load(self, ticket_id: str) -> TicketState | None:
+    def _load(self, ticket_id: str, *, check_replay: bool = False) -> TicketState | None:
         raw = self.store.get(ticket_id)
-        return decode_state(raw) if raw is not None else None
+        if raw is None:
+            return None
+        state, offset = decode_state(raw)
+        if check_replay:
+            self._refuse_replay(offset)
+        return state
 
     def _purge_at(self, state: TicketState) -> int | None:
         """When a solved or closed ticket's state is deleted (reopening later is refused)."""
@@ -283,7 +312,7 @@ class Processor(BaseProcessor):
         purge_at = self._purge_at(state)
         if purge_at is not None:
             due = purge_at if due is None else min(due, purge_at)
-        self.store[state.ticket_id] = encode_state(state, partition, due)
+        self.store[state.ticket_id] = encode_state(state, partition, due, self.offset)
         self.index.set(partition, state.ticket_id, due)
         self.open_tickets.update(
             partition,
@@ -302,7 +331,10 @@ class IncidentProcessor(BaseProcessor):
     def _apply(self, raw: bytes, arrival: int, partition: int) -> tuple[str, list[Emission]]:
         event = decode_alert_event(raw, arrival)
         raw_state = self.store.get(event.fingerprint)
-        state = decode_incident(raw_state) if raw_state is not None else None
+        state = None
+        if raw_state is not None:
+            state, offset = decode_incident(raw_state)
+            self._refuse_replay(offset)
         decision = incidents.apply(state, event, self.policy)
         return event.type, self._commit(partition, decision)
 
@@ -310,13 +342,13 @@ class IncidentProcessor(BaseProcessor):
         raw_state = self.store.get(key)
         if raw_state is None:
             return []
-        decision = incidents.advance(decode_incident(raw_state), self.policy, now)
+        decision = incidents.advance(decode_incident(raw_state)[0], self.policy, now)
         return self._commit(partition, decision)
 
     def _commit(self, partition: int, decision: incidents.IncidentDecision) -> list[Emission]:
         state = decision.state
         due = incidents.next_due(state)
-        self.store[state.fingerprint] = encode_incident(state, partition, due)
+        self.store[state.fingerprint] = encode_incident(state, partition, due, self.offset)
         self.index.set(partition, state.fingerprint, due)
         return self._emit(decision.effects)
 

@@ -138,6 +138,10 @@ class _Tee:
         for target in self._targets:
             target.dead_lettered(reason)
 
+    def replayed(self) -> None:
+        for target in self._targets:
+            target.replayed()
+
     def effect(self, effect: object) -> None:
         for target in self._targets:
             target.effect(effect)  # type: ignore[arg-type]

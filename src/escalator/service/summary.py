@@ -63,6 +63,9 @@ class Summary:
     def dead_lettered(self, reason: str) -> None:
         self.dead_letters[reason] += 1
 
+    def replayed(self) -> None:
+        pass  # simulate reads its input once
+
     def effect(self, effect: Effect) -> None:
         if isinstance(effect, TicketOpened):
             self.tickets += 1
