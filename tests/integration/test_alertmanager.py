@@ -111,7 +111,8 @@ async def test_alertmanager_incident_ladder_and_outage(
     workers: WorkerFactory, alertmanager: Any
 ) -> None:
     await workers.create_topics()
-    env = {"ESCALATOR_POLICY": str(FAST), "ESCALATOR_HTTP_TOKEN": TOKEN}
+    env = {"ESCALATOR_POLICY": str(FAST), "ESCALATOR_HTTP_TOKEN": TOKEN,
+           "ESCALATOR_STANDBY_REPLICAS": "1"}
     first, second = workers.start("w1", **env), workers.start("w2", **env)
     first.wait_ready()
     second.wait_ready()
@@ -204,3 +205,11 @@ async def test_alertmanager_incident_ladder_and_outage(
     metrics = first.metrics() + second.metrics()
     assert 'escalator_incident_time_to_resolve_seconds_count{severity="P1"} 1.0' in metrics
     assert 'escalator_incidents_unacknowledged_total{severity="P1"} 1.0' in metrics
+
+    # Open tickets, summed over both workers, count each ticket once (standby copies excluded).
+    open_now = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("escalator_open_tickets{")
+    )
+    assert open_now == 2  # T-out and T-calm
