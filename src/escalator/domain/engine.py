@@ -445,7 +445,7 @@ class _Step:
                 )
             )
             return
-        to_tier = self.policy.next_tier(state.tier)
+        to_tier = self.destination()
         move = (
             f"escalating from {state.tier} to {to_tier}"
             if to_tier
@@ -464,7 +464,7 @@ class _Step:
     def inactive(self, clock: Clock, deadline: int) -> None:
         state = self.state
         elapsed, paused = sla.spent(clock, deadline, self.cal(clock))
-        to_tier = self.policy.next_tier(state.tier)
+        to_tier = self.destination()
         reason = (
             f"No agent activity for {format_duration(clock.budget_ms)} while "
             f"{state.status}; escalating from {state.tier} to {to_tier}."
@@ -501,10 +501,6 @@ class _Step:
         state = self.state
         from_tier = state.tier
         if self.outage is not None and to_tier is not None:
-            floor = self.policy.alerts.outage.escalate_to
-            if self.policy.tier_rank(floor) > self.policy.tier_rank(to_tier):
-                reason = reason.replace(f"to {to_tier}", f"to {floor}")
-                to_tier = floor
             trace = {**trace, "cause": trigger, "incident_id": self.outage.incident_id}
             reason += (
                 f" Service {self.outage.service} is in outage (incident "
@@ -634,6 +630,17 @@ class _Step:
     def _hierarchical_tier(self, trigger: str) -> str | None:
         rule = self.policy.reopen if trigger == "reopen" else self.policy.keywords
         return rule.notify_tier if rule else None
+
+    def destination(self) -> str | None:
+        """Where an automatic functional escalation goes: the next tier up — at least the
+        outage tier while the ticket's service is in outage; None at the top."""
+        to_tier = self.policy.next_tier(self.state.tier)
+        if self.outage is None or to_tier is None:
+            return to_tier
+        floor = self.policy.alerts.outage.escalate_to
+        if self.policy.tier_rank(floor) > self.policy.tier_rank(to_tier):
+            return floor
+        return to_tier
 
     def start_in_outage(self) -> None:
         """A new ticket for a service in outage starts above frontline (L2 by default)."""
