@@ -111,8 +111,11 @@ async def test_alertmanager_incident_ladder_and_outage(
     workers: WorkerFactory, alertmanager: Any
 ) -> None:
     await workers.create_topics()
-    env = {"ESCALATOR_POLICY": str(FAST), "ESCALATOR_HTTP_TOKEN": TOKEN,
-           "ESCALATOR_STANDBY_REPLICAS": "1"}
+    env = {
+        "ESCALATOR_POLICY": str(FAST),
+        "ESCALATOR_HTTP_TOKEN": TOKEN,
+        "ESCALATOR_STANDBY_REPLICAS": "1",
+    }
     first, second = workers.start("w1", **env), workers.start("w2", **env)
     first.wait_ready()
     second.wait_ready()
