@@ -96,10 +96,14 @@ async def test_broker_restart_while_the_worker_runs(workers: WorkerFactory) -> N
     script = workers.broker.script
     env = dict(os.environ)
 
+    def broker(command: str) -> None:
+        done = subprocess.run([script, command], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, f"kafka-local {command} failed:\n{done.stderr}"
+
     async def broker_down_10s() -> None:
-        subprocess.run([script, "stop"], env=env, check=True, capture_output=True)
+        broker("stop")
         await asyncio.sleep(10)
-        subprocess.run([script, "start"], env=env, check=True, capture_output=True)
+        broker("start")
 
     # The producer in the test retries until the broker is back; the worker reconnects itself.
     await load_with_fault(workers, 4, broker_down_10s)
