@@ -44,6 +44,11 @@ unit: setup
 integration: setup
 	$(BIN)/pytest tests/integration
 
+## bench: every benchmark at full size; results go to docs/benchmarks.md (by hand)
+bench: setup
+	scripts/kafka-local start
+	$(BIN)/python -m benchmarks.run --size full
+
 kafka-start:
 	scripts/kafka-local start
 

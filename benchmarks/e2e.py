@@ -1,0 +1,173 @@
+"""2. End to end on the local broker: the worker against raw aiokafka and kcat, same data.
+
+The workload stream (benchmarks/workload.py, times squeezed to the last minute) is produced
+once to a fresh `tickets.events`; then, one after the other so they never share the two cores:
+
+- kcat reads the whole topic to /dev/null (the broker/librdkafka ceiling);
+- a bare aiokafka consume → orjson decode → encode → produce loop (benchmarks/raw_loop.py,
+  its own process, its own consumer group);
+- one `escalator worker` (RocksDB store, the default) consumes the backlog. Its sustained rate
+  is measured from outside: the consumer group's committed offsets, polled every 0.5 s, between
+  10 % and 90 % of the input (start-up and the last commit interval excluded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import time
+
+import orjson
+
+from benchmarks import workload
+from benchmarks.common import Result, Size, module_command, pick, progress, whatif_enabled
+from benchmarks.kafka import GroupOffsets, Stack, ensure_broker, read_topic
+from benchmarks.profile import profile_dir, record_worker, summarise
+
+GOAL = 0.3
+STRETCH = 0.5
+
+
+def run(size: Size) -> list[Result]:
+    return asyncio.run(_run(size))
+
+
+async def _run(size: Size) -> list[Result]:
+    ensure_broker()
+    events = pick(size, 2_000, 100_000)
+    timeout = pick(size, 60, 300)
+    stack = Stack("e2e")
+    try:
+        return await _measure(stack, events, timeout)
+    finally:
+        await stack.close()
+
+
+async def _measure(stack: Stack, size: int, timeout: float) -> list[Result]:
+    await stack.create_topics()
+    await stack.create_topic(stack.prefix + "raw.out")
+    tickets = stack.topic("tickets")
+    now = int(time.time() * 1000)
+    stream = workload.rebase(workload.stream(size), end_ms=now, span_ms=60_000)
+    produced, seconds = await stack.produce(tickets, ((e.key, e.raw()) for e in stream))
+    mean_bytes = sum(len(e.raw()) for e in stream[:2000]) / min(len(stream), 2000)
+    progress(f"e2e: produced {produced} events in {seconds:.1f}s")
+
+    kcat_rate, kcat_note = _kcat(stack, tickets, produced)
+    progress(f"e2e: kcat {kcat_rate:,.0f}/s")
+    raw = _raw_loop(stack, tickets, produced)
+    progress(f"e2e: raw aiokafka {raw['rate']:,.0f}/s")
+    worker_rate, detail = await _worker(stack, tickets, produced, timeout)
+    progress(f"e2e: worker {worker_rate:,.0f}/s")
+
+    escalations = await read_topic(
+        stack, stack.topic("escalations"), lambda r: False, timeout=pick_read(produced)
+    )
+    raised = {
+        r.key for r in escalations if orjson.loads(r.value).get("type") == "escalation.raised"
+    }
+    tickets_n = len({e.key for e in stream})
+    share = len(raised) / tickets_n if tickets_n else 0.0
+    variant = " [what-if index]" if whatif_enabled() else ""
+    ratio = worker_rate / raw["rate"] if raw["rate"] else None
+    return [
+        Result(
+            f"e2e.worker{variant}",
+            worker_rate,
+            "events/s",
+            raw["rate"],
+            "raw aiokafka",
+            ratio=ratio,
+            goal=f"÷ raw ≥ {GOAL} (stretch {STRETCH})",
+            met=None if ratio is None else ratio >= GOAL,
+            notes=(
+                f"{produced} events ({mean_bytes:.0f} B mean) for {tickets_n} tickets, 12 "
+                f"partitions, RocksDB store; {share:.0%} of tickets escalated; {detail}"
+            ),
+            extra={"kcat": kcat_rate, "raw": raw, "escalated_share": share},
+        ),
+        Result(
+            "e2e.raw_aiokafka",
+            raw["rate"],
+            "events/s",
+            kcat_rate,
+            "kcat read",
+            notes="consume → orjson decode → encode → produce (acks=1) → commit, own process",
+        ),
+        Result("e2e.kcat_read", kcat_rate, "events/s", notes=kcat_note),
+    ]
+
+
+def pick_read(count: int) -> float:
+    return 5 + count / 50_000
+
+
+def _kcat(stack: Stack, topic: str, count: int) -> tuple[float, str]:
+    kcat = shutil.which("kcat")
+    if kcat is None:
+        return float("nan"), "kcat not installed (apt-get install -y kcat)"
+    command = [kcat, "-b", stack.bootstrap, "-C", "-t", topic, "-e", "-o", "beginning", "-q"]
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        subprocess.run(command, stdout=subprocess.DEVNULL, check=True, timeout=300)
+        best = min(best, time.perf_counter() - started)
+    return count / best, f"`kcat -C -e -o beginning -q > /dev/null`, best of 3 ({best:.2f}s)"
+
+
+def _raw_loop(stack: Stack, topic: str, count: int) -> dict[str, float]:
+    out = stack.prefix + "raw.out"
+    command, env, cwd = module_command(
+        "benchmarks.raw_loop", stack.bootstrap, topic, out, f"{stack.app_id}-raw", str(count)
+    )
+    done = subprocess.run(
+        command, capture_output=True, text=True, check=True, timeout=600, env=env, cwd=cwd
+    )
+    return dict(orjson.loads(done.stdout.strip().splitlines()[-1]))
+
+
+async def _worker(stack: Stack, topic: str, count: int, timeout: float) -> tuple[float, str]:
+    worker = stack.start_worker("w1")
+    folder = profile_dir()
+    spy = None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        suffix = "-whatif" if whatif_enabled() else ""
+        spy = record_worker(worker.pid, min(timeout, 60), folder / f"worker{suffix}.raw")
+    samples: list[tuple[float, int]] = []
+    async with GroupOffsets(stack, topic) as group:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not worker.alive():
+                raise RuntimeError(f"worker exited:\n{worker.log()[-3000:]}")
+            committed = await group.committed()
+            samples.append((time.monotonic(), committed))
+            if committed >= count:
+                break
+            await asyncio.sleep(0.5)
+    rss = worker.rss()
+    worker.stop()
+    if spy is not None and folder is not None:
+        spy.wait(timeout=120)
+        raw = folder / f"worker{'-whatif' if whatif_enabled() else ''}.raw"
+        if raw.exists():
+            raw.with_suffix(".txt").write_text(summarise(raw))
+    done = samples[-1][1] if samples else 0
+    low = next((s for s in samples if s[1] >= 0.1 * count), None)
+    high = next((s for s in samples if s[1] >= 0.9 * count), None)
+    finished = done >= count
+    if low is None:
+        return 0.0, f"no progress within {timeout:.0f}s"
+    if high is None or high[0] <= low[0]:
+        high = samples[-1]
+    rate = (high[1] - low[1]) / (high[0] - low[0]) if high[0] > low[0] else float("nan")
+    first = next((s for s in samples if s[1] > 0), samples[-1])
+    started = first[0] - worker.started
+    detail = (
+        f"sustained over {high[1] - low[1]} records ({high[0] - low[0]:.1f}s); first commit "
+        f"{started:.1f}s after spawn; worker RSS {rss / 2**20:.0f} MiB"
+    )
+    if not finished:
+        detail += f"; NOT FINISHED: {done}/{count} committed after {timeout:.0f}s"
+    return rate, detail
