@@ -14,12 +14,13 @@ import heapq
 class DeadlineIndex:
     """Next due instant per ticket, grouped by Kafka partition."""
 
-    __slots__ = ("_due", "_heaps", "_partition_of")
+    __slots__ = ("_due", "_heaps", "_live", "_partition_of")
 
     def __init__(self) -> None:
         self._heaps: dict[int, list[tuple[int, str]]] = {}
         self._due: dict[str, int] = {}
         self._partition_of: dict[str, int] = {}
+        self._live: dict[int, int] = {}  # tickets with a pending instant, per partition
 
     def __len__(self) -> int:
         """Tickets with a pending instant (the `open deadlines` gauge)."""
@@ -30,11 +31,12 @@ class DeadlineIndex:
         current = self._due.get(ticket_id)
         if due is None:
             if current is not None:
-                del self._due[ticket_id]
-                del self._partition_of[ticket_id]
+                self._forget(ticket_id)
             return
         if current == due:
             return
+        if current is None:
+            self._live[partition] = self._live.get(partition, 0) + 1
         self._due[ticket_id] = due
         self._partition_of[ticket_id] = partition
         heap = self._heaps.setdefault(partition, [])
@@ -43,7 +45,14 @@ class DeadlineIndex:
             self._compact(partition)
 
     def count(self, partition: int) -> int:
-        return sum(1 for p in self._partition_of.values() if p == partition)
+        """Tickets of `partition` with a pending instant (O(1): the compaction check runs on
+        every `set`)."""
+        return self._live.get(partition, 0)
+
+    def _forget(self, ticket_id: str) -> None:
+        del self._due[ticket_id]
+        partition = self._partition_of.pop(ticket_id)
+        self._live[partition] -= 1
 
     def peek(self, partition: int) -> int | None:
         """The earliest due instant in `partition`, or None."""
@@ -70,8 +79,7 @@ class DeadlineIndex:
             if due >= now:
                 break
             heapq.heappop(heap)
-            del self._due[ticket_id]
-            del self._partition_of[ticket_id]
+            self._forget(ticket_id)
             due_tickets.append(ticket_id)
         return due_tickets
 
@@ -79,8 +87,8 @@ class DeadlineIndex:
         """Forget a partition this worker no longer owns."""
         self._heaps.pop(partition, None)
         for ticket_id in [t for t, p in self._partition_of.items() if p == partition]:
-            del self._due[ticket_id]
-            del self._partition_of[ticket_id]
+            self._forget(ticket_id)
+        self._live.pop(partition, None)
 
     def partitions(self) -> list[int]:
         return list(self._heaps)
