@@ -196,7 +196,7 @@ def _kcat_version() -> str:
     if kcat is None:
         return "not installed"
     out = subprocess.run([kcat, "-V"], capture_output=True, text=True, check=False)
-    found = re.search(r"kcat - .*?version (\S+)", out.stdout + out.stderr)
+    found = re.search(r"Version (\S+)", out.stdout + out.stderr)
     return found.group(1) if found else "installed"
 
 

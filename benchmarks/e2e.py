@@ -14,9 +14,11 @@ once to a fresh `tickets.events`; then, one after the other so they never share 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import orjson
 
@@ -99,6 +101,15 @@ async def _measure(stack: Stack, size: int, timeout: float) -> list[Result]:
     ]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, from /proc/<pid>/stat."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pick_read(count: int) -> float:
     return 5 + count / 50_000
 
@@ -135,14 +146,14 @@ async def _worker(stack: Stack, topic: str, count: int, timeout: float) -> tuple
         folder.mkdir(parents=True, exist_ok=True)
         suffix = "-whatif" if whatif_enabled() else ""
         spy = record_worker(worker.pid, min(timeout, 60), folder / f"worker{suffix}.raw")
-    samples: list[tuple[float, int]] = []
+    samples: list[tuple[float, int, float]] = []  # (when, committed, worker CPU seconds)
     async with GroupOffsets(stack, topic) as group:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not worker.alive():
                 raise RuntimeError(f"worker exited:\n{worker.log()[-3000:]}")
             committed = await group.committed()
-            samples.append((time.monotonic(), committed))
+            samples.append((time.monotonic(), committed, cpu_seconds(worker.pid)))
             if committed >= count:
                 break
             await asyncio.sleep(0.5)
@@ -164,8 +175,10 @@ async def _worker(stack: Stack, topic: str, count: int, timeout: float) -> tuple
     rate = (high[1] - low[1]) / (high[0] - low[0]) if high[0] > low[0] else float("nan")
     first = next((s for s in samples if s[1] > 0), samples[-1])
     started = first[0] - worker.started
+    busy = (high[2] - low[2]) / (high[0] - low[0]) if high[0] > low[0] else float("nan")
     detail = (
-        f"sustained over {high[1] - low[1]} records ({high[0] - low[0]:.1f}s); first commit "
+        f"sustained over {high[1] - low[1]} records ({high[0] - low[0]:.1f}s) using "
+        f"{busy:.0%} of a core; first commit "
         f"{started:.1f}s after spawn; worker RSS {rss / 2**20:.0f} MiB"
     )
     if not finished:

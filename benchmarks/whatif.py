@@ -1,18 +1,18 @@
-"""What-if: the deadline index with the fix the benchmarks propose, to measure its effect.
+"""What-if: measure a proposed change to escalator side by side before it is made.
 
-`DeadlineIndex.set()` in src/escalator/service/deadlines.py decides whether to compact a
-partition's heap with `len(heap) > 4 * self.count(partition)`, and `count()` walks every ticket
-the worker holds. Once a heap holds more than 64 entries that walk runs on *every* set(), so
-each event, each fired deadline and each recovered ticket costs O(open tickets): processing is
-quadratic in the number of tickets held (see docs/benchmarks.md).
+The first one: until commit d01104c, `DeadlineIndex.set()` in src/escalator/service/deadlines.py
+decided whether to compact a partition's heap with `len(heap) > 4 * self.count(partition)`, and
+`count()` walked every ticket the worker held — on every set() once a heap held 64 entries. Each
+event, fired deadline and recovered ticket cost O(open tickets): quadratic overall (see
+docs/benchmarks.md). `FixedDeadlineIndex` keeps a live count per partition instead (the change
+d01104c made; since then it measures the same thing as escalator's own index).
 
-`FixedDeadlineIndex` is the same index with a live count per partition kept up to date by
-set/pop_due/drop_partition, so count() is O(1). It is not used by escalator; the benchmarks
-inject it (Processor(index=...)) or, for worker processes, start the worker through
+The benchmarks inject it (`Processor(index=...)`) or, for worker processes, start the worker
+through
 
-    python -m benchmarks.whatif worker        # = `escalator worker` with the fixed index
+    python -m benchmarks.whatif worker        # = `escalator worker` with this index
 
-when run with `--whatif`, to show what the proposed change buys.
+when run with `--whatif`. The next what-if (a faster calendar, a state cache…) goes here too.
 """
 
 from __future__ import annotations
