@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,9 +91,39 @@ async def create_topics(settings: Settings) -> list[tuple[TopicPlan, str]]:
                 results.append((item, "created"))
             except TopicAlreadyExistsError:
                 results.append((item, "exists"))
+        await _wait_until_served(admin, [item.name for item in plan(settings)])
         return results
     finally:
         await admin.close()
+
+
+async def _wait_until_served(
+    admin: AIOKafkaAdminClient, names: list[str], timeout: float = 30.0
+) -> None:
+    """Wait until every topic has a leader for each partition.
+
+    CreateTopics returns once the controller committed the topic; a broker may still answer
+    metadata without it for a moment, and a worker started right after `topics create`
+    would then refuse to start with "topic does not exist".
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        described = await admin.describe_topics(names)
+        pending = [
+            topic["topic"]
+            for topic in described
+            if topic.get("error_code", 0) != 0
+            or not topic.get("partitions")
+            or any(part.get("leader", -1) < 0 for part in topic["partitions"])
+        ]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise TopologyError(
+                f"topic(s) {', '.join(pending)} were created but have no partition leader "
+                f"after {timeout:.0f} s; check the broker log (scripts/kafka-local logs)"
+            )
+        await asyncio.sleep(0.2)
 
 
 async def partition_counts(settings: Settings, names: list[str]) -> dict[str, int | None]:
