@@ -172,6 +172,29 @@ def _load_policy_or_exit(file: Path):  # type: ignore[no-untyped-def]
 @click.option("--until", help="Fire every timer due up to this RFC 3339 instant.")
 @click.option("--summary", is_flag=True, help="Print support figures (JSON) instead of events.")
 @click.option(
+    "--aggregates",
+    is_flag=True,
+    help="Print only the escalator.metrics records (windows closed by --until).",
+)
+@click.option(
+    "--aggregate-windows",
+    default="1h,1d",
+    show_default=True,
+    help="Windows of the per-group aggregates (as the worker's --aggregate-windows).",
+)
+@click.option(
+    "--compliance-period",
+    default="month",
+    show_default=True,
+    help="Period of the per-customer compliance records: 'month' or a duration.",
+)
+@click.option(
+    "--aggregate-grace",
+    default="5m",
+    show_default=True,
+    help="How long a window waits for late facts.",
+)
+@click.option(
     "--compare",
     "compare_file",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -182,6 +205,10 @@ def simulate(
     policy_file: Path,
     until: str | None,
     summary: bool,
+    aggregates: bool,
+    aggregate_windows: str,
+    compliance_period: str,
+    aggregate_grace: str,
     compare_file: Path | None,
     events: IO[bytes],
 ) -> None:
@@ -191,6 +218,7 @@ def simulate(
     `arrivaltime` attribute, or else at its `time`. Output: one CloudEvent JSON per line, in
     emission order. Refused lines are reported on stderr with their reason.
     """
+    from escalator.domain.durations import DurationError, parse_duration
     from escalator.service import simulate as sim
     from escalator.service.summary import compare
 
@@ -201,8 +229,13 @@ def simulate(
             until_ms = parse_time(until, "--until")
         except InvalidEvent as exc:
             raise click.BadParameter(exc.message, param_hint="--until") from None
+    try:
+        grace_ms = parse_duration(aggregate_grace)
+    except DurationError as exc:
+        raise click.BadParameter(str(exc), param_hint="--aggregate-grace") from None
+    config = _aggregate_config(aggregate_windows, compliance_period, grace_ms)
     lines = events.read().splitlines()
-    result = sim.run(lines, base_policy, until_ms)
+    result = sim.run(lines, base_policy, until_ms, aggregates=config)
     for letter in result.dead_letters:
         doc = orjson.loads(letter.value)
         click.echo(
@@ -218,7 +251,7 @@ def simulate(
     if summary:
         out.write(orjson.dumps(result.summary.report(), option=orjson.OPT_INDENT_2) + b"\n")
         return
-    for emission in result.emissions:
+    for emission in result.aggregates if aggregates else result.emissions:
         out.write(emission.value + b"\n")
 
 
@@ -348,6 +381,30 @@ def topics_create(**kw: Any) -> None:
     "counts as a re-contact [ESCALATOR_RECONTACT_WINDOW].",
 )
 @click.option(
+    "--aggregate-windows",
+    envvar="ESCALATOR_AGGREGATE_WINDOWS",
+    default="1h,1d",
+    show_default=True,
+    help="Windows of the per-group aggregates on escalator.metrics, comma-separated "
+    "durations [ESCALATOR_AGGREGATE_WINDOWS].",
+)
+@click.option(
+    "--compliance-period",
+    envvar="ESCALATOR_COMPLIANCE_PERIOD",
+    default="month",
+    show_default=True,
+    help="Period of the per-customer SLA compliance records: 'month' or a duration "
+    "[ESCALATOR_COMPLIANCE_PERIOD].",
+)
+@click.option(
+    "--aggregate-grace",
+    envvar="ESCALATOR_AGGREGATE_GRACE",
+    default="5m",
+    show_default=True,
+    help="How long a window waits for late facts before it is published "
+    "[ESCALATOR_AGGREGATE_GRACE].",
+)
+@click.option(
     "--retention",
     envvar="ESCALATOR_RETENTION",
     default="7d",
@@ -376,6 +433,9 @@ def worker(
     session_timeout: str,
     retention: str,
     recontact_window: str,
+    aggregate_windows: str,
+    compliance_period: str,
+    aggregate_grace: str,
     **kw: Any,
 ) -> None:
     """Run a stream worker: consume tickets.events, keep SLA state, emit escalations.
@@ -392,11 +452,15 @@ def worker(
         ("--session-timeout", session_timeout),
         ("--retention", retention),
         ("--recontact-window", recontact_window),
+        ("--aggregate-grace", aggregate_grace),
     ):
         try:
             durations[hint] = parse_duration(text)
         except DurationError as exc:
             raise click.BadParameter(str(exc), param_hint=hint) from None
+    aggregates = _aggregate_config(
+        aggregate_windows, compliance_period, durations["--aggregate-grace"]
+    )
     shadow = _load_policy_or_exit(shadow_policy_file) if shadow_policy_file else None
     settings = settings_from(
         policy_file=policy_file,
@@ -404,9 +468,32 @@ def worker(
         session_timeout_s=durations["--session-timeout"] / 1000,
         retention_ms=durations["--retention"],
         recontact_window_ms=durations["--recontact-window"],
+        aggregates=aggregates,
         **kw,
     )
     sys.exit(run_worker(settings, loaded, shadow))
+
+
+def _aggregate_config(windows: str, compliance: str, grace_ms: int) -> Any:
+    from escalator.domain.aggregates import (
+        AggregateConfig,
+        AggregateError,
+        parse_period,
+        parse_periods,
+    )
+
+    try:
+        periods = parse_periods(windows)
+    except AggregateError as exc:
+        raise click.BadParameter(str(exc), param_hint="--aggregate-windows") from None
+    try:
+        period = parse_period(compliance)
+    except AggregateError as exc:
+        raise click.BadParameter(str(exc), param_hint="--compliance-period") from None
+    try:
+        return AggregateConfig(periods, period, grace_ms)
+    except AggregateError as exc:
+        raise click.BadParameter(str(exc), param_hint="--aggregate-windows") from None
 
 
 @main.command()
@@ -431,7 +518,7 @@ def produce(source: IO[bytes], **kw: Any) -> None:
 @kafka_options
 @click.argument(
     "role",
-    type=click.Choice(["escalations", "notifications", "deadletter", "tickets"]),
+    type=click.Choice(["escalations", "notifications", "deadletter", "tickets", "metrics"]),
     default="escalations",
 )
 @click.option("--from-beginning", is_flag=True, help="Start at the oldest record.")

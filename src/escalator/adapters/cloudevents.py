@@ -33,7 +33,9 @@ from escalator.errors import InvalidEvent
 SOURCE: Final = "escalator"
 MAX_TEXT: Final = 1024  # ids, names, tiers, summaries
 MAX_BODY: Final = 256 * 1024  # comment bodies
-TIME_FIELDS: Final = frozenset({"deadline", "breached_at", "fulfilled_at"})
+TIME_FIELDS: Final = frozenset(
+    {"deadline", "breached_at", "fulfilled_at", "window_start", "window_end"}
+)
 
 # Reason codes, also the `reason` label of escalator_deadletter_total.
 REASONS: Final = (

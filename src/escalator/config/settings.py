@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal
 
+from escalator.domain.aggregates import AggregateConfig
+
 DEFAULT_POLICY: Final = Path(__file__).resolve().parent.parent / "default_policy.yaml"
 
 TOPIC_DEFAULTS: Final = {
@@ -17,6 +19,7 @@ TOPIC_DEFAULTS: Final = {
     "policy": "escalator.policy",
     "shadow": "escalations.shadow",
     "customers": "escalator.customers",
+    "metrics": "escalator.metrics",
 }
 
 
@@ -64,6 +67,7 @@ class Settings:
     http_token: str | None = field(default=None, repr=False)
     retention_ms: int = 7 * 24 * 3600 * 1000
     recontact_window_ms: int = 7 * 24 * 3600 * 1000
+    aggregates: AggregateConfig = field(default_factory=AggregateConfig)
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     def topic(self, role: str) -> str:

@@ -249,6 +249,7 @@ class TargetStopped:
     breached: bool
     escalated: bool
     duration_ms: int
+    overdue_ms: int = 0  # breached: how far past its deadline it was completed (wall time)
 
 
 @dataclass(frozen=True, slots=True)

@@ -337,6 +337,7 @@ class _Step:
                 breached=clock.breached,
                 escalated=self.state.escalated,
                 duration_ms=max(0, fulfilled_at - clock.started_at),
+                overdue_ms=_overdue(clock, fulfilled_at),
             )
         )
 
@@ -935,3 +936,9 @@ def outage_over(state: TicketState, policy: Policy, incident_id: str, at: int) -
             f"their issue fixed.\n\n{state.summary}",
         )
     )
+
+
+def _overdue(clock: sla.Clock, fulfilled_at: int) -> int:
+    if not clock.breached or clock.deadline is None:
+        return 0
+    return max(0, fulfilled_at - clock.deadline)

@@ -40,7 +40,7 @@ from escalator.runtime.streams import (
 )
 from escalator.service.processor import (
     BaseProcessor,
-    CustomerProcessor,
+    FactProcessor,
     IncidentProcessor,
     Processor,
 )
@@ -85,9 +85,8 @@ class Worker:
         incident_routes = {**outputs, "outage": self.tickets}
         incidents = self._lane("incidents", IncidentProcessor, policy, incident_routes, main=True)
         self.alert_stream = InputStream(topic("alerts"), [incidents])
-        facts = self._lane(
-            "customers", CustomerProcessor, policy, {"deadletter": outputs["deadletter"]}, main=True
-        )
+        fact_routes = {"deadletter": outputs["deadletter"], "metrics": topic("metrics")}
+        facts = self._lane("customers", FactProcessor, policy, fact_routes, main=True)
         self.customer_stream = InputStream(customers, [facts])
         self.streams = (self.ticket_stream, self.alert_stream, self.customer_stream)
         self.table = lanes[0].table
@@ -118,8 +117,9 @@ class Worker:
         extra: dict[str, Any] = {}
         if kind is Processor:
             extra["retention_ms"] = self.settings.retention_ms
-        elif kind is CustomerProcessor:
+        elif kind is FactProcessor:
             extra["window_ms"] = self.settings.recontact_window_ms
+            extra["aggregates"] = self.settings.aggregates
         processor = kind(
             policy,
             store,

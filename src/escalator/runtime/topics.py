@@ -29,6 +29,7 @@ ROLES = (
     "policy",
     "shadow",
     "customers",
+    "metrics",
 )
 # The applied policy: one partition (every worker reads all of it), compacted (latest wins).
 POLICY_CONFIG = {"cleanup.policy": "compact"}

@@ -15,9 +15,14 @@ from typing import Any, Final, Protocol
 from escalator.adapters.alerts import decode_alert_event, decode_outage, encode_outage
 from escalator.adapters.cloudevents import decode_event, encode_effect
 from escalator.adapters.deadletter import Origin, dead_letter
+from escalator.adapters.fact_codec import (
+    decode_fact_record,
+    decode_windows,
+    encode_facts,
+    encode_windows,
+)
 from escalator.adapters.state_codec import (
     decode_customer,
-    decode_fact,
     decode_incident,
     decode_outages,
     decode_state,
@@ -29,7 +34,16 @@ from escalator.adapters.state_codec import (
     index_entry,
     ticket_entry,
 )
-from escalator.domain import engine, incidents, recontact
+from escalator.domain import aggregates, engine, incidents, recontact
+from escalator.domain.aggregates import (
+    COMPLIANCE_PREFIX,
+    CUSTOMER_KINDS,
+    GROUP_PREFIX,
+    AggregateConfig,
+    MetricFact,
+    MetricsWindow,
+    SlaCompliance,
+)
 from escalator.domain.effects import (
     OUTBOUND_TYPES,
     Effect,
@@ -48,7 +62,8 @@ ESCALATIONS: Final = "escalations"
 NOTIFICATIONS: Final = "notifications"
 DEADLETTER: Final = "deadletter"
 OUTAGE: Final = "outage"  # broadcast to every ticket partition, never published to consumers
-CUSTOMERS: Final = "customers"  # facts repartitioned by customer (re-contact)
+CUSTOMERS: Final = "customers"  # facts repartitioned by customer or metric group
+METRICS: Final = "metrics"  # published aggregates (escalator.metrics)
 OUTAGES_KEY: Final = "__outages__/"  # per-partition outage state, stored in the ticket table
 DEFAULT_MAX_RECORD: Final = 1024 * 1024
 DEFAULT_RETENTION_MS: Final = 7 * 24 * 3600 * 1000
@@ -114,6 +129,7 @@ class BaseProcessor:
         self.recorder: Recorder = recorder or NullRecorder()
         self.max_record_bytes = max_record_bytes
         self.offset: int | None = None  # source offset of the record being applied
+        self.now = 0  # the clock of the record or tick being applied
 
     def on_record(self, raw: bytes, arrival: int, partition: int, origin: Origin) -> list[Emission]:
         """Apply one inbound record arriving at `arrival`; bad input becomes a dead letter."""
@@ -123,6 +139,7 @@ class BaseProcessor:
                     "oversized", f"record of {len(raw)} bytes exceeds {self.max_record_bytes}"
                 )
             self.offset = origin.offset
+            self.now = arrival
             event_type, emissions = self._apply(raw, arrival, partition)
         except Replayed:
             self.recorder.replayed()
@@ -141,6 +158,7 @@ class BaseProcessor:
         """Advance up to `limit` due keys of `partition` to the clock `now` (a tick record at
         `offset`, when there is one)."""
         self.offset = offset
+        self.now = now
         emissions: list[Emission] = []
         for key in self.index.pop_due(partition, now, limit):
             emissions.extend(self._advance(partition, key, now))
@@ -242,6 +260,10 @@ class Processor(BaseProcessor):
             self.purged += 1
             return []
         outage = self._outage(partition, state.service)
+        # Facts of a timer decision are dated at the instant that came due, not at the tick
+        # that noticed it: the worker's ticks lag by a few hundred ms, simulate's do not.
+        due = engine.next_due(state)
+        self.now = now if due is None else min(due, now)
         return self._commit(partition, engine.advance(state, self.policy, now, outage))
 
     def reindex(self, key: str, raw: bytes, partitions: set[int] | frozenset[int]) -> None:
@@ -279,7 +301,7 @@ class Processor(BaseProcessor):
                     effects = engine.outage_over(
                         state, self.policy, change.incident_id, change.time
                     )
-                    emissions.extend(self._emit(effects))
+                    emissions.extend(self._publish(state, effects))
         self.store[f"{OUTAGES_KEY}{partition}"] = encode_outages(active)
         return emissions
 
@@ -322,7 +344,15 @@ class Processor(BaseProcessor):
             state.service,
             is_open=state.status not in DONE_STATUSES,
         )
-        return self._emit(decision.effects)
+        return self._publish(state, decision.effects)
+
+    def _publish(self, state: TicketState, effects: list[Effect]) -> list[Emission]:
+        """Outputs of a decision, plus its metric facts repartitioned by group and customer."""
+        emissions = self._emit(effects)
+        facts = aggregates.facts_of(state, effects, self.now)
+        if facts:
+            emissions.extend(_fact_records(facts))
+        return emissions
 
 
 class IncidentProcessor(BaseProcessor):
@@ -353,22 +383,98 @@ class IncidentProcessor(BaseProcessor):
         return self._emit(decision.effects)
 
 
-class CustomerProcessor(BaseProcessor):
-    """Customer facts (repartitioned by customer) → re-contact observations."""
+class FactProcessor(BaseProcessor):
+    """Facts repartitioned by customer or metric group: re-contacts, windowed aggregates and
+    SLA compliance periods (published on `escalator.metrics`)."""
 
-    def __init__(self, *args: Any, window_ms: int = recontact.DEFAULT_WINDOW_MS, **kw: Any):
+    def __init__(
+        self,
+        *args: Any,
+        window_ms: int = recontact.DEFAULT_WINDOW_MS,
+        aggregates: AggregateConfig | None = None,
+        **kw: Any,
+    ):
         super().__init__(*args, **kw)
         self.window_ms = window_ms
+        self.config = aggregates or AggregateConfig()
 
     def _apply(self, raw: bytes, arrival: int, partition: int) -> tuple[str, list[Emission]]:
-        fact = decode_fact(raw)
+        record = decode_fact_record(raw)
+        if isinstance(record, CustomerFact):
+            self._recontact(record, partition)
+            return "", []  # internal facts are not inbound events
+        key, facts = record
+        return "", self._tally(partition, key, facts, arrival)
+
+    def _recontact(self, fact: CustomerFact, partition: int) -> None:
         stored = self.store.get(fact.customer_id)
         state = decode_customer(stored) if stored is not None else None
         state, found = recontact.apply(state, fact, self.window_ms)
         self.store[fact.customer_id] = encode_customer(state, partition)
         if found is not None:
             self.recorder.effect(found)
-        return "", []  # internal facts are not inbound events
+
+    def _periods(self, key: str) -> tuple[aggregates.Period, ...]:
+        return self.config.windows if key.startswith(GROUP_PREFIX) else (self.config.compliance,)
+
+    def _tally(self, partition: int, key: str, facts: list[MetricFact], now: int) -> list[Emission]:
+        stored = self.store.get(key)
+        if stored is None:
+            state = aggregates.Windows(key)
+        else:
+            state, offset = decode_windows(stored)
+            self._refuse_replay(offset)
+        periods = self._periods(key)
+        closed = aggregates.close_due(state, periods, now, self.config.grace_ms)
+        for fact in facts:
+            aggregates.add_fact(state, fact, periods)
+        return self._save(partition, state, periods, closed)
 
     def _advance(self, partition: int, key: str, now: int) -> list[Emission]:
-        return []
+        stored = self.store.get(key)
+        if stored is None or not key.startswith((GROUP_PREFIX, COMPLIANCE_PREFIX)):
+            return []
+        state, _ = decode_windows(stored)
+        periods = self._periods(key)
+        closed = aggregates.close_due(state, periods, now, self.config.grace_ms)
+        return self._save(partition, state, periods, closed)
+
+    def _save(
+        self,
+        partition: int,
+        state: aggregates.Windows,
+        periods: tuple[aggregates.Period, ...],
+        closed: list[aggregates.Closed],
+    ) -> list[Emission]:
+        due = aggregates.next_close(state, periods, self.config.grace_ms)
+        self.store[state.key] = encode_windows(state, partition, due, self.offset)
+        self.index.set(partition, state.key, due)
+        render = (
+            aggregates.metrics_window
+            if state.key.startswith(GROUP_PREFIX)
+            else aggregates.sla_compliance
+        )
+        return [self._aggregate(render(c)) for c in closed]
+
+    def _aggregate(self, record: MetricsWindow | SlaCompliance) -> Emission:
+        value = encode_effect(record, self.policy.version)  # type: ignore[arg-type]
+        return Emission(METRICS, record.key.encode(), value, time=record.time)
+
+
+def _fact_records(facts: list[MetricFact]) -> list[Emission]:
+    """One repartition record per destination: the group's, and the customer's."""
+    emissions: list[Emission] = []
+    time = facts[0].time
+    by_group: dict[str, list[MetricFact]] = {}
+    for fact in facts:
+        by_group.setdefault(fact.group, []).append(fact)
+    for group, grouped in by_group.items():
+        value = encode_facts(group, grouped)
+        emissions.append(Emission(CUSTOMERS, group.encode(), value, time=time))
+    customer = [f for f in facts if f.customer_id and f.kind in CUSTOMER_KINDS]
+    if customer:
+        # Keyed by customer id: lands where the customer's re-contact state lives.
+        customer_id = customer[0].customer_id
+        value = encode_facts(COMPLIANCE_PREFIX + customer_id, customer)
+        emissions.append(Emission(CUSTOMERS, customer_id.encode(), value, time=time))
+    return emissions

@@ -15,15 +15,17 @@ import orjson
 
 from escalator.adapters.cloudevents import loads, parse_time
 from escalator.adapters.deadletter import Origin
+from escalator.domain.aggregates import AggregateConfig
 from escalator.domain.events import ALERT_TYPES
 from escalator.domain.policy import Policy
 from escalator.errors import InvalidEvent
 from escalator.service.processor import (
     CUSTOMERS,
     DEADLETTER,
+    METRICS,
     OUTAGE,
-    CustomerProcessor,
     Emission,
+    FactProcessor,
     IncidentProcessor,
     Processor,
     Recorder,
@@ -39,6 +41,7 @@ class Simulation:
 
     emissions: list[Emission] = field(default_factory=list)
     dead_letters: list[Emission] = field(default_factory=list)
+    aggregates: list[Emission] = field(default_factory=list)  # escalator.metrics records
     summary: Summary = field(default_factory=Summary)
 
 
@@ -60,18 +63,22 @@ class _Lanes:
 
     tickets: Processor
     incidents: IncidentProcessor
-    customers: CustomerProcessor
+    facts: FactProcessor
     result: Simulation
+    fact_offset: int = 0
 
     def collect(self, emissions: list[Emission]) -> None:
         for emission in emissions:
             if emission.role == OUTAGE:
                 self.collect(self.tickets.on_outage(PARTITION, emission.value))
             elif emission.role == CUSTOMERS:
-                origin = Origin("<customers>", PARTITION, 0)
-                self.customers.on_record(emission.value, emission.time, PARTITION, origin)
+                self.fact_offset += 1
+                origin = Origin("<customers>", PARTITION, self.fact_offset)
+                self.collect(self.facts.on_record(emission.value, emission.time, PARTITION, origin))
             elif emission.role == DEADLETTER:
                 self.result.dead_letters.append(emission)
+            elif emission.role == METRICS:
+                self.result.aggregates.append(emission)
             else:
                 self.result.emissions.append(emission)
 
@@ -80,7 +87,7 @@ class _Lanes:
         while True:
             dues = [
                 (due, n, lane)
-                for n, lane in enumerate((self.tickets, self.incidents))
+                for n, lane in enumerate((self.tickets, self.incidents, self.facts))
                 if (due := lane.next_due(PARTITION)) is not None and due < now
             ]
             if not dues:
@@ -94,6 +101,7 @@ def run(
     policy: Policy,
     until: int | None = None,
     recorder: Recorder | None = None,
+    aggregates: AggregateConfig | None = None,
 ) -> Simulation:
     """Run the processors over JSONL `lines` and fire timers up to `until` (inclusive).
 
@@ -105,7 +113,7 @@ def run(
     lanes = _Lanes(
         Processor(policy, {}, recorder=tee),
         IncidentProcessor(policy, {}, recorder=tee),
-        CustomerProcessor(policy, {}, recorder=tee),
+        FactProcessor(policy, {}, recorder=tee, aggregates=aggregates),
         result,
     )
     clock = 0

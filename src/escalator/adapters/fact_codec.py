@@ -1,0 +1,102 @@
+"""Bytes for the aggregates path: fact records on the repartition topic and window states.
+
+A fact record carries the facts one decision produced for one key (a group or a customer),
+positionally, to keep the repartition traffic small. Window states are stored like ticket
+states: `p` (partition), `due` (next close), `o` (source offset of the last record applied).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import orjson
+
+from escalator.domain.aggregates import MetricFact, Tally, Windows, Worst
+from escalator.domain.recontact import CustomerFact
+from escalator.errors import InvalidEvent
+
+FACTS: Final = "metric_facts"
+FORMAT: Final = 1
+
+
+def encode_facts(key: str, facts: list[MetricFact]) -> bytes:
+    """One repartition record: the facts of one decision for one state key."""
+    rows = [
+        [
+            f.id,
+            f.kind,
+            f.time,
+            f.ticket_id,
+            f.customer_id,
+            f.customer_tier,
+            f.severity,
+            f.tier,
+            f.target,
+            f.value_ms,
+        ]
+        for f in facts
+    ]
+    return orjson.dumps({"key": key, FACTS: rows})
+
+
+def decode_fact_record(raw: bytes) -> CustomerFact | tuple[str, list[MetricFact]]:
+    """A record of the repartition topic: a customer fact (re-contact), or metric facts with
+    the state key they update."""
+    try:
+        doc = orjson.loads(raw)
+        if isinstance(doc, dict) and FACTS in doc:
+            return str(doc["key"]), [MetricFact(*row) for row in doc[FACTS]]
+        return CustomerFact(**doc)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise InvalidEvent("invalid_field", f"not a fact record: {exc}") from exc
+
+
+def encode_windows(state: Windows, partition: int, due: int | None, offset: int | None) -> bytes:
+    doc = {
+        "v": FORMAT,
+        "p": partition,
+        "due": due,
+        "o": offset,
+        "key": state.key,
+        "open": [[name, start, _tally(t)] for (name, start), t in sorted(state.open.items())],
+        "closed_until": state.closed_until,
+        "seen": state.seen,
+    }
+    return bytes(memoryview(orjson.dumps(doc)))  # right-sized: kept in memory stores
+
+
+def decode_windows(raw: bytes) -> tuple[Windows, int | None]:
+    doc = orjson.loads(raw)
+    state = Windows(
+        key=doc["key"],
+        open={(name, start): _untally(t) for name, start, t in doc["open"]},
+        closed_until=dict(doc["closed_until"]),
+        seen=list(doc["seen"]),
+    )
+    return state, doc.get("o")
+
+
+def _tally(tally: Tally) -> dict[str, Any]:
+    worst = tally.worst
+    return {
+        "c": tally.counts,
+        "t": tally.by_target,
+        "h": tally.handoff,
+        "w": None
+        if worst is None
+        else [worst.ticket_id, worst.target, worst.severity, worst.overdue_ms],
+        "l": tally.late,
+        "ct": sorted(tally.customer_tiers),
+    }
+
+
+def _untally(doc: dict[str, Any]) -> Tally:
+    worst = doc["w"]
+    return Tally(
+        counts=dict(doc["c"]),
+        by_target={target: dict(kinds) for target, kinds in doc["t"].items()},
+        handoff=list(doc["h"]),
+        worst=None if worst is None else Worst(*worst),
+        late=int(doc["l"]),
+        customer_tiers=set(doc["ct"]),
+    )
