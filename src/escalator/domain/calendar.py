@@ -2,14 +2,18 @@
 
 All instants are UTC epoch milliseconds (``int``). Durations on a business calendar count
 only open time: 8h on Mon-Fri 09:00-17:00 is one business day.
+
+A business calendar answers from tables of its open intervals in UTC, built lazily per block of
+local dates (time zone and holidays applied once) with prefix sums of open time, so each query
+is a ``bisect`` and some arithmetic.
 """
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterator, Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
 from typing import Final, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -31,6 +35,12 @@ _WEEKDAYS: Final[tuple[str, ...]] = (
 # Ten years of consecutive closed days means holidays shut the calendar for good; without a
 # bound add() and next_open() would never return.
 MAX_CLOSED_DAYS: Final[int] = 3700
+_DAY_MS: Final[int] = 86_400_000
+_EPOCH_ORDINAL: Final[int] = date(1970, 1, 1).toordinal()
+# A calendar keeps its interval tables per block of local dates, at most _MAX_BLOCKS of them
+# (22 years); past that the cache starts over.
+_BLOCK_DAYS: Final[int] = 32
+_MAX_BLOCKS: Final[int] = 256
 
 Window = tuple[int, int]
 DayWindows = tuple[Window, ...]
@@ -100,7 +110,6 @@ def _to_ms(moment: datetime) -> int:
     return (moment - _EPOCH) // _ONE_MS
 
 
-@lru_cache(maxsize=4096)
 def _utc_windows(timezone: str, windows: DayWindows, day: date) -> DayWindows:
     """UTC windows for one local date, sorted, merged, empty ones dropped."""
     tz = ZoneInfo(timezone)
@@ -126,6 +135,31 @@ def _utc_windows(timezone: str, windows: DayWindows, day: date) -> DayWindows:
         else:
             merged.append((lo, hi))
     return tuple(merged)
+
+
+class _Block:
+    """Open intervals [los[k], his[k]) of the local dates of one block, disjoint and sorted.
+
+    ``days[k]`` is the local date (days since 1970-01-01) whose window gave interval k;
+    ``cum[k]`` the open time of the intervals before k (``len(cum) == len(los) + 1``).
+    """
+
+    __slots__ = ("cum", "days", "first", "his", "los")
+
+    first: int
+    los: list[int]
+    his: list[int]
+    cum: list[int]
+    days: list[int]
+
+    def __init__(
+        self, first: int, los: list[int], his: list[int], cum: list[int], days: list[int]
+    ) -> None:
+        self.first = first
+        self.los = los
+        self.his = his
+        self.cum = cum
+        self.days = days
 
 
 def _normalise_weekly(weekly: object) -> Weekly:
@@ -185,6 +219,7 @@ class BusinessCalendar:
     # Excluded from the hash because holiday objects from the ``holidays`` package are dicts.
     holidays: Container[date] = field(default=frozenset(), hash=False)
     _tz: ZoneInfo = field(init=False, repr=False, compare=False)
+    _blocks: dict[int, _Block] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         try:
@@ -201,80 +236,152 @@ class BusinessCalendar:
             )
         object.__setattr__(self, "_tz", tz)
         object.__setattr__(self, "weekly", weekly)
+        object.__setattr__(self, "_blocks", {})
 
     def _local_date(self, at_ms: int) -> date:
         return (_EPOCH + at_ms * _ONE_MS).astimezone(self._tz).date()
 
-    def _intervals(self, from_ms: int, until_ms: int | None = None) -> Iterator[Window]:
-        """Open intervals [lo, hi) in increasing order, clipped so that lo >= from_ms.
+    def _block(self, index: int) -> _Block:
+        """The open intervals of local days [index, index + 1) * _BLOCK_DAYS, built once."""
+        block = self._blocks.get(index)
+        if block is None:
+            if len(self._blocks) >= _MAX_BLOCKS:
+                self._blocks.clear()
+            block = self._blocks[index] = self._build_block(index)
+        return block
 
-        With ``until_ms`` the walk stops once past that instant's local date; without it the
-        walk is unbounded except for the closed-days guard, which raises CalendarError.
+    def _build_block(self, index: int) -> _Block:
+        first = index * _BLOCK_DAYS
+        los: list[int] = []
+        his: list[int] = []
+        days: list[int] = []
+        # Start a day early so that the cursor carries the previous local date's windows, as a
+        # walk from any instant of the block would; it keeps the intervals disjoint and in
+        # order even if neighbouring days' windows touch or overlap in UTC (only conceivable
+        # around DST gaps).
+        cursor: int | None = None
+        for epoch_day in range(first - 1, first + _BLOCK_DAYS):
+            day = date.fromordinal(epoch_day + _EPOCH_ORDINAL)
+            if day in self.holidays:
+                continue
+            for lo, hi in _utc_windows(self.timezone, self.weekly[day.weekday()], day):
+                if cursor is None or hi > cursor:
+                    if epoch_day >= first:
+                        los.append(lo if cursor is None else max(lo, cursor))
+                        his.append(hi)
+                        days.append(epoch_day)
+                    cursor = hi
+        cum = [0]
+        total = 0
+        for lo, hi in zip(los, his, strict=True):
+            total += hi - lo
+            cum.append(total)
+        return _Block(first, los, his, cum, days)
+
+    def _check_closed_run(self, from_ms: int, last_open_day: int | None, day: int) -> None:
+        """Raise if the local days before ``day`` (epoch days) hold a closed run too long.
+
+        The run starts after ``last_open_day``, or without one at the local date before
+        ``from_ms``'s, where a walk from ``from_ms`` starts.
         """
-        # Start a day early in case a window of the previous local date maps past local
-        # midnight (only conceivable around DST gaps); it costs one cached lookup.
-        day = self._local_date(from_ms) - _ONE_DAY
-        last_day = None if until_ms is None else self._local_date(until_ms) + _ONE_DAY
-        cursor = from_ms
-        closed_days = 0
-        while last_day is None or day <= last_day:
-            produced = False
-            if day not in self.holidays:
-                windows = _utc_windows(self.timezone, self.weekly[day.weekday()], day)
-                for lo, hi in windows:
-                    # The cursor keeps intervals disjoint even if neighbouring days'
-                    # windows touch or overlap in UTC.
-                    if hi > cursor:
-                        yield max(lo, cursor), hi
-                        cursor = hi
-                        produced = True
-            if produced:
-                closed_days = 0
-            elif last_day is None:
-                closed_days += 1
-                if closed_days > MAX_CLOSED_DAYS:
-                    raise CalendarError(
-                        f"calendar {self.name!r} is closed for more than {MAX_CLOSED_DAYS} "
-                        f"consecutive days from {day - MAX_CLOSED_DAYS * _ONE_DAY}; "
-                        "check its holidays"
-                    )
-            day += _ONE_DAY
+        if last_open_day is None:
+            # The walk starts at the local date before from_ms's, which is at least the UTC
+            # date minus 2: only look it up when the run might be too long.
+            if day - (from_ms // _DAY_MS - 2) <= MAX_CLOSED_DAYS:
+                return
+            last_open_day = self._local_date(from_ms).toordinal() - _EPOCH_ORDINAL - 2
+        if day - last_open_day - 1 > MAX_CLOSED_DAYS:
+            first_closed = date.fromordinal(last_open_day + 1 + _EPOCH_ORDINAL)
+            raise CalendarError(
+                f"calendar {self.name!r} is closed for more than {MAX_CLOSED_DAYS} "
+                f"consecutive days from {first_closed}; check its holidays"
+            )
 
     def add(self, start_ms: int, duration_ms: int) -> int:
         """Earliest instant t >= start with ``duration_ms`` of open time in [start, t]."""
         _check_duration(duration_ms)
         if duration_ms == 0:
             return start_ms
+        # No open interval of an earlier local date ends after start_ms.
+        index = (start_ms // _DAY_MS - 2) // _BLOCK_DAYS
+        block = self._block(index)
+        i = bisect_right(block.his, start_ms)
         remaining = duration_ms
-        for lo, hi in self._intervals(start_ms):
-            if remaining <= hi - lo:
-                return lo + remaining
-            remaining -= hi - lo
-        raise AssertionError("unreachable: _intervals is unbounded")  # pragma: no cover
+        last_open_day: int | None = None
+        while True:
+            n = len(block.his)
+            if i < n:
+                self._check_closed_run(start_ms, last_open_day, block.days[i])
+                lo = block.los[i]
+                if lo < start_ms:  # only the first interval, which holds start_ms
+                    head = block.his[i] - start_ms
+                    if remaining <= head:
+                        return start_ms + remaining
+                    remaining -= head
+                    i += 1
+                cum = block.cum
+                target = cum[i] + remaining
+                if target <= cum[n]:
+                    j = bisect_left(cum, target, i + 1)
+                    return block.los[j - 1] + (target - cum[j - 1])
+                remaining = target - cum[n]
+                last_open_day = block.days[n - 1]
+            else:
+                self._check_closed_run(start_ms, last_open_day, block.first + _BLOCK_DAYS)
+            index += 1
+            block = self._block(index)
+            i = bisect_right(block.his, start_ms)
 
     def elapsed(self, start_ms: int, end_ms: int) -> int:
         """Open time in [start, end); 0 if end <= start."""
         if end_ms <= start_ms:
             return 0
+        index = (start_ms // _DAY_MS - 2) // _BLOCK_DAYS
+        # Open intervals of local dates after this epoch day start after end_ms.
+        last_day = end_ms // _DAY_MS + 2
+        block = self._block(index)
+        i = bisect_right(block.his, start_ms)
         total = 0
-        for lo, hi in self._intervals(start_ms, end_ms):
-            if lo >= end_ms:
-                break
-            total += min(hi, end_ms) - lo
-        return total
+        while True:
+            los = block.los
+            j = bisect_left(los, end_ms, i)
+            if i < j:
+                total += block.cum[j] - block.cum[i]
+                if los[i] < start_ms:
+                    total -= start_ms - los[i]
+                if block.his[j - 1] > end_ms:
+                    total -= block.his[j - 1] - end_ms
+            if j < len(los) or block.first + _BLOCK_DAYS > last_day:
+                return total
+            index += 1
+            block = self._block(index)
+            i = bisect_right(block.his, start_ms)
 
     def is_open(self, at_ms: int) -> bool:
         """Whether ``at_ms`` falls inside an open window."""
-        return self._first_open(at_ms, at_ms + 1) == at_ms
+        index = (at_ms // _DAY_MS - 2) // _BLOCK_DAYS
+        last_day = at_ms // _DAY_MS + 2
+        block = self._block(index)
+        i = bisect_right(block.his, at_ms)
+        while True:
+            if i < len(block.his):
+                return block.los[i] <= at_ms
+            if block.first + _BLOCK_DAYS > last_day:
+                return False
+            index += 1
+            block = self._block(index)
+            i = bisect_right(block.his, at_ms)
 
     def next_open(self, at_ms: int) -> int:
         """The first open instant >= at_ms (at_ms itself if open)."""
-        first = self._first_open(at_ms, None)
-        if first is None:  # pragma: no cover - the unbounded walk yields or raises
-            raise AssertionError("unreachable: _intervals is unbounded")
-        return first
-
-    def _first_open(self, at_ms: int, until_ms: int | None) -> int | None:
-        for lo, _hi in self._intervals(at_ms, until_ms):
-            return lo
-        return None
+        index = (at_ms // _DAY_MS - 2) // _BLOCK_DAYS
+        block = self._block(index)
+        i = bisect_right(block.his, at_ms)
+        while True:
+            if i < len(block.his):
+                self._check_closed_run(at_ms, None, block.days[i])
+                return max(block.los[i], at_ms)
+            self._check_closed_run(at_ms, None, block.first + _BLOCK_DAYS)
+            index += 1
+            block = self._block(index)
+            i = bisect_right(block.his, at_ms)
