@@ -6,7 +6,7 @@ import json
 
 import orjson
 import pytest
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError
 
 from escalator.service import simulate
 from tests.helpers import ROOT, comment, created, example_policy, jsonl, ms
@@ -95,3 +95,22 @@ def test_incident_and_outage_outputs_match_the_outbound_schema() -> None:
         OUTBOUND.validate(doc)
         types.add(doc["type"])
     assert {"incident.opened", "incident.resolved", "escalation.raised"} <= types
+
+
+METRICS = Draft202012Validator(
+    json.loads((ROOT / "schemas/escalator-metrics.schema.json").read_text())
+)
+
+
+def test_published_aggregates_match_their_schema() -> None:
+    result = simulate.run(TOUR, example_policy(), ms("2026-12-01T00:10:00Z"))
+    types = set()
+    for emission in result.aggregates:
+        doc = orjson.loads(emission.value)
+        METRICS.validate(doc)
+        types.add(doc["type"])
+    assert types == {"escalator.metrics.window", "escalator.sla.compliance"}
+    broken = orjson.loads(result.aggregates[0].value)
+    del broken["data"]["late_facts"]
+    with pytest.raises(ValidationError):
+        METRICS.validate(broken)
