@@ -113,6 +113,39 @@ def settings_from(**kw: Any) -> Settings:
     return Settings(security=security, **kw)
 
 
+def aggregate_options(command: Any) -> Any:
+    """The escalator.metrics windows: the worker's, and simulate's to reproduce them."""
+    options = [
+        click.option(
+            "--aggregate-windows",
+            envvar="ESCALATOR_AGGREGATE_WINDOWS",
+            default="1h,1d",
+            show_default=True,
+            help="Windows of the per-group aggregates on escalator.metrics, comma-separated "
+            "durations [ESCALATOR_AGGREGATE_WINDOWS].",
+        ),
+        click.option(
+            "--compliance-period",
+            envvar="ESCALATOR_COMPLIANCE_PERIOD",
+            default="month",
+            show_default=True,
+            help="Period of the per-customer SLA compliance records: 'month' or a duration "
+            "[ESCALATOR_COMPLIANCE_PERIOD].",
+        ),
+        click.option(
+            "--aggregate-grace",
+            envvar="ESCALATOR_AGGREGATE_GRACE",
+            default="5m",
+            show_default=True,
+            help="How long a window waits for late facts before it is published "
+            "[ESCALATOR_AGGREGATE_GRACE].",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 # --- policy -----------------------------------------------------------------------------------
 
 
@@ -176,24 +209,7 @@ def _load_policy_or_exit(file: Path):  # type: ignore[no-untyped-def]
     is_flag=True,
     help="Print only the escalator.metrics records (windows closed by --until).",
 )
-@click.option(
-    "--aggregate-windows",
-    default="1h,1d",
-    show_default=True,
-    help="Windows of the per-group aggregates (as the worker's --aggregate-windows).",
-)
-@click.option(
-    "--compliance-period",
-    default="month",
-    show_default=True,
-    help="Period of the per-customer compliance records: 'month' or a duration.",
-)
-@click.option(
-    "--aggregate-grace",
-    default="5m",
-    show_default=True,
-    help="How long a window waits for late facts.",
-)
+@aggregate_options
 @click.option(
     "--compare",
     "compare_file",
@@ -218,7 +234,6 @@ def simulate(
     `arrivaltime` attribute, or else at its `time`. Output: one CloudEvent JSON per line, in
     emission order. Refused lines are reported on stderr with their reason.
     """
-    from escalator.domain.durations import DurationError, parse_duration
     from escalator.service import simulate as sim
     from escalator.service.summary import compare
 
@@ -229,11 +244,7 @@ def simulate(
             until_ms = parse_time(until, "--until")
         except InvalidEvent as exc:
             raise click.BadParameter(exc.message, param_hint="--until") from None
-    try:
-        grace_ms = parse_duration(aggregate_grace)
-    except DurationError as exc:
-        raise click.BadParameter(str(exc), param_hint="--aggregate-grace") from None
-    config = _aggregate_config(aggregate_windows, compliance_period, grace_ms)
+    config = _aggregate_config(aggregate_windows, compliance_period, aggregate_grace)
     lines = events.read().splitlines()
     result = sim.run(lines, base_policy, until_ms, aggregates=config)
     for letter in result.dead_letters:
@@ -380,30 +391,7 @@ def topics_create(**kw: Any) -> None:
     help="A new ticket of a customer for a service within this time after one was solved "
     "counts as a re-contact [ESCALATOR_RECONTACT_WINDOW].",
 )
-@click.option(
-    "--aggregate-windows",
-    envvar="ESCALATOR_AGGREGATE_WINDOWS",
-    default="1h,1d",
-    show_default=True,
-    help="Windows of the per-group aggregates on escalator.metrics, comma-separated "
-    "durations [ESCALATOR_AGGREGATE_WINDOWS].",
-)
-@click.option(
-    "--compliance-period",
-    envvar="ESCALATOR_COMPLIANCE_PERIOD",
-    default="month",
-    show_default=True,
-    help="Period of the per-customer SLA compliance records: 'month' or a duration "
-    "[ESCALATOR_COMPLIANCE_PERIOD].",
-)
-@click.option(
-    "--aggregate-grace",
-    envvar="ESCALATOR_AGGREGATE_GRACE",
-    default="5m",
-    show_default=True,
-    help="How long a window waits for late facts before it is published "
-    "[ESCALATOR_AGGREGATE_GRACE].",
-)
+@aggregate_options
 @click.option(
     "--retention",
     envvar="ESCALATOR_RETENTION",
@@ -452,15 +440,12 @@ def worker(
         ("--session-timeout", session_timeout),
         ("--retention", retention),
         ("--recontact-window", recontact_window),
-        ("--aggregate-grace", aggregate_grace),
     ):
         try:
             durations[hint] = parse_duration(text)
         except DurationError as exc:
             raise click.BadParameter(str(exc), param_hint=hint) from None
-    aggregates = _aggregate_config(
-        aggregate_windows, compliance_period, durations["--aggregate-grace"]
-    )
+    aggregates = _aggregate_config(aggregate_windows, compliance_period, aggregate_grace)
     shadow = _load_policy_or_exit(shadow_policy_file) if shadow_policy_file else None
     settings = settings_from(
         policy_file=policy_file,
@@ -474,13 +459,19 @@ def worker(
     sys.exit(run_worker(settings, loaded, shadow))
 
 
-def _aggregate_config(windows: str, compliance: str, grace_ms: int) -> Any:
+def _aggregate_config(windows: str, compliance: str, grace: str) -> Any:
     from escalator.domain.aggregates import (
         AggregateConfig,
         AggregateError,
         parse_period,
         parse_periods,
     )
+    from escalator.domain.durations import DurationError, parse_duration
+
+    try:
+        grace_ms = parse_duration(grace)
+    except DurationError as exc:
+        raise click.BadParameter(str(exc), param_hint="--aggregate-grace") from None
 
     try:
         periods = parse_periods(windows)

@@ -41,6 +41,23 @@ def test_simulate_reads_stdin_and_prints_cloudevents() -> None:
     assert "T-100/c1/first_response/breach" in {d["id"] for d in docs}
 
 
+def test_simulate_prints_the_aggregates_the_worker_would_publish() -> None:
+    args = ("simulate", "--aggregates", "--until", "2026-11-24T12:00:00Z", TOUR)
+    hourly = run(*args, "--aggregate-windows", "1h")
+    assert hourly.returncode == 0, hourly.stderr
+    docs = [orjson.loads(line) for line in hourly.stdout.splitlines()]
+    assert docs
+    assert {d["type"] for d in docs} == {"escalator.metrics.window"}
+    assert {d["data"]["window"] for d in docs} == {"1h"}
+    # The 10:00 windows close at 11:05 with the default grace; with 2 h of grace none has.
+    none = run(*args, "--aggregate-windows", "1h", "--aggregate-grace", "2h")
+    assert none.returncode == 0
+    assert none.stdout == b""
+    bad = run(*args, "--compliance-period", "quarterly")
+    assert bad.returncode == 2
+    assert b"--compliance-period" in bad.stderr
+
+
 def test_simulate_summary_and_compare() -> None:
     summary = orjson.loads(
         run("simulate", "--summary", "--until", "2026-11-24T12:00:00Z", TOUR).stdout
