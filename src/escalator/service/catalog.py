@@ -7,6 +7,7 @@ never standby copies) and an outage can find its service's open tickets without 
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 
 
@@ -35,6 +36,10 @@ class OpenTickets:
         self.remove(ticket_id)
         if not is_open:
             return
+        # Interned: a million tickets share a handful of severity, tier and service strings
+        # instead of holding their own decoded copies.
+        severity, tier = sys.intern(severity), sys.intern(tier)
+        service = sys.intern(service) if service is not None else None
         self._entries[ticket_id] = (partition, severity, tier, service)
         self._counts.setdefault(partition, Counter())[(severity, tier)] += 1
         if service is not None:
