@@ -34,7 +34,6 @@ from escalator.runtime.streams import (
     InputStream,
     Lane,
     TableStore,
-    send_and_wait,
     tick_record,
     wall_ms,
 )
@@ -231,10 +230,9 @@ class Worker:
     # -- the agents' work --
 
     async def step(self, stream: InputStream, message: Any) -> None:
-        """Decide, produce and wait for the acks, then write state (never the other way)."""
-        routed = stream.handle(message, on_outage=_apply_outage)
-        await send_and_wait(routed, self.broadcast, self.metrics.lag)
-        stream.flush()
+        """Decide and produce at once; the acks are awaited per batch, before the state that
+        records them is written and before any offset is committed (runtime/streams.py)."""
+        await stream.step(message, _apply_outage, self.broadcast, self.metrics.lag)
 
     async def broadcast(self, value: bytes) -> list[Any]:
         """Send an outage change to every partition of tickets.events."""
