@@ -413,15 +413,6 @@ async def produce(
     return futures
 
 
-async def send_and_wait(
-    routed: list[Routed], broadcast: Callable[[bytes], Awaitable[list[Any]]], lag: Any
-) -> None:
-    """Produce every output and wait for Kafka's acknowledgement of all of them."""
-    futures = await produce(routed, broadcast, lag)
-    if futures:
-        await asyncio.gather(*futures)
-
-
 _background: set[asyncio.Future[Any]] = set()  # settles started by a batch's timer
 
 
