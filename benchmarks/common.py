@@ -17,6 +17,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
+
 ROOT = Path(__file__).resolve().parent.parent
 Size = Literal["smoke", "full"]
 SIZES: tuple[Size, ...] = ("smoke", "full")
@@ -52,11 +54,6 @@ class Result:
 
 def pick(size: Size, smoke: Any, full: Any) -> Any:
     return smoke if size == "smoke" else full
-
-
-def whatif_enabled() -> bool:
-    """Worker benchmarks run the proposed DeadlineIndex fix (benchmarks/whatif.py) instead."""
-    return os.environ.get("ESCALATOR_BENCH_WHATIF") == "1"
 
 
 # -- timing ------------------------------------------------------------------------------------
@@ -153,20 +150,16 @@ def _version(package: str) -> str:
         return "-"
 
 
+def _git(*args: str) -> str:
+    command = ["git", "-C", str(ROOT), *args]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    return done.stdout.strip()
+
+
 def _git_head() -> str:
     try:
-        head = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
+        head = _git("rev-parse", "--short", "HEAD")
+        dirty = _git("status", "--porcelain", "--untracked-files=no")
     except OSError:
         return "unknown"
     return f"{head}{' (+ local changes)' if dirty else ''}" if head else "unknown"
@@ -230,7 +223,7 @@ COLUMNS = ("benchmark", "figure", "unit", "baseline", "ratio", "goal", "met?")
 
 
 def table_rows(results: Sequence[Result]) -> list[tuple[str, ...]]:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for r in results:
         baseline = fmt(r.baseline)
         if r.baseline is not None and r.baseline_label:
@@ -278,3 +271,12 @@ def module_command(module: str, *args: str) -> tuple[list[str], dict[str, str], 
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return [sys.executable, "-m", module, *args], env, ROOT
+
+
+def run_module(module: str, *args: str, timeout: float) -> dict[str, Any]:
+    """Run `python -m <module> args…` in a fresh process; its last stdout line, as JSON."""
+    command, env, cwd = module_command(module, *args)
+    done = subprocess.run(
+        command, capture_output=True, text=True, check=True, timeout=timeout, env=env, cwd=cwd
+    )
+    return dict(orjson.loads(done.stdout.strip().splitlines()[-1]))

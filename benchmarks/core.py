@@ -7,7 +7,6 @@ All on one core, in this process, GC enabled, side by side on the same events:
 - `core.processor`: `Processor.on_record` as the worker calls it — CloudEvent decode, state
   load (orjson → TicketState), `engine.apply`, state save (TicketState → orjson), deadline
   index update and output encoding, with a dict as the table;
-- `core.processor [what-if index]` (with `--whatif`): the same with benchmarks/whatif.py's index;
 - `core.engine`: `engine.apply` + `engine.next_due` alone on pre-decoded events with the
   states kept as objects (no codecs, no index) — what the pure domain core costs.
 """
@@ -21,8 +20,7 @@ from typing import Any
 import orjson
 
 from benchmarks import workload
-from benchmarks.common import Result, Size, best_of, pick, progress, whatif_enabled
-from benchmarks.whatif import FixedDeadlineIndex
+from benchmarks.common import Result, Size, best_of, pick, progress
 from escalator.adapters.cloudevents import decode_event
 from escalator.adapters.deadletter import Origin
 from escalator.domain import engine
@@ -49,12 +47,8 @@ def run(size: Size) -> list[Result]:
 
     base = n / best_of(roundtrip, 3)
     progress(f"core: orjson round trip {base:,.0f}/s")
-    as_is, stats = _processor(raws, policy, None)
-    progress(f"core: processor {as_is:,.0f}/s")
-    fixed = None
-    if whatif_enabled():
-        fixed, _ = _processor(raws, policy, FixedDeadlineIndex())
-        progress(f"core: processor [what-if index] {fixed:,.0f}/s")
+    rate, stats = _processor(raws, policy)
+    progress(f"core: processor {rate:,.0f}/s")
     engine_rate = _engine(raws, policy)
     progress(f"core: engine alone {engine_rate:,.0f}/s")
 
@@ -67,15 +61,15 @@ def run(size: Size) -> list[Result]:
         f"({stats['outputs']['escalation.raised']} escalation.raised); "
         f"{stats['deadletters']} dead letters"
     )
-    results = [
+    return [
         Result(
             "core.processor",
-            as_is,
+            rate,
             "events/s",
             base,
             "orjson decode→encode",
             goal=f"≥ {GOAL:,} events/s",
-            met=as_is >= GOAL,
+            met=rate >= GOAL,
             notes=stream_note,
         ),
         Result(
@@ -88,25 +82,10 @@ def run(size: Size) -> list[Result]:
         ),
         Result("core.orjson_roundtrip", base, "events/s", notes="best of 3"),
     ]
-    if fixed is not None:
-        results.insert(
-            1,
-            Result(
-                "core.processor [what-if index]",
-                fixed,
-                "events/s",
-                base,
-                "orjson decode→encode",
-                goal=f"≥ {GOAL:,} events/s",
-                met=fixed >= GOAL,
-                notes=f"{fixed / as_is:.1f}x the as-is processor (benchmarks/whatif.py)",
-            ),
-        )
-    return results
 
 
-def _processor(raws: list[Raw], policy: Policy, index: Any) -> tuple[float, dict[str, Any]]:
-    processor = Processor(policy, {}, index=index)
+def _processor(raws: list[Raw], policy: Policy) -> tuple[float, dict[str, Any]]:
+    processor = Processor(policy, {})
     started = time.perf_counter()
     results = [
         processor.on_record(raw, arrival, part, origin) for raw, arrival, part, origin in raws
@@ -126,7 +105,7 @@ def _processor(raws: list[Raw], policy: Policy, index: Any) -> tuple[float, dict
             outputs[emission.effect.type] += 1
             if emission.effect.type == "escalation.raised":
                 escalated.add(emission.key)
-    stats = {"types": types, "outputs": outputs, "escalated": escalated}
+    stats: dict[str, Any] = {"types": types, "outputs": outputs, "escalated": escalated}
     stats["deadletters"] = deadletters
     return len(raws) / elapsed, stats
 

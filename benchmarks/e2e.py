@@ -23,8 +23,8 @@ from pathlib import Path
 import orjson
 
 from benchmarks import workload
-from benchmarks.common import Result, Size, module_command, pick, progress, whatif_enabled
-from benchmarks.kafka import GroupOffsets, Stack, ensure_broker, read_topic
+from benchmarks.common import Result, Size, pick, progress, run_module
+from benchmarks.kafka import GroupOffsets, Stack, read_topic
 from benchmarks.profile import profile_dir, record_worker, summarise
 
 GOAL = 0.3
@@ -36,14 +36,10 @@ def run(size: Size) -> list[Result]:
 
 
 async def _run(size: Size) -> list[Result]:
-    ensure_broker()
     events = pick(size, 2_000, 100_000)
     timeout = pick(size, 60, 300)
-    stack = Stack("e2e")
-    try:
+    async with Stack("e2e") as stack:
         return await _measure(stack, events, timeout)
-    finally:
-        await stack.close()
 
 
 async def _measure(stack: Stack, size: int, timeout: float) -> list[Result]:
@@ -71,11 +67,10 @@ async def _measure(stack: Stack, size: int, timeout: float) -> list[Result]:
     }
     tickets_n = len({e.key for e in stream})
     share = len(raised) / tickets_n if tickets_n else 0.0
-    variant = " [what-if index]" if whatif_enabled() else ""
     ratio = worker_rate / raw["rate"] if raw["rate"] else None
     return [
         Result(
-            f"e2e.worker{variant}",
+            "e2e.worker",
             worker_rate,
             "events/s",
             raw["rate"],
@@ -129,13 +124,10 @@ def _kcat(stack: Stack, topic: str, count: int) -> tuple[float, str]:
 
 def _raw_loop(stack: Stack, topic: str, count: int) -> dict[str, float]:
     out = stack.prefix + "raw.out"
-    command, env, cwd = module_command(
-        "benchmarks.raw_loop", stack.bootstrap, topic, out, f"{stack.app_id}-raw", str(count)
+    group = f"{stack.app_id}-raw"
+    return run_module(
+        "benchmarks.raw_loop", stack.bootstrap, topic, out, group, str(count), timeout=600
     )
-    done = subprocess.run(
-        command, capture_output=True, text=True, check=True, timeout=600, env=env, cwd=cwd
-    )
-    return dict(orjson.loads(done.stdout.strip().splitlines()[-1]))
 
 
 async def _worker(stack: Stack, topic: str, count: int, timeout: float) -> tuple[float, str]:
@@ -144,8 +136,7 @@ async def _worker(stack: Stack, topic: str, count: int, timeout: float) -> tuple
     spy = None
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
-        suffix = "-whatif" if whatif_enabled() else ""
-        spy = record_worker(worker.pid, min(timeout, 60), folder / f"worker{suffix}.raw")
+        spy = record_worker(worker.pid, min(timeout, 60), folder / "worker.raw")
     samples: list[tuple[float, int, float]] = []  # (when, committed, worker CPU seconds)
     async with GroupOffsets(stack, topic) as group:
         deadline = time.monotonic() + timeout
@@ -161,7 +152,7 @@ async def _worker(stack: Stack, topic: str, count: int, timeout: float) -> tuple
     worker.stop()
     if spy is not None and folder is not None:
         spy.wait(timeout=120)
-        raw = folder / f"worker{'-whatif' if whatif_enabled() else ''}.raw"
+        raw = folder / "worker.raw"
         if raw.exists():
             raw.with_suffix(".txt").write_text(summarise(raw))
     done = samples[-1][1] if samples else 0

@@ -32,7 +32,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 from aiokafka.structs import TopicPartition
 
-from benchmarks.common import ROOT, rss_bytes, whatif_enabled
+from benchmarks.common import ROOT, rss_bytes
 from escalator.config.settings import Settings
 from escalator.runtime.topics import create_topics
 
@@ -58,7 +58,7 @@ def ensure_broker() -> str:
 
 def partition_for(key: bytes, partitions: int) -> int:
     """Kafka's default partitioner for keyed records (murmur2), as aiokafka and Faust use."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    return int((murmur2(key) & 0x7FFFFFFF) % partitions)
 
 
 def free_port() -> int:
@@ -159,7 +159,11 @@ def histogram_quantile(buckets: dict[str, float], q: float) -> float:
 
 @dataclass
 class Stack:
-    """One benchmark's topics, consumer group and worker processes on the shared broker."""
+    """One benchmark's topics, consumer group and worker processes on the shared broker.
+
+    `async with Stack(label) as stack:` makes sure the broker runs (ensure_broker) and closes
+    the stack at the end: its workers stopped, its topics deleted, its files removed.
+    """
 
     label: str
     partitions: int = 12
@@ -218,7 +222,6 @@ class Stack:
         *,
         store: str = "rocksdb",
         data_dir: Path | None = None,
-        whatif: bool | None = None,
         **extra: str,
     ) -> WorkerProc:
         port = free_port()
@@ -237,16 +240,9 @@ class Stack:
             PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
         )
         env.update(extra)
-        if whatif is None:
-            whatif = whatif_enabled()
-        command = (
-            [sys.executable, "-m", "benchmarks.whatif", "worker"]
-            if whatif
-            else [ESCALATOR, "worker"]
-        )
         with log_path.open("ab") as out:
             proc = subprocess.Popen(
-                command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=self.tmp
+                [ESCALATOR, "worker"], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=self.tmp
             )
         worker = WorkerProc(name, proc, port, log_path, time.monotonic())
         self.workers.append(worker)
@@ -301,6 +297,17 @@ class Stack:
             return int(sum(ends.values()))
         finally:
             await consumer.stop()
+
+    async def __aenter__(self) -> Stack:
+        try:
+            ensure_broker()
+        except BaseException:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     async def close(self) -> None:
         for worker in self.workers:

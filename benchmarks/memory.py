@@ -8,16 +8,12 @@
   design that caches decoded state would pay).
 - `memory.worker_memory` / `memory.worker_rocksdb`: a real worker's RSS once ready with N
   tickets recovered from the changelog, minus an empty worker's RSS, divided by N.
-
-The child processes index with benchmarks/whatif.py's FixedDeadlineIndex: same data
-structure and memory, but building 1M entries through the as-is `set()` takes hours.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import subprocess
 import sys
 import time
 
@@ -27,13 +23,12 @@ from benchmarks import states
 from benchmarks.common import (
     Result,
     Size,
-    module_command,
     pick,
     progress,
     rss_bytes,
-    whatif_enabled,
+    run_module,
 )
-from benchmarks.kafka import Stack, ensure_broker
+from benchmarks.kafka import Stack
 
 GOAL = 300
 
@@ -41,7 +36,6 @@ GOAL = 300
 def run(size: Size) -> list[Result]:
     results = [
         _core("bytes", pick(size, 5_000, 200_000)),
-        _core("trimmed", pick(size, 5_000, 1_000_000)),
         _core("objects", pick(size, 5_000, 200_000)),
     ]
     results += asyncio.run(_workers(size))
@@ -49,11 +43,7 @@ def run(size: Size) -> list[Result]:
 
 
 def _core(mode: str, count: int) -> Result:
-    command, env, cwd = module_command("benchmarks.memory", mode, str(count))
-    done = subprocess.run(
-        command, capture_output=True, text=True, check=True, timeout=900, env=env, cwd=cwd
-    )
-    child = orjson.loads(done.stdout.strip().splitlines()[-1])
+    child = run_module("benchmarks.memory", mode, str(count), timeout=900)
     per_ticket = child["per_ticket"]
     progress(f"memory: core {mode}: {per_ticket:,.0f} B/ticket")
     growth = f"{count:,} open tickets, RSS growth {child['rss_delta'] / 2**20:,.0f} MiB"
@@ -66,21 +56,14 @@ def _core(mode: str, count: int) -> Result:
             "encoded state, B",
             notes=f"{growth}: TicketState objects in a dict instead of bytes (no index)",
         )
-    name = "memory.core_state" if mode == "bytes" else "memory.core_state [trimmed bytes]"
     notes = (
         f"{growth}; the state bytes objects are {child['state_share']:.0%} of the per-ticket "
         "growth by their logical size, the rest is the store dict, deadline index and "
-        "per-service sets"
+        "per-service sets; stored as encode_state returns them, right-sized by the state "
+        "codec (no over-allocated orjson buffers)"
     )
-    if mode == "bytes":
-        notes += (
-            "; stored as encode_state returns them: orjson ≥ 3.12 over-allocates every "
-            "dumps() result and never shrinks it"
-        )
-    else:
-        notes += "; each stored value copied to its exact size: bytes(memoryview(value))"
     return Result(
-        name,
+        "memory.core_state",
         per_ticket,
         "B/ticket",
         child["mean_state_bytes"],
@@ -98,13 +81,12 @@ def child(mode: str, count: int) -> dict[str, float]:
     (first use of a code path, allocator arenas reused from the template build) cancel out.
     """
     from benchmarks import workload
-    from benchmarks.whatif import FixedDeadlineIndex
     from escalator.service.processor import Processor
 
     states.templates()  # built before the first reading: not part of the per-ticket cost
     policy = workload.default_policy()
     partitions = frozenset(range(12))
-    processor = Processor(policy, {}, index=FixedDeadlineIndex())
+    processor = Processor(policy, {})
     store = processor.store
     objects: dict[str, object] = {}
     first = max(1, count // 5)
@@ -119,9 +101,7 @@ def child(mode: str, count: int) -> dict[str, float]:
             after_first = rss_bytes()
             payload = 0
         ticket = key.decode()
-        if mode == "trimmed":
-            value = bytes(memoryview(value))
-        if mode != "objects":
+        if mode == "bytes":
             store[ticket] = value
             processor.reindex(ticket, value, partitions)
             payload += sys.getsizeof(value)
@@ -142,16 +122,13 @@ def child(mode: str, count: int) -> dict[str, float]:
 
 
 async def _workers(size: Size) -> list[Result]:
-    ensure_broker()
-    whatif = whatif_enabled()
     # 500k, not 1M: two workers recover them one after the other, and the per-ticket figure
     # has settled long before (it is a slope); 1M would double this benchmark's 5 minutes.
     target = pick(size, 3_000, 500_000)
-    count, limited = states.feasible(target, pick(size, 30, 90), whatif)
+    count, limited = states.feasible(target, pick(size, 30, 90))
     timeout = pick(size, 90, 400)
-    stack = Stack("memory")
     results = []
-    try:
+    async with Stack("memory") as stack:
         await stack.create_topics()
         empty = stack.start_worker("empty", store="memory")
         states.wait_loaded(empty, 0, timeout)
@@ -160,7 +137,6 @@ async def _workers(size: Size) -> list[Result]:
         empty.stop()
         await states.load_changelog(stack, count)
         progress(f"memory: {count:,} tickets in the changelog; empty worker {empty_rss >> 20} MiB")
-        variant = " [what-if index]" if whatif else ""
         for store in ("memory", "rocksdb"):
             worker = stack.start_worker(store, store=store)
             ready = states.wait_loaded(worker, count, timeout)
@@ -171,7 +147,7 @@ async def _workers(size: Size) -> list[Result]:
             progress(f"memory: worker {store} store {per_ticket:,.0f} B/ticket")
             results.append(
                 Result(
-                    f"memory.worker_{store}{variant}",
+                    f"memory.worker_{store}",
                     per_ticket,
                     "B/ticket",
                     notes=(
@@ -180,8 +156,6 @@ async def _workers(size: Size) -> list[Result]:
                     ),
                 )
             )
-    finally:
-        await stack.close()
     return results
 
 

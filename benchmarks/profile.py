@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import workload
-from benchmarks.whatif import FixedDeadlineIndex
 
 
 def profile_dir() -> Path | None:
@@ -27,7 +26,7 @@ def profile_dir() -> Path | None:
     return Path(value) if value else None
 
 
-def core(events: int = 50_000, *, fixed: bool = False) -> str:
+def core(events: int = 50_000) -> str:
     """Run the core stream through Processor.on_record under pyinstrument; return the report."""
     from pyinstrument import Profiler
 
@@ -36,19 +35,19 @@ def core(events: int = 50_000, *, fixed: bool = False) -> str:
     policy = workload.default_policy()
     stream = workload.stream(events, policy=policy)
     raws = workload.records(stream)
-    processor = Processor(policy, {}, index=FixedDeadlineIndex() if fixed else None)
+    processor = Processor(policy, {})
     profiler = Profiler(interval=0.0005)
     profiler.start()
     for raw, arrival, partition, origin in raws:
         processor.on_record(raw, arrival, partition, origin)
     session = profiler.stop()
     tree = profiler.output_text(unicode=True, color=False, show_all=False)
-    totals: collections.Counter[str] = collections.Counter()
+    totals: collections.defaultdict[str, float] = collections.defaultdict(float)
 
     def name(frame: Any) -> str:
         return f"{frame.function} ({Path(frame.file_path or '?').name}:{frame.line_no})"
 
-    areas: collections.Counter[str] = collections.Counter()
+    areas: collections.defaultdict[str, float] = collections.defaultdict(float)
 
     def account(files: list[str], seconds: float) -> None:
         for file in reversed(files):
@@ -74,17 +73,18 @@ def core(events: int = 50_000, *, fixed: bool = False) -> str:
         walk(root, None, [])
     duration = session.duration or 1.0
     top = "\n".join(
-        f"{seconds / duration:6.1%}  {where}" for where, seconds in totals.most_common(25)
+        f"{seconds / duration:6.1%}  {where}" for where, seconds in _largest(totals)[:25]
     )
-    by_area = "\n".join(
-        f"{seconds / duration:6.1%}  {area}" for area, seconds in areas.most_common()
-    )
-    label = "what-if index" if fixed else "as-is"
+    by_area = "\n".join(f"{seconds / duration:6.1%}  {area}" for area, seconds in _largest(areas))
     return (
-        f"core processor ({label}), {len(raws)} events, {duration:.2f}s\n\n{tree}\n"
+        f"core processor, {len(raws)} events, {duration:.2f}s\n\n{tree}\n"
         f"time by area (self time of each sample, charged to its innermost escalator module):\n"
         f"{by_area}\n\ntop functions by self time:\n{top}\n"
     )
+
+
+def _largest(seconds: dict[str, float]) -> list[tuple[str, float]]:
+    return sorted(seconds.items(), key=lambda item: item[1], reverse=True)
 
 
 def record_worker(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | None:
@@ -98,7 +98,7 @@ def record_worker(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes
 
 
 CORE_AREAS = (
-    ("deadline index", ("deadlines.py", "whatif.py")),
+    ("deadline index", ("deadlines.py",)),
     ("calendars (business hours, holidays)", ("calendar.py", "holiday", "policy_file.py")),
     ("state codec (orjson ⇄ TicketState, facts)", ("state_codec.py",)),
     ("CloudEvent decode/encode", ("cloudevents.py",)),
@@ -153,7 +153,6 @@ def main() -> None:
     if what == "core":
         events = int(sys.argv[2]) if len(sys.argv) > 2 else 50_000
         print(core(events))
-        print(core(events, fixed=True))
     elif what == "summary":
         print(summarise(Path(sys.argv[2])))
     else:

@@ -18,8 +18,8 @@ import asyncio
 import re
 
 from benchmarks import states
-from benchmarks.common import Result, Size, pick, progress, whatif_enabled
-from benchmarks.kafka import Stack, ensure_broker
+from benchmarks.common import Result, Size, pick, progress
+from benchmarks.kafka import Stack
 
 GOAL = 100_000
 
@@ -29,13 +29,10 @@ def run(size: Size) -> list[Result]:
 
 
 async def _run(size: Size) -> list[Result]:
-    ensure_broker()
-    whatif = whatif_enabled()
     target = pick(size, 3_000, 1_000_000)
-    count, limited = states.feasible(target, pick(size, 30, 90), whatif)
+    count, limited = states.feasible(target, pick(size, 30, 90))
     timeout = pick(size, 90, 400)
-    stack = Stack("recovery")
-    try:
+    async with Stack("recovery") as stack:
         await stack.create_topics()
         empty = stack.start_worker("empty")
         t_empty = states.wait_loaded(empty, 0, timeout)
@@ -56,17 +53,14 @@ async def _run(size: Size) -> list[Result]:
         kept_index_s = _indexed_seconds(kept.log())
         kept.stop()
         progress(f"recovery: from kept RocksDB {t_kept:.1f}s")
-    finally:
-        await stack.close()
 
-    variant = " [what-if index]" if whatif else ""
     replay = max(1e-3, t_changelog - t_empty)
     restart = max(1e-3, t_kept - t_empty)
     rate = count / replay
     size_note = limited or f"{count:,} open tickets"
     return [
         Result(
-            f"recovery.changelog{variant}",
+            "recovery.changelog",
             rate,
             "records/s",
             goal=f"≥ {GOAL:,} records/s",
@@ -79,7 +73,7 @@ async def _run(size: Size) -> list[Result]:
             ),
         ),
         Result(
-            f"recovery.rocksdb_kept{variant}",
+            "recovery.rocksdb_kept",
             restart,
             "s",
             replay,

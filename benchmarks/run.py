@@ -3,7 +3,6 @@
     .venv/bin/python -m benchmarks.run                       # every benchmark, full size
     .venv/bin/python -m benchmarks.run --size smoke          # tiny sizes: proves they run
     .venv/bin/python -m benchmarks.run --only core timers    # a subset
-    .venv/bin/python -m benchmarks.run --whatif              # workers with the index fix
     .venv/bin/python -m benchmarks.run --json out.json --profile var/profiles
 
 The broker benchmarks use KAFKA_BOOTSTRAP_SERVERS or the local broker of scripts/kafka-local
@@ -32,7 +31,7 @@ from benchmarks.common import (
 )
 
 BENCHMARKS = ("core", "e2e", "timers", "lag", "memory", "recovery")
-# Which of them start workers (affected by --whatif) and need the broker.
+# Which of them start workers and need the broker.
 BROKER = frozenset({"e2e", "timers", "lag", "memory", "recovery"})
 
 
@@ -51,11 +50,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
     parser.add_argument("--size", choices=SIZES, default="full")
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, metavar="NAME")
-    parser.add_argument(
-        "--whatif",
-        action="store_true",
-        help="start workers with the proposed DeadlineIndex fix (benchmarks/whatif.py)",
-    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument(
@@ -65,14 +59,12 @@ def main(argv: list[str] | None = None) -> int:
         help="py-spy the e2e worker and pyinstrument the core into DIR (changes the figures)",
     )
     args = parser.parse_args(argv)
-    if args.whatif:
-        os.environ["ESCALATOR_BENCH_WHATIF"] = "1"
     if args.profile:
         os.environ["ESCALATOR_BENCH_PROFILE"] = str(args.profile.resolve())
     names = args.only or list(BENCHMARKS)
 
     info = machine_info()
-    print(f"escalator benchmarks, size {args.size}{' (what-if index)' if args.whatif else ''}")
+    print(f"escalator benchmarks, size {args.size}")
     for key, value in info.items():
         print(f"  {key:9} {value}")
     print(flush=True)
@@ -95,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
         args.profile.mkdir(parents=True, exist_ok=True)
         events = 3_000 if args.size == "smoke" else 50_000
-        (args.profile / "core.txt").write_text(core(events) + "\n" + core(events, fixed=True))
+        (args.profile / "core.txt").write_text(core(events))
 
     print(markdown_table(results) if args.markdown else text_table(results))
     print()
@@ -106,7 +98,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         payload = {
             "size": args.size,
-            "whatif": args.whatif,
             "machine": info,
             "seconds": timings,
             "errors": errors,

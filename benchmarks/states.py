@@ -1,9 +1,9 @@
 """Many open tickets, fast: stored states for the memory, lag and recovery benchmarks.
 
-A million tickets cannot be fed through a worker event by event in a benchmark's time (nor,
-as-is, at all: see the DeadlineIndex finding), so these benchmarks load them the way a worker
-recovers them — as records of the table's changelog, `<app id>-tickets-changelog`, key = ticket
-id, value = the stored state (`encode_state`), partition = the ticket's input partition.
+A million tickets cannot be fed through a worker event by event in a benchmark's time, so
+these benchmarks load them the way a worker recovers them — as records of the table's
+changelog, `<app id>-tickets-changelog`, key = ticket id, value = the stored state
+(`encode_state`), partition = the ticket's input partition.
 
 The states are real: the workload stream is run through the engine and every ticket still
 open at the end becomes a template (a mix of severities, tiers, calendars, clocks and seen
@@ -34,10 +34,8 @@ def templates(start_ms: int | None = None) -> list[TicketState]:
     """Open ticket states from 20k events of the workload stream (cached per process)."""
     start = start_ms if start_ms is not None else _week_ahead()
     if start not in _templates:
-        from benchmarks.whatif import FixedDeadlineIndex
-
         policy = workload.default_policy()
-        processor = Processor(policy, {}, index=FixedDeadlineIndex())
+        processor = Processor(policy, {})
         stream = workload.stream(20_000, start_ms=start, prefix="TPL", policy=policy)
         for raw, arrival, partition, origin in workload.records(stream):
             processor.on_record(raw, arrival, partition, origin)
@@ -105,16 +103,14 @@ def wait_loaded(worker: WorkerProc, count: int, timeout: float) -> float:
     )
 
 
-def feasible(target: int, budget_s: float, whatif: bool) -> tuple[int, str]:
+def feasible(target: int, budget_s: float) -> tuple[int, str]:
     """The largest ticket count (≤ target) whose index rebuild fits in `budget_s`.
 
     A worker rebuilds its deadline index with one DeadlineIndex.set() per recovered ticket.
     That cost is probed in this process at 8k and 16k tickets and extrapolated with the
-    measured growth exponent, so a linear index gets the full target and the as-is quadratic
-    one gets what fits, with the projection for the target stated.
+    measured growth exponent, so a linear index gets the full target and a quadratic one (as
+    before commit d01104c) gets what fits, with the projection for the target stated.
     """
-    if whatif:
-        return target, ""
     from escalator.service.deadlines import DeadlineIndex
 
     def build(n: int) -> float:
@@ -129,7 +125,7 @@ def feasible(target: int, budget_s: float, whatif: bool) -> tuple[int, str]:
     exponent = max(1.0, math.log(t_large / t_small, 2)) if t_small > 0 else 1.0
 
     def projected(n: int) -> float:
-        return t_large * (n / large) ** exponent
+        return float(t_large * (n / large) ** exponent)
 
     count = target
     while count > 1_000 and projected(count) > budget_s:
@@ -138,7 +134,7 @@ def feasible(target: int, budget_s: float, whatif: bool) -> tuple[int, str]:
     if count >= target:
         return target, ""
     return count, (
-        f"{count:,} tickets, not {target:,}: as-is, the index rebuild grows as N^{exponent:.1f} "
+        f"{count:,} tickets, not {target:,}: the index rebuild grows as N^{exponent:.1f} "
         f"and would take ≈ {_duration(projected(target))} at {target:,} "
         f"(≈ {_duration(projected(count))} here)"
     )

@@ -4,9 +4,8 @@
   the earliest due instant (`Processor.next_due` → `DeadlineIndex.peek`) and reads the open
   deadline count. Timed in-process with N open tickets in the index, none due.
 - `timers.reschedule@N`: one `DeadlineIndex.set()` — what every processed event and every
-  fired deadline pays to (re)index its ticket — with N tickets held (with `--whatif` also for
-  benchmarks/whatif.py's index). Not a goal of the issue, but it is where the timers' cost went
-  before commit d01104c (O(N) per set).
+  fired deadline pays to (re)index its ticket — with N tickets held. Not a goal of the issue,
+  but it is where the timers' cost went before commit d01104c (O(N) per set).
 - `timers.burst_inprocess`: 10k tickets whose first-response deadlines fall in the same second,
   fired by one tick per partition (`Processor.on_tick`), as the worker does.
 - `timers.burst_worker`: the same 10k tickets through a real worker on the broker: every
@@ -28,16 +27,14 @@ from typing import Any
 import orjson
 
 from benchmarks import workload
-from benchmarks.common import Result, Size, percentile, pick, progress, whatif_enabled
+from benchmarks.common import Result, Size, percentile, pick, progress
 from benchmarks.kafka import (
     GroupOffsets,
     Stack,
-    ensure_broker,
     histogram_quantile,
     lag_histogram,
     read_topic,
 )
-from benchmarks.whatif import FixedDeadlineIndex
 from escalator.adapters.cloudevents import parse_time
 from escalator.adapters.deadletter import Origin
 from escalator.service.deadlines import DeadlineIndex
@@ -70,14 +67,14 @@ def entries(count: int, now: int, seed: int = 3) -> list[tuple[int, str, int]]:
     ]
 
 
-def bulk_index(cls: Any, items: list[tuple[int, str, int]]) -> Any:
-    """An index of class `cls` holding `items`, built directly when its layout is the known one.
+def bulk_index(items: list[tuple[int, str, int]]) -> DeadlineIndex:
+    """A DeadlineIndex holding `items`, built directly when its layout is the known one.
 
-    Falls back to set() when the class keeps other fields (a future DeadlineIndex), which is
+    Falls back to set() when the index keeps other fields (a future DeadlineIndex), which is
     then what the benchmark measures anyway.
     """
-    index = cls()
-    if not all(hasattr(index, name) for name in ("_due", "_heaps", "_partition_of")):
+    index = DeadlineIndex()
+    if not all(hasattr(index, name) for name in ("_due", "_heaps", "_live", "_partition_of")):
         for partition, ticket, due in items:
             index.set(partition, ticket, due)
         return index
@@ -89,9 +86,8 @@ def bulk_index(cls: Any, items: list[tuple[int, str, int]]) -> Any:
     for heap in heaps.values():
         heapq.heapify(heap)
     index._heaps.update(heaps)
-    if hasattr(index, "_live"):
-        for partition, heap in heaps.items():
-            index._live[partition] = len(heap)
+    for partition, heap in heaps.items():
+        index._live[partition] = len(heap)
     return index
 
 
@@ -106,7 +102,7 @@ def _sweeps(sizes: tuple[int, ...]) -> list[Result]:
     now = int(time.time() * 1000)
     costs: list[float] = []
     for count in sizes:
-        index = bulk_index(DeadlineIndex, entries(count, now))
+        index = bulk_index(entries(count, now))
         processor = Processor(workload.default_policy(), {}, index=index)
         partitions = sorted(range(PARTITIONS))
 
@@ -155,10 +151,10 @@ def _sweeps(sizes: tuple[int, ...]) -> list[Result]:
 # -- reschedules -------------------------------------------------------------------------------
 
 
-def _set_cost(cls: Any, count: int, budget_s: float = 3.0) -> float:
+def _set_cost(count: int, budget_s: float = 3.0) -> float:
     now = int(time.time() * 1000)
     items = entries(count, now)
-    index = bulk_index(cls, items)
+    index = bulk_index(items)
     rng = random.Random(5)
     calls = 0
     started = time.perf_counter()
@@ -170,41 +166,34 @@ def _set_cost(cls: Any, count: int, budget_s: float = 3.0) -> float:
 
 
 def _reschedules(sizes: tuple[int, ...]) -> list[Result]:
+    costs = [_set_cost(count) for count in sizes]
+    progress(
+        "timers: set(): "
+        + ", ".join(f"{_label(c)} {t * 1e6:,.1f} µs" for c, t in zip(sizes, costs, strict=True))
+    )
     results = []
-    variants: list[tuple[str, Any]] = [("as-is", DeadlineIndex)]
-    if whatif_enabled():
-        variants.append(("what-if index", FixedDeadlineIndex))
-    for name, cls in variants:
-        costs = [_set_cost(cls, count) for count in sizes]
-        progress(
-            f"timers: set() {name}: "
-            + ", ".join(f"{_label(c)} {t * 1e6:,.1f} µs" for c, t in zip(sizes, costs, strict=True))
-        )
-        for count, cost in zip(sizes, costs, strict=True):
-            last = count == sizes[-1]
-            ratio = cost / costs[0]
-            suffix = "" if name == "as-is" else f" [{name}]"
-            note = ""
-            if last:
-                growth = cost / costs[0]
-                note = (
-                    f"the cost grows with the tickets held ({growth:.0f}x from "
-                    f"{_label(sizes[0])}): at most {1 / cost:,.0f} events or fired deadlines "
-                    f"per second with {_label(count)} tickets"
-                    if growth > 10
-                    else f"heap push, O(log n); {1 / cost:,.0f} sets/s with {_label(count)} held"
-                )
-            results.append(
-                Result(
-                    f"timers.reschedule@{_label(count)}{suffix}",
-                    cost * 1e6,
-                    "µs/set",
-                    costs[0] * 1e6,
-                    f"@{_label(sizes[0])}",
-                    ratio=ratio,
-                    notes=note,
-                )
+    for count, cost in zip(sizes, costs, strict=True):
+        ratio = cost / costs[0]
+        note = ""
+        if count == sizes[-1]:
+            note = (
+                f"the cost grows with the tickets held ({ratio:.0f}x from "
+                f"{_label(sizes[0])}): at most {1 / cost:,.0f} events or fired deadlines "
+                f"per second with {_label(count)} tickets"
+                if ratio > 10
+                else f"heap push, O(log n); {1 / cost:,.0f} sets/s with {_label(count)} held"
             )
+        results.append(
+            Result(
+                f"timers.reschedule@{_label(count)}",
+                cost * 1e6,
+                "µs/set",
+                costs[0] * 1e6,
+                f"@{_label(sizes[0])}",
+                ratio=ratio,
+                notes=note,
+            )
+        )
     return results
 
 
@@ -212,74 +201,59 @@ def _reschedules(sizes: tuple[int, ...]) -> list[Result]:
 
 
 def _created(ticket: str, at: int) -> dict[str, Any]:
-    return {
-        "specversion": "1.0",
-        "id": f"{ticket}-created",
-        "source": "bench",
-        "type": "ticket.created",
-        "time": workload.iso(at),
-        "subject": ticket,
-        "data": {
-            "ticket_id": ticket,
-            "customer_id": "cust-burst",
-            "customer_tier": "enterprise",
-            "severity": "P1",
-            "summary": "checkout is down for every customer",
-        },
+    data = {
+        "ticket_id": ticket,
+        "customer_id": "cust-burst",
+        "customer_tier": "enterprise",
+        "severity": "P1",
+        "summary": "checkout is down for every customer",
     }
+    return workload.cloudevent("created", ticket, at, f"{ticket}-created", data)
 
 
 def _burst_inprocess(count: int) -> list[Result]:
-    results = []
-    variants: list[tuple[str, Any]] = [("", None)]
-    if whatif_enabled():
-        variants.append((" [what-if index]", FixedDeadlineIndex()))
-    for name, index in variants:
-        processor = Processor(workload.default_policy(), {}, index=index)
-        deadline = int(time.time() * 1000)
-        for n in range(count):
-            ticket = f"BURST-{n}"
-            due = deadline + n % 1000
-            raw = orjson.dumps(_created(ticket, due - FIRST_RESPONSE_MS))
-            partition = workload.partition_of(ticket.encode(), PARTITIONS)
-            origin = Origin("tickets.events", partition, n)
-            processor.on_record(raw, due - 60_000, partition, origin)
-        now = deadline + 1000
-        lags: list[float] = []
-        raised = 0
-        started = time.perf_counter()
-        for partition in range(PARTITIONS):
-            emissions = processor.on_tick(partition, now, limit=5000)
-            done = time.perf_counter() - started
-            fired = [e for e in emissions if e.effect and e.effect.type == "escalation.raised"]
-            raised += len(fired)
-            lags += [done] * len(fired)  # outputs leave when the partition's tick is done
-        elapsed = time.perf_counter() - started
-        progress(f"timers: in-process burst{name}: {raised}/{count} in {elapsed:.2f}s")
-        results.append(
-            Result(
-                f"timers.burst_inprocess{name}",
-                raised,
-                "escalations",
-                count,
-                "due",
-                goal=f"all {count:,} emitted",
-                met=raised == count,
-                notes=(
-                    f"{count / elapsed:,.0f} deadlines/s; processing delay after the tick "
-                    f"p50 {percentile(lags, 50):.2f} s, p99 {percentile(lags, 99):.2f} s, "
-                    f"max {max(lags, default=0):.2f} s"
-                ),
-                extra={"seconds": elapsed},
-            )
+    processor = Processor(workload.default_policy(), {})
+    deadline = int(time.time() * 1000)
+    for n in range(count):
+        ticket = f"BURST-{n}"
+        due = deadline + n % 1000
+        raw = orjson.dumps(_created(ticket, due - FIRST_RESPONSE_MS))
+        partition = workload.partition_of(ticket.encode(), PARTITIONS)
+        origin = Origin("tickets.events", partition, n)
+        processor.on_record(raw, due - 60_000, partition, origin)
+    now = deadline + 1000
+    lags: list[float] = []
+    raised = 0
+    started = time.perf_counter()
+    for partition in range(PARTITIONS):
+        emissions = processor.on_tick(partition, now, limit=5000)
+        done = time.perf_counter() - started
+        fired = [e for e in emissions if e.effect and e.effect.type == "escalation.raised"]
+        raised += len(fired)
+        lags += [done] * len(fired)  # outputs leave when the partition's tick is done
+    elapsed = time.perf_counter() - started
+    progress(f"timers: in-process burst: {raised}/{count} in {elapsed:.2f}s")
+    return [
+        Result(
+            "timers.burst_inprocess",
+            raised,
+            "escalations",
+            count,
+            "due",
+            goal=f"all {count:,} emitted",
+            met=raised == count,
+            notes=(
+                f"{count / elapsed:,.0f} deadlines/s; processing delay after the tick "
+                f"p50 {percentile(lags, 50):.2f} s, p99 {percentile(lags, 99):.2f} s, "
+                f"max {max(lags, default=0):.2f} s"
+            ),
+            extra={"seconds": elapsed},
         )
-    return results
+    ]
 
 
 async def _burst_worker(size: Size, count: int) -> list[Result]:
-    ensure_broker()
-    stack = Stack("burst")
-    try:
+    async with Stack("burst") as stack:
         await stack.create_topics()
         worker = stack.start_worker("w1")
         worker.wait_owning()
@@ -313,7 +287,6 @@ async def _burst_worker(size: Size, count: int) -> list[Result]:
         worker.stop()
         emitted = count - len(wanted)
         late_input = ready > deadline
-        variant = " [what-if index]" if whatif_enabled() else ""
         notes = (
             f"{count:,} enterprise P1 tickets, first-response deadlines within one second; "
             f"lag p50 {percentile(lags, 50):.2f} s, max {max(lags, default=float('nan')):.2f} s; "
@@ -323,7 +296,7 @@ async def _burst_worker(size: Size, count: int) -> list[Result]:
             notes += f"; input still being processed {ready - deadline} ms after the deadlines"
         return [
             Result(
-                f"timers.burst_worker{variant}",
+                "timers.burst_worker",
                 emitted,
                 "escalations",
                 count,
@@ -333,7 +306,7 @@ async def _burst_worker(size: Size, count: int) -> list[Result]:
                 notes=notes,
             ),
             Result(
-                f"timers.burst_worker.lag_p99{variant}",
+                "timers.burst_worker.lag_p99",
                 percentile(lags, 99),
                 "s",
                 goal="(item 4: p99 ≤ 1 s)",
@@ -341,8 +314,6 @@ async def _burst_worker(size: Size, count: int) -> list[Result]:
                 extra={"lags": sorted(lags)[:: max(1, len(lags) // 200)]},
             ),
         ]
-    finally:
-        await stack.close()
 
 
 def _ms(text: str) -> int:

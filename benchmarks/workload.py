@@ -78,7 +78,10 @@ def iso(ms: int) -> str:
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
-def _doc(kind: str, ticket: str, at: int, event_id: str, data: dict[str, Any]) -> dict[str, Any]:
+def cloudevent(
+    kind: str, ticket: str, at: int, event_id: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    """The inbound CloudEvent `ticket.<kind>` for `ticket`, happened at `at` (epoch ms)."""
     return {
         "specversion": "1.0",
         "id": event_id,
@@ -113,7 +116,7 @@ def stream(
     def add(ticket: str, at: int, arrival: int, kind: str, data: dict[str, Any]) -> None:
         nonlocal seq
         seq += 1
-        doc = _doc(kind, ticket, at, f"{ticket}-{seq}", data)
+        doc = cloudevent(kind, ticket, at, f"{ticket}-{seq}", data)
         out.append((arrival, seq, Event(ticket.encode(), at, arrival, doc)))
 
     spacing = MINUTE / tickets_per_minute
