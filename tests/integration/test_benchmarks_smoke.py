@@ -29,7 +29,6 @@ def smoke(tmp_path: Path, *args: str) -> dict:
 @pytest.fixture(autouse=True)
 def _use_session_broker(broker: Broker, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", broker.bootstrap)
-    monkeypatch.delenv("ESCALATOR_BENCH_WHATIF", raising=False)
     monkeypatch.delenv("ESCALATOR_BENCH_PROFILE", raising=False)
 
 
@@ -45,9 +44,3 @@ def test_benchmark_produces_its_figures(name: str, tmp_path: Path) -> None:
     goals = [r for r in results if r["goal"] and r["met"] is not None]
     assert goals, f"{name} compares nothing with a goal"
     assert any(not math.isnan(r["figure"]) for r in results)
-
-
-def test_worker_benchmarks_run_with_the_whatif_index(tmp_path: Path) -> None:
-    report = smoke(tmp_path, "--only", "recovery", "--whatif")
-    assert report["whatif"] is True
-    assert any("[what-if index]" in r["name"] for r in report["results"])
