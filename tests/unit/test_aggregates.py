@@ -27,7 +27,7 @@ from escalator.domain.aggregates import (
     quantile,
 )
 from escalator.service import simulate
-from escalator.service.processor import METRICS, FactProcessor
+from escalator.service.processor import CUSTOMERS, METRICS, FactProcessor, Processor
 from tests.helpers import (
     assigned,
     comment,
@@ -283,3 +283,18 @@ def test_quantile_follows_prometheus_histogram_quantile() -> None:
     assert quantile(0.75, buckets) == 900 + 900 * 0.5
     buckets[10] = 10  # most above the last bound: the highest finite bound
     assert quantile(0.9, buckets) == 86400.0
+
+
+def test_a_tick_sends_one_fact_record_per_group_and_customer() -> None:
+    processor = Processor(example_policy(), {})
+    for n in range(20):
+        raw = orjson.dumps(created(f"B{n}", "2026-11-24T10:00:00Z", customer=f"c-{n % 2}"))
+        processor.on_record(raw, ms("2026-11-24T10:00:00Z"), 0, Origin("t", 0, n))
+    fired = processor.on_tick(0, ms("2026-11-24T10:16:00Z"))  # first responses due 10:15
+    records = [e for e in fired if e.role == CUSTOMERS]
+    keys = sorted(e.key.decode() for e in records)
+    assert keys == ["__group__/enterprise/P1/L1", "c-0", "c-1"]
+    facts = {e.key.decode(): orjson.loads(e.value)["metric_facts"] for e in records}
+    breaches = [row for row in facts["__group__/enterprise/P1/L1"] if row[1] == "breach"]
+    assert len(breaches) == 20
+    assert len([row for row in facts["c-0"] if row[1] == "breach"]) == 10

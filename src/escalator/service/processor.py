@@ -240,6 +240,7 @@ class Processor(BaseProcessor):
         self.purged = 0
         self.outages: dict[int, dict[str, OutageChanged]] = {}  # per partition, by service
         self.open_tickets = OpenTickets()
+        self._tick_facts: list[MetricFact] | None = None  # collected while a tick runs
 
     def _apply(self, raw: bytes, arrival: int, partition: int) -> tuple[str, list[Emission]]:
         event = decode_event(raw, arrival)
@@ -350,6 +351,24 @@ class Processor(BaseProcessor):
         """Outputs of a decision, plus its metric facts repartitioned by group and customer."""
         emissions = self._emit(effects)
         facts = aggregates.facts_of(state, effects, self.now)
+        if self._tick_facts is not None:
+            self._tick_facts.extend(facts)
+        elif facts:
+            emissions.extend(_fact_records(facts))
+        return emissions
+
+    def on_tick(
+        self, partition: int, now: int, limit: int = 5000, offset: int | None = None
+    ) -> list[Emission]:
+        # One fact record per group and customer for the whole tick, not per ticket: a burst
+        # of deadlines would otherwise put one or two repartition records per ticket in front
+        # of the fact lane.
+        self._tick_facts = []
+        try:
+            emissions = super().on_tick(partition, now, limit, offset)
+            facts = self._tick_facts
+        finally:
+            self._tick_facts = None
         if facts:
             emissions.extend(_fact_records(facts))
         return emissions
@@ -462,19 +481,20 @@ class FactProcessor(BaseProcessor):
 
 
 def _fact_records(facts: list[MetricFact]) -> list[Emission]:
-    """One repartition record per destination: the group's, and the customer's."""
-    emissions: list[Emission] = []
-    time = facts[0].time
-    by_group: dict[str, list[MetricFact]] = {}
+    """One repartition record per destination: per group, and per customer (keyed by customer
+    id: it lands where the customer's re-contact state lives)."""
+    keyed: dict[tuple[str, str], list[MetricFact]] = {}
     for fact in facts:
-        by_group.setdefault(fact.group, []).append(fact)
-    for group, grouped in by_group.items():
-        value = encode_facts(group, grouped)
-        emissions.append(Emission(CUSTOMERS, group.encode(), value, time=time))
-    customer = [f for f in facts if f.customer_id and f.kind in CUSTOMER_KINDS]
-    if customer:
-        # Keyed by customer id: lands where the customer's re-contact state lives.
-        customer_id = customer[0].customer_id
-        value = encode_facts(COMPLIANCE_PREFIX + customer_id, customer)
-        emissions.append(Emission(CUSTOMERS, customer_id.encode(), value, time=time))
-    return emissions
+        keyed.setdefault((fact.group, fact.group), []).append(fact)
+        if fact.customer_id and fact.kind in CUSTOMER_KINDS:
+            state_key = COMPLIANCE_PREFIX + fact.customer_id
+            keyed.setdefault((fact.customer_id, state_key), []).append(fact)
+    return [
+        Emission(
+            CUSTOMERS,
+            key.encode(),
+            encode_facts(state_key, grouped),
+            time=max(f.time for f in grouped),
+        )
+        for (key, state_key), grouped in keyed.items()
+    ]
