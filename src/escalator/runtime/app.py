@@ -126,6 +126,8 @@ class Worker:
             max_record_bytes=self.settings.max_record_bytes,
             **extra,
         )
+        if isinstance(processor, Processor) and "customers" in topics:
+            processor.batch_facts = True  # sent per batch by InputStream.settle
         return Lane(name, processor, store, table, topics, main)
 
     @property

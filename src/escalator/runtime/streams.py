@@ -35,7 +35,14 @@ from faust.streams import _current_event, current_event
 from faust.transport.consumer import Consumer
 
 from escalator.adapters.deadletter import Origin
-from escalator.service.processor import DEADLETTER, ESCALATIONS, OUTAGE, BaseProcessor, Emission
+from escalator.service.processor import (
+    CUSTOMERS,
+    DEADLETTER,
+    ESCALATIONS,
+    OUTAGE,
+    BaseProcessor,
+    Emission,
+)
 
 log = logging.getLogger("escalator.worker")
 
@@ -257,6 +264,7 @@ class InputStream:
     async def settle_locked(self) -> None:
         """`settle` for a caller holding the lock (the commit hook)."""
         self._raise_if_failed()
+        await self._send_facts()
         futures = self._futures
         if futures:
             waiting = [f for f in futures if not f.done()]
@@ -274,6 +282,22 @@ class InputStream:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    async def _send_facts(self) -> None:
+        """The batch's metric facts, one record per group and customer: sent before the acks
+        are awaited, so the state that produced them is written only once they are in."""
+        routed: list[Routed] = []
+        for lane in self.lanes:
+            topic = lane.topics.get(CUSTOMERS)
+            for emission in lane.processor.take_fact_records():
+                if topic is not None:
+                    routed.append((topic, emission, lane.main))
+        if routed:
+            try:
+                self._futures.extend(await produce(routed, _no_broadcast, None))
+            except BaseException as exc:
+                self._failed = exc
+                raise
 
     def _raise_if_failed(self) -> None:
         if self._failed is not None:
@@ -380,6 +404,10 @@ class InputStream:
             self.clocks.pop(partition, None)
             self.ticks_pending.pop(partition, None)
         self.indexed = self.indexed - lost
+
+
+async def _no_broadcast(value: bytes) -> list[Any]:
+    raise AssertionError("fact records are never broadcast")
 
 
 def tick_record(partition: int, now: int) -> bytes:

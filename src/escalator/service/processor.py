@@ -167,6 +167,10 @@ class BaseProcessor:
     def next_due(self, partition: int) -> int | None:
         return self.index.peek(partition)
 
+    def take_fact_records(self) -> list[Emission]:
+        """Metric facts held back for a batch (see `Processor.batch_facts`), as records."""
+        return []
+
     def drop_partition(self, partition: int) -> None:
         """Forget a partition this worker no longer owns."""
         self.index.drop_partition(partition)
@@ -240,7 +244,11 @@ class Processor(BaseProcessor):
         self.purged = 0
         self.outages: dict[int, dict[str, OutageChanged]] = {}  # per partition, by service
         self.open_tickets = OpenTickets()
-        self._tick_facts: list[MetricFact] | None = None  # collected while a tick runs
+        # The worker sets batch_facts and sends the facts of a whole batch at once
+        # (take_fact_records); otherwise a tick's facts are merged, a record's sent with it.
+        self.batch_facts = False
+        self._facts: list[MetricFact] = []
+        self._in_tick = False
 
     def _apply(self, raw: bytes, arrival: int, partition: int) -> tuple[str, list[Emission]]:
         event = decode_event(raw, arrival)
@@ -351,8 +359,8 @@ class Processor(BaseProcessor):
         """Outputs of a decision, plus its metric facts repartitioned by group and customer."""
         emissions = self._emit(effects)
         facts = aggregates.facts_of(state, effects, self.now)
-        if self._tick_facts is not None:
-            self._tick_facts.extend(facts)
+        if self.batch_facts or self._in_tick:
+            self._facts.extend(facts)
         elif facts:
             emissions.extend(_fact_records(facts))
         return emissions
@@ -360,18 +368,21 @@ class Processor(BaseProcessor):
     def on_tick(
         self, partition: int, now: int, limit: int = 5000, offset: int | None = None
     ) -> list[Emission]:
+        if self.batch_facts:
+            return super().on_tick(partition, now, limit, offset)
         # One fact record per group and customer for the whole tick, not per ticket: a burst
         # of deadlines would otherwise put one or two repartition records per ticket in front
         # of the fact lane.
-        self._tick_facts = []
+        self._in_tick = True
         try:
             emissions = super().on_tick(partition, now, limit, offset)
-            facts = self._tick_facts
         finally:
-            self._tick_facts = None
-        if facts:
-            emissions.extend(_fact_records(facts))
-        return emissions
+            self._in_tick = False
+        return emissions + self.take_fact_records()
+
+    def take_fact_records(self) -> list[Emission]:
+        facts, self._facts = self._facts, []
+        return _fact_records(facts) if facts else []
 
 
 class IncidentProcessor(BaseProcessor):
