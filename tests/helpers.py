@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import count
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 
@@ -161,3 +162,17 @@ def ack(fingerprint: str, time: str | int, by: str = "alice", **kw: Any) -> dict
     doc = cloudevent("x", fingerprint, time, {"by": by}, **kw)
     doc["type"] = "incident.acknowledged"
     return doc
+
+
+def offset_changes(timezone: str, start_ms: int, stop_ms: int) -> tuple[int, ...]:
+    """Instants (to the hour, epoch ms) at which the zone's UTC offset changes in the range."""
+    tz = ZoneInfo(timezone)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    changes: list[int] = []
+    previous = None
+    for at in range(start_ms, stop_ms, 3_600_000):
+        offset = (epoch + timedelta(milliseconds=at)).astimezone(tz).utcoffset()
+        if previous is not None and offset != previous:
+            changes.append(at)
+        previous = offset
+    return tuple(changes)

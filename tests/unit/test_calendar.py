@@ -22,6 +22,7 @@ from escalator.domain.calendar import (
     DayWindows,
     Weekly,
 )
+from tests.helpers import offset_changes
 
 MINUTE = 60_000
 HOUR = 60 * MINUTE
@@ -412,16 +413,7 @@ _STARTS = st.integers(min_value=START, max_value=STOP)
 
 
 def _offset_changes(timezone: str) -> tuple[int, ...]:
-    """Instants (to the hour) at which the zone's UTC offset changes in 2024-2028."""
-    tz = ZoneInfo(timezone)
-    changes: list[int] = []
-    previous = None
-    for at in range(START, STOP, HOUR):
-        offset = (EPOCH + timedelta(milliseconds=at)).astimezone(tz).utcoffset()
-        if previous is not None and offset != previous:
-            changes.append(at)
-        previous = offset
-    return tuple(changes)
+    return offset_changes(timezone, START, STOP)
 
 
 def _starts_near(changes: tuple[int, ...]) -> st.SearchStrategy[int]:

@@ -24,6 +24,7 @@ from escalator.domain.calendar import (
     DayWindows,
     Weekly,
 )
+from tests.helpers import offset_changes
 
 MINUTE = 60_000
 HOUR = 60 * MINUTE
@@ -224,15 +225,7 @@ _CALENDARS = st.builds(
 
 
 def _offset_changes(timezone: str) -> tuple[int, ...]:
-    tz = ZoneInfo(timezone)
-    changes: list[int] = []
-    previous = None
-    for at in range(START, STOP, HOUR):
-        offset = (EPOCH + timedelta(milliseconds=at)).astimezone(tz).utcoffset()
-        if previous is not None and offset != previous:
-            changes.append(at)
-        previous = offset
-    return tuple(changes)
+    return offset_changes(timezone, START, STOP)
 
 
 _CHANGES = {zone: _offset_changes(zone) for zone in ZONES}
