@@ -255,7 +255,11 @@ async def produce_in_real_time(
     bootstrap: str, topic: str, timed: list[tuple[int, dict[str, Any]]]
 ) -> None:
     """Send each event when the wall clock reaches its send instant."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    # The load generator outlives a stopped broker (the fault tests stop it for 10 s, and a
+    # loaded machine may take as long again to start it): it must not give up first.
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, request_timeout_ms=180_000
+    )
     await producer.start()
     try:
         futures = []

@@ -78,4 +78,5 @@ async def test_replay_after_the_policy_learns_a_new_tier(
     letters = await consume(
         bootstrap, workers.topic("deadletter"), lambda r: len(r) >= 2, timeout=20
     )
-    assert [d["reason"] for d in letters] == ["unknown_tier", "duplicate_event"]
+    # Dead letters have no key: they land on any partition, so their order is not defined.
+    assert sorted(d["reason"] for d in letters) == ["duplicate_event", "unknown_tier"]

@@ -101,9 +101,10 @@ async def test_broker_restart_while_the_worker_runs(workers: WorkerFactory) -> N
         assert done.returncode == 0, f"kafka-local {command} failed:\n{done.stderr}"
 
     async def broker_down_10s() -> None:
-        broker("stop")
+        # In threads: the test's producer keeps running (and retrying) meanwhile.
+        await asyncio.to_thread(broker, "stop")
         await asyncio.sleep(10)
-        broker("start")
+        await asyncio.to_thread(broker, "start")
 
     # The producer in the test retries until the broker is back; the worker reconnects itself.
     await load_with_fault(workers, 4, broker_down_10s)
