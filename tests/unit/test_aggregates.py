@@ -298,3 +298,32 @@ def test_a_tick_sends_one_fact_record_per_group_and_customer() -> None:
     breaches = [row for row in facts["__group__/enterprise/P1/L1"] if row[1] == "breach"]
     assert len(breaches) == 20
     assert len([row for row in facts["c-0"] if row[1] == "breach"]) == 10
+
+
+def test_decisions_in_the_same_millisecond_do_not_share_fact_ids() -> None:
+    """Records of one producer batch share their LogAppendTime: three transfers of one ticket
+    at the same instant are three escalations/bouncebacks, not one."""
+    at = "2026-11-24T10:10:00Z"
+    lines = jsonl(
+        created("T-1", at),
+        transfer("T-1", at, "L2", event_id="e2"),
+        transfer("T-1", at, "L1", event_id="e3"),
+        transfer("T-1", at, "L2", event_id="e4"),
+    )
+    out = records("2026-11-24T11:06:00Z", lines)
+    l1 = out["metrics/1h/enterprise/P1/L1/2026-11-24T10:00:00Z"]["data"]
+    assert l1["escalations"] == 2
+    assert l1["bouncebacks"] == 1
+
+
+def test_fact_records_are_split_below_kafkas_record_size() -> None:
+    from escalator.service.processor import FACTS_PER_RECORD, _fact_records
+
+    many = [fact(n, 1_000) for n in range(2 * FACTS_PER_RECORD + 1)]
+    chunks = [e for e in _fact_records(many) if e.key.startswith(b"__group__/")]
+    assert [len(orjson.loads(e.value)["metric_facts"]) for e in chunks] == [
+        FACTS_PER_RECORD,
+        FACTS_PER_RECORD,
+        1,
+    ]
+    assert max(len(e.value) for e in chunks) < 512 * 1024

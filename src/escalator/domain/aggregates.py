@@ -166,13 +166,17 @@ def group_key(customer_tier: str, severity: str, tier: str) -> str:
     return f"{GROUP_PREFIX}{customer_tier}/{severity}/{tier}"
 
 
-def facts_of(state: TicketState, effects: Sequence[Effect], now: int) -> list[MetricFact]:
+def facts_of(
+    state: TicketState, effects: Sequence[Effect], now: int, cause: str
+) -> list[MetricFact]:
     """The facts a decision about `state` produced.
 
     A fact's tier is the tier that owned the ticket for it: an escalation counts for the tier
     it left, a bounceback and a handoff for the tier that received the ticket, a breach for the
     tier holding it at the deadline, everything else for the ticket's tier after the decision.
-    Ids are deterministic (ticket, kind, target, time): a replayed decision repeats them.
+    Ids are deterministic — ticket, `cause` (the event id, or the due instant of a timer
+    decision), kind and target — so a replayed decision repeats them and two decisions about
+    one ticket in the same millisecond do not collide.
     """
     raised = next((e for e in effects if isinstance(e, EscalationRaised)), None)
     left = raised.from_tier if raised else state.tier
@@ -182,7 +186,7 @@ def facts_of(state: TicketState, effects: Sequence[Effect], now: int) -> list[Me
         if found is None:
             continue
         kind, time, target, value, tier = found
-        base = f"{state.ticket_id}/{kind}/{target}/{time}"
+        base = f"{state.ticket_id}/{cause}/{kind}/{target}"
         repeats = sum(1 for f in facts if f.id == base or f.id.startswith(f"{base}#"))
         facts.append(
             MetricFact(

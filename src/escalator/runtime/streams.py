@@ -213,7 +213,10 @@ class InputStream:
             self._records += 1
             if self._opened is None:
                 self._open()
-        except BaseException:
+        except BaseException as exc:
+            # A tick or outage broadcast that failed half-way has held state for keys whose
+            # outputs were never sent: nothing of this batch may be written or committed.
+            self._failed = exc
             self._lock.release()
             raise
         if routed:

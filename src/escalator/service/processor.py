@@ -67,6 +67,7 @@ METRICS: Final = "metrics"  # published aggregates (escalator.metrics)
 OUTAGES_KEY: Final = "__outages__/"  # per-partition outage state, stored in the ticket table
 DEFAULT_MAX_RECORD: Final = 1024 * 1024
 DEFAULT_RETENTION_MS: Final = 7 * 24 * 3600 * 1000
+FACTS_PER_RECORD: Final = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +131,7 @@ class BaseProcessor:
         self.max_record_bytes = max_record_bytes
         self.offset: int | None = None  # source offset of the record being applied
         self.now = 0  # the clock of the record or tick being applied
+        self.cause = ""  # what the current decision is about (event id, due instant)
 
     def on_record(self, raw: bytes, arrival: int, partition: int, origin: Origin) -> list[Emission]:
         """Apply one inbound record arriving at `arrival`; bad input becomes a dead letter."""
@@ -252,6 +254,7 @@ class Processor(BaseProcessor):
 
     def _apply(self, raw: bytes, arrival: int, partition: int) -> tuple[str, list[Emission]]:
         event = decode_event(raw, arrival)
+        self.cause = event.id
         state = self._load(event.ticket_id, check_replay=True)
         service = state.service if state else getattr(event.payload, "service", None)
         outage = self._outage(partition, service)
@@ -273,6 +276,7 @@ class Processor(BaseProcessor):
         # that noticed it: the worker's ticks lag by a few hundred ms, simulate's do not.
         due = engine.next_due(state)
         self.now = now if due is None else min(due, now)
+        self.cause = f"due:{self.now}"
         return self._commit(partition, engine.advance(state, self.policy, now, outage))
 
     def reindex(self, key: str, raw: bytes, partitions: set[int] | frozenset[int]) -> None:
@@ -304,6 +308,7 @@ class Processor(BaseProcessor):
                 active[change.service] = change
         elif current is not None and current.incident_id == change.incident_id:
             del active[change.service]
+            self.now, self.cause = change.time, f"outage:{change.incident_id}"
             for ticket_id in self.open_tickets.of_service(partition, change.service):
                 state = self._load(ticket_id)
                 if state is not None:
@@ -358,7 +363,7 @@ class Processor(BaseProcessor):
     def _publish(self, state: TicketState, effects: list[Effect]) -> list[Emission]:
         """Outputs of a decision, plus its metric facts repartitioned by group and customer."""
         emissions = self._emit(effects)
-        facts = aggregates.facts_of(state, effects, self.now)
+        facts = aggregates.facts_of(state, effects, self.now, self.cause)
         if self.batch_facts or self._in_tick:
             self._facts.extend(facts)
         elif facts:
@@ -504,8 +509,15 @@ def _fact_records(facts: list[MetricFact]) -> list[Emission]:
         Emission(
             CUSTOMERS,
             key.encode(),
-            encode_facts(state_key, grouped),
-            time=max(f.time for f in grouped),
+            encode_facts(state_key, chunk),
+            time=max(f.time for f in chunk),
         )
         for (key, state_key), grouped in keyed.items()
+        for chunk in _chunks(grouped)
     ]
+
+
+def _chunks(facts: list[MetricFact]) -> list[list[MetricFact]]:
+    """≈ 150 B per fact: records stay far below Kafka's 1 MB and the fact lane's record limit
+    even when one tick fires thousands of deadlines of one group."""
+    return [facts[n : n + FACTS_PER_RECORD] for n in range(0, len(facts), FACTS_PER_RECORD)]
