@@ -38,6 +38,11 @@ EXPECTED = {
     "null_data": "missing_field",
     "empty": "malformed_json",
     "nul_bytes": "malformed_json",
+    # Keys escalator keeps its own state under (`__outages__/…`, `__group__/…`) and the
+    # separator of metric group keys.
+    "reserved_ticket_id": "invalid_field",
+    "reserved_customer_id": "invalid_field",
+    "slash_in_customer_tier": "invalid_field",
 }
 
 

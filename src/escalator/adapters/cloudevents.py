@@ -141,7 +141,10 @@ def _ticket_id(doc: dict[str, Any], data: dict[str, Any]) -> str:
     in_data = data.get("ticket_id")
     if subject is None and in_data is None:
         raise InvalidEvent("missing_field", "subject (the ticket id) is required")
-    ticket_id = str(_text(doc, "subject") if subject is not None else _text(data, "data.ticket_id"))
+    ticket_id = _key(
+        _text(doc, "subject") if subject is not None else _text(data, "data.ticket_id"),
+        "subject" if subject is not None else "data.ticket_id",
+    )
     if in_data is not None and in_data != ticket_id:
         raise InvalidEvent("invalid_field", "data.ticket_id differs from subject")
     return ticket_id
@@ -150,8 +153,8 @@ def _ticket_id(doc: dict[str, Any], data: dict[str, Any]) -> str:
 def _payload(kind: type[Payload], data: dict[str, Any]) -> Payload:
     if kind is TicketCreated:
         return TicketCreated(
-            customer_id=_text(data, "data.customer_id"),
-            customer_tier=_text(data, "data.customer_tier"),
+            customer_id=_key(_text(data, "data.customer_id"), "data.customer_id"),
+            customer_tier=_key(_text(data, "data.customer_tier"), "data.customer_tier", "/"),
             severity=_choice(data, "severity", SEVERITIES),
             summary=_text(data, "data.summary", required=False) or "",
             tier=_text(data, "data.tier", required=False) or "L1",
@@ -182,6 +185,17 @@ def _payload(kind: type[Payload], data: dict[str, Any]) -> Payload:
         group=_text(data, "data.group", required=False),
         reason=_text(data, "data.reason", required=False) or "",
     )
+
+
+def _key(value: str, field: str, forbidden: str = "") -> str:
+    """A text that becomes (part of) a Kafka or table key: escalator keeps its own records
+    under keys starting with `__` (outage state, metric groups, compliance periods), and
+    metric group keys are `customer_tier/severity/tier`."""
+    if value.startswith("__"):
+        raise InvalidEvent("invalid_field", f"{field} must not start with '__' (reserved)")
+    if forbidden and forbidden in value:
+        raise InvalidEvent("invalid_field", f"{field} must not contain {forbidden!r}")
+    return value
 
 
 def _text(doc: dict[str, Any], field: str, *, required: bool = True, limit: int = MAX_TEXT) -> Any:
