@@ -14,7 +14,7 @@ from escalator.adapters.alerts import decode_alert_event
 from escalator.adapters.cloudevents import decode_event
 from escalator.adapters.deadletter import Origin
 from escalator.errors import InvalidEvent
-from escalator.service.processor import Processor
+from escalator.service.tickets import TicketProcessor
 from tests.helpers import example_policy, ms
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "hostile"
@@ -52,7 +52,7 @@ def test_corpus_is_complete() -> None:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_each_hostile_record_is_dead_lettered_with_its_reason(name: str) -> None:
-    processor = Processor(example_policy(), {})
+    processor = TicketProcessor(example_policy(), {})
     raw = (CORPUS / f"{name}.bin").read_bytes()
     (letter,) = processor.on_record(raw, ARRIVAL, 0, Origin("tickets.events", 0, 7))
     assert orjson.loads(letter.value)["reason"] == EXPECTED[name]
