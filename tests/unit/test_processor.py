@@ -115,3 +115,32 @@ def test_a_record_read_again_after_a_restart_is_skipped_silently() -> None:
     # The same event id at a later offset is a real duplicate: dead-lettered.
     (letter,) = processor.on_record(nudge, at, 0, Origin("tickets.events", 0, 12))
     assert orjson.loads(letter.value)["reason"] == "duplicate_event"
+
+
+class WriteLog(dict[str, bytes]):
+    """A store that records every write, as a table's changelog would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[tuple[str, bytes]] = []
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        self.writes.append((key, value))
+        super().__setitem__(key, value)
+
+
+def test_a_replayed_record_writes_its_stored_state_again_for_the_changelog() -> None:
+    # A worker killed after writing its local store but before the changelog acknowledged the
+    # write restarts on that store, reads the record again and skips it as a replay. Unless
+    # the replay writes the state again, the changelog never gets it and a later recovery on
+    # an empty disk loses the reply (issue 11: a page for a ticket answered in time).
+    store = WriteLog()
+    processor = TicketProcessor(example_policy(), store)
+    at = ms("2026-11-24T10:00:00Z")
+    processor.on_record(orjson.dumps(created("T-1", "2026-11-24T10:00:00Z")), at, 0, ORIGIN)
+    reply = orjson.dumps(comment("T-1", "2026-11-24T10:01:00Z"))
+    processor.on_record(reply, at + 60_000, 0, Origin("tickets.events", 0, 11))
+    stored = store["T-1"]
+    store.writes.clear()
+    assert processor.on_record(reply, at + 60_000, 0, Origin("tickets.events", 0, 11)) == []
+    assert store.writes == [("T-1", stored)]  # the same bytes, written again

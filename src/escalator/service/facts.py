@@ -61,7 +61,7 @@ class FactProcessor(BaseProcessor):
             state = aggregates.Windows(key)
         else:
             state, offset = decode_windows(stored)
-            self._refuse_replay(ctx, offset)
+            self._refuse_replay(ctx, key, stored, offset)
         periods = self._periods(key)
         closed = aggregates.close_due(state, periods, ctx.now, self.config.grace_ms)
         for fact in facts:

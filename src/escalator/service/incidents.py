@@ -18,7 +18,7 @@ class IncidentProcessor(BaseProcessor):
         state = None
         if raw_state is not None:
             state, offset = decode_incident(raw_state)
-            self._refuse_replay(ctx, offset)
+            self._refuse_replay(ctx, event.fingerprint, raw_state, offset)
         decision = incidents.apply(state, event, self.policy)
         return event.type, self._commit(ctx, decision)
 

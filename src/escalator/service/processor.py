@@ -80,7 +80,12 @@ class Recorder(Protocol):
 
 
 class Replayed(Exception):
-    """The record was already applied before a restart."""
+    """The record was already applied before a restart: `raw` is the state it wrote to `key`."""
+
+    def __init__(self, key: str, raw: bytes) -> None:
+        super().__init__(key)
+        self.key = key
+        self.raw = raw
 
 
 class NullRecorder:
@@ -131,7 +136,13 @@ class BaseProcessor:
                     "oversized", f"record of {len(raw)} bytes exceeds {self.max_record_bytes}"
                 )
             event_type, emissions = self._apply(raw, ctx)
-        except Replayed:
+        except Replayed as replay:
+            # Its outputs were acknowledged before its state was written, so none is sent
+            # again. Its state is written again, though: a worker killed after writing the
+            # local store but before the changelog acknowledged the write left the changelog
+            # behind the store; this replay is the only chance to catch it up (a later
+            # recovery on an empty disk reads the changelog only).
+            self.store[replay.key] = replay.raw
             self.recorder.replayed()
             return []
         except InvalidEvent as exc:
@@ -178,11 +189,11 @@ class BaseProcessor:
     # -- for subclasses --
 
     @staticmethod
-    def _refuse_replay(ctx: Context, stored_offset: int | None) -> None:
-        """A record at or before the one that last wrote this state is a replay (the worker
-        restarted before committing it): its outputs were already acknowledged, skip it."""
+    def _refuse_replay(ctx: Context, key: str, raw: bytes, stored_offset: int | None) -> None:
+        """A record at or before the one that last wrote this state (`raw` under `key`) is a
+        replay (the worker restarted before committing it): raise `Replayed`."""
         if ctx.offset is not None and stored_offset is not None and ctx.offset <= stored_offset:
-            raise Replayed
+            raise Replayed(key, raw)
 
     def _apply(self, raw: bytes, ctx: Context) -> tuple[str, list[Emission]]:
         raise NotImplementedError

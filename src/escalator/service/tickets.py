@@ -132,7 +132,7 @@ class TicketProcessor(BaseProcessor):
             return None
         state, offset = decode_state(raw)
         if replay_of is not None:
-            self._refuse_replay(replay_of, offset)
+            self._refuse_replay(replay_of, ticket_id, raw, offset)
         return state
 
     def _purge_at(self, state: TicketState) -> int | None:
