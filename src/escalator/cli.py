@@ -183,11 +183,16 @@ def policy_apply(file: Path, **kw: Any) -> None:
 
 
 def _load_policy_or_exit(file: Path):  # type: ignore[no-untyped-def]
+    """The policy in FILE; its warnings on stderr; exit status 2 with the error if invalid."""
+    warnings: list[str] = []
     try:
-        return load_policy(file)
+        loaded = load_policy(file, warnings)
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    return loaded
 
 
 # --- simulate ---------------------------------------------------------------------------------

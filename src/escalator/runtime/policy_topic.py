@@ -43,7 +43,13 @@ def policy_record(text: str, source: str) -> tuple[Policy, bytes]:
 def read_record(value: bytes) -> Policy:
     """A policy record back into a Policy; raises ConfigError (or ValueError) if invalid."""
     doc: dict[str, Any] = orjson.loads(value)
-    return parse_policy(str(doc["yaml"]), f"{doc.get('source', 'policy topic')} (applied)")
+    warnings: list[str] = []
+    policy = parse_policy(
+        str(doc["yaml"]), f"{doc.get('source', 'policy topic')} (applied)", warnings
+    )
+    for warning in warnings:
+        log.warning("policy %s: %s", policy.version, warning)
+    return policy
 
 
 async def publish(settings: Settings, text: str, source: str) -> Policy:
