@@ -44,6 +44,7 @@ from escalator.domain.aggregates import (
     MetricsWindow,
     SlaCompliance,
 )
+from escalator.domain.defaults import DEFAULT_MAX_RECORD, DEFAULT_RETENTION_MS
 from escalator.domain.effects import (
     OUTBOUND_TYPES,
     Effect,
@@ -65,8 +66,6 @@ OUTAGE: Final = "outage"  # broadcast to every ticket partition, never published
 CUSTOMERS: Final = "customers"  # facts repartitioned by customer or metric group
 METRICS: Final = "metrics"  # published aggregates (escalator.metrics)
 OUTAGES_KEY: Final = "__outages__/"  # per-partition outage state, stored in the ticket table
-DEFAULT_MAX_RECORD: Final = 1024 * 1024
-DEFAULT_RETENTION_MS: Final = 7 * 24 * 3600 * 1000
 FACTS_PER_RECORD: Final = 1000
 
 
