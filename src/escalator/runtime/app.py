@@ -1,17 +1,22 @@
-"""The Faust worker: the only module that knows about Faust. A thin shell around the processors.
+"""The Faust worker: builds the app and wires the processors into it; no decisions are made here.
 
-Design (docs/architecture.md):
-- Two agents (concurrency 1 each, see faust.md): one on `tickets.events`, one on
-  `monitoring.alerts`. Records carry the broker's LogAppendTime; a partition's processing clock
-  is the latest record timestamp, never ahead of the wall clock.
-- Outputs are produced and acknowledged before the state that recorded them is written to the
-  table, and the table's changelog before any offset is committed (runtime/checkpoint.py):
-  at-least-once, never lost.
-- The deadline index lives in memory per partition. A timer peeks at it; when something is due
-  it appends a *tick* record to that same partition. The tick is ordered after every record
-  already in the partition, so its timestamp is a safe clock. Timers never write tables.
+Design (docs/architecture.md; the Faust behaviours it relies on: docs/faust.md):
+- Three agents, concurrency 1 each: `tickets.events` (the ticket lane, plus a shadow lane when a
+  shadow policy is set), `monitoring.alerts` (incidents) and `escalator.customers` (customer and
+  metric facts, repartitioned by customer or metric group). The two input topics use the
+  broker's LogAppendTime; a partition's processing clock is the latest record timestamp, never
+  ahead of the wall clock.
+- Outputs are sent at once; their acks are awaited per batch, before the state that recorded
+  them is written to the table, and the table's changelog records before any offset is
+  committed (runtime/checkpoint.py): at-least-once, never lost.
+- The deadline index lives in memory per partition. A timer, running on every worker, peeks at
+  its own partitions; when something is due it appends a *tick* record to that partition. The
+  tick is ordered after every record already in the partition, so its timestamp is a safe
+  clock. Timers never write tables.
 - An incident that makes a service's outage begin or end is broadcast as a record to every
   partition of `tickets.events`, so each ticket partition learns it in order with its events.
+- A task follows the `escalator.policy` topic and switches every main lane to a newly applied
+  policy.
 """
 
 from __future__ import annotations

@@ -26,6 +26,9 @@ from escalator.runtime.topics import admin_kwargs
 
 log = logging.getLogger("escalator.policy")
 KEY: Final = b"policy"
+# The record's format (docs/architecture.md, "Stored formats"), not the policy's version.
+# Format 1 has no version field; the next format adds "v": 2.
+RECORD_FORMAT: Final = 1
 
 
 def policy_record(text: str, source: str) -> tuple[Policy, bytes]:
@@ -43,6 +46,10 @@ def policy_record(text: str, source: str) -> tuple[Policy, bytes]:
 def read_record(value: bytes) -> Policy:
     """A policy record back into a Policy; raises ConfigError (or ValueError) if invalid."""
     doc: dict[str, Any] = orjson.loads(value)
+    if "v" in doc:
+        raise ValueError(
+            f"unknown policy record format {doc['v']!r} (this build reads {RECORD_FORMAT})"
+        )
     warnings: list[str] = []
     policy = parse_policy(
         str(doc["yaml"]), f"{doc.get('source', 'policy topic')} (applied)", warnings

@@ -22,6 +22,7 @@ from escalator.adapters.alerts import encode_outage
 from escalator.adapters.cloudevents import encode_effect
 from escalator.adapters.deadletter import Origin, dead_letter
 from escalator.adapters.state_codec import encode_fact, index_entry
+from escalator.domain.defaults import DEFAULT_MAX_RECORD
 from escalator.domain.effects import (
     OUTBOUND_TYPES,
     Effect,
@@ -40,7 +41,6 @@ DEADLETTER: Final = "deadletter"
 OUTAGE: Final = "outage"  # broadcast to every ticket partition, never published to consumers
 CUSTOMERS: Final = "customers"  # facts repartitioned by customer or metric group
 METRICS: Final = "metrics"  # published aggregates (escalator.metrics)
-DEFAULT_MAX_RECORD: Final = 1024 * 1024
 TICK_LIMIT: Final = 5000  # due keys one tick advances (the rest stay due for the next tick)
 
 

@@ -17,13 +17,13 @@ from escalator.adapters.state_codec import (
 )
 from escalator.domain import aggregates, engine
 from escalator.domain.aggregates import COMPLIANCE_PREFIX, CUSTOMER_KINDS, MetricFact
+from escalator.domain.defaults import DEFAULT_RETENTION_MS
 from escalator.domain.effects import Effect, OutageChanged
 from escalator.domain.state import DONE_STATUSES, TicketState
 from escalator.service.catalog import OpenTickets
 from escalator.service.processor import CUSTOMERS, BaseProcessor, Context, Emission
 
 OUTAGES_KEY: Final = "__outages__/"  # per-partition outage state, stored in the ticket table
-DEFAULT_RETENTION_MS: Final = 7 * 24 * 3600 * 1000
 FACTS_PER_RECORD: Final = 1000
 
 
