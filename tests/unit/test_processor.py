@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from escalator.adapters.deadletter import Origin, original_bytes
 from escalator.adapters.state_codec import decode_state
@@ -41,10 +42,39 @@ def test_solved_ticket_is_deleted_after_retention() -> None:
     assert processor.on_tick(3, purge_at) == []
     assert "T-1" in store
     processor.on_tick(3, purge_at + 1)
-    assert "T-1" not in store
+    with pytest.raises(ValueError, match="format"):
+        decode_state(store["T-1"])  # the state is gone: a small marker is left
     assert processor.purged == 1
+    # An event for it is expired, not unknown, and says when and why its state went.
     late = feed(processor, status("T-1", "2026-12-02T10:00:00Z", "open"), "2026-12-02T10:00:00Z")
+    letter = orjson.loads(late[0].value)
+    assert letter["reason"] == "expired_ticket"
+    assert letter["message"] == (
+        "ticket.status_changed for ticket 'T-1', which was solved at 2026-11-24T10:02:00.000Z: "
+        "its state was deleted at 2026-12-01T10:02:00.000Z, 1w later (ESCALATOR_RETENTION), and "
+        "events for it are no longer applied"
+    )
+    never = feed(processor, comment("T-9", "2026-12-02T10:00:00Z"), "2026-12-02T10:00:00Z")
+    assert orjson.loads(never[0].value)["reason"] == "unknown_ticket"
+    # The marker is kept for one more retention, then deleted too: state stays bounded.
+    assert processor.next_due(3) == purge_at + 7 * DAY
+    processor.on_tick(3, purge_at + 7 * DAY + 1)
+    assert "T-1" not in store
+    late = feed(processor, status("T-1", "2026-12-10T10:00:00Z", "open"), "2026-12-10T10:00:00Z")
     assert orjson.loads(late[0].value)["reason"] == "unknown_ticket"
+
+
+def test_an_expired_ticket_id_can_be_created_again() -> None:
+    # A helpdesk that reuses ids: a new `created` starts a new ticket, as before retention.
+    store: dict[str, bytes] = {}
+    processor = TicketProcessor(example_policy(), store, retention_ms=DAY)
+    feed(processor, created("T-1", "2026-11-24T10:00:00Z"), "2026-11-24T10:00:00Z")
+    feed(processor, status("T-1", "2026-11-24T10:02:00Z", "solved"), "2026-11-24T10:02:00Z")
+    processor.on_tick(3, ms("2026-11-24T10:02:00Z") + DAY + 1)
+    again = created("T-1", "2026-11-26T10:00:00Z", event_id="again")
+    out = feed(processor, again, "2026-11-26T10:00:00Z")
+    assert "deadletter" not in {e.role for e in out}
+    assert decode_state(store["T-1"])[0].status == "new"
 
 
 def test_reopen_before_retention_keeps_the_ticket() -> None:

@@ -18,7 +18,7 @@ from escalator.adapters.deadletter import Origin, dead_letter, original_bytes, o
 from escalator.domain.aggregates import Windows, Worst
 from escalator.domain.effects import OutageChanged
 from escalator.domain.recontact import CustomerFact, CustomerState
-from escalator.domain.state import Handoff
+from escalator.domain.state import ExpiredTicket, Handoff
 from escalator.errors import InvalidEvent
 from escalator.runtime import policy_topic
 from tests.unit.test_state_codec import V1_RECORD as TICKET_1
@@ -212,9 +212,23 @@ def _with(raw: bytes, **fields: Any) -> bytes:
     return orjson.dumps({**orjson.loads(raw), **fields})
 
 
+# --- an expired ticket's marker (table "tickets"): format expired/1 ---------------------------
+
+EXPIRED_1 = b'["expired/1",3,1796810520000,"T-1","solved",1795600920000,1796205720000]'
+
+
+def test_expired_ticket_format_1() -> None:
+    expired = ExpiredTicket("T-1", "solved", 1795600920000, 1796205720000)
+    assert state_codec.decode_expired(EXPIRED_1) == expired
+    assert state_codec.encode_expired(expired, 3, 1796810520000) == EXPIRED_1
+    assert state_codec.index_entry(EXPIRED_1) == (3, 1796810520000)
+    assert state_codec.decode_expired(TICKET_2) is None  # a ticket's state is no marker
+
+
 @pytest.mark.parametrize(
     ("decode", "raw"),
     [
+        (state_codec.decode_expired, EXPIRED_1.replace(b"expired/1", b"expired/2")),
         (state_codec.decode_state, _with(TICKET_1, v=3)),
         (state_codec.decode_state, b"[3" + TICKET_2[2:]),
         (state_codec.decode_incident, _with(INCIDENT_1, v=2)),
@@ -234,6 +248,7 @@ def test_a_newer_version_is_refused_not_misread(decode: Callable[[bytes], Any], 
 
 COVERED = {
     "encode_state",
+    "encode_expired",
     "encode_incident",
     "encode_outages",
     "encode_customer",

@@ -17,7 +17,7 @@ from escalator.domain.effects import OutageChanged
 from escalator.domain.incidents import IncidentState
 from escalator.domain.recontact import CustomerFact, CustomerState
 from escalator.domain.sla import Clock
-from escalator.domain.state import Handoff, TicketState
+from escalator.domain.state import ExpiredTicket, Handoff, TicketState
 
 TICKET_FORMAT: Final = 2  # tickets: a positional array; format 1 (a dict, "v": 1) is still read
 TICKET_FORMAT_1: Final = 1
@@ -27,6 +27,9 @@ CUSTOMER_FORMAT: Final = 1  # a dict with "v"
 OUTAGES_FORMAT: Final = 1  # {service: [incident id, time]}; its keys are free, so the next
 #                            format must be a JSON array, not an object
 FACT_FORMAT: Final = 1  # a customer fact on the repartition topic; the next adds "v"
+# An expired ticket's marker, in the tickets table under the ticket's key: a positional array
+# like format 2 (partition and due at the same places) led by this tag instead of a number.
+EXPIRED_FORMAT: Final = "expired/1"
 
 # orjson >= 3.12 returns dumps() results in an over-allocated buffer that is never shrunk
 # (a 1.2 kB state held 8 kB): whatever is kept in a store is copied to its exact size first.
@@ -160,6 +163,21 @@ def _decode_state_v1(doc: Any) -> tuple[TicketState, int | None]:
     state.clocks = {c.key: c for c in clocks}
     state.handoff = Handoff(tier=handoff[0], since=handoff[1]) if handoff else None
     return state, offset
+
+
+def encode_expired(expired: ExpiredTicket, partition: int, due: int | None) -> bytes:
+    row = [EXPIRED_FORMAT, partition, due, expired.ticket_id, expired.status]
+    return _sized(orjson.dumps([*row, expired.done_at, expired.purged_at]))
+
+
+def decode_expired(raw: bytes) -> ExpiredTicket | None:
+    """The marker of an expired ticket, or None when `raw` is a ticket's state."""
+    if not raw.startswith(b'["expired/'):
+        return None
+    row = orjson.loads(raw)
+    if row[0] != EXPIRED_FORMAT:
+        raise ValueError(f"unknown expired ticket format {row[0]!r} (this build reads 1)")
+    return ExpiredTicket(*row[3:])
 
 
 def index_entry(raw: bytes) -> tuple[int, int | None]:

@@ -62,3 +62,14 @@ class TicketState:
     @property
     def escalated(self) -> bool:
         return self.escalations > 0
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiredTicket:
+    """What is kept of a done ticket once its state was deleted after retention: enough to
+    tell a late event for it (`expired_ticket`) from one for a ticket never created."""
+
+    ticket_id: str
+    status: str  # solved or closed
+    done_at: int
+    purged_at: int

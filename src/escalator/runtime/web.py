@@ -18,7 +18,7 @@ from faust.web import Request, Response, View
 
 from escalator.adapters.alerts import alertmanager_events
 from escalator.adapters.http_ingest import Accepted, HttpError, parse_ingest
-from escalator.adapters.state_codec import decode_state
+from escalator.adapters.state_codec import decode_expired, decode_state
 from escalator.adapters.state_view import ticket_view
 from escalator.errors import ConfigError
 from escalator.runtime.policy_topic import KEY, policy_record
@@ -129,8 +129,10 @@ def install(worker: Worker) -> None:
         except HttpError as exc:
             return web.json(exc.body(), status=exc.status)
         raw = worker.table.get(ticket_id.encode())
-        if raw is None:
-            missing = HttpError(404, "not_found", f"no open ticket {ticket_id!r} here")
+        expired = None if raw is None else decode_expired(raw)
+        if raw is None or expired is not None:
+            detail = "was deleted after retention" if expired else "is not known here"
+            missing = HttpError(404, "not_found", f"ticket {ticket_id!r} {detail}")
             return web.json(missing.body(), status=404)
         return web.json(ticket_view(decode_state(raw)[0], worker.processor.policy.version))
 

@@ -9,17 +9,23 @@ from escalator.adapters.alerts import decode_outage
 from escalator.adapters.cloudevents import decode_event
 from escalator.adapters.fact_codec import encode_facts
 from escalator.adapters.state_codec import (
+    decode_expired,
     decode_outages,
     decode_state,
+    encode_expired,
     encode_outages,
     encode_state,
+    index_entry,
     ticket_entry,
 )
 from escalator.domain import aggregates, engine
 from escalator.domain.aggregates import COMPLIANCE_PREFIX, CUSTOMER_KINDS, MetricFact
 from escalator.domain.defaults import DEFAULT_RETENTION_MS
+from escalator.domain.durations import format_duration
 from escalator.domain.effects import Effect, OutageChanged
-from escalator.domain.state import DONE_STATUSES, TicketState
+from escalator.domain.ladder import iso
+from escalator.domain.state import DONE_STATUSES, ExpiredTicket, TicketState
+from escalator.errors import InvalidEvent
 from escalator.service.catalog import OpenTickets
 from escalator.service.processor import CUSTOMERS, BaseProcessor, Context, Emission
 
@@ -48,22 +54,26 @@ class TicketProcessor(BaseProcessor):
     def _apply(self, raw: bytes, ctx: Context) -> tuple[str, list[Emission]]:
         event = decode_event(raw, ctx.now)
         ctx = replace(ctx, cause=event.id)
-        state = self._load(event.ticket_id, ctx)
+        expired = self._expired(event.ticket_id)
+        if expired is not None and event.type != "ticket.created":
+            raise InvalidEvent("expired_ticket", self._explain(expired, event.type))
+        state = None if expired is not None else self._load(event.ticket_id, ctx)
         service = state.service if state else getattr(event.payload, "service", None)
         outage = self._outage(ctx.partition, service)
         decision = engine.apply(state, event, self.policy, self.limits, outage)
         return event.type, self._commit(ctx, decision)
 
     def _advance(self, ctx: Context, key: str) -> list[Emission]:
+        if self._expired(key) is not None:
+            del self.store[key]  # the marker's own retention is over: a tombstone
+            return []
         state = self._load(key)
         if state is None:
             return []
         now = ctx.now
         purge_at = self._purge_at(state)
         if purge_at is not None and purge_at < now:
-            del self.store[key]  # a tombstone in the changelog: state stays bounded
-            self.open_tickets.remove(key)
-            self.purged += 1
+            self._purge(ctx, state, purge_at)
             return []
         outage = self._outage(ctx.partition, state.service)
         # Facts of a timer decision are dated at the instant that came due, not at the tick
@@ -74,6 +84,11 @@ class TicketProcessor(BaseProcessor):
         return self._commit(replace(ctx, now=at, cause=f"due:{at}"), decision)
 
     def reindex(self, key: str, raw: bytes, partitions: set[int] | frozenset[int]) -> None:
+        if decode_expired(raw) is not None:
+            partition, due = index_entry(raw)
+            if partition in partitions:
+                self.index.set(partition, key, due)
+            return
         if key.startswith(OUTAGES_KEY):
             partition = int(key.removeprefix(OUTAGES_KEY))
             if partition in partitions:
@@ -134,6 +149,29 @@ class TicketProcessor(BaseProcessor):
         if replay_of is not None:
             self._refuse_replay(replay_of, ticket_id, raw, offset)
         return state
+
+    def _purge(self, ctx: Context, state: TicketState, purge_at: int) -> None:
+        """Delete a done ticket's state after retention; keep a small marker for as long
+        again, so a late event for it is told apart from one for a ticket never created."""
+        done_at = purge_at - self.retention_ms
+        expired = ExpiredTicket(state.ticket_id, state.status, done_at, purge_at)
+        due = purge_at + self.retention_ms
+        self.store[state.ticket_id] = encode_expired(expired, ctx.partition, due)
+        self.index.set(ctx.partition, state.ticket_id, due)
+        self.open_tickets.remove(state.ticket_id)
+        self.purged += 1
+
+    def _expired(self, ticket_id: str) -> ExpiredTicket | None:
+        raw = self.store.get(ticket_id)
+        return None if raw is None else decode_expired(raw)
+
+    def _explain(self, expired: ExpiredTicket, event_type: str) -> str:
+        return (
+            f"{event_type} for ticket {expired.ticket_id!r}, which was {expired.status} at "
+            f"{iso(expired.done_at)}: its state was deleted at {iso(expired.purged_at)}, "
+            f"{format_duration(self.retention_ms)} later (ESCALATOR_RETENTION), and events for "
+            "it are no longer applied"
+        )
 
     def _purge_at(self, state: TicketState) -> int | None:
         """When a solved or closed ticket's state is deleted (reopening later is refused)."""
