@@ -174,3 +174,29 @@ def test_a_replayed_record_writes_its_stored_state_again_for_the_changelog() -> 
     store.writes.clear()
     assert processor.on_record(reply, at + 60_000, 0, Origin("tickets.events", 0, 11)) == []
     assert store.writes == [("T-1", stored)]  # the same bytes, written again
+
+
+def test_a_service_stays_in_outage_until_its_last_incident_ends() -> None:
+    from escalator.adapters.alerts import encode_outage
+    from escalator.domain.effects import OutageChanged
+
+    processor = TicketProcessor(example_policy(), {})
+    at = ms("2026-11-24T10:00:00Z")
+    for incident in ("db/1", "api/1"):  # two critical alerts of one service
+        assert (
+            processor.on_outage(3, encode_outage(OutageChanged("checkout", incident, True, at)))
+            == []
+        )
+    ended = OutageChanged("checkout", "db/1", False, at + 60_000)
+    assert processor.on_outage(3, encode_outage(ended)) == []  # api/1 still fires
+    # A ticket of the service created now still starts above frontline (L2).
+    doc = created("T-1", "2026-11-24T10:02:00Z", service="checkout", severity="P3", tier="L1")
+    feed(processor, doc, "2026-11-24T10:02:00Z")
+    assert decode_state(processor.store["T-1"])[0].tier == "L2"
+    # The last one ends the outage: the ticket's owner hears of it, once.
+    last = OutageChanged("checkout", "api/1", False, at + 300_000)
+    notices = processor.on_outage(3, encode_outage(last))
+    assert [orjson.loads(e.value)["type"] for e in notices if e.role == "notifications"] == [
+        "notification.requested"
+    ]
+    assert processor.on_outage(3, encode_outage(last)) == []  # a repeated end changes nothing

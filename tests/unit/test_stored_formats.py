@@ -72,10 +72,26 @@ def test_incident_format_1() -> None:
 OUTAGES_1 = b'{"api":["fp-1",1795000000000]}'
 
 
-def test_outages_format_1() -> None:
-    active = state_codec.decode_outages(OUTAGES_1)
-    assert active == {"api": OutageChanged("api", "fp-1", True, 1_795_000_000_000)}
-    assert state_codec.encode_outages(active) == OUTAGES_1
+OUTAGES_2 = (
+    b'[2,[["api","fp-1",1795000000000],["api","fp-2",1795000060000],'
+    b'["search","fp-3",1795000120000]]]'
+)
+
+
+def test_outages_formats_1_and_2() -> None:
+    assert state_codec.OUTAGES_FORMAT == 2
+    assert state_codec.decode_outages(OUTAGES_1) == {
+        "api": [OutageChanged("api", "fp-1", True, 1_795_000_000_000)]
+    }
+    active = state_codec.decode_outages(OUTAGES_2)
+    assert active == {
+        "api": [
+            OutageChanged("api", "fp-1", True, 1_795_000_000_000),
+            OutageChanged("api", "fp-2", True, 1_795_000_060_000),
+        ],
+        "search": [OutageChanged("search", "fp-3", True, 1_795_000_120_000)],
+    }
+    assert state_codec.encode_outages(active) == OUTAGES_2
 
 
 # --- customers (table "customers", keyed by customer id): format 1 ----------------------------
@@ -229,6 +245,7 @@ def test_expired_ticket_format_1() -> None:
     ("decode", "raw"),
     [
         (state_codec.decode_expired, EXPIRED_1.replace(b"expired/1", b"expired/2")),
+        (state_codec.decode_outages, b"[3" + OUTAGES_2[2:]),
         (state_codec.decode_state, _with(TICKET_1, v=3)),
         (state_codec.decode_state, b"[3" + TICKET_2[2:]),
         (state_codec.decode_incident, _with(INCIDENT_1, v=2)),

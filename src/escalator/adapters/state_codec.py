@@ -8,7 +8,7 @@ literal record of every version this build reads.
 from __future__ import annotations
 
 import operator
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import orjson
@@ -23,9 +23,10 @@ TICKET_FORMAT: Final = 2  # tickets: a positional array; format 1 (a dict, "v": 
 TICKET_FORMAT_1: Final = 1
 INCIDENT_FORMAT: Final = 1  # a dict with "v"
 CUSTOMER_FORMAT: Final = 1  # a dict with "v"
-# Without a version field (the next format of each must add one, so 1 = "none"):
-OUTAGES_FORMAT: Final = 1  # {service: [incident id, time]}; its keys are free, so the next
-#                            format must be a JSON array, not an object
+# Outages: format 2 is a JSON array led by 2; format 1, {service: [incident id, time]} (one
+# incident per service, no version field), is still read.
+OUTAGES_FORMAT: Final = 2
+# Without a version field (the next format must add one, so 1 = "none"):
 FACT_FORMAT: Final = 1  # a customer fact on the repartition topic; the next adds "v"
 # An expired ticket's marker, in the tickets table under the ticket's key: a positional array
 # like format 2 (partition and due at the same places) led by this tag instead of a number.
@@ -223,18 +224,31 @@ def decode_incident(raw: bytes) -> tuple[IncidentState, int | None]:
     return IncidentState(**doc), offset
 
 
-def encode_outages(active: Mapping[str, OutageChanged]) -> bytes:
-    """One partition's services in outage."""
-    doc = {service: [o.incident_id, o.time] for service, o in sorted(active.items())}
-    return _sized(orjson.dumps(doc))
+def encode_outages(active: Mapping[str, Sequence[OutageChanged]]) -> bytes:
+    """One partition's services in outage, each with every incident that keeps it there:
+    format 2, `[2, [[service, incident id, started], ...]]`."""
+    rows = [
+        [service, o.incident_id, o.time]
+        for service, incidents in sorted(active.items())
+        for o in incidents
+    ]
+    return _sized(orjson.dumps([OUTAGES_FORMAT, rows]))
 
 
-def decode_outages(raw: bytes) -> dict[str, OutageChanged]:
+def decode_outages(raw: bytes) -> dict[str, list[OutageChanged]]:
+    """Format 2, or format 1 (`{service: [incident id, started]}`, one incident a service)."""
     doc = orjson.loads(raw)
-    return {
-        service: OutageChanged(service, incident_id, True, time)
-        for service, (incident_id, time) in doc.items()
-    }
+    if type(doc) is dict:
+        return {
+            service: [OutageChanged(service, incident_id, True, time)]
+            for service, (incident_id, time) in doc.items()
+        }
+    if type(doc) is not list or doc[0] != OUTAGES_FORMAT:
+        raise ValueError(f"unknown outages state format (this build reads {OUTAGES_FORMAT} and 1)")
+    active: dict[str, list[OutageChanged]] = {}
+    for service, incident_id, time in doc[1]:
+        active.setdefault(service, []).append(OutageChanged(service, incident_id, True, time))
+    return active
 
 
 def encode_fact(fact: CustomerFact) -> bytes:

@@ -47,7 +47,8 @@ class TicketProcessor(BaseProcessor):
         self.limits = limits or engine.DEFAULT_LIMITS
         self.retention_ms = retention_ms
         self.purged = 0
-        self.outages: dict[int, dict[str, OutageChanged]] = {}  # per partition, by service
+        # Per partition, by service: every incident keeping the service in outage, in order.
+        self.outages: dict[int, dict[str, list[OutageChanged]]] = {}
         self.open_tickets = OpenTickets()
         self._facts: list[MetricFact] = []  # deferred metric facts (a tick's, a batch's)
 
@@ -107,36 +108,50 @@ class TicketProcessor(BaseProcessor):
     # -- outages (the unified state) --
 
     def on_outage(self, partition: int, raw: bytes) -> list[Emission]:
-        """A service's outage began or ended (a record broadcast to every ticket partition)."""
+        """An incident started or stopped keeping a service in outage (a record broadcast to
+        every ticket partition). A service is in outage while any of its outage incidents
+        fires: the outage ends with the last one (Alertmanager may fire several alerts of one
+        service at once: a database and an API alert for one failure)."""
         change = decode_outage(raw)
         active = self.outages.setdefault(partition, {})
-        current = active.get(change.service)
+        incidents = active.get(change.service, [])
+        known = [o for o in incidents if o.incident_id == change.incident_id]
         emissions: list[Emission] = []
         if change.active:
-            if current is None:
-                active[change.service] = change
-        elif current is not None and current.incident_id == change.incident_id:
-            del active[change.service]
-            ctx = Context(
-                partition,
-                change.time,
-                cause=f"outage:{change.incident_id}",
-                defer_facts=self.facts_per_batch,
-            )
-            for ticket_id in self.open_tickets.of_service(partition, change.service):
-                state = self._load(ticket_id)
-                if state is not None:
-                    effects = engine.outage_over(
-                        state, self.policy, change.incident_id, change.time
-                    )
-                    emissions.extend(self._publish(ctx, state, effects))
+            if not known:
+                active[change.service] = [*incidents, change]
+        elif known:
+            rest = [o for o in incidents if o.incident_id != change.incident_id]
+            if rest:
+                active[change.service] = rest
+            else:
+                del active[change.service]
+                emissions = self._outage_over(partition, change)
         self.store[f"{OUTAGES_KEY}{partition}"] = encode_outages(active)
         return emissions
 
+    def _outage_over(self, partition: int, change: OutageChanged) -> list[Emission]:
+        """Tell the owners of the service's open tickets that its outage is over."""
+        emissions: list[Emission] = []
+        ctx = Context(
+            partition,
+            change.time,
+            cause=f"outage:{change.incident_id}",
+            defer_facts=self.facts_per_batch,
+        )
+        for ticket_id in self.open_tickets.of_service(partition, change.service):
+            state = self._load(ticket_id)
+            if state is not None:
+                effects = engine.outage_over(state, self.policy, change.incident_id, change.time)
+                emissions.extend(self._publish(ctx, state, effects))
+        return emissions
+
     def _outage(self, partition: int, service: str | None) -> OutageChanged | None:
+        """The incident that put the ticket's service in outage (the earliest still firing)."""
         if service is None:
             return None
-        return self.outages.get(partition, {}).get(service)
+        incidents = self.outages.get(partition, {}).get(service)
+        return incidents[0] if incidents else None
 
     # -- internals --
 
