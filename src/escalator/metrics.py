@@ -86,6 +86,12 @@ class Metrics:
             "acknowledged), skipped.",
             [],
         )
+        self.alerts_resent = counter(
+            "escalator_alerts_resent_total",
+            "Alerts received again with an id already applied (Alertmanager re-sends every "
+            "group on its interval), dropped.",
+            [],
+        )
         self.deadletters = counter(
             "escalator_deadletter_total", "Records sent to the dead-letter topic.", ["reason"]
         )
@@ -218,6 +224,9 @@ class Metrics:
 
     def replayed(self) -> None:
         self.replays.inc()
+
+    def alert_resent(self) -> None:
+        self.alerts_resent.inc()
 
     def effect(self, effect: Effect) -> None:
         if isinstance(effect, EscalationRaised):

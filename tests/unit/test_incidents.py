@@ -137,3 +137,43 @@ def test_warning_alert_is_not_an_outage() -> None:
 def test_ack_for_no_incident_is_dead_lettered() -> None:
     result = run(ack("fp-none", T0))
     assert [orjson.loads(d.value)["reason"] for d in result.dead_letters] == ["unknown_incident"]
+
+
+def test_an_alert_resent_with_the_same_id_is_counted_and_dropped_quietly() -> None:
+    # Alertmanager re-sends each firing group every group_interval with the same alert.
+    from escalator.adapters.deadletter import Origin
+    from escalator.service.incidents import IncidentProcessor
+
+    class Counting:
+        def __init__(self) -> None:
+            self.resent = 0
+            self.letters: list[str] = []
+
+        def event_processed(self, event_type: str) -> None: ...
+
+        def dead_lettered(self, reason: str) -> None:
+            self.letters.append(reason)
+
+        def replayed(self) -> None: ...
+
+        def alert_resent(self) -> None:
+            self.resent += 1
+
+        def effect(self, effect: object) -> None: ...
+
+    recorder = Counting()
+    processor = IncidentProcessor(POLICY, {}, recorder=recorder)
+    raw = orjson.dumps(alert("firing", "fp1", T0, event_id="am-1"))
+    opened = processor.on_record(raw, ms(T0), 0, Origin("monitoring.alerts", 0, 1))
+    assert opened
+    stored = dict(processor.store)
+    for offset in (2, 3):  # two re-sends
+        assert processor.on_record(raw, ms(T0) + offset, 0, Origin("a", 0, offset)) == []
+    assert recorder.resent == 2
+    assert recorder.letters == []
+    assert processor.store == stored  # nothing written
+    # An acknowledgement repeated with its id is still a duplicate: dead-lettered.
+    acked = orjson.dumps(ack("fp1", "2026-11-24T10:01:00Z"))
+    processor.on_record(acked, ms(T0) + 60_000, 0, Origin("a", 0, 4))
+    (letter,) = processor.on_record(acked, ms(T0) + 61_000, 0, Origin("a", 0, 5))
+    assert orjson.loads(letter.value)["reason"] == "duplicate_event"

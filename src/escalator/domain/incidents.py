@@ -67,15 +67,20 @@ class IncidentState:
 class IncidentDecision:
     state: IncidentState
     effects: list[Effect] = field(default_factory=list)
+    resent: bool = False  # an alert seen before, re-sent by its source: nothing to do
 
 
 def apply(state: IncidentState | None, event: AlertEvent, policy: Policy) -> IncidentDecision:
     """Apply one alert event; raises InvalidEvent for duplicates and acks of nothing."""
     if state is None:
         state = IncidentState(fingerprint=event.fingerprint)
-    if event.id in state.seen:
-        raise InvalidEvent("duplicate_event", f"event id {event.id!r} was already applied")
     payload = event.payload
+    if event.id in state.seen:
+        if isinstance(payload, AlertPayload):
+            # Alertmanager re-sends every firing group each group_interval/repeat_interval with
+            # the same alert (same id): normal traffic, not bad input.
+            return IncidentDecision(state, resent=True)
+        raise InvalidEvent("duplicate_event", f"event id {event.id!r} was already applied")
     if isinstance(payload, IncidentAcknowledged) and not state.open:
         raise InvalidEvent(
             "unknown_incident", f"no open incident for fingerprint {event.fingerprint!r}"

@@ -20,6 +20,9 @@ class IncidentProcessor(BaseProcessor):
             state, offset = decode_incident(raw_state)
             self._refuse_replay(ctx, event.fingerprint, raw_state, offset)
         decision = incidents.apply(state, event, self.policy)
+        if decision.resent:
+            self.recorder.alert_resent()
+            return "", []  # nothing changed: no state write, no output, no dead letter
         return event.type, self._commit(ctx, decision)
 
     def _advance(self, ctx: Context, key: str) -> list[Emission]:

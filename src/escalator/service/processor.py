@@ -76,6 +76,8 @@ class Recorder(Protocol):
 
     def replayed(self) -> None: ...
 
+    def alert_resent(self) -> None: ...
+
     def effect(self, effect: Effect) -> None: ...
 
 
@@ -96,6 +98,9 @@ class NullRecorder:
         pass
 
     def replayed(self) -> None:
+        pass
+
+    def alert_resent(self) -> None:
         pass
 
     def effect(self, effect: Effect) -> None:

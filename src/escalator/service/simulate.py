@@ -150,6 +150,10 @@ class _Tee:
         for target in self._targets:
             target.replayed()
 
+    def alert_resent(self) -> None:
+        for target in self._targets:
+            target.alert_resent()
+
     def effect(self, effect: object) -> None:
         for target in self._targets:
             target.effect(effect)  # type: ignore[arg-type]

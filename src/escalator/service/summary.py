@@ -66,6 +66,9 @@ class Summary:
     def replayed(self) -> None:
         pass  # simulate reads its input once
 
+    def alert_resent(self) -> None:
+        pass  # the summary covers tickets; re-sent alerts are a pipeline figure
+
     def effect(self, effect: Effect) -> None:
         if isinstance(effect, TicketOpened):
             self.tickets += 1
