@@ -10,18 +10,25 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from tests.helpers import assigned, comment, created, severity, status, transfer
+from tests.helpers import alert, assigned, comment, created, severity, status, transfer
 
 TIERS = ("L1", "L2", "L3", "L4")
 
 
 def generate(
-    tickets: int, start_ms: int, *, seed: int = 7, span_ms: int = 12_000, prefix: str = "G"
+    tickets: int,
+    start_ms: int,
+    *,
+    seed: int = 7,
+    span_ms: int = 12_000,
+    prefix: str = "G",
+    alerts: bool = False,
 ) -> list[tuple[int, dict[str, Any]]]:
     """(send instant, event) pairs for `tickets` tickets from `start_ms`, in send order.
 
     About one agent reply in ten is late: its `time` lies up to 3 s before it is sent, as when a
-    connector batches updates — these exercise breach retractions.
+    connector batches updates — these exercise breach retractions. With `alerts`, monitoring
+    alerts too (`alert_events`): outages of a service many tickets use, incidents, re-sends.
     """
     rng = random.Random(seed)
     events: list[tuple[int, int, dict[str, Any]]] = []
@@ -92,5 +99,34 @@ def generate(
         if state != "solved":
             done = min(max(at + 200, end), end + 2000)
             add(done, status(ticket, done, "solved", event_id=f"{ticket}-end"))
+    if alerts:
+        for at, doc in alert_events(start_ms, span_ms, prefix):
+            add(at, doc)
     events.sort(key=lambda item: (item[0], item[1]))
     return [(at, doc) for at, _, doc in events]
+
+
+def alert_events(start_ms: int, span_ms: int, prefix: str) -> list[tuple[int, dict[str, Any]]]:
+    """Two critical alerts of `checkout` that overlap (its outage lasts until the second one
+    resolves), a warning on `search` (an incident, no outage), and an Alertmanager-style
+    re-send of a firing alert (same id: dropped quietly)."""
+    db, api, warn = f"{prefix}-chk-db", f"{prefix}-chk-api", f"{prefix}-search"
+
+    def at(fraction: float) -> int:
+        return start_ms + int(span_ms * fraction)
+
+    def firing(fp: str, when: int, level: str, service: str) -> dict[str, Any]:
+        return alert("firing", fp, when, severity=level, service=service, event_id=f"{fp}-f")
+
+    def resolved(fp: str, when: int, level: str, service: str) -> dict[str, Any]:
+        return alert("resolved", fp, when, severity=level, service=service, event_id=f"{fp}-r")
+
+    return [
+        (at(0.1), firing(db, at(0.1), "critical", "checkout")),
+        (at(0.15), firing(warn, at(0.15), "warning", "search")),
+        (at(0.2), firing(api, at(0.2), "critical", "checkout")),
+        (at(0.3), firing(db, at(0.1), "critical", "checkout")),  # a re-send
+        (at(0.45), resolved(db, at(0.45), "critical", "checkout")),  # api still fires
+        (at(0.55), resolved(warn, at(0.55), "warning", "search")),
+        (at(0.7), resolved(api, at(0.7), "critical", "checkout")),  # the outage ends
+    ]

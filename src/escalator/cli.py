@@ -229,6 +229,15 @@ def _load_policy_or_exit(file: Path):  # type: ignore[no-untyped-def]
     type=click.Path(dir_okay=False, path_type=Path),
     help="Backtest a second policy on the same events and print what changes.",
 )
+@click.option(
+    "--outages",
+    type=click.Choice(["auto", "derived", "recorded"]),
+    default="auto",
+    show_default=True,
+    help="Where outages come from: derived from alerts as they are applied, or the "
+    "escalator.outage records of a recording (tickets.events and monitoring.alerts as the "
+    "workers consumed them); auto = recorded when the input holds such a record.",
+)
 @click.argument("events", type=click.File("rb"), default="-")
 def simulate(
     policy_file: Path,
@@ -239,6 +248,7 @@ def simulate(
     compliance_period: str,
     aggregate_grace: str,
     compare_file: Path | None,
+    outages: str,
     events: IO[bytes],
 ) -> None:
     """Run the engine offline over EVENTS (JSON lines, '-' for stdin) and print its output.
@@ -259,7 +269,7 @@ def simulate(
             raise click.BadParameter(exc.message, param_hint="--until") from None
     config = _aggregate_config(aggregate_windows, compliance_period, aggregate_grace)
     lines = events.read().splitlines()
-    result = sim.run(lines, base_policy, until_ms, aggregates=config)
+    result = sim.run(lines, base_policy, until_ms, aggregates=config, outages=outages)
     for letter in result.dead_letters:
         doc = orjson.loads(letter.value)
         click.echo(
@@ -268,7 +278,7 @@ def simulate(
         )
     out = click.get_binary_stream("stdout")
     if compare_file is not None:
-        other = sim.run(lines, _load_policy_or_exit(compare_file), until_ms)
+        other = sim.run(lines, _load_policy_or_exit(compare_file), until_ms, outages=outages)
         report = compare(result.summary, other.summary)
         out.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
         return

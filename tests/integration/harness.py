@@ -210,6 +210,23 @@ async def consume(
     return records
 
 
+async def read_all(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    """Every record of `topic` up to its end offsets now (JSON values), however long that
+    takes: a fixed read timeout missed records on a loaded machine."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    records: list[dict[str, Any]] = []
+    try:
+        partitions = await assign_all(consumer, topic)
+        ends = await consumer.end_offsets(partitions)
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            for items in (await consumer.getmany(timeout_ms=500)).values():
+                records.extend(orjson.loads(r.value) for r in items)
+    finally:
+        await consumer.stop()
+    return records
+
+
 async def assign_all(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
     """Assign every partition of `topic` (no group) and seek to the beginning."""
     partitions = consumer.partitions_for_topic(topic)
@@ -223,38 +240,44 @@ async def assign_all(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartit
     return assigned
 
 
-async def read_input(bootstrap: str, topic: str) -> list[bytes]:
-    """The input as a worker saw it: every non-tick record, in broker-timestamp order, with the
-    CloudEvents `arrivaltime` set to its timestamp — what `simulate` needs to replay it."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    rows: list[tuple[int, int, int, bytes]] = []
-    try:
-        partitions = await assign_all(consumer, topic)
-        ends = await consumer.end_offsets(partitions)
-        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
-            for tp, records in (await consumer.getmany(timeout_ms=500)).items():
-                for r in records:
-                    if r.key == b"__escalator_tick__":
-                        continue
-                    assert r.timestamp_type == 1, "input topics must use LogAppendTime"
-                    try:
-                        doc = orjson.loads(r.value)
-                        doc["arrivaltime"] = iso(r.timestamp)
-                        value = orjson.dumps(doc)
-                    except (orjson.JSONDecodeError, TypeError):
-                        value = r.value  # bad input stays bad: simulate dead-letters it too
-                    rows.append((r.timestamp, tp.partition, r.offset, value))
-    finally:
-        await consumer.stop()
+async def read_input(bootstrap: str, *topics: str) -> list[bytes]:
+    """The input as the workers saw it: the records of `topics` (tickets.events, and
+    monitoring.alerts when alerts were sent) merged in broker-timestamp order, ticks included
+    (simulate skips them), each with the CloudEvents `arrivaltime` set to its timestamp and
+    `arrivalpartition` to its partition — a recording, as `simulate` replays it."""
+    rows: list[tuple[int, int, int, int, bytes]] = []
+    for rank, topic in enumerate(topics):
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            partitions = await assign_all(consumer, topic)
+            ends = await consumer.end_offsets(partitions)
+            while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+                for tp, records in (await consumer.getmany(timeout_ms=500)).items():
+                    for r in records:
+                        assert r.timestamp_type == 1, "input topics must use LogAppendTime"
+                        try:
+                            doc = orjson.loads(r.value)
+                            doc["arrivaltime"] = iso(r.timestamp)
+                            doc["arrivalpartition"] = tp.partition
+                            value = orjson.dumps(doc)
+                        except (orjson.JSONDecodeError, TypeError):
+                            value = r.value  # bad input stays bad: simulate dead-letters it
+                        rows.append((r.timestamp, rank, tp.partition, r.offset, value))
+        finally:
+            await consumer.stop()
     rows.sort()
-    return [row[3] for row in rows]
+    return [row[4] for row in rows]
 
 
 async def produce_in_real_time(
-    bootstrap: str, topic: str, timed: list[tuple[int, dict[str, Any]]]
+    bootstrap: str,
+    topic: str,
+    timed: list[tuple[int, dict[str, Any]]],
+    alerts_topic: str | None = None,
 ) -> None:
-    """Send each event when the wall clock reaches its send instant."""
+    """Send each event when the wall clock reaches its send instant: ticket events to `topic`
+    keyed by ticket id, alert events (`alert.*`) to `alerts_topic` keyed by fingerprint."""
     # The load generator outlives a stopped broker (the fault tests stop it for 10 s, and a
     # loaded machine may take as long again to start it): it must not give up first.
     producer = AIOKafkaProducer(
@@ -268,7 +291,11 @@ async def produce_in_real_time(
             if delay > 0:
                 await asyncio.sleep(delay)
             value = orjson.dumps(doc)
-            futures.append(await producer.send(topic, value, key=doc["subject"].encode()))
+            to = topic
+            if str(doc["type"]).startswith("alert."):
+                assert alerts_topic is not None, "alert events need alerts_topic"
+                to = alerts_topic
+            futures.append(await producer.send(to, value, key=doc["subject"].encode()))
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
@@ -316,12 +343,11 @@ class Comparison:
 async def compare_with_simulate(workers: WorkerFactory, policy: Path) -> Comparison:
     """Outputs on escalations + notifications against `simulate` on the input as recorded."""
     bootstrap = workers.broker.bootstrap
-    live = await consume(bootstrap, workers.topic("escalations"), lambda r: False, timeout=3)
-    live += await consume(bootstrap, workers.topic("notifications"), lambda r: False, timeout=3)
-    letters = await consume(bootstrap, workers.topic("deadletter"), lambda r: False, timeout=2)
-    replay = simulate.run(
-        await read_input(bootstrap, workers.topic("tickets")), load_policy(policy)
-    )
+    live = await read_all(bootstrap, workers.topic("escalations"))
+    live += await read_all(bootstrap, workers.topic("notifications"))
+    letters = await read_all(bootstrap, workers.topic("deadletter"))
+    recorded = await read_input(bootstrap, workers.topic("tickets"), workers.topic("alerts"))
+    replay = simulate.run(recorded, load_policy(policy))
     expected = {d["id"]: d for d in (orjson.loads(e.value) for e in replay.emissions)}
     return Comparison(live, expected, letters)
 

@@ -75,8 +75,10 @@ async def test_sigkill_right_after_commits_then_recover_from_the_changelog(
     await asyncio.to_thread(worker.wait_ready, 90)
     bootstrap, topic = workers.broker.bootstrap, workers.topic("tickets")
     # 240 tickets over 60 s: long enough for every kill and restart to land mid-load.
-    timed = generate(TICKETS, int(time.time() * 1000) + 500, seed=23, prefix="K", span_ms=60_000)
-    load = asyncio.create_task(produce_in_real_time(bootstrap, topic, timed))
+    start = int(time.time() * 1000) + 500
+    timed = generate(TICKETS, start, seed=23, prefix="K", span_ms=60_000, alerts=True)
+    alerts = workers.topic("alerts")
+    load = asyncio.create_task(produce_in_real_time(bootstrap, topic, timed, alerts))
     rng = random.Random(5)
     kills = 0
     while kills < KILLS and not load.done():
@@ -92,7 +94,8 @@ async def test_sigkill_right_after_commits_then_recover_from_the_changelog(
         await asyncio.to_thread(worker.wait_ready, 120)
     await load
     assert kills >= 2, f"only {kills} kills landed during the load"
-    await wait_caught_up(bootstrap, workers.app_id, topic, 120)
+    for caught in (alerts, topic):  # tickets last: alerts broadcast outages to it
+        await wait_caught_up(bootstrap, workers.app_id, caught, 120)
     await asyncio.sleep(2)  # the last acknowledged outputs are readable
     result = await compare_with_simulate(workers, FAST)
     assert_nothing_lost_or_invented(result)

@@ -105,9 +105,10 @@ async def load_with_failure(
 ) -> float:
     """Produce the load in real time, call `fail()` midway; return the takeover time."""
     start_ms = int(time.time() * 1000) + 1000
-    timed = generate(TICKETS, start_ms, span_ms=SPAN_MS)
+    timed = generate(TICKETS, start_ms, span_ms=SPAN_MS, alerts=True)
+    tickets, alerts = workers.topic("tickets"), workers.topic("alerts")
     load = asyncio.create_task(
-        produce_in_real_time(workers.broker.bootstrap, workers.topic("tickets"), timed)
+        produce_in_real_time(workers.broker.bootstrap, tickets, timed, alerts)
     )
     try:
         await asyncio.sleep(max(0.0, (start_ms + SPAN_MS / 2) / 1000 - time.time()))
@@ -132,7 +133,8 @@ async def assert_matches_simulate(workers: WorkerFactory, survivor: WorkerProces
     repeated id, and no dead letters (a record read again after the handover is skipped as a
     replay, never refused). Every ticket ends solved, so nothing can come due later."""
     bootstrap = workers.broker.bootstrap
-    await wait_caught_up(bootstrap, workers.app_id, workers.topic("tickets"), timeout=60)
+    for role in ("alerts", "tickets"):  # tickets last: alerts broadcast outages to it
+        await wait_caught_up(bootstrap, workers.app_id, workers.topic(role), timeout=60)
     await asyncio.sleep(2)  # the last acknowledged outputs are readable
     assert survivor.proc.poll() is None, survivor.log()[-3000:]
     result = await compare_with_simulate(workers, FAST_POLICY)

@@ -43,9 +43,10 @@ def seconds_until_ready(worker: WorkerProcess, timeout: float = 90) -> float:
 
 async def load_with_fault(workers: WorkerFactory, fault_after_s: float, fault) -> None:  # type: ignore[no-untyped-def]
     """Produce the load in real time and run `fault()` (a coroutine) after `fault_after_s`."""
-    timed = generate(TICKETS, int(time.time() * 1000) + 500, seed=11, prefix="F")
+    timed = generate(TICKETS, int(time.time() * 1000) + 500, seed=11, prefix="F", alerts=True)
     bootstrap, topic = workers.broker.bootstrap, workers.topic("tickets")
-    load = asyncio.create_task(produce_in_real_time(bootstrap, topic, timed))
+    alerts = workers.topic("alerts")
+    load = asyncio.create_task(produce_in_real_time(bootstrap, topic, timed, alerts))
     await asyncio.sleep(fault_after_s)
     assert not load.done(), "the load ended before the fault"
     await fault()
@@ -53,7 +54,8 @@ async def load_with_fault(workers: WorkerFactory, fault_after_s: float, fault) -
 
 
 async def finish_and_compare(workers: WorkerFactory) -> None:
-    await wait_caught_up(workers.broker.bootstrap, workers.app_id, workers.topic("tickets"), 90)
+    for role in ("alerts", "tickets"):  # tickets last: alerts broadcast outages to it
+        await wait_caught_up(workers.broker.bootstrap, workers.app_id, workers.topic(role), 90)
     await asyncio.sleep(2)  # the last acknowledged outputs are readable
     result = await compare_with_simulate(workers, FAST)
     assert_nothing_lost_or_invented(result)

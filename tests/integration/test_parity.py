@@ -19,7 +19,7 @@ from escalator.config.policy_file import load_policy
 from escalator.service import simulate
 from escalator.service.summary import compare
 from tests.helpers import ROOT
-from tests.integration.harness import WorkerFactory, consume, produce_in_real_time, read_input
+from tests.integration.harness import WorkerFactory, produce_in_real_time, read_all, read_input
 from tests.scenario_gen import generate
 
 pytestmark = pytest.mark.integration
@@ -32,7 +32,13 @@ TICKETS = 300
 def processed_count(metrics: str) -> float:
     total = 0.0
     for line in metrics.splitlines():
-        if line.startswith(("escalator_events_processed_total{", "escalator_deadletter_total{")):
+        if line.startswith(
+            (
+                "escalator_events_processed_total{",
+                "escalator_deadletter_total{",
+                "escalator_alerts_resent_total ",
+            )
+        ):
             total += float(line.rsplit(" ", 1)[1])
     return total
 
@@ -46,8 +52,8 @@ async def test_worker_and_simulate_emit_the_same_ids(workers: WorkerFactory) -> 
     )
     worker.wait_ready()
     bootstrap = workers.broker.bootstrap
-    timed = generate(TICKETS, int(time.time() * 1000) + 1000)
-    await produce_in_real_time(bootstrap, workers.topic("tickets"), timed)
+    timed = generate(TICKETS, int(time.time() * 1000) + 1000, alerts=True)
+    await produce_in_real_time(bootstrap, workers.topic("tickets"), timed, workers.topic("alerts"))
 
     deadline = time.monotonic() + 60
     while processed_count(worker.metrics()) < len(timed) and time.monotonic() < deadline:
@@ -55,9 +61,10 @@ async def test_worker_and_simulate_emit_the_same_ids(workers: WorkerFactory) -> 
     assert processed_count(worker.metrics()) == len(timed)
     await asyncio.sleep(2)  # the last outputs are on their way to the broker
 
-    live = await consume(bootstrap, workers.topic("escalations"), lambda r: False, timeout=3)
-    live += await consume(bootstrap, workers.topic("notifications"), lambda r: False, timeout=3)
-    recorded = await read_input(bootstrap, workers.topic("tickets"))
+    live = await read_all(bootstrap, workers.topic("escalations"))
+    live += await read_all(bootstrap, workers.topic("notifications"))
+    # A recording: both input topics, outage broadcasts where they sit, ticks skipped.
+    recorded = await read_input(bootstrap, workers.topic("tickets"), workers.topic("alerts"))
     replay = simulate.run(recorded, load_policy(FAST_POLICY))
     expected = [orjson.loads(e.value) for e in replay.emissions]
 
@@ -68,15 +75,19 @@ async def test_worker_and_simulate_emit_the_same_ids(workers: WorkerFactory) -> 
     assert kinds["escalation.raised"] > 50
     assert kinds["sla.breached"] > 20
     assert kinds["sla.breach_retracted"] >= 1
+    assert kinds["incident.opened"] == 3
+    assert any(d["data"].get("trigger") == "outage" for d in expected)
     # Same id, same content: duplicates (if any) are true repeats.
     by_id = {d["id"]: d for d in expected}
     for record in live:
         assert record["data"] == by_id[record["id"]]["data"], record["id"]
 
-    # Shadow mode: the strict policy's decisions, on escalations.shadow only.
-    shadow = await consume(bootstrap, workers.topic("shadow"), lambda r: False, timeout=3)
+    # Shadow mode: the strict policy's ticket decisions, on escalations.shadow only (the shadow
+    # lane runs on tickets.events: incidents stay the main policy's).
+    shadow = await read_all(bootstrap, workers.topic("shadow"))
     strict = simulate.run(recorded, load_policy(STRICT_POLICY))
-    assert {r["id"] for r in shadow} == {orjson.loads(e.value)["id"] for e in strict.emissions}
+    strict_ids = {orjson.loads(e.value)["id"] for e in strict.emissions}
+    assert {r["id"] for r in shadow} == {i for i in strict_ids if not i.startswith("incident/")}
     assert {r["data"]["policy_version"] for r in shadow} == {"fast-strict"}
     assert {r["data"]["policy_version"] for r in live} == {"fast-1"}
     diff = compare(replay.summary, strict.summary)

@@ -31,6 +31,8 @@ from escalator.domain.ladder import iso
 from escalator.errors import InvalidEvent
 
 SOURCE: Final = "escalator"
+# escalator's own records on tickets.events: a partition's clock moving on (skipped by replays).
+TICK_TYPE: Final = "escalator.tick"
 MAX_TEXT: Final = 1024  # ids, names, tiers, summaries
 MAX_BODY: Final = 256 * 1024  # comment bodies
 TIME_FIELDS: Final = frozenset(

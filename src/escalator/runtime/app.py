@@ -288,7 +288,7 @@ class Worker:
         }
 
 
-def _apply_outage(processor: BaseProcessor, partition: int, value: bytes) -> list[Any]:
+def _apply_outage(processor: BaseProcessor, partition: int, value: bytes, now: int) -> list[Any]:
     if isinstance(processor, TicketProcessor):
-        return processor.on_outage(partition, value)
+        return processor.on_outage(partition, value, now)
     return []

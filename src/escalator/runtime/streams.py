@@ -18,6 +18,7 @@ from typing import Any, Final
 
 import orjson
 
+from escalator.adapters.cloudevents import TICK_TYPE
 from escalator.adapters.deadletter import Origin
 from escalator.runtime import faust_patches
 from escalator.runtime.checkpoint import Checkpoint
@@ -145,7 +146,7 @@ class InputStream:
                 self.ticks_pending.pop(partition, None)
                 emissions = processor.on_tick(partition, now, offset=message.offset)
             elif message.key == OUTAGE_KEY:
-                emissions = on_outage(processor, partition, message.value) if on_outage else []
+                emissions = on_outage(processor, partition, message.value, now) if on_outage else []
             else:
                 emissions = processor.on_record(message.value or b"", now, partition, origin)
             for emission in emissions:
@@ -237,7 +238,7 @@ def tick_record(partition: int, now: int) -> bytes:
             "specversion": "1.0",
             "id": f"tick-{partition}-{now}",
             "source": "escalator",
-            "type": "escalator.tick",
+            "type": TICK_TYPE,
             "data": {"partition": partition},
         }
     )

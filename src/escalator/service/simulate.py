@@ -4,16 +4,27 @@ Input order is arrival order. A line arrives at its `arrivaltime` extension attr
 has one, else at its `time`. The clock is the latest arrival so far and never moves backwards.
 Before each arrival every instant lying before it fires, earliest first across all tickets, so
 the emission order is the order in which a live worker would have decided.
+
+Two input modes, for where outages come from (docs/events.md, "Replaying"):
+- **derived** (events as producers send them): an incident that starts or ends an outage
+  changes its service's state at once, as the workers would on receiving its broadcast;
+- **recorded** (what the workers consumed: `tickets.events` and `monitoring.alerts` merged by
+  broker timestamp): the `escalator.outage` records a worker broadcast are applied where they
+  sit, and outages derived from alerts are not applied again.
+Auto (the default) picks recorded when the input holds an `escalator.outage` record. In both,
+`escalator.tick` records are skipped: they only told a partition that time had passed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Final
 
 import orjson
 
-from escalator.adapters.cloudevents import loads, parse_time
+from escalator.adapters.alerts import OUTAGE_TYPE
+from escalator.adapters.cloudevents import TICK_TYPE, loads, parse_time
 from escalator.adapters.deadletter import Origin
 from escalator.domain.aggregates import AggregateConfig
 from escalator.domain.events import ALERT_TYPES
@@ -45,32 +56,51 @@ class Simulation:
     summary: Summary = field(default_factory=Summary)
 
 
-def arrival_of(raw: bytes, clock: int) -> tuple[int, str]:
-    """When a JSONL line arrives (`arrivaltime`, else `time`; never before the clock) and its
-    CloudEvent type."""
+def _is_outage_record(raw: bytes) -> bool:
+    if b'"escalator.outage"' not in raw:  # most lines: no JSON parsing
+        return False
+    try:
+        return loads(raw).get("type") == OUTAGE_TYPE
+    except InvalidEvent:
+        return False
+
+
+def arrival_of(raw: bytes, clock: int) -> tuple[int, str, int]:
+    """When a JSONL line arrives (`arrivaltime`, else `time`; never before the clock), its
+    CloudEvent type and the partition it was recorded on (`arrivalpartition`, else 0)."""
     try:
         doc = loads(raw)
+        if doc.get("type") == TICK_TYPE:
+            return clock, TICK_TYPE, PARTITION  # carries no time of its own
         stamp = doc.get("arrivaltime", doc.get("time"))
         arrival = parse_time(stamp, "arrivaltime" if "arrivaltime" in doc else "time")
     except InvalidEvent:
-        return clock, ""  # the processor dead-letters the line with the precise reason
-    return max(arrival, clock), str(doc.get("type", ""))
+        return clock, "", PARTITION  # the processor dead-letters it with the precise reason
+    partition = doc.get("arrivalpartition", PARTITION)
+    if type(partition) is not int or partition < 0:
+        partition = PARTITION
+    return max(arrival, clock), str(doc.get("type", "")), partition
 
 
 @dataclass(slots=True)
 class _Lanes:
-    """Ticket and incident processors on one virtual partition, as one worker would run them."""
+    """Ticket, incident and fact processors as one worker would run them: on one virtual
+    partition, except that a recording's ticket records keep the partition they were read
+    from (each ticket partition learnt of an outage at its own place in its own stream)."""
 
     tickets: TicketProcessor
     incidents: IncidentProcessor
     facts: FactProcessor
     result: Simulation
+    recorded: bool = False  # outages come from the input's escalator.outage records
     fact_offset: int = 0
+    ticket_partitions: set[int] = field(default_factory=lambda: {PARTITION})
 
     def collect(self, emissions: list[Emission]) -> None:
         for emission in emissions:
             if emission.role == OUTAGE:
-                self.collect(self.tickets.on_outage(PARTITION, emission.value))
+                if not self.recorded:
+                    self.collect(self.tickets.on_outage(PARTITION, emission.value))
             elif emission.role == CUSTOMERS:
                 self.fact_offset += 1
                 origin = Origin("<customers>", PARTITION, self.fact_offset)
@@ -84,16 +114,21 @@ class _Lanes:
 
     def fire_until(self, now: int) -> None:
         """Fire due instants before `now` one instant at a time, so output is chronological."""
+        lanes = (self.tickets, self.incidents, self.facts)
         while True:
             dues = [
-                (due, n, lane)
-                for n, lane in enumerate((self.tickets, self.incidents, self.facts))
-                if (due := lane.next_due(PARTITION)) is not None and due < now
+                (due, n, partition)
+                for n, lane in enumerate(lanes)
+                for partition in (sorted(self.ticket_partitions) if n == 0 else (PARTITION,))
+                if (due := lane.next_due(partition)) is not None and due < now
             ]
             if not dues:
                 return
-            due, _, lane = min(dues, key=lambda item: item[:2])
-            self.collect(lane.on_tick(PARTITION, min(due + 1, now), limit=1_000_000))
+            due, n, partition = min(dues)
+            self.collect(lanes[n].on_tick(partition, min(due + 1, now), limit=1_000_000))
+
+
+OUTAGE_MODES: Final = ("auto", "derived", "recorded")
 
 
 def run(
@@ -102,12 +137,21 @@ def run(
     until: int | None = None,
     recorder: Recorder | None = None,
     aggregates: AggregateConfig | None = None,
+    outages: str = "auto",
 ) -> Simulation:
     """Run the processors over JSONL `lines` and fire timers up to `until` (inclusive).
 
     Ticket events and alert events (`alert.firing`, `alert.resolved`, `incident.acknowledged`)
-    may be mixed in one input, as the worker reads both topics.
+    may be mixed in one input, as the worker reads both topics. `outages`: one of
+    `OUTAGE_MODES` (see the module's docstring).
     """
+    if outages not in OUTAGE_MODES:
+        raise ValueError(f"outages must be one of {', '.join(OUTAGE_MODES)}, not {outages!r}")
+    # Line numbers count blank lines too: dead letters name the line of the input file.
+    numbered = [(n, raw) for n, line in enumerate(lines, start=1) if (raw := line.strip())]
+    recorded = outages == "recorded" or (
+        outages == "auto" and any(_is_outage_record(raw) for _, raw in numbered)
+    )
     result = Simulation()
     tee = _Tee(result.summary, recorder)
     lanes = _Lanes(
@@ -115,18 +159,24 @@ def run(
         IncidentProcessor(policy, {}, recorder=tee),
         FactProcessor(policy, {}, recorder=tee, aggregates=aggregates),
         result,
+        recorded,
     )
     clock = 0
-    for number, line in enumerate(lines, start=1):
-        raw = line.strip()
-        if not raw:
+    for number, raw in numbered:
+        arrival, kind, partition = arrival_of(raw, clock)
+        if kind == TICK_TYPE:
             continue
-        arrival, kind = arrival_of(raw, clock)
         lanes.fire_until(arrival)
         clock = arrival
-        origin = Origin(topic="<input>", partition=PARTITION, offset=number)
+        if not recorded or kind in ALERT_TYPES:
+            partition = PARTITION
+        lanes.ticket_partitions.add(partition)
+        if kind == OUTAGE_TYPE and recorded:
+            lanes.collect(lanes.tickets.on_outage(partition, raw, arrival))
+            continue
+        origin = Origin(topic="<input>", partition=partition, offset=number)
         lane = lanes.incidents if kind in ALERT_TYPES else lanes.tickets
-        lanes.collect(lane.on_record(raw, arrival, PARTITION, origin))
+        lanes.collect(lane.on_record(raw, arrival, partition, origin))
     if until is not None:
         lanes.fire_until(until + 1)
     return result

@@ -107,16 +107,20 @@ class TicketProcessor(BaseProcessor):
 
     # -- outages (the unified state) --
 
-    def on_outage(self, partition: int, raw: bytes) -> list[Emission]:
+    def on_outage(self, partition: int, raw: bytes, now: int | None = None) -> list[Emission]:
         """An incident started or stopped keeping a service in outage (a record broadcast to
-        every ticket partition). A service is in outage while any of its outage incidents
-        fires: the outage ends with the last one (Alertmanager may fire several alerts of one
-        service at once: a database and an API alert for one failure)."""
+        every ticket partition, arriving at `now`). A service is in outage while any of its
+        outage incidents fires: the outage ends with the last one (Alertmanager may fire
+        several alerts of one service at once: a database and an API alert for one failure).
+
+        Instants that came due before the record arrived fire first, under the outage state
+        they came due in — as for any event, and as `simulate` does, whether the partition's
+        tick was appended before the record or after it."""
+        emissions = [] if now is None else self.on_tick(partition, now)
         change = decode_outage(raw)
         active = self.outages.setdefault(partition, {})
         incidents = active.get(change.service, [])
         known = [o for o in incidents if o.incident_id == change.incident_id]
-        emissions: list[Emission] = []
         if change.active:
             if not known:
                 active[change.service] = [*incidents, change]
@@ -126,7 +130,7 @@ class TicketProcessor(BaseProcessor):
                 active[change.service] = rest
             else:
                 del active[change.service]
-                emissions = self._outage_over(partition, change)
+                emissions += self._outage_over(partition, change)
         self.store[f"{OUTAGES_KEY}{partition}"] = encode_outages(active)
         return emissions
 
