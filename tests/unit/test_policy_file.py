@@ -183,7 +183,7 @@ def test_a_rule_reachable_by_one_ticket_is_not_reported() -> None:
             "name: rest, calendar: business, resolution: 40h",
             "name: rest, calendar: monday-hour, resolution: 700d",
             "policy.yaml:15: targets[6].resolution: calendar 'monday-hour': 16800 open hours "
-            "from 2026-01-05 end more than 3700 days later; shorten the target or open the "
+            "from 2026-01-05 end more than 7400 days later; shorten the target or open the "
             "calendar longer",
         ),
     ],
@@ -199,5 +199,5 @@ def test_calendar_arithmetic_is_bounded_at_run_time_too() -> None:
     from escalator.domain.calendar import BusinessCalendar, CalendarError
 
     hour_a_week = BusinessCalendar("monday-hour", "UTC", (((540, 600),), (), (), (), (), (), ()))
-    with pytest.raises(CalendarError, match="end more than 3700 days later"):
+    with pytest.raises(CalendarError, match="end more than 7400 days later"):
         hour_a_week.add(0, 700 * 86_400_000)

@@ -37,8 +37,10 @@ _WEEKDAYS: Final[tuple[str, ...]] = (
 MAX_CLOSED_DAYS: Final[int] = 3700
 # add() never looks further than this past its start: a target that needs longer to come due
 # (a long duration on a calendar open an hour a week) is refused, not computed block by block
-# for minutes of CPU. Policies are checked against it (config/policy_file.py).
-MAX_SPAN_DAYS: Final[int] = 3700
+# for seconds of CPU. Twice MAX_CLOSED_DAYS, so that an allowed closure still leaves room;
+# the tables of that span fit the block cache. Policies are checked against it
+# (config/policy_file.py).
+MAX_SPAN_DAYS: Final[int] = 2 * MAX_CLOSED_DAYS
 _DAY_MS: Final[int] = 86_400_000
 _EPOCH_ORDINAL: Final[int] = date(1970, 1, 1).toordinal()
 # A calendar keeps its interval tables per block of local dates, at most _MAX_BLOCKS of them
@@ -302,13 +304,28 @@ class BusinessCalendar:
             )
 
     def add(self, start_ms: int, duration_ms: int) -> int:
-        """Earliest instant t >= start with ``duration_ms`` of open time in [start, t]."""
+        """Earliest instant t >= start with ``duration_ms`` of open time in [start, t];
+        CalendarError when t would lie more than MAX_SPAN_DAYS after start."""
+        end = self._add(start_ms, duration_ms)
+        if end - start_ms > MAX_SPAN_DAYS * _DAY_MS:
+            raise self._too_far(start_ms, duration_ms)
+        return end
+
+    def _too_far(self, start_ms: int, duration_ms: int) -> CalendarError:
+        return CalendarError(
+            f"calendar {self.name!r}: {duration_ms // 3_600_000} open hours from "
+            f"{self._local_date(start_ms)} end more than {MAX_SPAN_DAYS} days later; "
+            "shorten the target or open the calendar longer"
+        )
+
+    def _add(self, start_ms: int, duration_ms: int) -> int:
         _check_duration(duration_ms)
         if duration_ms == 0:
             return start_ms
         # No open interval of an earlier local date ends after start_ms.
         index = (start_ms // _DAY_MS - 2) // _BLOCK_DAYS
-        last_index = index + MAX_SPAN_DAYS // _BLOCK_DAYS + 1
+        # Past this block every interval ends beyond the span: stop walking (add() refuses).
+        last_index = (start_ms // _DAY_MS + MAX_SPAN_DAYS + 2) // _BLOCK_DAYS + 1
         block = self._block(index)
         i = bisect_right(block.his, start_ms)
         remaining = duration_ms
@@ -335,11 +352,7 @@ class BusinessCalendar:
                 self._check_closed_run(start_ms, last_open_day, block.first + _BLOCK_DAYS)
             index += 1
             if index > last_index:
-                raise CalendarError(
-                    f"calendar {self.name!r}: {duration_ms // 3_600_000} open hours from "
-                    f"{self._local_date(start_ms)} end more than {MAX_SPAN_DAYS} days later; "
-                    "shorten the target or open the calendar longer"
-                )
+                raise self._too_far(start_ms, duration_ms)
             block = self._block(index)
             i = bisect_right(block.his, start_ms)
 
