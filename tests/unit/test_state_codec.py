@@ -37,7 +37,7 @@ def encode_state_v1(
     """Format 1 as written by every build before format 2 (b212f39), kept to test reading it."""
     clock_fields = tuple(Clock.__dataclass_fields__)
     doc: dict[str, Any] = {
-        name: getattr(state, name)
+        state_codec._V1_KEYS.get(name, name): getattr(state, name)
         for name in TicketState.__dataclass_fields__
         if name not in ("clocks", "handoff")
     }

@@ -91,14 +91,14 @@ def apply(
     `outage` is the firing outage of the ticket's service, if any (the unified state).
     """
     _check(state, event, policy, limits or DEFAULT_LIMITS)
-    now = event.arrival if state is None else max(event.arrival, state.clock)
+    now = event.arrival if state is None else max(event.arrival, state.processed_until)
     at = min(event.time, now)
     if state is None:
         assert isinstance(event.payload, TicketCreated)
         return _open(event.ticket_id, event.payload, at, now, policy, event.id, outage)
     decision = Decision(state)
     _fire_due(decision, policy, now, outage)
-    state.clock = now
+    state.processed_until = now
     state.remember(event.id)
     # Nothing about a ticket happens before it was created (a late event may claim so).
     step = _Step(decision, policy, max(at, state.created_at), now, event.id, outage)
@@ -122,7 +122,7 @@ def advance(
     """Fire every warning and deadline of `state` that lies before `now`."""
     decision = Decision(state)
     _fire_due(decision, policy, now, outage)
-    state.clock = max(state.clock, now)
+    state.processed_until = max(state.processed_until, now)
     return decision
 
 
@@ -192,7 +192,7 @@ def _open(
         summary=created.summary,
         tier=created.tier,
         created_at=at,
-        clock=now,
+        processed_until=now,
         tiers_visited=[created.tier],
     )
     state.remember(event_id)
@@ -304,7 +304,7 @@ class _Step:
         return base
 
     def refresh(self, clock: Clock) -> None:
-        cal = self.calendar(clock.calendar)
+        cal = self.calendar(clock.calendar_name)
         sla.refresh_deadline(clock, cal)
         sla.refresh_warning(clock, self.thresholds(clock), cal)
 
@@ -399,7 +399,7 @@ class _Step:
         self.refresh(clock)
 
     def cal(self, clock: Clock) -> Calendar:
-        return self.calendar(clock.calendar)
+        return self.calendar(clock.calendar_name)
 
     def breach(self, clock: Clock, deadline: int) -> None:
         if clock.target == INACTIVITY:
@@ -414,7 +414,7 @@ class _Step:
             SlaBreached(
                 id=clock.breach_id,
                 time=deadline,
-                ticket_id=state.ticket_id,
+                subject_id=state.ticket_id,
                 cycle=state.cycle,
                 target=clock.target,
                 deadline=deadline,
@@ -429,7 +429,7 @@ class _Step:
                 clock.target,
                 clock.budget_ms,
                 state.rule,
-                clock.calendar,
+                clock.calendar_name,
                 deadline,
                 f"notifying {state.tier}'s owner and backup",
             )
@@ -453,7 +453,7 @@ class _Step:
             else (f"already at the top tier; re-notifying {state.tier}'s owner and backup")
         )
         reason = ladder.breach_reason(
-            clock.target, clock.budget_ms, state.rule, clock.calendar, deadline, move
+            clock.target, clock.budget_ms, state.rule, clock.calendar_name, deadline, move
         )
         escalation_id = effect_id(state.ticket_id, state.cycle, clock.key, "escalation")
         clock.escalation_id = escalation_id
@@ -597,7 +597,7 @@ class _Step:
     def trace(self, clock: Clock, elapsed: int, paused: int) -> dict[str, object]:
         return {
             "rule": self.state.rule,
-            "calendar": clock.calendar,
+            "calendar": clock.calendar_name,
             "clock": clock.key,
             "target_seconds": clock.budget_ms // 1000,
             "elapsed_seconds": elapsed // 1000,
@@ -856,7 +856,7 @@ class _Step:
                 if period is None:
                     del state.clocks[clock.key]
                     continue
-                new_cal = rule.calendar if rule else clock.calendar
+                new_cal = rule.calendar if rule else clock.calendar_name
                 sla.rebudget(clock, self.at, period, new_cal, old, self.calendar(new_cal))
                 continue
             if rule is None or clock.target not in rule.durations:

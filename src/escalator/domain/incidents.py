@@ -269,7 +269,7 @@ def _breach(decision: IncidentDecision, target: str, deadline: int) -> None:
         SlaBreached(
             id=f"incident/{state.incident_id}/{target}/breach",
             time=deadline,
-            ticket_id=state.incident_id,
+            subject_id=state.incident_id,
             cycle=state.number,
             target=target,
             deadline=deadline,

@@ -35,7 +35,9 @@ class TicketState:
     group: str | None = None
     cycle: int = 1
     rule: str | None = None
-    clock: int = 0  # processing clock: the latest arrival seen for this ticket
+    # The processing clock: the latest arrival (or tick) seen; every instant before it has fired.
+    # Named apart from `clocks` (the SLA clocks); stored as the format-1 key "clock".
+    processed_until: int = 0
     clocks: dict[str, Clock] = field(default_factory=dict)
     first_response_done: bool = False
     update_seq: int = 0
