@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from escalator.domain import ladder, sla
+from escalator.domain import due, ladder, sla
 from escalator.domain.calendar import AlwaysOpen, Calendar
 from escalator.domain.durations import format_duration
 from escalator.domain.effects import (
@@ -57,7 +57,6 @@ from escalator.errors import InvalidEvent
 
 ALWAYS_OPEN = AlwaysOpen()
 INACTIVITY = "inactivity"
-MAX_FIRINGS = 10_000  # a guard against a policy that would fire forever within one advance
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +98,7 @@ def apply(
     decision = Decision(state)
     _fire_due(decision, policy, now, outage)
     state.processed_until = now
-    state.remember(event.id)
+    due.remember(state.seen, event.id)
     # Nothing about a ticket happens before it was created (a late event may claim so).
     step = _Step(decision, policy, max(at, state.created_at), now, event.id, outage)
     payload = event.payload
@@ -195,7 +194,7 @@ def _open(
         processed_until=now,
         tiers_visited=[created.tier],
     )
-    state.remember(event_id)
+    due.remember(state.seen, event_id)
     decision = Decision(state)
     decision.effects.append(_fact("created", state, at))
     decision.effects.append(
@@ -227,22 +226,26 @@ def _fire_due(
     decision: Decision, policy: Policy, now: int, outage: OutageChanged | None = None
 ) -> None:
     state = decision.state
-    for _ in range(MAX_FIRINGS):
-        due: tuple[int, str] | None = None
-        for key, clock in state.clocks.items():
-            instant = sla.next_instant(clock)
-            if instant is not None and instant < now and (due is None or (instant, key) < due):
-                due = (instant, key)
-        if due is None:
-            return
-        instant, key = due
+
+    def fire(instant: int, key: str) -> None:
         clock = state.clocks[key]
         step = _Step(decision, policy, instant, now, None, outage)
         if clock.warn_at == instant and clock.warn_label is not None:
             step.warn(clock, clock.warn_label, instant)
         else:
             step.breach(clock, instant)
-    raise RuntimeError(f"ticket {state.ticket_id}: more than {MAX_FIRINGS} firings in one step")
+
+    due.fire_due(f"ticket {state.ticket_id}", now, lambda: _earliest(state), fire)
+
+
+def _earliest(state: TicketState) -> tuple[int, str] | None:
+    """The earliest instant due on any clock and that clock's key (by key on a tie)."""
+    best: tuple[int, str] | None = None
+    for key, clock in state.clocks.items():
+        instant = sla.next_instant(clock)
+        if instant is not None and (best is None or (instant, key) < best):
+            best = (instant, key)
+    return best
 
 
 # --- one step: the handlers share the decision, policy and instants ---------------------------
