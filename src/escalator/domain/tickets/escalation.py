@@ -146,8 +146,9 @@ def destination(step: Step) -> str | None:
     return to_tier
 
 
-def hierarchical(step: Step, trigger: str, reason: str) -> None:
-    """Bring in management (once per cycle per trigger) without moving the ticket."""
+def hierarchical(step: Step, trigger: str, why: str) -> None:
+    """Bring in management (once per cycle per trigger) without moving the ticket; the reason
+    is `why` followed by who is brought in."""
     state, policy = step.state, step.policy
     once = f"c{state.cycle}/{trigger}"
     rule = policy.reopen if trigger == "reopen" else policy.keywords
@@ -163,7 +164,7 @@ def hierarchical(step: Step, trigger: str, reason: str) -> None:
             trigger=trigger,
             from_tier=state.tier,
             to_tier=notify_tier,
-            reason=reason,
+            reason=f"{why}; {notify_tier} is brought in.",
             trace={"rule": state.rule, "trigger": trigger},
         ),
     )

@@ -123,10 +123,7 @@ def customer_comment(step: Step, body: str) -> None:
     found = _keyword_pattern(trigger.keywords).search(body)
     if found:
         escalation.hierarchical(
-            step,
-            "keyword",
-            f"A customer comment mentions {found.group(1).lower()!r}; "
-            f"{trigger.notify_tier} is brought in.",
+            step, "keyword", f"A customer comment mentions {found.group(1).lower()!r}"
         )
 
 
@@ -230,10 +227,7 @@ def reopen(step: Step) -> None:
     trigger = step.policy.reopen
     if trigger is not None and trigger.reopens is not None and state.reopens >= trigger.reopens:
         escalation.hierarchical(
-            step,
-            "reopen",
-            f"Reopened {state.reopens} times (threshold {trigger.reopens}); "
-            f"{trigger.notify_tier} is brought in.",
+            step, "reopen", f"Reopened {state.reopens} times (threshold {trigger.reopens})"
         )
 
 
