@@ -7,7 +7,7 @@ observation, and notifications to the receiving tier.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from escalator.domain import ladder, sla
 from escalator.domain.effects import EscalationRaised, FirstEscalation, HandoffMeasured, effect_id
@@ -93,8 +93,7 @@ def escalate(step: Step, clock: Clock, trigger: str, to_tier: str | None, reason
     least to the outage tier (L3 by default), with trigger `outage`, naming the incident.
     """
     state, outage = step.state, step.outage
-    elapsed, paused = sla.spent(clock, step.at, clocks.calendar_of(step, clock))
-    trace = _trace(step, clock, elapsed, paused)
+    trace = _trace(step, clock)
     if outage is not None and to_tier is not None:
         trace = {**trace, "cause": trigger, "incident_id": outage.incident_id}
         reason += (
@@ -102,9 +101,10 @@ def escalate(step: Step, clock: Clock, trigger: str, to_tier: str | None, reason
             f"{outage.incident_id}): frontline is skipped."
         )
         trigger = "outage"
+    at_top = to_tier is None
     raised = Raised(
         id=effect_id(state.ticket_id, state.cycle, clock.key, "escalation"),
-        kind=FUNCTIONAL,
+        kind=HIERARCHICAL if at_top else FUNCTIONAL,
         trigger=trigger,
         from_tier=state.tier,
         to_tier=to_tier or state.tier,
@@ -112,16 +112,18 @@ def escalate(step: Step, clock: Clock, trigger: str, to_tier: str | None, reason
         trace=trace,
         target=None if clock.target == clocks.INACTIVITY else clock.target,
         deadline=step.at,
+        with_backup=at_top,
     )
-    if to_tier is None:
-        announce(step, replace(raised, kind=HIERARCHICAL, with_backup=True))
+    if at_top:
+        announce(step, raised)
     else:
         climb(step, raised)
     return raised.id
 
 
-def _trace(step: Step, clock: Clock, elapsed: int, paused: int) -> dict[str, object]:
-    """How the clock reached its deadline, for the escalation's `trace`."""
+def _trace(step: Step, clock: Clock) -> dict[str, object]:
+    """How the clock reached its deadline (`step.at`), for the escalation's `trace`."""
+    elapsed, paused = sla.spent(clock, step.at, clocks.calendar_of(step, clock))
     return {
         "rule": step.state.rule,
         "calendar": clock.calendar_name,
