@@ -37,7 +37,7 @@ def encode_state_v1(
     """Format 1 as written by every build before format 2 (b212f39), kept to test reading it."""
     clock_fields = tuple(Clock.__dataclass_fields__)
     doc: dict[str, Any] = {
-        name: getattr(state, name)
+        state_codec._V1_KEYS.get(name, name): getattr(state, name)
         for name in TicketState.__dataclass_fields__
         if name not in ("clocks", "handoff")
     }
@@ -174,7 +174,7 @@ def test_stored_values_are_right_sized() -> None:
     # orjson >= 3.12 hands out dumps() results in buffers several kB too large.
     state = _states()[1]
     incident = IncidentState("fp", 1, "firing", "P1", "api", "Down", "down", 0)
-    outages = {"api": OutageChanged("api", "fp", True, 0)}
+    outages = {"api": [OutageChanged("api", "fp", True, 0)]}
     customer = CustomerState("acme", {"api": 1}, ["T-1"])
     for make in (
         lambda: encode_state(state, 1, 2, 3),

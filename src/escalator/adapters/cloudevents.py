@@ -38,6 +38,9 @@ MAX_BODY: Final = 256 * 1024  # comment bodies
 TIME_FIELDS: Final = frozenset(
     {"deadline", "breached_at", "fulfilled_at", "window_start", "window_end"}
 )
+# Effect attributes whose name on the wire is another (`SlaBreached.subject_id` is a ticket or
+# an incident id; consumers have always read it as `ticket_id`).
+WIRE_NAMES: Final = {"subject_id": "ticket_id"}
 
 # Reason codes, also the `reason` label of escalator_deadletter_total.
 REASONS: Final = (
@@ -234,7 +237,7 @@ def effect_to_dict(effect: Outbound, policy_version: str) -> dict[str, Any]:
         elif f.name in TIME_FIELDS and value is not None:
             data[f.name] = iso(value)
         else:
-            data[f.name] = value
+            data[WIRE_NAMES.get(f.name, f.name)] = value
     if effect.type == "notification.requested":
         data["subject"] = data.pop("title")
         if data.get("incident_id") is None:

@@ -51,7 +51,7 @@ _CLOCK_FIELDS: Final = (
     "target",
     "started_at",
     "budget_ms",
-    "calendar",
+    "calendar_name",
     "since",
     "elapsed_ms",
     "paused_ms",
@@ -77,7 +77,7 @@ _TICKET_FIELDS: Final = (
     "group",
     "cycle",
     "rule",
-    "clock",
+    "processed_until",
     "clocks",
     "first_response_done",
     "update_seq",
@@ -95,6 +95,8 @@ _TICKET_FIELDS: Final = (
     "solved_at",
     "closed_at",
 )
+# Attributes renamed since format 1 was written: attribute → its key in a format-1 record.
+_V1_KEYS: Final = {"processed_until": "clock"}
 _HEAD: Final = 4  # version, partition, due, offset
 _CLOCKS: Final = _HEAD + _TICKET_FIELDS.index("clocks")
 _HANDOFF: Final = _HEAD + _TICKET_FIELDS.index("handoff")
@@ -160,6 +162,8 @@ def _decode_state_v1(doc: Any) -> tuple[TicketState, int | None]:
         )
     clocks = [Clock(**dict(zip(_CLOCK_FIELDS, row, strict=True))) for row in doc.pop("clocks")]
     handoff = doc.pop("handoff")
+    for attribute, key in _V1_KEYS.items():
+        doc[attribute] = doc.pop(key)
     state = TicketState(**doc)
     state.clocks = {c.key: c for c in clocks}
     state.handoff = Handoff(tier=handoff[0], since=handoff[1]) if handoff else None

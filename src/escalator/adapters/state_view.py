@@ -46,7 +46,7 @@ def ticket_view(state: TicketState, policy_version: str) -> dict[str, Any]:
                 "elapsed_seconds": clock.elapsed_ms // 1000,
                 "paused_seconds": clock.paused_ms // 1000,
                 "counted_until": iso(clock.since),
-                "calendar": clock.calendar,
+                "calendar": clock.calendar_name,
                 "started_at": iso(clock.started_at),
                 "breach_id": clock.breach_id,
             }

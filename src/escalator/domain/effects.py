@@ -65,17 +65,31 @@ class SlaWarning(_AboutTicket):
 
 
 @dataclass(frozen=True, slots=True)
-class SlaBreached(_AboutTicket):
+class SlaBreached:
+    """A ticket's target, or an incident's acknowledge/resolve SLA, passed its deadline.
+
+    `subject_id` is the ticket id or the incident id; on the wire it is still `ticket_id`
+    (see `cloudevents.WIRE_NAMES`), and `cycle` is the incident's number for an incident.
+    """
+
     type: ClassVar[str] = "sla.breached"
     id: str
     time: int
-    ticket_id: str
+    subject_id: str
     cycle: int
     target: str
     deadline: int
     breached_at: int
     tier: str
     severity: str
+
+    @property
+    def key(self) -> str:
+        return self.subject_id
+
+    @property
+    def subject(self) -> str:
+        return self.subject_id
 
 
 @dataclass(frozen=True, slots=True)

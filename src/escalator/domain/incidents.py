@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from escalator.domain import due
 from escalator.domain.effects import (
     Effect,
     IncidentAcked,
@@ -26,9 +27,6 @@ from escalator.domain.effects import (
 from escalator.domain.events import AlertEvent, AlertPayload, IncidentAcknowledged
 from escalator.domain.policy import FUNCTIONAL, Policy
 from escalator.errors import InvalidEvent
-
-SEEN_WINDOW = 32
-MAX_FIRINGS = 1000
 
 
 @dataclass(slots=True)
@@ -89,8 +87,7 @@ def apply(state: IncidentState | None, event: AlertEvent, policy: Policy) -> Inc
     decision = IncidentDecision(state)
     _fire_due(decision, policy, now)
     state.clock = now
-    state.seen.append(event.id)
-    del state.seen[:-SEEN_WINDOW]
+    due.remember(state.seen, event.id)
     at = max(min(event.time, now), state.opened_at if state.open else 0)
     if isinstance(payload, IncidentAcknowledged):
         _acknowledge(decision, policy, at, payload.by)
@@ -274,7 +271,7 @@ def _breach(decision: IncidentDecision, target: str, deadline: int) -> None:
         SlaBreached(
             id=f"incident/{state.incident_id}/{target}/breach",
             time=deadline,
-            ticket_id=state.incident_id,
+            subject_id=state.incident_id,
             cycle=state.number,
             target=target,
             deadline=deadline,
@@ -287,16 +284,27 @@ def _breach(decision: IncidentDecision, target: str, deadline: int) -> None:
 
 def _fire_due(decision: IncidentDecision, policy: Policy, now: int) -> None:
     state = decision.state
-    for _ in range(MAX_FIRINGS):
-        due = next_due(state)
-        if due is None or due >= now:
+
+    def fire(instant: int, what: str) -> None:
+        if what == "ladder":
+            _escalate(decision, policy, instant)
             return
-        if due == state.ack_deadline:
+        if what == "acknowledge":
             state.ack_deadline = None
-            _breach(decision, "acknowledge", due)
-        elif due == state.resolve_deadline:
-            state.resolve_deadline = None
-            _breach(decision, "resolve", due)
         else:
-            _escalate(decision, policy, due)
-    raise RuntimeError(f"incident {state.incident_id}: more than {MAX_FIRINGS} firings")
+            state.resolve_deadline = None
+        _breach(decision, what, instant)
+
+    due.fire_due(f"incident {state.incident_id}", now, lambda: _earliest(state), fire)
+
+
+def _earliest(state: IncidentState) -> tuple[int, str] | None:
+    """The next instant due and what falls due then: an SLA target first, then the ladder."""
+    instant = next_due(state)
+    if instant is None:
+        return None
+    if instant == state.ack_deadline:
+        return instant, "acknowledge"
+    if instant == state.resolve_deadline:
+        return instant, "resolve"
+    return instant, "ladder"

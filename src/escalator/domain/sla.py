@@ -22,7 +22,7 @@ class Clock:
     target: str  # first_response | resolution | next_update | inactivity
     started_at: int
     budget_ms: int
-    calendar: str
+    calendar_name: str  # a key of Policy.calendars (`calendar` parameters are the objects)
     since: int
     elapsed_ms: int = 0
     paused_ms: int = 0
@@ -49,7 +49,7 @@ def start_clock(
         target=target,
         started_at=at,
         budget_ms=budget_ms,
-        calendar=calendar_name,
+        calendar_name=calendar_name,
         since=at,
     )
     clock.deadline = calendar.add(at, budget_ms)
@@ -99,7 +99,7 @@ def rebudget(
     """Move a clock to a new target duration/calendar, keeping the open time already spent."""
     fold(clock, at, old)
     clock.budget_ms = budget_ms
-    clock.calendar = calendar_name
+    clock.calendar_name = calendar_name
     refresh_deadline(clock, new)
 
 

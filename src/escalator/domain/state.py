@@ -8,7 +8,6 @@ from escalator.domain.sla import Clock
 
 OPEN_STATUSES = frozenset({"new", "open"})
 DONE_STATUSES = frozenset({"solved", "closed"})
-SEEN_WINDOW = 64  # duplicate-id memory per ticket: bounded, newest kept
 
 
 @dataclass(slots=True)
@@ -35,7 +34,9 @@ class TicketState:
     group: str | None = None
     cycle: int = 1
     rule: str | None = None
-    clock: int = 0  # processing clock: the latest arrival seen for this ticket
+    # The processing clock: the latest arrival (or tick) seen; every instant before it has fired.
+    # Named apart from `clocks` (the SLA clocks); stored as the format-1 key "clock".
+    processed_until: int = 0
     clocks: dict[str, Clock] = field(default_factory=dict)
     first_response_done: bool = False
     update_seq: int = 0
@@ -49,15 +50,9 @@ class TicketState:
     comments: int = 0
     reopens: int = 0
     fired: list[str] = field(default_factory=list)  # once-per-cycle triggers, e.g. "c2/reopen"
-    seen: list[str] = field(default_factory=list)
+    seen: list[str] = field(default_factory=list)  # the duplicate window (domain.due)
     solved_at: int | None = None
     closed_at: int | None = None
-
-    def remember(self, event_id: str) -> None:
-        """Record an event id in the bounded duplicate window."""
-        self.seen.append(event_id)
-        if len(self.seen) > SEEN_WINDOW:
-            del self.seen[: len(self.seen) - SEEN_WINDOW]
 
     @property
     def escalated(self) -> bool:

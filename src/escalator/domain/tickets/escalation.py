@@ -1,0 +1,225 @@
+"""Escalations of a ticket: functional (up the ladder, or straight to the outage tier while its
+service is in outage) and hierarchical (management brought in); handoffs between tiers.
+
+Every escalation is announced the same way (`announce`): an `escalation.raised`, a first-of-kind
+observation, and notifications to the receiving tier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from escalator.domain import ladder, sla
+from escalator.domain.effects import EscalationRaised, FirstEscalation, HandoffMeasured, effect_id
+from escalator.domain.policy import FUNCTIONAL, HIERARCHICAL
+from escalator.domain.sla import Clock
+from escalator.domain.state import Handoff
+from escalator.domain.tickets import clocks
+from escalator.domain.tickets.context import Step
+
+
+@dataclass(frozen=True, slots=True)
+class Raised:
+    """One escalation to announce (the fields of its `escalation.raised`)."""
+
+    id: str
+    kind: str  # FUNCTIONAL or HIERARCHICAL
+    trigger: str
+    from_tier: str
+    to_tier: str
+    reason: str
+    trace: dict[str, object]
+    target: str | None = None  # the target whose breach caused it
+    deadline: int | None = None  # that target's deadline
+    with_backup: bool = False  # notify the tier's backup too
+
+
+def announce(step: Step, raised: Raised) -> None:
+    """Publish an escalation at `step.at` and notify the tier it goes to."""
+    state = step.state
+    if raised.kind not in state.escalated_kinds:
+        first_of_any = not state.escalated_kinds
+        state.escalated_kinds.append(raised.kind)
+        step.emit(FirstEscalation(raised.kind, state.severity, state.customer_tier, first_of_any))
+    step.emit(
+        EscalationRaised(
+            id=raised.id,
+            time=step.at,
+            ticket_id=state.ticket_id,
+            cycle=state.cycle,
+            from_tier=raised.from_tier,
+            to_tier=raised.to_tier,
+            kind=raised.kind,
+            trigger=raised.trigger,
+            target=raised.target,
+            deadline=raised.deadline,
+            reason=raised.reason,
+            trace=raised.trace,
+            context=ladder.context(step.policy, state),
+        )
+    )
+    headline = (
+        f"escalated {raised.from_tier} → {raised.to_tier} ({raised.trigger})"
+        if raised.from_tier != raised.to_tier
+        else f"needs {raised.to_tier} attention ({raised.trigger})"
+    )
+    step.emit(
+        *ladder.notify(
+            step.policy,
+            state,
+            raised.to_tier,
+            raised.id,
+            step.at,
+            ladder.subject_line(state, headline),
+            f"{raised.reason}\n\n{state.summary}",
+            with_backup=raised.with_backup,
+        )
+    )
+
+
+def climb(step: Step, raised: Raised, group: str | None = None) -> None:
+    """A functional escalation: the ticket moves up to `raised.to_tier` (and `group`)."""
+    move_to(step, raised.to_tier, group)
+    step.state.escalations += 1
+    announce(step, raised)
+    clocks.restart_inactivity(step)
+
+
+def escalate(step: Step, clock: Clock, trigger: str, to_tier: str | None, reason: str) -> str:
+    """Escalate for `clock`, breached (or inactive) at `step.at`, to `to_tier`; at the top
+    (None) the top tier is re-notified with its backup. Returns the escalation's id.
+
+    While the ticket's service is in outage, frontline is skipped: the escalation goes at
+    least to the outage tier (L3 by default), with trigger `outage`, naming the incident.
+    """
+    state, outage = step.state, step.outage
+    trace = _trace(step, clock)
+    if outage is not None and to_tier is not None:
+        trace = {**trace, "cause": trigger, "incident_id": outage.incident_id}
+        reason += (
+            f" Service {outage.service} is in outage (incident "
+            f"{outage.incident_id}): frontline is skipped."
+        )
+        trigger = "outage"
+    at_top = to_tier is None
+    raised = Raised(
+        id=effect_id(state.ticket_id, state.cycle, clock.key, "escalation"),
+        kind=HIERARCHICAL if at_top else FUNCTIONAL,
+        trigger=trigger,
+        from_tier=state.tier,
+        to_tier=to_tier or state.tier,
+        reason=reason,
+        trace=trace,
+        target=None if clock.target == clocks.INACTIVITY else clock.target,
+        deadline=step.at,
+        with_backup=at_top,
+    )
+    if at_top:
+        announce(step, raised)
+    else:
+        climb(step, raised)
+    return raised.id
+
+
+def _trace(step: Step, clock: Clock) -> dict[str, object]:
+    """How the clock reached its deadline (`step.at`), for the escalation's `trace`."""
+    elapsed, paused = sla.spent(clock, step.at, clocks.calendar_of(step, clock))
+    return {
+        "rule": step.state.rule,
+        "calendar": clock.calendar_name,
+        "clock": clock.key,
+        "target_seconds": clock.budget_ms // 1000,
+        "elapsed_seconds": elapsed // 1000,
+        "paused_seconds": paused // 1000,
+        "started_at": ladder.iso(clock.started_at),
+    }
+
+
+def destination(step: Step) -> str | None:
+    """Where an automatic functional escalation goes: the next tier up — at least the
+    outage tier while the ticket's service is in outage; None at the top."""
+    policy = step.policy
+    to_tier = policy.next_tier(step.state.tier)
+    if step.outage is None or to_tier is None:
+        return to_tier
+    floor = policy.alerts.outage.escalate_to
+    if policy.tier_rank(floor) > policy.tier_rank(to_tier):
+        return floor
+    return to_tier
+
+
+def hierarchical(step: Step, trigger: str, why: str) -> None:
+    """Bring in management (once per cycle per trigger) without moving the ticket; the reason
+    is `why` followed by who is brought in."""
+    state, policy = step.state, step.policy
+    once = f"c{state.cycle}/{trigger}"
+    rule = policy.reopen if trigger == "reopen" else policy.keywords
+    notify_tier = rule.notify_tier if rule else None
+    if once in state.fired or notify_tier is None:
+        return
+    state.fired.append(once)
+    announce(
+        step,
+        Raised(
+            id=effect_id(state.ticket_id, state.cycle, trigger, "escalation"),
+            kind=HIERARCHICAL,
+            trigger=trigger,
+            from_tier=state.tier,
+            to_tier=notify_tier,
+            reason=f"{why}; {notify_tier} is brought in.",
+            trace={"rule": state.rule, "trigger": trigger},
+        ),
+    )
+
+
+def start_in_outage(step: Step) -> None:
+    """A new ticket for a service in outage starts above frontline (L2 by default)."""
+    outage, state, policy = step.outage, step.state, step.policy
+    if outage is None:
+        return
+    start_at = policy.alerts.outage.start_at
+    if policy.tier_rank(start_at) <= policy.tier_rank(state.tier):
+        return
+    climb(
+        step,
+        Raised(
+            id=effect_id(state.ticket_id, state.cycle, "outage", outage.incident_id, "escalation"),
+            kind=FUNCTIONAL,
+            trigger="outage",
+            from_tier=state.tier,
+            to_tier=start_at,
+            reason=(
+                f"Service {outage.service} is in outage (incident {outage.incident_id}): the "
+                f"ticket starts at {start_at} instead of {state.tier}."
+            ),
+            trace={"rule": state.rule, "trigger": "outage", "incident_id": outage.incident_id},
+        ),
+    )
+
+
+# --- handoffs between tiers --------------------------------------------------------------------
+
+
+def move_to(step: Step, tier: str, group: str | None) -> None:
+    """The ticket is now with `tier` (and `group`), waiting for that tier's first action."""
+    state = step.state
+    state.tier = tier
+    state.group = group
+    state.tiers_visited.append(tier)
+    state.handoff = Handoff(tier=tier, since=step.at)
+
+
+def first_action(step: Step) -> None:
+    """The current tier acted: a pending handoff into it is complete."""
+    state = step.state
+    handoff = state.handoff
+    if handoff is None or handoff.tier != state.tier:
+        return
+    state.handoff = None
+    step.emit(
+        HandoffMeasured(
+            to_tier=handoff.tier,
+            severity=state.severity,
+            delay_ms=max(0, step.at - handoff.since),
+        )
+    )

@@ -1,0 +1,148 @@
+"""Firing a ticket's due instants: warnings, breaches (which escalate) and inactivity.
+
+Instants fire earliest first (by clock key on a tie) once the processing clock has passed them.
+"""
+
+from __future__ import annotations
+
+from escalator.domain import due, ladder, sla
+from escalator.domain.durations import format_duration
+from escalator.domain.effects import OutageChanged, SlaBreached, SlaWarning, effect_id
+from escalator.domain.policy import Policy
+from escalator.domain.sla import Clock
+from escalator.domain.state import TicketState
+from escalator.domain.tickets import clocks, escalation
+from escalator.domain.tickets.context import Decision, Step
+
+
+def fire_due(
+    decision: Decision, policy: Policy, now: int, outage: OutageChanged | None = None
+) -> None:
+    """Fire every warning and deadline of the ticket that lies before `now`."""
+    state = decision.state
+
+    def fire(instant: int, key: str) -> None:
+        clock = state.clocks[key]
+        step = Step(decision, policy, instant, now, None, outage)
+        if clock.warn_at == instant and clock.warn_label is not None:
+            warn(step, clock, clock.warn_label)
+        else:
+            breach(step, clock)
+
+    due.fire_due(f"ticket {state.ticket_id}", now, lambda: _earliest(state), fire)
+
+
+def _earliest(state: TicketState) -> tuple[int, str] | None:
+    """The earliest instant due on any clock and that clock's key (by key on a tie)."""
+    best: tuple[int, str] | None = None
+    for key, clock in state.clocks.items():
+        instant = sla.next_instant(clock)
+        if instant is not None and (best is None or (instant, key) < best):
+            best = (instant, key)
+    return best
+
+
+def next_due(state: TicketState) -> int | None:
+    """The earliest instant at which `fire_due` would do something, or None."""
+    earliest = _earliest(state)
+    return None if earliest is None else earliest[0]
+
+
+def warn(step: Step, clock: Clock, label: str) -> None:
+    """Warning `label` of `clock` falls due at `step.at`: tell the current tier."""
+    state, instant = step.state, step.at
+    clock.warned.append(label)
+    deadline = clock.deadline if clock.deadline is not None else instant
+    spent = sla.spent(clock, instant, clocks.calendar_of(step, clock))[0]
+    warning = SlaWarning(
+        id=effect_id(state.ticket_id, state.cycle, clock.key, "warning", label),
+        time=instant,
+        ticket_id=state.ticket_id,
+        cycle=state.cycle,
+        target=clock.target,
+        threshold=label,
+        deadline=deadline,
+        remaining_ms=max(0, clock.budget_ms - spent),
+        tier=state.tier,
+    )
+    step.emit(warning)
+    name = ladder.TARGET_NAMES.get(clock.target, clock.target)
+    step.emit(
+        *ladder.notify(
+            step.policy,
+            state,
+            state.tier,
+            warning.id,
+            instant,
+            ladder.subject_line(state, f"{name} due {ladder.iso(deadline)}"),
+            f"{name} target (warning at {label}) is due at {ladder.iso(deadline)}.",
+        )
+    )
+    clocks.refresh(step, clock)
+
+
+def breach(step: Step, clock: Clock) -> None:
+    """`clock`'s deadline is `step.at`: a breach, which escalates (next update: re-notifies)."""
+    if clock.target == clocks.INACTIVITY:
+        _inactive(step, clock)
+        return
+    state, deadline = step.state, step.at
+    clock.breach_id = effect_id(state.ticket_id, state.cycle, clock.key, "breach")
+    clock.deadline = deadline
+    clock.warn_at = clock.warn_label = None
+    step.emit(
+        SlaBreached(
+            id=clock.breach_id,
+            time=deadline,
+            subject_id=state.ticket_id,
+            cycle=state.cycle,
+            target=clock.target,
+            deadline=deadline,
+            breached_at=deadline,
+            tier=state.tier,
+            severity=state.severity,
+        )
+    )
+    if clock.target == clocks.NEXT_UPDATE:
+        reason = _breach_reason(step, clock, f"notifying {state.tier}'s owner and backup")
+        step.emit(
+            *ladder.notify(
+                step.policy,
+                state,
+                state.tier,
+                clock.breach_id,
+                deadline,
+                ladder.subject_line(state, "next update overdue"),
+                reason,
+                with_backup=True,
+            )
+        )
+        return
+    to_tier = escalation.destination(step)
+    move = (
+        f"escalating from {state.tier} to {to_tier}"
+        if to_tier
+        else f"already at the top tier; re-notifying {state.tier}'s owner and backup"
+    )
+    clock.from_tier = state.tier
+    reason = _breach_reason(step, clock, move)
+    clock.escalation_id = escalation.escalate(step, clock, "sla_breach", to_tier, reason)
+
+
+def _breach_reason(step: Step, clock: Clock, move: str) -> str:
+    rule = step.state.rule
+    return ladder.breach_reason(
+        clock.target, clock.budget_ms, rule, clock.calendar_name, step.at, move
+    )
+
+
+def _inactive(step: Step, clock: Clock) -> None:
+    """No agent activity for the inactivity period: escalate."""
+    state = step.state
+    to_tier = escalation.destination(step)
+    reason = (
+        f"No agent activity for {format_duration(clock.budget_ms)} while "
+        f"{state.status}; escalating from {state.tier} to {to_tier}."
+    )
+    del state.clocks[clock.key]
+    escalation.escalate(step, clock, clocks.INACTIVITY, to_tier, reason)

@@ -1,0 +1,270 @@
+"""Inbound events, one handler each: creation, comments, assignments, transfers, status and
+severity changes; and the end of an outage on the ticket's service."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from escalator.domain import due, ladder
+from escalator.domain.effects import (
+    Bounceback,
+    Effect,
+    OutageChanged,
+    TicketOpened,
+    TicketSolved,
+    effect_id,
+)
+from escalator.domain.events import (
+    Payload,
+    SeverityChanged,
+    StatusChanged,
+    TicketAssigned,
+    TicketCommented,
+    TicketCreated,
+    TicketEvent,
+    TicketTransferred,
+)
+from escalator.domain.policy import FUNCTIONAL, Policy
+from escalator.domain.recontact import CustomerFact
+from escalator.domain.state import DONE_STATUSES, OPEN_STATUSES, TicketState
+from escalator.domain.tickets import clocks, escalation
+from escalator.domain.tickets.context import Decision, Step
+from escalator.domain.tickets.escalation import Raised
+
+
+def open_ticket(
+    event: TicketEvent, at: int, now: int, policy: Policy, outage: OutageChanged | None
+) -> Decision:
+    """A new ticket created at `at`: its targets, inactivity clock, and outage start tier."""
+    created = event.payload
+    assert isinstance(created, TicketCreated)
+    state = TicketState(
+        ticket_id=event.ticket_id,
+        customer_id=created.customer_id,
+        customer_tier=created.customer_tier,
+        severity=created.severity,
+        service=created.service,
+        summary=created.summary,
+        tier=created.tier,
+        created_at=at,
+        processed_until=now,
+        tiers_visited=[created.tier],
+    )
+    due.remember(state.seen, event.id)
+    decision = Decision(state)
+    decision.effects.append(_fact("created", state, at))
+    decision.effects.append(
+        TicketOpened(
+            severity=state.severity,
+            customer_tier=state.customer_tier,
+            tier=state.tier,
+            customer_id=state.customer_id,
+            service=state.service,
+            time=at,
+        )
+    )
+    rule = policy.match(state.customer_tier, state.severity, state.service)
+    state.rule = rule.name if rule else None
+    step = Step(decision, policy, at, now, event.id, outage)
+    for target in ("first_response", "resolution"):
+        clocks.start_target(step, target, target)
+    clocks.restart_inactivity(step)
+    escalation.start_in_outage(step)
+    return decision
+
+
+def handle(step: Step, payload: Payload) -> None:
+    """Apply an event to an existing ticket (creation is `open_ticket`)."""
+    if isinstance(payload, TicketCommented):
+        commented(step, payload)
+    elif isinstance(payload, TicketAssigned):
+        assigned(step, payload)
+    elif isinstance(payload, StatusChanged):
+        status_changed(step, payload.status)
+    elif isinstance(payload, SeverityChanged):
+        severity_changed(step, payload.severity)
+    elif isinstance(payload, TicketTransferred):
+        transferred(step, payload)
+
+
+def commented(step: Step, comment: TicketCommented) -> None:
+    state = step.state
+    state.comments += 1
+    if comment.author_role == "customer":
+        customer_comment(step, comment.body)
+        return
+    clocks.restart_inactivity(step)
+    if not comment.public:
+        return
+    # Stop (and possibly retract) before the handoff closes, so a retraction can undo a move.
+    first = state.clocks.get("first_response")
+    if first is not None:
+        clocks.stop(step, first)
+    state.first_response_done = True
+    update = clocks.update_clock(state)
+    if update is not None:
+        clocks.stop(step, update)
+    escalation.first_action(step)
+    if state.status not in DONE_STATUSES:
+        clocks.start_next_update(step)
+
+
+@lru_cache(maxsize=64)
+def _keyword_pattern(keywords: tuple[str, ...]) -> re.Pattern[str]:
+    words = "|".join(re.escape(k) for k in keywords)
+    return re.compile(rf"\b({words})\b", re.IGNORECASE)
+
+
+def customer_comment(step: Step, body: str) -> None:
+    trigger = step.policy.keywords
+    if trigger is None or not trigger.keywords:
+        return
+    found = _keyword_pattern(trigger.keywords).search(body)
+    if found:
+        escalation.hierarchical(
+            step, "keyword", f"A customer comment mentions {found.group(1).lower()!r}"
+        )
+
+
+def assigned(step: Step, assignment: TicketAssigned) -> None:
+    state = step.state
+    if assignment.tier is not None and assignment.tier != state.tier:
+        transferred(step, TicketTransferred(to_tier=assignment.tier, reason="assignment"))
+    if assignment.assignee not in state.assignees:
+        state.assignees.append(assignment.assignee)
+    clocks.restart_inactivity(step)
+    escalation.first_action(step)
+
+
+def transferred(step: Step, transfer: TicketTransferred) -> None:
+    state, policy = step.state, step.policy
+    from_tier, to_tier = state.tier, transfer.to_tier
+    escalation.first_action(step)
+    up = policy.tier_rank(to_tier) - policy.tier_rank(from_tier)
+    if up == 0 and transfer.group == state.group:
+        clocks.restart_inactivity(step)
+        return
+    if up > 0:
+        reason = f"Transferred from {from_tier} to {to_tier} by an agent" + (
+            f": {transfer.reason}." if transfer.reason else "."
+        )
+        escalation.climb(
+            step,
+            Raised(
+                id=effect_id(
+                    state.ticket_id, state.cycle, "manual", step.event_id or "", "escalation"
+                ),
+                kind=FUNCTIONAL,
+                trigger="manual",
+                from_tier=from_tier,
+                to_tier=to_tier,
+                reason=reason,
+                trace={"rule": state.rule, "trigger": "manual"},
+            ),
+            transfer.group,
+        )
+        return
+    escalation.move_to(step, to_tier, transfer.group)
+    if up < 0 and state.escalated:
+        step.emit(
+            Bounceback(
+                ticket_id=state.ticket_id,
+                from_tier=from_tier,
+                to_tier=to_tier,
+                severity=state.severity,
+                first=not state.bounced,
+            )
+        )
+        state.bounced = True
+    clocks.restart_inactivity(step)
+
+
+def status_changed(step: Step, status: str) -> None:
+    state = step.state
+    old = state.status
+    if status == old:
+        return
+    state.status = status
+    if old in DONE_STATUSES and status not in DONE_STATUSES:
+        reopen(step)
+    elif status in DONE_STATUSES and old not in DONE_STATUSES:
+        solve(step)
+    if status == "closed":
+        state.closed_at = step.at
+    if status not in DONE_STATUSES:
+        clocks.apply_pauses(step)
+        # Inactivity runs only while new or open: entering those restarts it, leaving stops it.
+        if (status in OPEN_STATUSES and old not in OPEN_STATUSES) or status not in OPEN_STATUSES:
+            clocks.restart_inactivity(step)
+
+
+def solve(step: Step) -> None:
+    state = step.state
+    state.solved_at = step.at
+    step.emit(_fact("solved", state, step.at))
+    for clock in list(state.clocks.values()):
+        clocks.stop(step, clock)
+    step.emit(
+        TicketSolved(
+            severity=state.severity,
+            customer_tier=state.customer_tier,
+            customer_id=state.customer_id,
+            service=state.service,
+            time=step.at,
+            resolution_ms=max(0, step.at - state.created_at),
+        )
+    )
+
+
+def reopen(step: Step) -> None:
+    state = step.state
+    state.cycle += 1
+    state.reopens += 1
+    state.solved_at = state.closed_at = None
+    clocks.start_target(step, "resolution", "resolution")
+    clocks.start_next_update(step)
+    trigger = step.policy.reopen
+    if trigger is not None and trigger.reopens is not None and state.reopens >= trigger.reopens:
+        escalation.hierarchical(
+            step, "reopen", f"Reopened {state.reopens} times (threshold {trigger.reopens})"
+        )
+
+
+def severity_changed(step: Step, severity: str) -> None:
+    state = step.state
+    if severity == state.severity:
+        return
+    state.severity = severity
+    rule = step.policy.match(state.customer_tier, severity, state.service)
+    state.rule = rule.name if rule else None
+    clocks.rebudget(step, rule)
+
+
+def _fact(kind: str, state: TicketState, at: int) -> CustomerFact:
+    return CustomerFact(
+        kind,
+        state.customer_id,
+        state.service,
+        state.severity,
+        state.customer_tier,
+        at,
+        state.ticket_id,
+    )
+
+
+def outage_over(state: TicketState, policy: Policy, incident_id: str, at: int) -> list[Effect]:
+    """Tell the owner of an open ticket that its service's outage is resolved."""
+    cause = effect_id(state.ticket_id, state.cycle, "outage", incident_id, "resolved")
+    return list(
+        ladder.notify(
+            policy,
+            state,
+            state.tier,
+            cause,
+            at,
+            ladder.subject_line(state, f"outage on {state.service} resolved"),
+            f"Incident {incident_id} on {state.service} is resolved; the customer may see "
+            f"their issue fixed.\n\n{state.summary}",
+        )
+    )
