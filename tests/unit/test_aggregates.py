@@ -24,8 +24,8 @@ from escalator.domain.aggregates import (
     Windows,
     parse_period,
     parse_periods,
-    quantile,
 )
+from escalator.domain.facts import quantile
 from escalator.service import simulate
 from escalator.service.processor import CUSTOMERS, METRICS, FactProcessor, Processor
 from tests.helpers import (
@@ -103,8 +103,12 @@ def test_hourly_window_per_group_counts_what_happened_in_it() -> None:
     assert data["escalations"] == 1
     assert data["bouncebacks"] == 1
     assert data["bounceback_rate"] == 1.0
-    # The breach happened while L1 held T2; the breached target was completed in L2.
+    assert (data["tickets_escalated_functionally"], data["tickets_bounced"]) == (1, 1)
+    # The breach happened while L1 held T2: it is due there, with T1's three targets met and
+    # T2's next update and resolution (met back in L1). The breached target ended in L2.
     assert data["breaches"] == 1
+    assert data["targets_due"] == 6
+    assert data["breach_rate"] == round(1 / 6, 6)
     assert data["targets_breached"] == 0
     assert data["tickets_solved"] == 2
     assert data["handoffs"] == 0
@@ -115,7 +119,7 @@ def test_hourly_window_per_group_counts_what_happened_in_it() -> None:
     assert l2["escalation_rate"] is None
     assert l2["targets_completed"] == 1
     assert l2["targets_breached"] == 1
-    assert l2["breach_rate"] == 1.0
+    assert (l2["targets_due"], l2["breaches"], l2["breach_rate"]) == (0, 0, None)
     # One handoff of 780 s: bucket (600, 900]; Prometheus-style interpolation inside it.
     assert l2["handoffs"] == 1
     assert l2["handoff_buckets"]["900"] == 1
@@ -145,10 +149,18 @@ def test_monthly_compliance_per_customer() -> None:
     # Each ticket: first response, resolution and one next_update (the customer waited after
     # the agent's reply until solved): 6 applied, 6 completed, T2's first response breached.
     assert data["targets_applied"] == 6
+    assert data["targets_due"] == 6
     assert data["targets_completed"] == 6
     assert data["targets_breached"] == 1
+    assert data["breaches"] == 1
     assert data["compliance"] == pytest.approx(5 / 6, abs=1e-6)
-    assert data["by_target"]["first_response"] == {"applied": 2, "completed": 2, "breached": 1}
+    assert data["by_target"]["first_response"] == {
+        "applied": 2,
+        "due": 2,
+        "completed": 2,
+        "breached": 1,
+        "breaches": 1,
+    }
     assert data["worst_breach"] == {
         "ticket_id": "T2",
         "target": "first_response",
