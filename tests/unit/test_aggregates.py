@@ -173,6 +173,57 @@ def test_monthly_compliance_per_customer() -> None:
     assert "metrics/1d/enterprise/P1/L1/2026-11-24T00:00:00Z" in out
 
 
+def test_compliance_counts_breaches_of_open_tickets_and_not_retracted_ones() -> None:
+    """compliance = 1 − breaches (not retracted) whose deadline falls in the period ÷ target
+    instances due in the period; a retraction after the period closed is a late fact of the
+    next one. Worked out by hand (enterprise-P1, 24x7: first response 15m, next update 30m,
+    resolution 4h; a public agent reply meets the first response and starts a next update).
+    """
+    at = "2026-11-30T"
+    lines = jsonl(
+        # T1: never answered, still open at the end of November: first response breached
+        # 18:15, resolution breached 22:00. Two breaches, two targets due.
+        created("T1", f"{at}18:00:00Z", customer="acme-co"),
+        # T2: answered 18:05, solved 18:30: first response, next update, resolution met.
+        created("T2", f"{at}18:00:00Z", customer="acme-co"),
+        comment("T2", f"{at}18:05:00Z"),
+        status("T2", f"{at}18:30:00Z", "solved"),
+        # T3: breached 19:15, but the reply sent 19:14 arrives 19:17 and retracts it (within
+        # November): the first response was met. Solved 19:20: three targets met.
+        created("T3", f"{at}19:00:00Z", customer="acme-co"),
+        comment("T3", f"{at}19:14:00Z", arrival=f"{at}19:17:00Z"),
+        status("T3", f"{at}19:20:00Z", "solved"),
+        # T4: breached 23:55. November closes at 00:05 (5 min grace); the reply sent 23:50
+        # arrives 00:10 and retracts the breach too late: November's record stands, and the
+        # retraction (with the met stop it travels with) is a late fact of December.
+        created("T4", f"{at}23:40:00Z", customer="acme-co"),
+        comment("T4", f"{at}23:50:00Z", arrival="2026-12-01T00:10:00Z"),
+        status("T4", "2026-12-01T00:12:00Z", "solved"),
+    )
+    out = records("2027-01-01T00:06:00Z", lines)
+    november = out["compliance/acme-co/month/2026-11"]["data"]
+    # Applied: T1 2, T2 3, T3 3, T4 2 (its next update starts in December).
+    assert november["targets_applied"] == 10
+    # Due: T1's two breaches, T2's three met, T3's three met, T4's breach.
+    assert november["targets_due"] == 9
+    assert november["breaches"] == 3
+    assert november["compliance"] == round(1 - 3 / 9, 6)
+    assert november["by_target"]["first_response"] == {
+        "applied": 4,
+        "due": 4,
+        "completed": 2,  # T2 and T3 (T4's ended in December)
+        "breached": 0,
+        "breaches": 2,
+    }
+    assert november["by_target"]["resolution"]["due"] == 3
+    assert november["by_target"]["resolution"]["breaches"] == 1
+    assert november["late_facts"] == 0
+    december = out["compliance/acme-co/month/2026-12"]["data"]
+    # T4's next update and resolution, met; its first response was due in November.
+    assert (december["targets_due"], december["breaches"], december["compliance"]) == (2, 0, 1.0)
+    assert december["late_facts"] == 2
+
+
 def test_daily_windows_are_the_sum_of_their_hours_and_nothing_is_lost() -> None:
     """Mergeable: every count and histogram bucket of a day equals the sum over its hours;
     every ticket created is counted once across all groups."""
