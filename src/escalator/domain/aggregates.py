@@ -21,6 +21,7 @@ earliest window still open and in its `late_facts`, so nothing is lost and nothi
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -449,6 +450,7 @@ def metrics_window(closed: Closed) -> MetricsWindow:
     label = period.label(closed.start)
     bounds = [str(b) for b in HANDOFF_BUCKETS_S] + ["+Inf"]
     p50, p90 = (facts.rounded(facts.quantile(q, tally.handoff), 3) for q in facts.HANDOFF_QUANTILES)
+    targets = _targets(count)
     return MetricsWindow(
         id=f"metrics/{period.name}/{customer_tier}/{severity}/{tier}/{label}",
         time=closed.end,
@@ -465,11 +467,11 @@ def metrics_window(closed: Closed) -> MetricsWindow:
         bouncebacks=count(BOUNCEBACK),
         tickets_bounced=facts.TICKETS_BOUNCED.of(count),
         tickets_solved=facts.TICKETS_SOLVED.of(count),
-        targets_applied=count(APPLIED),
-        targets_due=facts.TARGETS_DUE.of(count),
-        targets_completed=count(MET) + count(ENDED_BREACHED),
-        targets_breached=count(ENDED_BREACHED),
-        breaches=facts.BREACHES.of(count),
+        targets_applied=targets["applied"],
+        targets_due=targets["due"],
+        targets_completed=targets["completed"],
+        targets_breached=targets["breached"],
+        breaches=targets["breaches"],
         escalation_rate=_rate(facts.ESCALATION_RATE, tally),
         bounceback_rate=_rate(facts.BOUNCEBACK_RATE, tally),
         breach_rate=_rate(facts.BREACH_RATE, tally),
@@ -493,7 +495,11 @@ def sla_compliance(closed: Closed) -> SlaCompliance:
     count = tally.count
     customer_id = closed.key.removeprefix(COMPLIANCE_PREFIX)
     worst = tally.worst
-    by_target = {target: _per_target(kinds) for target, kinds in sorted(tally.by_target.items())}
+    targets = _targets(count)
+    by_target = {
+        target: _targets(Counter(kinds).__getitem__)
+        for target, kinds in sorted(tally.by_target.items())
+    }
     return SlaCompliance(
         id=f"compliance/{customer_id}/{period.name}/{period.label(closed.start)}",
         time=closed.end,
@@ -503,11 +509,11 @@ def sla_compliance(closed: Closed) -> SlaCompliance:
         window_start=closed.start,
         window_end=closed.end,
         tickets_created=facts.TICKETS_CREATED.of(count),
-        targets_applied=count(APPLIED),
-        targets_due=facts.TARGETS_DUE.of(count),
-        targets_completed=count(MET) + count(ENDED_BREACHED),
-        targets_breached=count(ENDED_BREACHED),
-        breaches=facts.BREACHES.of(count),
+        targets_applied=targets["applied"],
+        targets_due=targets["due"],
+        targets_completed=targets["completed"],
+        targets_breached=targets["breached"],
+        breaches=targets["breaches"],
         compliance=facts.rounded(facts.compliance(count), 6),
         by_target=by_target,
         worst_breach=None
@@ -522,10 +528,9 @@ def sla_compliance(closed: Closed) -> SlaCompliance:
     )
 
 
-def _per_target(kinds: Mapping[str, int]) -> dict[str, int]:
-    def count(kind: str) -> int:
-        return kinds.get(kind, 0)
-
+def _targets(count: facts.Count) -> dict[str, int]:
+    """Target instances applied, due (outcome known), completed (ended) and breached (ended
+    after a breach), and the breaches not retracted."""
     return {
         "applied": count(APPLIED),
         "due": facts.TARGETS_DUE.of(count),

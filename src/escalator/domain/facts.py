@@ -107,7 +107,6 @@ class Observation:
     value_ms: int = 0
     escalated: bool = False  # target instances that ended: was the ticket escalated then
     ref: str = ""  # the breach or escalation id this is, or withdraws
-    ticket_id: str = ""
 
 
 def observe(effect: Effect) -> tuple[Observation, ...]:
@@ -136,7 +135,6 @@ def observe(effect: Effect) -> tuple[Observation, ...]:
                     severity=effect.severity,
                     tier=effect.tier,
                     ref=effect.id,
-                    ticket_id=effect.ticket_id,
                 ),
             )
         case SlaBreachRetracted():
@@ -147,7 +145,6 @@ def observe(effect: Effect) -> tuple[Observation, ...]:
                     effect.deadline,
                     target=effect.target,
                     ref=effect.breach_id,
-                    ticket_id=effect.ticket_id,
                 ),
             )
         case SlaWarning():
@@ -164,7 +161,6 @@ def observe(effect: Effect) -> tuple[Observation, ...]:
                 from_tier=effect.from_tier,
                 to_tier=effect.to_tier,
                 severity=effect.severity,
-                ticket_id=effect.ticket_id,
             )
             if not effect.first:
                 return (moved,)
@@ -245,7 +241,6 @@ def _escalation(effect: EscalationRaised) -> tuple[Observation, ...]:
         to_tier=effect.to_tier,
         trigger=effect.trigger,
         ref=effect.id,
-        ticket_id=effect.ticket_id,
     )
     count = int(effect.context.get("escalations", 0))
     if effect.kind != FUNCTIONAL or count < 2:
