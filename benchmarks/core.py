@@ -4,7 +4,7 @@ All on one core, in this process, GC enabled, side by side on the same events:
 
 - `core.orjson_roundtrip`: `orjson.dumps(orjson.loads(raw))` per event — the floor any
   JSON-in/JSON-out processor pays (best of 3);
-- `core.processor`: `Processor.on_record` as the worker calls it — CloudEvent decode, state
+- `core.processor`: `TicketProcessor.on_record` as the worker calls it — CloudEvent decode, state
   load (orjson → TicketState), `engine.apply`, state save (TicketState → orjson), deadline
   index update and output encoding, with a dict as the table;
 - `core.engine`: `engine.apply` + `engine.next_due` alone on pre-decoded events with the
@@ -26,7 +26,7 @@ from escalator.adapters.deadletter import Origin
 from escalator.domain import engine
 from escalator.domain.policy import Policy
 from escalator.errors import InvalidEvent
-from escalator.service.processor import Processor
+from escalator.service.tickets import TicketProcessor
 
 GOAL = 100_000
 Raw = tuple[bytes, int, int, Origin]  # value, arrival, partition, where it came from
@@ -85,7 +85,7 @@ def run(size: Size) -> list[Result]:
 
 
 def _processor(raws: list[Raw], policy: Policy) -> tuple[float, dict[str, Any]]:
-    processor = Processor(policy, {})
+    processor = TicketProcessor(policy, {})
     started = time.perf_counter()
     results = [
         processor.on_record(raw, arrival, part, origin) for raw, arrival, part, origin in raws

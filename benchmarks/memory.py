@@ -2,7 +2,7 @@
 
 - `memory.core_state`: what the core keeps per open ticket in a worker's shape — the stored
   state (`encode_state` bytes) in a dict keyed by ticket id, plus the deadline index and the
-  per-service ticket sets (`Processor.reindex`) — measured as the RSS growth of a fresh child
+  per-service ticket sets (`TicketProcessor.reindex`) — measured as the RSS growth of a fresh child
   process that builds N tickets, divided by N. The mean encoded state is the baseline.
 - `memory.core_objects`: the same tickets kept as decoded `TicketState` objects instead (what a
   design that caches decoded state would pay).
@@ -81,12 +81,12 @@ def child(mode: str, count: int) -> dict[str, float]:
     (first use of a code path, allocator arenas reused from the template build) cancel out.
     """
     from benchmarks import workload
-    from escalator.service.processor import Processor
+    from escalator.service.tickets import TicketProcessor
 
     states.templates()  # built before the first reading: not part of the per-ticket cost
     policy = workload.default_policy()
     partitions = frozenset(range(12))
-    processor = Processor(policy, {})
+    processor = TicketProcessor(policy, {})
     store = processor.store
     objects: dict[str, object] = {}
     first = max(1, count // 5)

@@ -27,15 +27,16 @@ def profile_dir() -> Path | None:
 
 
 def core(events: int = 50_000) -> str:
-    """Run the core stream through Processor.on_record under pyinstrument; return the report."""
+    """Run the core stream through TicketProcessor.on_record under pyinstrument; return the
+    report."""
     from pyinstrument import Profiler
 
-    from escalator.service.processor import Processor
+    from escalator.service.tickets import TicketProcessor
 
     policy = workload.default_policy()
     stream = workload.stream(events, policy=policy)
     raws = workload.records(stream)
-    processor = Processor(policy, {})
+    processor = TicketProcessor(policy, {})
     profiler = Profiler(interval=0.0005)
     profiler.start()
     for raw, arrival, partition, origin in raws:
@@ -138,7 +139,7 @@ def summarise(path: Path, top: int = 25) -> str:
             if any(any(n in frame for n in needles) for frame in frames):
                 inclusive[label] += count
         if any("processor.py" in frame for frame in frames):
-            inclusive["Processor.on_record/on_tick (all of escalator's own work)"] += count
+            inclusive["TicketProcessor.on_record/on_tick (all of escalator's own work)"] += count
     if not total:
         return f"{path}: no samples"
     lines = [f"{total} samples", "", "inclusive share (a sample can count in several groups):"]

@@ -24,7 +24,7 @@ from benchmarks.kafka import Stack, WorkerProc, partition_for
 from escalator.adapters.state_codec import decode_state, encode_state
 from escalator.domain import engine
 from escalator.domain.state import DONE_STATUSES, TicketState
-from escalator.service.processor import Processor
+from escalator.service.tickets import TicketProcessor
 
 WEEK_MS = 7 * 86_400_000
 _templates: dict[int, list[TicketState]] = {}
@@ -35,7 +35,7 @@ def templates(start_ms: int | None = None) -> list[TicketState]:
     start = start_ms if start_ms is not None else _week_ahead()
     if start not in _templates:
         policy = workload.default_policy()
-        processor = Processor(policy, {})
+        processor = TicketProcessor(policy, {})
         stream = workload.stream(20_000, start_ms=start, prefix="TPL", policy=policy)
         for raw, arrival, partition, origin in workload.records(stream):
             processor.on_record(raw, arrival, partition, origin)

@@ -1,13 +1,13 @@
 """3. Timers: what a sweep costs when nothing is due, and a burst of deadlines in one second.
 
 - `timers.sweep_idle@N`: the worker's timer (every 0.25 s) asks each of its 12 partitions for
-  the earliest due instant (`Processor.next_due` → `DeadlineIndex.peek`) and reads the open
+  the earliest due instant (`TicketProcessor.next_due` → `DeadlineIndex.peek`) and reads the open
   deadline count. Timed in-process with N open tickets in the index, none due.
 - `timers.reschedule@N`: one `DeadlineIndex.set()` — what every processed event and every
   fired deadline pays to (re)index its ticket — with N tickets held. Not a goal of the issue,
   but it is where the timers' cost went before commit d01104c (O(N) per set).
 - `timers.burst_inprocess`: 10k tickets whose first-response deadlines fall in the same second,
-  fired by one tick per partition (`Processor.on_tick`), as the worker does.
+  fired by one tick per partition (`TicketProcessor.on_tick`), as the worker does.
 - `timers.burst_worker`: the same 10k tickets through a real worker on the broker: every
   escalation must come out; the lag is the escalation record's timestamp − its deadline.
 
@@ -38,7 +38,7 @@ from benchmarks.kafka import (
 from escalator.adapters.cloudevents import parse_time
 from escalator.adapters.deadletter import Origin
 from escalator.service.deadlines import DeadlineIndex
-from escalator.service.processor import Processor
+from escalator.service.tickets import TicketProcessor
 
 PARTITIONS = 12
 FIRST_RESPONSE_MS = 15 * 60 * 1000  # enterprise P1 in the default policy (24x7)
@@ -103,10 +103,12 @@ def _sweeps(sizes: tuple[int, ...]) -> list[Result]:
     costs: list[float] = []
     for count in sizes:
         index = bulk_index(entries(count, now))
-        processor = Processor(workload.default_policy(), {}, index=index)
+        processor = TicketProcessor(workload.default_policy(), {}, index=index)
         partitions = sorted(range(PARTITIONS))
 
-        def sweep(processor: Processor = processor, partitions: list[int] = partitions) -> int:
+        def sweep(
+            processor: TicketProcessor = processor, partitions: list[int] = partitions
+        ) -> int:
             # What Worker.sweep() does per tick besides Faust: peek each partition, gauge.
             for partition in partitions:
                 due = processor.next_due(partition)
@@ -212,7 +214,7 @@ def _created(ticket: str, at: int) -> dict[str, Any]:
 
 
 def _burst_inprocess(count: int) -> list[Result]:
-    processor = Processor(workload.default_policy(), {})
+    processor = TicketProcessor(workload.default_policy(), {})
     deadline = int(time.time() * 1000)
     for n in range(count):
         ticket = f"BURST-{n}"

@@ -16,6 +16,9 @@ from escalator.domain.events import TicketEvent
 from escalator.domain.policy import Policy
 
 ROOT = Path(__file__).resolve().parent.parent
+# False while a unit test without the `tools` marker runs (tests/unit/conftest.py): such a test
+# may not run promtool/amtool, so that `pytest tests/unit -m "not tools"` stays fast.
+TOOLS_ALLOWED = True
 EXAMPLE_POLICY = ROOT / "examples" / "policy.yaml"
 _ids = count(1)
 

@@ -13,7 +13,8 @@ import orjson
 
 from escalator.adapters.cloudevents import parse_time
 from escalator.config.policy_file import load_policy
-from escalator.config.settings import DEFAULT_POLICY, KafkaSecurity, Settings
+from escalator.config.settings import KafkaSecurity, Settings
+from escalator.domain.durations import format_duration
 from escalator.errors import ConfigError, EscalatorError, InvalidEvent
 
 
@@ -25,6 +26,13 @@ def main() -> None:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# Every option default is read from here: config/settings.py is where defaults are defined.
+DEFAULTS = Settings()
+
+
+def _duration_default(ms: float) -> str:
+    return format_duration(int(ms))
+
 
 def kafka_options(func: F) -> F:
     """Options every Kafka-facing command shares; each has an ESCALATOR_* variable."""
@@ -32,28 +40,28 @@ def kafka_options(func: F) -> F:
         click.option(
             "--bootstrap-servers",
             envvar=["ESCALATOR_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"],
-            default="127.0.0.1:9092",
+            default=DEFAULTS.bootstrap_servers,
             show_default=True,
             help="Kafka bootstrap servers [env ESCALATOR_BOOTSTRAP_SERVERS].",
         ),
         click.option(
             "--app-id",
             envvar="ESCALATOR_APP_ID",
-            default="escalator",
+            default=DEFAULTS.app_id,
             show_default=True,
             help="Consumer group and table prefix [ESCALATOR_APP_ID].",
         ),
         click.option(
             "--topic-prefix",
             envvar="ESCALATOR_TOPIC_PREFIX",
-            default="",
+            default=DEFAULTS.topic_prefix,
             help="Prefix for every topic name [ESCALATOR_TOPIC_PREFIX].",
         ),
         click.option(
             "--partitions",
             envvar="ESCALATOR_PARTITIONS",
             type=click.IntRange(1),
-            default=12,
+            default=DEFAULTS.partitions,
             show_default=True,
             help="Partitions of escalator's topics [ESCALATOR_PARTITIONS].",
         ),
@@ -61,7 +69,7 @@ def kafka_options(func: F) -> F:
             "--replication",
             envvar="ESCALATOR_REPLICATION",
             type=click.IntRange(1),
-            default=1,
+            default=DEFAULTS.replication,
             show_default=True,
             help="Replication factor of topics and changelogs [ESCALATOR_REPLICATION].",
         ),
@@ -69,7 +77,7 @@ def kafka_options(func: F) -> F:
             "--security-protocol",
             envvar="ESCALATOR_SECURITY_PROTOCOL",
             type=click.Choice(["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"]),
-            default="PLAINTEXT",
+            default=DEFAULTS.security.protocol,
             show_default=True,
             help="Kafka security protocol [ESCALATOR_SECURITY_PROTOCOL].",
         ),
@@ -119,7 +127,7 @@ def aggregate_options(command: Any) -> Any:
         click.option(
             "--aggregate-windows",
             envvar="ESCALATOR_AGGREGATE_WINDOWS",
-            default="1h,1d",
+            default=",".join(period.name for period in DEFAULTS.aggregates.windows),
             show_default=True,
             help="Windows of the per-group aggregates on escalator.metrics, comma-separated "
             "durations [ESCALATOR_AGGREGATE_WINDOWS].",
@@ -127,7 +135,7 @@ def aggregate_options(command: Any) -> Any:
         click.option(
             "--compliance-period",
             envvar="ESCALATOR_COMPLIANCE_PERIOD",
-            default="month",
+            default=DEFAULTS.aggregates.compliance.name,
             show_default=True,
             help="Period of the per-customer SLA compliance records: 'month' or a duration "
             "[ESCALATOR_COMPLIANCE_PERIOD].",
@@ -135,7 +143,7 @@ def aggregate_options(command: Any) -> Any:
         click.option(
             "--aggregate-grace",
             envvar="ESCALATOR_AGGREGATE_GRACE",
-            default="5m",
+            default=_duration_default(DEFAULTS.aggregates.grace_ms),
             show_default=True,
             help="How long a window waits for late facts before it is published "
             "[ESCALATOR_AGGREGATE_GRACE].",
@@ -183,11 +191,16 @@ def policy_apply(file: Path, **kw: Any) -> None:
 
 
 def _load_policy_or_exit(file: Path):  # type: ignore[no-untyped-def]
+    """The policy in FILE; its warnings on stderr; exit status 2 with the error if invalid."""
+    warnings: list[str] = []
     try:
-        return load_policy(file)
+        loaded = load_policy(file, warnings)
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    return loaded
 
 
 # --- simulate ---------------------------------------------------------------------------------
@@ -198,7 +211,7 @@ def _load_policy_or_exit(file: Path):  # type: ignore[no-untyped-def]
     "--policy",
     "policy_file",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=str(DEFAULT_POLICY),
+    default=str(DEFAULTS.policy_file),
     show_default="the built-in example policy",
     help="Policy YAML to apply.",
 )
@@ -295,7 +308,7 @@ def topics_create(**kw: Any) -> None:
     "policy_file",
     envvar="ESCALATOR_POLICY",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=str(DEFAULT_POLICY),
+    default=str(DEFAULTS.policy_file),
     show_default="the built-in example policy",
     help="Policy YAML [ESCALATOR_POLICY].",
 )
@@ -311,7 +324,7 @@ def topics_create(**kw: Any) -> None:
     "--store",
     envvar="ESCALATOR_STORE",
     type=click.Choice(["rocksdb", "memory"]),
-    default="rocksdb",
+    default=DEFAULTS.store,
     show_default=True,
     help="Table store; memory replays the whole changelog at start [ESCALATOR_STORE].",
 )
@@ -319,14 +332,14 @@ def topics_create(**kw: Any) -> None:
     "--data-dir",
     envvar="ESCALATOR_DATA_DIR",
     type=click.Path(path_type=Path),
-    default="var/escalator",
+    default=str(DEFAULTS.data_dir),
     show_default=True,
     help="RocksDB and worker state directory [ESCALATOR_DATA_DIR].",
 )
 @click.option(
     "--web-bind",
     envvar="ESCALATOR_WEB_BIND",
-    default="127.0.0.1",
+    default=DEFAULTS.web_bind,
     show_default=True,
     help="Address of the HTTP port (/metrics, /health, ingest) [ESCALATOR_WEB_BIND].",
 )
@@ -334,21 +347,21 @@ def topics_create(**kw: Any) -> None:
     "--web-port",
     envvar="ESCALATOR_WEB_PORT",
     type=int,
-    default=6066,
+    default=DEFAULTS.web_port,
     show_default=True,
     help="HTTP port [ESCALATOR_WEB_PORT].",
 )
 @click.option(
     "--web-host",
     envvar="ESCALATOR_WEB_HOST",
-    default="127.0.0.1",
+    default=DEFAULTS.web_host,
     show_default=True,
     help="Host name other workers use to reach this one [ESCALATOR_WEB_HOST].",
 )
 @click.option(
     "--session-timeout",
     envvar="ESCALATOR_SESSION_TIMEOUT",
-    default="30s",
+    default=_duration_default(DEFAULTS.session_timeout_s * 1000),
     show_default=True,
     help="Kafka group session timeout: how long a dead worker keeps its partitions "
     "[ESCALATOR_SESSION_TIMEOUT].",
@@ -357,7 +370,7 @@ def topics_create(**kw: Any) -> None:
     "--standby-replicas",
     envvar="ESCALATOR_STANDBY_REPLICAS",
     type=int,
-    default=0,
+    default=DEFAULTS.standby_replicas,
     show_default=True,
     help="Warm table copies on other workers [ESCALATOR_STANDBY_REPLICAS].",
 )
@@ -365,7 +378,7 @@ def topics_create(**kw: Any) -> None:
     "--max-record-bytes",
     envvar="ESCALATOR_MAX_RECORD_BYTES",
     type=int,
-    default=1024 * 1024,
+    default=DEFAULTS.max_record_bytes,
     show_default=True,
     help="Larger inbound records are dead-lettered [ESCALATOR_MAX_RECORD_BYTES].",
 )
@@ -373,7 +386,7 @@ def topics_create(**kw: Any) -> None:
     "--max-request-bytes",
     envvar="ESCALATOR_MAX_REQUEST_BYTES",
     type=int,
-    default=5 * 1024 * 1024,
+    default=DEFAULTS.max_request_bytes,
     show_default=True,
     help="Larger HTTP request bodies get 413 [ESCALATOR_MAX_REQUEST_BYTES].",
 )
@@ -386,7 +399,7 @@ def topics_create(**kw: Any) -> None:
 @click.option(
     "--recontact-window",
     envvar="ESCALATOR_RECONTACT_WINDOW",
-    default="7d",
+    default=_duration_default(DEFAULTS.recontact_window_ms),
     show_default=True,
     help="A new ticket of a customer for a service within this time after one was solved "
     "counts as a re-contact [ESCALATOR_RECONTACT_WINDOW].",
@@ -395,14 +408,14 @@ def topics_create(**kw: Any) -> None:
 @click.option(
     "--retention",
     envvar="ESCALATOR_RETENTION",
-    default="7d",
+    default=_duration_default(DEFAULTS.retention_ms),
     show_default=True,
     help="How long a solved/closed ticket's state is kept [ESCALATOR_RETENTION].",
 )
 @click.option(
     "--log-level",
     envvar="ESCALATOR_LOG_LEVEL",
-    default="info",
+    default=DEFAULTS.log_level,
     show_default=True,
     type=click.Choice(["debug", "info", "warning", "error"]),
     help="[ESCALATOR_LOG_LEVEL]",
@@ -410,7 +423,7 @@ def topics_create(**kw: Any) -> None:
 @click.option(
     "--log-format",
     envvar="ESCALATOR_LOG_FORMAT",
-    default="text",
+    default=DEFAULTS.log_format,
     show_default=True,
     type=click.Choice(["text", "json"]),
     help="[ESCALATOR_LOG_FORMAT]",

@@ -27,7 +27,9 @@ from escalator.domain.aggregates import (
 )
 from escalator.domain.facts import quantile
 from escalator.service import simulate
-from escalator.service.processor import CUSTOMERS, METRICS, FactProcessor, Processor
+from escalator.service.facts import FactProcessor
+from escalator.service.processor import CUSTOMERS, METRICS
+from escalator.service.tickets import TicketProcessor
 from tests.helpers import (
     assigned,
     comment,
@@ -349,7 +351,7 @@ def test_quantile_follows_prometheus_histogram_quantile() -> None:
 
 
 def test_a_tick_sends_one_fact_record_per_group_and_customer() -> None:
-    processor = Processor(example_policy(), {})
+    processor = TicketProcessor(example_policy(), {})
     for n in range(20):
         raw = orjson.dumps(created(f"B{n}", "2026-11-24T10:00:00Z", customer=f"c-{n % 2}"))
         processor.on_record(raw, ms("2026-11-24T10:00:00Z"), 0, Origin("t", 0, n))
@@ -380,7 +382,7 @@ def test_decisions_in_the_same_millisecond_do_not_share_fact_ids() -> None:
 
 
 def test_fact_records_are_split_below_kafkas_record_size() -> None:
-    from escalator.service.processor import FACTS_PER_RECORD, _fact_records
+    from escalator.service.tickets import FACTS_PER_RECORD, _fact_records
 
     many = [fact(n, 1_000) for n in range(2 * FACTS_PER_RECORD + 1)]
     chunks = [e for e in _fact_records(many) if e.key.startswith(b"__group__/")]

@@ -3,7 +3,9 @@
 - Prometheus: `promtool check config` / `check rules`, and the promtool unit tests in
   tests/deploy/ (every alert fires and stays quiet as intended; recording rules compute the
   expected values). Alertmanager: `amtool check-config`. The tools are Debian packages
-  (scripts/install-system-deps); a missing tool fails the test, it is never skipped.
+  (scripts/install-system-deps); a missing tool fails the test, it is never skipped. Tests
+  that run them are marked `tools` (`pytest tests/unit -m "not tools"` leaves them out), and
+  an unmarked test that tries to run one fails.
 - docker-compose.yml and deploy/k8s/: parse, mounted files exist, every ESCALATOR_* variable is a
   real setting, and the ports, URLs and paths the pieces use to reach each other agree.
 - The Grafana dashboard: well-formed, and every query is valid PromQL. That every query (and
@@ -27,6 +29,7 @@ from ruamel.yaml import YAML
 
 from escalator.cli import main
 from escalator.config.policy_file import parse_policy
+from tests import helpers
 from tests.helpers import ROOT
 
 PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
@@ -77,6 +80,8 @@ def worker_env_vars() -> set[str]:
 
 
 def tool(name: str) -> str:
+    if not helpers.TOOLS_ALLOWED:
+        pytest.fail(f"a test that runs {name} must be marked @pytest.mark.tools", pytrace=False)
     path = shutil.which(name)
     if path is None:
         pytest.fail(
@@ -194,16 +199,19 @@ def as_data_query(expr: str) -> str:
 # --- Prometheus -------------------------------------------------------------------------------
 
 
+@pytest.mark.tools
 def test_promtool_check_config() -> None:
     output = run_tool("promtool", "check", "config", PROMETHEUS_CONFIG)
     assert f"{len(RULE_FILES)} rule files found" in output, output
 
 
+@pytest.mark.tools
 def test_promtool_check_rules() -> None:
     assert [p.name for p in RULE_FILES] == ["escalator-alerts.yml", "escalator-recording.yml"]
     run_tool("promtool", "check", "rules", *RULE_FILES)
 
 
+@pytest.mark.tools
 def test_promtool_unit_tests_of_rules_and_alerts() -> None:
     assert PROMTOOL_TESTS, "no promtool tests in tests/deploy"
     output = run_tool("promtool", "test", "rules", *PROMTOOL_TESTS)
@@ -283,6 +291,7 @@ def test_as_data_query_rewrites_comparisons_only_outside_matchers_and_strings() 
 # --- Alertmanager -----------------------------------------------------------------------------
 
 
+@pytest.mark.tools
 def test_amtool_check_config() -> None:
     run_tool("amtool", "check-config", ALERTMANAGER_CONFIG)
 
@@ -323,6 +332,7 @@ def test_dashboard_is_well_formed() -> None:
     assert f'title "{board["title"]}"' in RUNBOOK.read_text()
 
 
+@pytest.mark.tools
 def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
     """promtool parses every query (as a throwaway recording rule)."""
     exprs = [expr for _, expr in dashboard_queries()]

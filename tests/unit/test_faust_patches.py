@@ -1,19 +1,128 @@
-"""The Faust fix is installed, and only for the Faust version it was written against."""
+"""The Faust patches: installed once, still needed (each defect is still in the unpatched
+code — a Faust release that fixes one makes its test fail, and the patch can go), and doing
+what they say."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+from types import SimpleNamespace
+from typing import Any
+
 import faust
+import pytest
 from faust.tables.recovery import Recovery
+from faust.tables.table import Table
+from faust.transport.consumer import Consumer
+from faust.transport.producer import ProducerBuffer
 
 from escalator.runtime import faust_patches
+from escalator.runtime.checkpoint import Checkpoint
 
 
-def test_patch_targets_the_pinned_faust_version() -> None:
-    # Upgrading faust-streaming? Re-check faust#596 and the failover tests, then update this.
+def test_patches_target_the_pinned_faust_version() -> None:
+    # Upgrading faust-streaming? Re-check every patch in runtime/faust_patches.py and the
+    # failover and fault tests, then update this.
     assert faust.__version__ == faust_patches.PATCHED_FAUST_VERSION
 
 
-def test_apply_installs_the_fix_once() -> None:
+def test_apply_installs_every_patch_once() -> None:
     faust_patches.apply()
     faust_patches.apply()
     assert Recovery.on_recovery_completed is faust_patches._on_recovery_completed
+    assert ProducerBuffer.flush is faust_patches._buffer_flush
+    assert Consumer.force_commit is faust_patches._force_commit
+
+
+class SlowBuffer(ProducerBuffer):
+    """Faust's producer buffer with a send that takes longer than its flush waits (0.1 s)."""
+
+    sent: list[Any]
+
+    async def _send_pending(self, fut: Any) -> None:
+        await asyncio.sleep(0.15)
+        self.sent.append(fut)
+
+
+async def started_buffer() -> SlowBuffer:
+    buffer = SlowBuffer()
+    buffer.sent = []
+    buffer.app = SimpleNamespace(conf=SimpleNamespace(producer_threaded=False))  # type: ignore[assignment]
+    await buffer.start()
+    for n in range(3):
+        buffer.put(n)  # type: ignore[arg-type]
+    return buffer
+
+
+async def test_unpatched_producer_buffer_flush_returns_with_records_still_buffered() -> None:
+    buffer = await started_buffer()
+    try:
+        await faust_patches._original_buffer_flush(buffer)
+        assert buffer.size > 0  # the defect: "flushed" while changelog records wait unsent
+    finally:
+        await faust_patches._buffer_flush(buffer)  # stopping with records buffered raises
+        await buffer.stop()
+
+
+async def test_patched_producer_buffer_flush_waits_until_the_buffer_is_empty() -> None:
+    buffer = await started_buffer()
+    try:
+        await faust_patches._buffer_flush(buffer)
+        assert buffer.size == 0
+        assert len(buffer.sent) >= 2  # the last may still be in flight to the client
+    finally:
+        await buffer.stop()
+
+
+def test_faust_tables_still_drop_the_changelog_future() -> None:
+    # capture_changelog wraps `send_changelog` on the table instance; it relies on Faust's
+    # on_key_set/on_key_del calling it through `self` and returning nothing.
+    for method in (Table.on_key_set, Table.on_key_del):
+        source = inspect.getsource(method)
+        assert "fut = self.send_changelog(" in source, method
+        assert "return" not in source, method
+
+
+def test_capture_changelog_hands_over_every_future() -> None:
+    class Fake:
+        def send_changelog(self, partition: int, key: bytes, value: bytes) -> tuple[Any, ...]:
+            return (partition, key, value)
+
+        def on_key_set(self, key: bytes, value: bytes) -> None:
+            self.send_changelog(0, key, value)
+
+    table, seen = Fake(), []
+    faust_patches.capture_changelog(table, seen.append)
+    table.on_key_set(b"k", b"v")
+    assert seen == [(0, b"k", b"v")]
+
+
+async def test_force_commit_commits_only_after_every_checkpoint_is_durable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    log: list[str] = []
+
+    class Store:
+        def flush(self) -> list[Any]:
+            log.append("state written")
+            return [changelog]
+
+    async def no_facts() -> list[Any]:
+        return []
+
+    async def original(self: Any, topics: Any, start_new_transaction: bool = True) -> bool:
+        log.append("offsets committed")
+        return True
+
+    changelog: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    app = SimpleNamespace()
+    checkpoint = Checkpoint("tickets", [Store()], no_facts)
+    faust_patches.register(app, checkpoint)
+    monkeypatch.setattr(faust_patches, "_original_force_commit", original)
+    task = asyncio.ensure_future(faust_patches._force_commit(SimpleNamespace(app=app)))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert log == ["state written"]
+    changelog.set_result("acked")
+    assert await task is True
+    assert log == ["state written", "offsets committed"]

@@ -117,3 +117,87 @@ def test_remaining_time_warnings_and_unknown_country() -> None:
     assert [(t.fraction, t.remaining_ms) for t in rule.warnings] == [(0.75, None), (None, 300_000)]
     with pytest.raises(ConfigError, match="not a country code"):
         parse_policy(EXAMPLE.replace("country: US", "country: XX"))
+
+
+LINT = """version: t
+calendars:
+  business: {timezone: America/New_York, hours: {mon-fri: "09:00-17:00"}}
+  monday-hour: {timezone: UTC, hours: {mon: "09:00-10:00"}}
+targets:
+  - {name: any-P1, match: {severity: P1}, calendar: 24x7, first_response: 15m}
+  - {name: ent-P1, match: {customer_tier: enterprise, severity: P1}, calendar: 24x7,
+     first_response: 10m}
+  - {name: ent, match: {customer_tier: enterprise}, calendar: business, resolution: 2d}
+  - {name: biz, match: {customer_tier: business}, calendar: 24x7, resolution: 1d}
+  - {name: ent-biz-P2, match: {customer_tier: [enterprise, business], severity: [P2, P3]},
+     calendar: 24x7, resolution: 1d}
+  - {name: biz-search, match: {customer_tier: business, service: search}, calendar: 24x7,
+     resolution: 4h}
+  - {name: rest, calendar: business, resolution: 40h}
+tiers:
+  - {name: L1, owner: "team:a"}
+"""
+
+
+def test_policy_check_warns_of_rules_that_never_match_and_of_days_on_business_calendars() -> None:
+    warnings: list[str] = []
+    parse_policy(LINT, "policy.yaml", warnings)
+    assert warnings == [
+        "policy.yaml:7: targets[1]: target rule 'ent-P1' never matches: every ticket it would "
+        "match is matched first by 'any-P1' (the first matching rule wins)",
+        # Covered only by two earlier rules together.
+        "policy.yaml:11: targets[4]: target rule 'ent-biz-P2' never matches: every ticket it "
+        "would match is matched first by 'ent', 'biz' (the first matching rule wins)",
+        # Business P1 tickets of search go to any-P1, the rest of them to biz.
+        "policy.yaml:13: targets[5]: target rule 'biz-search' never matches: every ticket it "
+        "would match is matched first by 'any-P1', 'biz' (the first matching rule wins)",
+        "policy.yaml:9: targets[2].resolution: '2d' on business calendar 'business' counts 48 "
+        "open hours, 6 of its 8-hour days, not 2d of working days; write hours if working days "
+        "are meant (e.g. 16h for two)",
+    ]
+
+
+def test_a_rule_reachable_by_one_ticket_is_not_reported() -> None:
+    # 'rest' takes standard tickets, which nothing before it names. With 'ent' narrowed to
+    # P1-P3 and P4 added to 'ent-biz-P2', enterprise P4 tickets reach 'ent-biz-P2'.
+    narrowed = LINT.replace(
+        "match: {customer_tier: enterprise}, calendar: business",
+        "match: {customer_tier: enterprise, severity: [P1, P2, P3]}, calendar: business",
+    ).replace("severity: [P2, P3]}", "severity: [P2, P3, P4]}")
+    warnings: list[str] = []
+    parse_policy(narrowed, "policy.yaml", warnings)
+    assert not [w for w in warnings if "'ent-biz-P2'" in w or "'rest'" in w]
+    assert [w for w in warnings if "'biz-search'" in w]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "error"),
+    [
+        (
+            "resolution: 40h",
+            "resolution: 100000w",
+            "policy.yaml:15: targets[6].resolution: duration '100000w' is longer than 730d "
+            "(2 years), the longest a policy may use",
+        ),
+        (
+            "name: rest, calendar: business, resolution: 40h",
+            "name: rest, calendar: monday-hour, resolution: 700d",
+            "policy.yaml:15: targets[6].resolution: calendar 'monday-hour': 16800 open hours "
+            "from 2026-01-05 end more than 3700 days later; shorten the target or open the "
+            "calendar longer",
+        ),
+    ],
+)
+def test_durations_a_worker_could_not_afford_are_refused(old: str, new: str, error: str) -> None:
+    assert old in LINT
+    with pytest.raises(ConfigError) as refused:
+        parse_policy(LINT.replace(old, new), "policy.yaml")
+    assert str(refused.value) == error
+
+
+def test_calendar_arithmetic_is_bounded_at_run_time_too() -> None:
+    from escalator.domain.calendar import BusinessCalendar, CalendarError
+
+    hour_a_week = BusinessCalendar("monday-hour", "UTC", (((540, 600),), (), (), (), (), (), ()))
+    with pytest.raises(CalendarError, match="end more than 3700 days later"):
+        hour_a_week.add(0, 700 * 86_400_000)

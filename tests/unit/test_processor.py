@@ -6,7 +6,7 @@ import orjson
 
 from escalator.adapters.deadletter import Origin, original_bytes
 from escalator.adapters.state_codec import decode_state
-from escalator.service.processor import Processor
+from escalator.service.tickets import TicketProcessor
 from tests.helpers import comment, created, example_policy, ms, status
 
 ORIGIN = Origin("tickets.events", 3, 41)
@@ -16,14 +16,14 @@ DAY = 24 * 3600_000
 _offsets = iter(range(100, 10_000))
 
 
-def feed(processor: Processor, doc: dict, arrival: str) -> list:
+def feed(processor: TicketProcessor, doc: dict, arrival: str) -> list:
     origin = Origin("tickets.events", 3, next(_offsets))  # each record at its own offset
     return processor.on_record(orjson.dumps(doc), ms(arrival), 3, origin)
 
 
 def test_state_is_saved_and_indexed_per_partition() -> None:
     store: dict[str, bytes] = {}
-    processor = Processor(example_policy(), store)
+    processor = TicketProcessor(example_policy(), store)
     feed(processor, created("T-1", "2026-11-24T10:00:00Z"), "2026-11-24T10:00:00Z")
     assert decode_state(store["T-1"])[0].severity == "P1"
     assert processor.next_due(3) == ms("2026-11-24T10:11:15Z")  # the 0.75 warning
@@ -32,7 +32,7 @@ def test_state_is_saved_and_indexed_per_partition() -> None:
 
 def test_solved_ticket_is_deleted_after_retention() -> None:
     store: dict[str, bytes] = {}
-    processor = Processor(example_policy(), store, retention_ms=7 * DAY)
+    processor = TicketProcessor(example_policy(), store, retention_ms=7 * DAY)
     feed(processor, created("T-1", "2026-11-24T10:00:00Z"), "2026-11-24T10:00:00Z")
     feed(processor, comment("T-1", "2026-11-24T10:01:00Z"), "2026-11-24T10:01:00Z")
     feed(processor, status("T-1", "2026-11-24T10:02:00Z", "solved"), "2026-11-24T10:02:00Z")
@@ -49,7 +49,7 @@ def test_solved_ticket_is_deleted_after_retention() -> None:
 
 def test_reopen_before_retention_keeps_the_ticket() -> None:
     store: dict[str, bytes] = {}
-    processor = Processor(example_policy(), store, retention_ms=DAY)
+    processor = TicketProcessor(example_policy(), store, retention_ms=DAY)
     feed(processor, created("T-1", "2026-11-24T10:00:00Z"), "2026-11-24T10:00:00Z")
     feed(processor, status("T-1", "2026-11-24T10:02:00Z", "solved"), "2026-11-24T10:02:00Z")
     feed(processor, status("T-1", "2026-11-24T12:00:00Z", "open"), "2026-11-24T12:00:00Z")
@@ -58,7 +58,7 @@ def test_reopen_before_retention_keeps_the_ticket() -> None:
 
 
 def test_dead_letter_keeps_the_original_bytes_and_origin() -> None:
-    processor = Processor(example_policy(), {})
+    processor = TicketProcessor(example_policy(), {})
     raw = b"\xff\xfenot json"
     (letter,) = processor.on_record(raw, ms("2026-11-24T10:00:00Z"), 3, ORIGIN)
     meta, original = original_bytes(letter.value)
@@ -72,7 +72,7 @@ def test_dead_letter_keeps_the_original_bytes_and_origin() -> None:
 
 
 def test_oversized_record_is_dead_lettered() -> None:
-    processor = Processor(example_policy(), {}, max_record_bytes=100)
+    processor = TicketProcessor(example_policy(), {}, max_record_bytes=100)
     doc = created("T-1", "2026-11-24T10:00:00Z")
     doc["data"]["summary"] = "x" * 200
     (letter,) = feed(processor, doc, "2026-11-24T10:00:00Z")
@@ -102,7 +102,7 @@ def test_recontact_within_the_window_is_counted() -> None:
 
 def test_a_record_read_again_after_a_restart_is_skipped_silently() -> None:
     store: dict[str, bytes] = {}
-    processor = Processor(example_policy(), store)
+    processor = TicketProcessor(example_policy(), store)
     doc = created("T-1", "2026-11-24T10:00:00Z")
     raw = orjson.dumps(doc)
     at = ms("2026-11-24T10:00:00Z")
@@ -115,3 +115,32 @@ def test_a_record_read_again_after_a_restart_is_skipped_silently() -> None:
     # The same event id at a later offset is a real duplicate: dead-lettered.
     (letter,) = processor.on_record(nudge, at, 0, Origin("tickets.events", 0, 12))
     assert orjson.loads(letter.value)["reason"] == "duplicate_event"
+
+
+class WriteLog(dict[str, bytes]):
+    """A store that records every write, as a table's changelog would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[tuple[str, bytes]] = []
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        self.writes.append((key, value))
+        super().__setitem__(key, value)
+
+
+def test_a_replayed_record_writes_its_stored_state_again_for_the_changelog() -> None:
+    # A worker killed after writing its local store but before the changelog acknowledged the
+    # write restarts on that store, reads the record again and skips it as a replay. Unless
+    # the replay writes the state again, the changelog never gets it and a later recovery on
+    # an empty disk loses the reply (issue 11: a page for a ticket answered in time).
+    store = WriteLog()
+    processor = TicketProcessor(example_policy(), store)
+    at = ms("2026-11-24T10:00:00Z")
+    processor.on_record(orjson.dumps(created("T-1", "2026-11-24T10:00:00Z")), at, 0, ORIGIN)
+    reply = orjson.dumps(comment("T-1", "2026-11-24T10:01:00Z"))
+    processor.on_record(reply, at + 60_000, 0, Origin("tickets.events", 0, 11))
+    stored = store["T-1"]
+    store.writes.clear()
+    assert processor.on_record(reply, at + 60_000, 0, Origin("tickets.events", 0, 11)) == []
+    assert store.writes == [("T-1", stored)]  # the same bytes, written again

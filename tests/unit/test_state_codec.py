@@ -27,7 +27,7 @@ from escalator.domain.incidents import IncidentState
 from escalator.domain.recontact import CustomerFact, CustomerState
 from escalator.domain.sla import Clock
 from escalator.domain.state import Handoff, TicketState
-from escalator.service.processor import Processor
+from escalator.service.tickets import TicketProcessor
 from tests.helpers import comment, created, example_policy, ms, status
 
 
@@ -68,7 +68,7 @@ V1_RECORD = (
 def _states() -> list[TicketState]:
     """Real states: tickets with clocks, pauses, handoffs and solved ones."""
     store: dict[str, bytes] = {}
-    processor = Processor(example_policy(), store)
+    processor = TicketProcessor(example_policy(), store)
     offsets = iter(range(1000, 100_000))
 
     def feed(doc: dict[str, Any], at: str) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from faust.streams import _current_event, current_event
 
-from escalator.runtime.streams import TableStore
+from escalator.runtime.table_store import TableStore
 
 
 class Event:
@@ -17,7 +17,9 @@ class Event:
 
 
 class FakeTable(dict[bytes, bytes]):
-    """Records the partition Faust would pick for each write (the current event's)."""
+    """Records the partition Faust would pick for each write (the current event's) and, as
+    Faust's `Table.on_key_set`/`on_key_del` do, queues a changelog record per write through
+    `self.send_changelog`, whose future it drops."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -27,12 +29,17 @@ class FakeTable(dict[bytes, bytes]):
         event: Any = current_event()
         return None if event is None else event.message.partition
 
+    def send_changelog(self, partition: int | None, key: bytes, value: bytes | None) -> Any:
+        return ("changelog", partition, key, value)
+
     def __setitem__(self, key: bytes, value: bytes) -> None:
         self.written.append((self._partition(), key, value))
+        self.send_changelog(self._partition(), key, value)
         super().__setitem__(key, value)
 
     def __delitem__(self, key: bytes) -> None:
         self.written.append((self._partition(), key, None))
+        self.send_changelog(self._partition(), key, None)
         super().__delitem__(key)
 
 
@@ -57,7 +64,14 @@ def test_writes_are_held_per_partition_and_flushed_under_their_partition() -> No
     _current_event.reset(token)
 
     assert table.written == []  # nothing reaches the table (or its changelog) before flush
-    store.flush()  # outside any event, e.g. in Faust's commit task
+    changelog = store.flush()  # outside any event, e.g. in Faust's commit task
+    # The futures of every changelog record the writes queued, for the checkpoint to await.
+    assert sorted(changelog, key=lambda c: c[2]) == [
+        ("changelog", 1, b"a", b"A1"),
+        ("changelog", 2, b"b", b"B2"),
+        ("changelog", 1, b"gone", None),
+    ]
+    assert store.flush() == []  # each future is handed over once
     assert sorted(table.written, key=lambda w: w[1]) == [
         (1, b"a", b"A1"),
         (2, b"b", b"B2"),
@@ -75,5 +89,5 @@ def test_dropped_partitions_are_never_written() -> None:
     store["x"] = b"X"
     _current_event.reset(token)
     assert store.drop({3}) == 1
-    store.flush()
+    assert store.flush() == []
     assert table.written == []

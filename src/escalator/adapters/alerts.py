@@ -13,6 +13,8 @@ from escalator.domain.events import ALERT_TYPES, AlertEvent, AlertPayload, Incid
 from escalator.domain.ladder import iso
 from escalator.errors import InvalidEvent
 
+# The outage broadcast's format is named by its type (docs/architecture.md, "Stored formats"):
+# a change to it needs a new type, and this one is still read.
 OUTAGE_TYPE: Final = "escalator.outage"
 ZERO_TIME: Final = "0001-01-01T00:00:00Z"  # Alertmanager's endsAt while an alert fires
 

@@ -7,11 +7,11 @@ stable code (a dead-letter reason and metric label) and whose message names the 
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
 
+from escalator.adapters import rfc3339
 from escalator.domain.effects import Outbound
 from escalator.domain.events import (
     AUTHOR_ROLES,
@@ -59,20 +59,13 @@ REASONS: Final = (
 
 
 def parse_time(value: object, field: str) -> int:
-    """RFC 3339 with a UTC offset → epoch milliseconds."""
+    """RFC 3339 (adapters/rfc3339.py) → epoch milliseconds; `invalid_time` naming `field`."""
     if not isinstance(value, str):
-        raise InvalidEvent("invalid_field", f"{field} must be an RFC 3339 string")
+        raise InvalidEvent("invalid_time", f"{field} must be an RFC 3339 string")
     try:
-        stamp = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidEvent("invalid_field", f"{field} {value[:64]!r} is not RFC 3339") from None
-    if stamp.tzinfo is None:
-        raise InvalidEvent("invalid_field", f"{field} {value[:64]!r} has no UTC offset")
-    return (stamp - _EPOCH) // _MS
-
-
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_MS: Final = datetime.resolution * 1000
+        return rfc3339.parse_ms(value)
+    except rfc3339.NotRfc3339 as exc:
+        raise InvalidEvent("invalid_time", f"{field} {value[:64]!r} {exc}") from None
 
 
 def loads(raw: bytes) -> dict[str, Any]:

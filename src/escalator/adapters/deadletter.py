@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
 from escalator.domain.ladder import iso
+
+# docs/architecture.md, "Stored formats": `deadletter replay` reads these records back.
+# Format 1 has no version field; the next format adds "v": 2.
+FORMAT: Final = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +43,8 @@ def dead_letter(raw: bytes, origin: Origin, reason: str, message: str, at: int) 
 def original_bytes(record: bytes) -> tuple[dict[str, Any], bytes]:
     """Parse a dead-letter record back into (metadata, original bytes) for replay."""
     doc = orjson.loads(record)
+    if "v" in doc:
+        raise ValueError(f"unknown dead-letter format {doc['v']!r} (this build reads {FORMAT})")
     return doc, base64.b64decode(doc["original"])
 
 

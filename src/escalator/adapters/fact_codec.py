@@ -3,6 +3,7 @@
 A fact record carries the facts one decision produced for one key (a group or a customer),
 positionally, to keep the repartition traffic small. Window states are stored like ticket
 states: `p` (partition), `due` (next close), `o` (source offset of the last record applied).
+Both formats are versioned like every stored format (docs/architecture.md, "Stored formats").
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from typing import Any, Final
 
 import orjson
 
+from escalator.adapters.state_codec import fact_from_doc
 from escalator.domain.aggregates import MetricFact, Tally, Windows, Worst
 from escalator.domain.recontact import CustomerFact
 from escalator.errors import InvalidEvent
 
 FACTS: Final = "metric_facts"
-FORMAT: Final = 1
+FACTS_FORMAT: Final = 1  # no version field: the next format adds "v": 2
+WINDOWS_FORMAT: Final = 1  # "v"
 
 
 def encode_facts(key: str, facts: list[MetricFact]) -> bytes:
@@ -45,15 +48,19 @@ def decode_fact_record(raw: bytes) -> CustomerFact | tuple[str, list[MetricFact]
     try:
         doc = orjson.loads(raw)
         if isinstance(doc, dict) and FACTS in doc:
+            if "v" in doc:
+                raise ValueError(
+                    f"unknown fact record format {doc['v']!r} (this build reads {FACTS_FORMAT})"
+                )
             return str(doc["key"]), [MetricFact(*row) for row in doc[FACTS]]
-        return CustomerFact(**doc)
+        return fact_from_doc(doc)
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise InvalidEvent("invalid_field", f"not a fact record: {exc}") from exc
 
 
 def encode_windows(state: Windows, partition: int, due: int | None, offset: int | None) -> bytes:
     doc = {
-        "v": FORMAT,
+        "v": WINDOWS_FORMAT,
         "p": partition,
         "due": due,
         "o": offset,
@@ -67,6 +74,10 @@ def encode_windows(state: Windows, partition: int, due: int | None, offset: int 
 
 def decode_windows(raw: bytes) -> tuple[Windows, int | None]:
     doc = orjson.loads(raw)
+    if doc.get("v") != WINDOWS_FORMAT:
+        raise ValueError(
+            f"unknown window state format {doc.get('v')!r} (this build reads {WINDOWS_FORMAT})"
+        )
     state = Windows(
         key=doc["key"],
         open={(name, start): _untally(t) for name, start, t in doc["open"]},

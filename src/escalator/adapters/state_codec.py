@@ -1,4 +1,9 @@
-"""TicketState ⇄ bytes for the table and its changelog (orjson, never pickle)."""
+"""Stored states ⇄ bytes for the tables and their changelogs (orjson, never pickle).
+
+Every format has a version (docs/architecture.md, "Stored formats"): a change to a format bumps
+its version and keeps reading the previous one. tests/unit/test_stored_formats.py holds a
+literal record of every version this build reads.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +19,14 @@ from escalator.domain.recontact import CustomerFact, CustomerState
 from escalator.domain.sla import Clock
 from escalator.domain.state import Handoff, TicketState
 
-FORMAT: Final = 1  # incidents, customers (dicts)
-TICKET_FORMAT: Final = 2  # tickets: a positional array; format 1 (a dict) is still read
+TICKET_FORMAT: Final = 2  # tickets: a positional array; format 1 (a dict, "v": 1) is still read
+TICKET_FORMAT_1: Final = 1
+INCIDENT_FORMAT: Final = 1  # a dict with "v"
+CUSTOMER_FORMAT: Final = 1  # a dict with "v"
+# Without a version field (the next format of each must add one, so 1 = "none"):
+OUTAGES_FORMAT: Final = 1  # {service: [incident id, time]}; its keys are free, so the next
+#                            format must be a JSON array, not an object
+FACT_FORMAT: Final = 1  # a customer fact on the repartition topic; the next adds "v"
 
 # orjson >= 3.12 returns dumps() results in an over-allocated buffer that is never shrunk
 # (a 1.2 kB state held 8 kB): whatever is kept in a store is copied to its exact size first.
@@ -139,7 +150,7 @@ def _decode_state_v1(doc: Any) -> tuple[TicketState, int | None]:
     doc.pop("p", None)
     doc.pop("due", None)
     offset = doc.pop("o", None)
-    if version != FORMAT:
+    if version != TICKET_FORMAT_1:
         raise ValueError(
             f"unknown ticket state format {version!r} (this build reads {TICKET_FORMAT} and 1)"
         )
@@ -177,14 +188,17 @@ def encode_incident(
     state: IncidentState, partition: int, due: int | None, offset: int | None = None
 ) -> bytes:
     doc: dict[str, Any] = {name: getattr(state, name) for name in _INCIDENT_FIELDS}
-    doc.update(v=FORMAT, p=partition, due=due, o=offset)
+    doc.update(v=INCIDENT_FORMAT, p=partition, due=due, o=offset)
     return _sized(orjson.dumps(doc))
 
 
 def decode_incident(raw: bytes) -> tuple[IncidentState, int | None]:
     doc = orjson.loads(raw)
-    if doc.pop("v", None) != FORMAT:
-        raise ValueError(f"unknown incident state format (this build reads {FORMAT})")
+    version = doc.pop("v", None)
+    if version != INCIDENT_FORMAT:
+        raise ValueError(
+            f"unknown incident state format {version!r} (this build reads {INCIDENT_FORMAT})"
+        )
     doc.pop("p", None)
     doc.pop("due", None)
     offset = doc.pop("o", None)
@@ -224,12 +238,21 @@ def encode_fact(fact: CustomerFact) -> bytes:
 
 
 def decode_fact(raw: bytes) -> CustomerFact:
-    return CustomerFact(**orjson.loads(raw))
+    return fact_from_doc(orjson.loads(raw))
+
+
+def fact_from_doc(doc: dict[str, Any]) -> CustomerFact:
+    """A decoded customer fact record; a version field, which format 1 lacks, is refused."""
+    if "v" in doc:
+        raise ValueError(
+            f"unknown customer fact format {doc['v']!r} (this build reads {FACT_FORMAT})"
+        )
+    return CustomerFact(**doc)
 
 
 def encode_customer(state: CustomerState, partition: int) -> bytes:
     doc = {
-        "v": FORMAT,
+        "v": CUSTOMER_FORMAT,
         "p": partition,
         "due": None,
         "customer_id": state.customer_id,
@@ -241,4 +264,8 @@ def encode_customer(state: CustomerState, partition: int) -> bytes:
 
 def decode_customer(raw: bytes) -> CustomerState:
     doc = orjson.loads(raw)
+    if doc.get("v") != CUSTOMER_FORMAT:
+        raise ValueError(
+            f"unknown customer state format {doc.get('v')!r} (this build reads {CUSTOMER_FORMAT})"
+        )
     return CustomerState(doc["customer_id"], dict(doc["last_solved"]), list(doc["seen"]))

@@ -16,8 +16,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from escalator.config import policy_lint
 from escalator.domain.calendar import AlwaysOpen, BusinessCalendar, Calendar, CalendarError
-from escalator.domain.durations import DurationError, parse_duration
+from escalator.domain.durations import (
+    MAX_POLICY_DURATION_MS,
+    DurationError,
+    parse_duration,
+)
 from escalator.domain.events import SEVERITIES, STATUSES
 from escalator.domain.policy import (
     TARGETS,
@@ -102,7 +107,15 @@ class _Node:
             raise self.error(str(exc)) from None
         if ms <= 0:
             raise self.error("duration must be longer than 0s")
+        if ms > MAX_POLICY_DURATION_MS:
+            raise self.error(
+                f"duration {self.value!r} is longer than {MAX_POLICY_DURATION_MS // 86_400_000}d "
+                "(2 years), the longest a policy may use"
+            )
         return ms
+
+    def where(self) -> policy_lint.Located:
+        return policy_lint.Located(self.file, self.line, self.path)
 
 
 def _join(path: str, key: str) -> str:
@@ -129,17 +142,19 @@ def _line_of(container: Any, key: str | int, default: int | None) -> int | None:
 # --- public entry points ----------------------------------------------------------------------
 
 
-def load_policy(path: str | Path) -> Policy:
-    """Read and validate a policy file; raises ConfigError naming file, line and field."""
+def load_policy(path: str | Path, warnings: list[str] | None = None) -> Policy:
+    """Read and validate a policy file; raises ConfigError naming file, line and field.
+
+    Warnings (config/policy_lint.py) are appended to `warnings` when it is given."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read policy file: {exc.strerror}", file=str(path)) from None
-    return parse_policy(text, str(path))
+    return parse_policy(text, str(path), warnings)
 
 
-def parse_policy(text: str, file: str = "<policy>") -> Policy:
+def parse_policy(text: str, file: str = "<policy>", warnings: list[str] | None = None) -> Policy:
     """Validate policy YAML text (see `load_policy`)."""
     yaml = YAML(typ="rt")
     try:
@@ -165,8 +180,11 @@ def parse_policy(text: str, file: str = "<policy>") -> Policy:
     if not tiers:
         raise top["tiers"].error("at least one tier is required")
     _unique(top["tiers"], [t.name for t in tiers], "tier")
-    targets = tuple(_target(n, calendars, default_warnings) for n in top["targets"].items())
+    target_nodes = list(top["targets"].items())
+    targets = tuple(_target(n, calendars, default_warnings) for n in target_nodes)
     _unique(top["targets"], [t.name for t in targets], "target rule")
+    if warnings is not None:
+        warnings.extend(_lint(target_nodes, targets, calendars))
     policy_args: dict[str, Any] = {}
     if "pauses" in top:
         policy_args["pauses"] = _pauses(top["pauses"])
@@ -320,7 +338,9 @@ def _target(
         ("name", "match", "calendar", "warnings", *TARGETS), required=("name", "calendar")
     )
     calendar = fields["calendar"].choice(tuple(calendars))
-    durations: dict[str, int] = {t: fields[t].duration() for t in TARGETS if t in fields}
+    durations: dict[str, int] = {
+        t: _reachable(fields[t], calendars[calendar]) for t in TARGETS if t in fields
+    }
     if not durations:
         raise node.error(f"a target rule needs at least one of: {', '.join(TARGETS)}")
     matchers: dict[str, frozenset[str] | None] = {
@@ -344,6 +364,38 @@ def _target(
         warnings=warnings,
         **matchers,
     )
+
+
+# A Monday: whether a target comes due within the calendar's span does not depend on the
+# week, only on its weekly hours (holidays aside).
+_REFERENCE_MS = 1_767_571_200_000  # 2026-01-05T00:00:00Z
+
+
+def _reachable(node: _Node, calendar: Calendar) -> int:
+    """A target's duration, refused when its calendar would take too long to count it."""
+    ms = node.duration()
+    try:
+        calendar.add(_REFERENCE_MS, ms)
+    except CalendarError as exc:
+        raise node.error(str(exc)) from None
+    return ms
+
+
+def _lint(
+    nodes: list[_Node], rules: tuple[TargetRule, ...], calendars: dict[str, Calendar]
+) -> list[str]:
+    warnings = policy_lint.shadowed_rules(
+        [(n.where(), r) for n, r in zip(nodes, rules, strict=True)]
+    )
+    for node, rule in zip(nodes, rules, strict=True):
+        fields = node.mapping(("name", "match", "calendar", "warnings", *TARGETS))
+        for target in TARGETS:
+            if target in fields:
+                field = fields[target]
+                found = policy_lint.day_units(field.where(), field.text(), calendars[rule.calendar])
+                if found:
+                    warnings.append(found)
+    return warnings
 
 
 def _pauses(node: _Node) -> dict[str, frozenset[str]]:

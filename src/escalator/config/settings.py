@@ -1,4 +1,10 @@
-"""Worker settings: flags and ESCALATOR_* environment variables (see `escalator worker --help`)."""
+"""Worker settings: flags and ESCALATOR_* environment variables (see `escalator worker --help`).
+
+This is where defaults live. The `escalator` command's options read them from `Settings()`;
+a default the core needs too is defined once in the domain and imported here as the field
+default (`domain/defaults.py`, `domain/recontact.py`, `domain/aggregates.py`), because the
+core may not import config. tests/unit/test_defaults.py checks the command and the README.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,8 @@ from pathlib import Path
 from typing import Final, Literal
 
 from escalator.domain.aggregates import AggregateConfig
+from escalator.domain.defaults import DEFAULT_MAX_RECORD, DEFAULT_RETENTION_MS
+from escalator.domain.recontact import DEFAULT_WINDOW_MS
 
 DEFAULT_POLICY: Final = Path(__file__).resolve().parent.parent / "default_policy.yaml"
 
@@ -62,11 +70,11 @@ class Settings:
     session_timeout_s: float = 30.0
     tick_interval_s: float = 0.25
     standby_replicas: int = 0
-    max_record_bytes: int = 1024 * 1024
+    max_record_bytes: int = DEFAULT_MAX_RECORD
     max_request_bytes: int = 5 * 1024 * 1024
     http_token: str | None = field(default=None, repr=False)
-    retention_ms: int = 7 * 24 * 3600 * 1000
-    recontact_window_ms: int = 7 * 24 * 3600 * 1000
+    retention_ms: int = DEFAULT_RETENTION_MS
+    recontact_window_ms: int = DEFAULT_WINDOW_MS
     aggregates: AggregateConfig = field(default_factory=AggregateConfig)
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
 

@@ -35,6 +35,10 @@ _WEEKDAYS: Final[tuple[str, ...]] = (
 # Ten years of consecutive closed days means holidays shut the calendar for good; without a
 # bound add() and next_open() would never return.
 MAX_CLOSED_DAYS: Final[int] = 3700
+# add() never looks further than this past its start: a target that needs longer to come due
+# (a long duration on a calendar open an hour a week) is refused, not computed block by block
+# for minutes of CPU. Policies are checked against it (config/policy_file.py).
+MAX_SPAN_DAYS: Final[int] = 3700
 _DAY_MS: Final[int] = 86_400_000
 _EPOCH_ORDINAL: Final[int] = date(1970, 1, 1).toordinal()
 # A calendar keeps its interval tables per block of local dates, at most _MAX_BLOCKS of them
@@ -304,6 +308,7 @@ class BusinessCalendar:
             return start_ms
         # No open interval of an earlier local date ends after start_ms.
         index = (start_ms // _DAY_MS - 2) // _BLOCK_DAYS
+        last_index = index + MAX_SPAN_DAYS // _BLOCK_DAYS + 1
         block = self._block(index)
         i = bisect_right(block.his, start_ms)
         remaining = duration_ms
@@ -329,8 +334,18 @@ class BusinessCalendar:
             else:
                 self._check_closed_run(start_ms, last_open_day, block.first + _BLOCK_DAYS)
             index += 1
+            if index > last_index:
+                raise CalendarError(
+                    f"calendar {self.name!r}: {duration_ms // 3_600_000} open hours from "
+                    f"{self._local_date(start_ms)} end more than {MAX_SPAN_DAYS} days later; "
+                    "shorten the target or open the calendar longer"
+                )
             block = self._block(index)
             i = bisect_right(block.his, start_ms)
+
+    def open_minutes_per_week(self) -> int:
+        """Open time of an ordinary week (no holidays), in minutes."""
+        return sum(hi - lo for day in self.weekly for lo, hi in day)
 
     def elapsed(self, start_ms: int, end_ms: int) -> int:
         """Open time in [start, end); 0 if end <= start."""

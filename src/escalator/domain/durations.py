@@ -6,7 +6,7 @@ import re
 from fractions import Fraction
 from typing import Final
 
-__all__ = ["DurationError", "format_duration", "parse_duration"]
+__all__ = ["MAX_POLICY_DURATION_MS", "DurationError", "format_duration", "parse_duration"]
 
 _UNIT_MS: Final[dict[str, int]] = {
     "w": 7 * 24 * 60 * 60 * 1000,
@@ -16,6 +16,9 @@ _UNIT_MS: Final[dict[str, int]] = {
     "s": 1000,
 }
 _UNIT_ORDER: Final[str] = "wdhms"
+# The longest duration a policy may use (2 years): longer ones are typos (`100000w`) that cost
+# seconds of calendar arithmetic per event.
+MAX_POLICY_DURATION_MS: Final[int] = 730 * _UNIT_MS["d"]
 _HINT: Final[str] = "use a number followed by s, m, h, d or w, e.g. 15m, 4h, 2d, 1h30m"
 
 # One component is digits, optional blanks, then a unit letter; components may be separated by

@@ -1,16 +1,22 @@
-"""The Faust worker: the only module that knows about Faust. A thin shell around the processors.
+"""The Faust worker: builds the app and wires the processors into it; no decisions are made here.
 
-Design (docs/architecture.md):
-- Two agents (concurrency 1 each, see faust.md): one on `tickets.events`, one on
-  `monitoring.alerts`. Records carry the broker's LogAppendTime; a partition's processing clock
-  is the latest record timestamp, never ahead of the wall clock.
-- Outputs are produced and acknowledged before the state that recorded them is written to the
-  table (see runtime/streams.py): at-least-once, never lost.
-- The deadline index lives in memory per partition. A timer peeks at it; when something is due
-  it appends a *tick* record to that same partition. The tick is ordered after every record
-  already in the partition, so its timestamp is a safe clock. Timers never write tables.
+Design (docs/architecture.md; the Faust behaviours it relies on: docs/faust.md):
+- Three agents, concurrency 1 each: `tickets.events` (the ticket lane, plus a shadow lane when a
+  shadow policy is set), `monitoring.alerts` (incidents) and `escalator.customers` (customer and
+  metric facts, repartitioned by customer or metric group). The two input topics use the
+  broker's LogAppendTime; a partition's processing clock is the latest record timestamp, never
+  ahead of the wall clock.
+- Outputs are sent at once; their acks are awaited per batch, before the state that recorded
+  them is written to the table, and the table's changelog records before any offset is
+  committed (runtime/checkpoint.py): at-least-once, never lost.
+- The deadline index lives in memory per partition. A timer, running on every worker, peeks at
+  its own partitions; when something is due it appends a *tick* record to that partition. The
+  tick is ordered after every record already in the partition, so its timestamp is a safe
+  clock. Timers never write tables.
 - An incident that makes a service's outage begin or end is broadcast as a record to every
   partition of `tickets.events`, so each ticket partition learns it in order with its events.
+- A task follows the `escalator.policy` topic and switches every main lane to a newly applied
+  policy.
 """
 
 from __future__ import annotations
@@ -33,16 +39,14 @@ from escalator.runtime.streams import (
     TICK_KEY,
     InputStream,
     Lane,
-    TableStore,
     tick_record,
     wall_ms,
 )
-from escalator.service.processor import (
-    BaseProcessor,
-    FactProcessor,
-    IncidentProcessor,
-    Processor,
-)
+from escalator.runtime.table_store import TableStore
+from escalator.service.facts import FactProcessor
+from escalator.service.incidents import IncidentProcessor
+from escalator.service.processor import BaseProcessor
+from escalator.service.tickets import TicketProcessor
 
 log = logging.getLogger("escalator.worker")
 
@@ -76,10 +80,12 @@ class Worker:
         outputs = {role: topic(role) for role in ("escalations", "notifications", "deadletter")}
         customers = topic("customers")
         ticket_routes = {**outputs, "customers": customers}
-        lanes = [self._lane("tickets", Processor, policy, ticket_routes, main=True)]
+        lanes = [self._lane("tickets", TicketProcessor, policy, ticket_routes, main=True)]
         if shadow is not None:
             to_shadow = {"escalations": topic("shadow"), "notifications": topic("shadow")}
-            lanes.append(self._lane("tickets-shadow", Processor, shadow, to_shadow, main=False))
+            lanes.append(
+                self._lane("tickets-shadow", TicketProcessor, shadow, to_shadow, main=False)
+            )
         self.ticket_stream = InputStream(self.tickets, lanes)
         incident_routes = {**outputs, "outage": self.tickets}
         incidents = self._lane("incidents", IncidentProcessor, policy, incident_routes, main=True)
@@ -92,7 +98,7 @@ class Worker:
         self.processor = lanes[0].processor
         main = self.processor
         self.metrics.watch_open_tickets(
-            lambda: main.open_tickets if isinstance(main, Processor) else None
+            lambda: main.open_tickets if isinstance(main, TicketProcessor) else None
         )
         self._wire()
 
@@ -114,8 +120,10 @@ class Worker:
         )
         store = TableStore(table)
         extra: dict[str, Any] = {}
-        if kind is Processor:
+        if kind is TicketProcessor:
             extra["retention_ms"] = self.settings.retention_ms
+            # The checkpoint sends a whole batch's metric facts at once (its step 1).
+            extra["facts_per_batch"] = "customers" in topics
         elif kind is FactProcessor:
             extra["window_ms"] = self.settings.recontact_window_ms
             extra["aggregates"] = self.settings.aggregates
@@ -126,8 +134,6 @@ class Worker:
             max_record_bytes=self.settings.max_record_bytes,
             **extra,
         )
-        if isinstance(processor, Processor) and "customers" in topics:
-            processor.batch_facts = True  # sent per batch by InputStream.settle
         return Lane(name, processor, store, table, topics, main)
 
     @property
@@ -233,7 +239,7 @@ class Worker:
 
     async def step(self, stream: InputStream, message: Any) -> None:
         """Decide and produce at once; the acks are awaited per batch, before the state that
-        records them is written and before any offset is committed (runtime/streams.py)."""
+        records them is written and before any offset is committed (runtime/checkpoint.py)."""
         await stream.step(message, _apply_outage, self.broadcast, self.metrics.lag)
 
     async def broadcast(self, value: bytes) -> list[Any]:
@@ -283,6 +289,6 @@ class Worker:
 
 
 def _apply_outage(processor: BaseProcessor, partition: int, value: bytes) -> list[Any]:
-    if isinstance(processor, Processor):
+    if isinstance(processor, TicketProcessor):
         return processor.on_outage(partition, value)
     return []

@@ -1,29 +1,97 @@
-"""A fix for faust-streaming 0.15.3, applied at worker start-up.
+"""Every change escalator makes to faust-streaming's behaviour, in one place.
 
-faust#596: `Recovery.on_recovery_completed` resumes the input partitions and seeks while message
-flow is already on; records fetched during that seek are queued, then dropped by
-`flow_control.resume()`, and never fetched again — events silently lost after a rebalance (or
-commits stuck behind the hole). Stopping the flow first makes the fetcher discard and re-fetch
-them. Found by the two-worker failover test (tests/integration/test_failover.py); a unit test
-pins the Faust version so an upgrade forces a re-check.
+Each patch names the Faust source it corrects (faust-streaming 0.15.3, pinned; a unit test
+fails on another version so an upgrade forces a re-check, and tests/unit/test_faust_patches.py
+checks that each defect is still there in the unpatched code — a Faust fix makes its test fail
+and the patch can go).
+
+1. faust#596 — `Recovery.on_recovery_completed` (faust/tables/recovery.py) resumes the input
+   partitions and seeks while message flow is already on; records fetched during that seek are
+   queued, then dropped by `flow_control.resume()`, and never fetched again: events silently
+   lost after a rebalance (or commits stuck behind the hole). Stopping the flow first makes the
+   fetcher discard and re-fetch them. Found by tests/integration/test_failover.py.
+2. `ProducerBuffer.flush_atmost(None)` (faust/transport/producer.py) waits for `message_sent`
+   with a 0.1 s timeout and *returns on the timeout while messages are still buffered*, so
+   `ProducerBuffer.flush()` — called by `Producer.flush()` before every offset commit and on
+   stop — can leave table changelog records unsent. The patched `flush()` waits until the
+   buffer is empty.
+3. Changelog futures: `Table.on_key_set`/`on_key_del` (faust/tables/table.py) drop the future
+   of the changelog record they queue. `capture_changelog` hands each one to the checkpoint,
+   which awaits it before any offset is committed (runtime/checkpoint.py, step 4).
+4. The commit hook: every `Consumer.force_commit` (faust/transport/consumer.py; reached from
+   the commit timer `_commit_handler`, from `wait_empty` on a rebalance or stop, and on an agent
+   error) first makes every checkpoint of the app durable (runtime/checkpoint.py `commit`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Final
 
 from faust.tables.recovery import Recovery
+from faust.transport.consumer import Consumer
+from faust.transport.producer import ProducerBuffer
 
-PATCHED_FAUST_VERSION = "0.15.3"
-_original = Recovery.on_recovery_completed
+from escalator.runtime import checkpoint
+
+PATCHED_FAUST_VERSION: Final = "0.15.3"
+_CHECKPOINTS_ATTR: Final = "_escalator_checkpoints"
+
+_original_recovery_completed = Recovery.on_recovery_completed
+_original_force_commit = Consumer.force_commit
+_original_buffer_flush = ProducerBuffer.flush
 
 
+# 1. faust#596
 async def _on_recovery_completed(self: Any, generation_id: int = 0) -> None:
     self.app.consumer.stop_flow()  # on_recovery_completed turns it on again after its seek
-    await _original(self, generation_id)
+    await _original_recovery_completed(self, generation_id)
+
+
+# 2. a flush that empties the buffer
+async def _buffer_flush(self: Any) -> None:
+    while self.size:
+        if self.state != "running":
+            raise RuntimeError("Cannot flush: Producer not Running")
+        await self.flush_atmost(None)  # returns after 0.1 s without a send: wait again
+
+
+# 3. changelog futures
+def capture_changelog(table: Any, sink: Callable[[Any], None]) -> None:
+    """Give `sink` the future of every changelog record `table` queues from now on."""
+    send = table.send_changelog
+
+    def send_changelog(*args: Any, **kwargs: Any) -> Any:
+        future = send(*args, **kwargs)
+        sink(future)
+        return future
+
+    table.send_changelog = send_changelog
+
+
+# 4. the commit hook
+def register(app: Any, item: checkpoint.Checkpoint) -> None:
+    """Make every offset commit of `app` wait until `item` is durable."""
+    items = getattr(app, _CHECKPOINTS_ATTR, None)
+    if items is None:
+        items = []
+        setattr(app, _CHECKPOINTS_ATTR, items)
+    items.append(item)
+
+
+async def _force_commit(self: Any, topics: Any = None, start_new_transaction: bool = True) -> bool:
+    items: list[checkpoint.Checkpoint] = getattr(self.app, _CHECKPOINTS_ATTR, [])
+
+    async def commit_offsets() -> bool:
+        return bool(
+            await _original_force_commit(self, topics, start_new_transaction=start_new_transaction)
+        )
+
+    return bool(await checkpoint.commit(items, commit_offsets))
 
 
 def apply() -> None:
-    """Install the fix (idempotent)."""
-    if Recovery.on_recovery_completed is not _on_recovery_completed:
-        Recovery.on_recovery_completed = _on_recovery_completed  # type: ignore[method-assign]
+    """Install the class-level patches (idempotent)."""
+    Recovery.on_recovery_completed = _on_recovery_completed  # type: ignore[method-assign]
+    ProducerBuffer.flush = _buffer_flush  # type: ignore[method-assign]
+    Consumer.force_commit = _force_commit  # type: ignore[method-assign]

@@ -26,6 +26,9 @@ from escalator.runtime.topics import admin_kwargs
 
 log = logging.getLogger("escalator.policy")
 KEY: Final = b"policy"
+# The record's format (docs/architecture.md, "Stored formats"), not the policy's version.
+# Format 1 has no version field; the next format adds "v": 2.
+RECORD_FORMAT: Final = 1
 
 
 def policy_record(text: str, source: str) -> tuple[Policy, bytes]:
@@ -43,7 +46,17 @@ def policy_record(text: str, source: str) -> tuple[Policy, bytes]:
 def read_record(value: bytes) -> Policy:
     """A policy record back into a Policy; raises ConfigError (or ValueError) if invalid."""
     doc: dict[str, Any] = orjson.loads(value)
-    return parse_policy(str(doc["yaml"]), f"{doc.get('source', 'policy topic')} (applied)")
+    if "v" in doc:
+        raise ValueError(
+            f"unknown policy record format {doc['v']!r} (this build reads {RECORD_FORMAT})"
+        )
+    warnings: list[str] = []
+    policy = parse_policy(
+        str(doc["yaml"]), f"{doc.get('source', 'policy topic')} (applied)", warnings
+    )
+    for warning in warnings:
+        log.warning("policy %s: %s", policy.version, warning)
+    return policy
 
 
 async def publish(settings: Settings, text: str, source: str) -> Policy:

@@ -33,6 +33,16 @@ ROLES = (
 )
 # The applied policy: one partition (every worker reads all of it), compacted (latest wins).
 POLICY_CONFIG = {"cleanup.policy": "compact"}
+# The worker's Faust tables. Their changelogs (`<app id>-<table>-changelog`, compacted) are
+# created here too rather than left to Faust at worker start: a table written before the
+# consumer's metadata knows its fresh changelog's partitions fails with PartitionsMismatch
+# ("… changelog topic … has 0 partitions"), which poisons the worker's first batch.
+TABLES = ("tickets", "tickets-shadow", "incidents", "customers")
+CHANGELOG_CONFIG = {"cleanup.policy": "compact"}
+
+
+def changelog_topic(settings: Settings, table: str) -> str:
+    return f"{settings.app_id}-{table}-changelog"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +62,9 @@ def plan(settings: Settings) -> list[TopicPlan]:
         if role == "policy":
             config, partitions = dict(POLICY_CONFIG), 1
         plans.append(TopicPlan(role, settings.topic(role), partitions, config))
+    for table in TABLES:
+        name = changelog_topic(settings, table)
+        plans.append(TopicPlan(f"changelog:{table}", name, settings.partitions, CHANGELOG_CONFIG))
     return plans
 
 
@@ -145,7 +158,7 @@ async def partition_counts(settings: Settings, names: list[str]) -> dict[str, in
 async def check_topics(settings: Settings) -> None:
     """Refuse to start when input topics are missing or not co-partitioned with the table."""
     names = [settings.topic(role) for role in CO_PARTITIONED]
-    changelog = f"{settings.app_id}-tickets-changelog"
+    changelog = changelog_topic(settings, "tickets")
     policy = settings.topic("policy")
     counts = await partition_counts(settings, [*names, changelog, policy])
     if counts.pop(policy) is None:

@@ -19,18 +19,18 @@ from escalator.domain.aggregates import AggregateConfig
 from escalator.domain.events import ALERT_TYPES
 from escalator.domain.policy import Policy
 from escalator.errors import InvalidEvent
+from escalator.service.facts import FactProcessor
+from escalator.service.incidents import IncidentProcessor
 from escalator.service.processor import (
     CUSTOMERS,
     DEADLETTER,
     METRICS,
     OUTAGE,
     Emission,
-    FactProcessor,
-    IncidentProcessor,
-    Processor,
     Recorder,
 )
 from escalator.service.summary import Summary
+from escalator.service.tickets import TicketProcessor
 
 PARTITION = 0
 
@@ -61,7 +61,7 @@ def arrival_of(raw: bytes, clock: int) -> tuple[int, str]:
 class _Lanes:
     """Ticket and incident processors on one virtual partition, as one worker would run them."""
 
-    tickets: Processor
+    tickets: TicketProcessor
     incidents: IncidentProcessor
     facts: FactProcessor
     result: Simulation
@@ -111,7 +111,7 @@ def run(
     result = Simulation()
     tee = _Tee(result.summary, recorder)
     lanes = _Lanes(
-        Processor(policy, {}, recorder=tee),
+        TicketProcessor(policy, {}, recorder=tee),
         IncidentProcessor(policy, {}, recorder=tee),
         FactProcessor(policy, {}, recorder=tee, aggregates=aggregates),
         result,

@@ -1,0 +1,99 @@
+"""The fact lane: facts repartitioned by customer or metric group — re-contacts, windowed
+aggregates and SLA compliance periods, published on `escalator.metrics`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from escalator.adapters.cloudevents import encode_effect
+from escalator.adapters.fact_codec import decode_fact_record, decode_windows, encode_windows
+from escalator.adapters.state_codec import decode_customer, encode_customer
+from escalator.domain import aggregates, recontact
+from escalator.domain.aggregates import (
+    COMPLIANCE_PREFIX,
+    GROUP_PREFIX,
+    AggregateConfig,
+    MetricFact,
+    MetricsWindow,
+    SlaCompliance,
+)
+from escalator.domain.recontact import CustomerFact
+from escalator.service.processor import METRICS, BaseProcessor, Context, Emission
+
+
+class FactProcessor(BaseProcessor):
+    """Facts repartitioned by customer or metric group: re-contacts, windowed aggregates and
+    SLA compliance periods (published on `escalator.metrics`)."""
+
+    def __init__(
+        self,
+        *args: Any,
+        window_ms: int = recontact.DEFAULT_WINDOW_MS,
+        aggregates: AggregateConfig | None = None,
+        **kw: Any,
+    ):
+        super().__init__(*args, **kw)
+        self.window_ms = window_ms
+        self.config = aggregates or AggregateConfig()
+
+    def _apply(self, raw: bytes, ctx: Context) -> tuple[str, list[Emission]]:
+        record = decode_fact_record(raw)
+        if isinstance(record, CustomerFact):
+            self._recontact(record, ctx.partition)
+            return "", []  # internal facts are not inbound events
+        key, facts = record
+        return "", self._tally(ctx, key, facts)
+
+    def _recontact(self, fact: CustomerFact, partition: int) -> None:
+        stored = self.store.get(fact.customer_id)
+        state = decode_customer(stored) if stored is not None else None
+        state, found = recontact.apply(state, fact, self.window_ms)
+        self.store[fact.customer_id] = encode_customer(state, partition)
+        if found is not None:
+            self.recorder.effect(found)
+
+    def _periods(self, key: str) -> tuple[aggregates.Period, ...]:
+        return self.config.windows if key.startswith(GROUP_PREFIX) else (self.config.compliance,)
+
+    def _tally(self, ctx: Context, key: str, facts: list[MetricFact]) -> list[Emission]:
+        stored = self.store.get(key)
+        if stored is None:
+            state = aggregates.Windows(key)
+        else:
+            state, offset = decode_windows(stored)
+            self._refuse_replay(ctx, key, stored, offset)
+        periods = self._periods(key)
+        closed = aggregates.close_due(state, periods, ctx.now, self.config.grace_ms)
+        for fact in facts:
+            aggregates.add_fact(state, fact, periods)
+        return self._save(ctx, state, periods, closed)
+
+    def _advance(self, ctx: Context, key: str) -> list[Emission]:
+        stored = self.store.get(key)
+        if stored is None or not key.startswith((GROUP_PREFIX, COMPLIANCE_PREFIX)):
+            return []
+        state, _ = decode_windows(stored)
+        periods = self._periods(key)
+        closed = aggregates.close_due(state, periods, ctx.now, self.config.grace_ms)
+        return self._save(ctx, state, periods, closed)
+
+    def _save(
+        self,
+        ctx: Context,
+        state: aggregates.Windows,
+        periods: tuple[aggregates.Period, ...],
+        closed: list[aggregates.Closed],
+    ) -> list[Emission]:
+        due = aggregates.next_close(state, periods, self.config.grace_ms)
+        self.store[state.key] = encode_windows(state, ctx.partition, due, ctx.offset)
+        self.index.set(ctx.partition, state.key, due)
+        render = (
+            aggregates.metrics_window
+            if state.key.startswith(GROUP_PREFIX)
+            else aggregates.sla_compliance
+        )
+        return [self._aggregate(render(c)) for c in closed]
+
+    def _aggregate(self, record: MetricsWindow | SlaCompliance) -> Emission:
+        value = encode_effect(record, self.policy.version)  # type: ignore[arg-type]
+        return Emission(METRICS, record.key.encode(), value, time=record.time)

@@ -1,0 +1,255 @@
+"""Every stored format, by version (docs/architecture.md, "Stored formats").
+
+For each format: a literal record of every version this build still reads, decoded; the literal
+of the current version is also what the encoder writes today, so a format changed without a new
+version fails here. A new format or version adds its literal here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pytest
+
+from escalator.adapters import alerts, fact_codec, state_codec
+from escalator.adapters.deadletter import Origin, dead_letter, original_bytes, original_key
+from escalator.domain.aggregates import Windows, Worst
+from escalator.domain.effects import OutageChanged
+from escalator.domain.recontact import CustomerFact, CustomerState
+from escalator.domain.state import Handoff
+from escalator.errors import InvalidEvent
+from escalator.runtime import policy_topic
+from tests.unit.test_state_codec import V1_RECORD as TICKET_1
+
+# --- tickets (table "tickets"): format 2, and format 1 still read ------------------------------
+
+TICKET_2 = (
+    b'[2,3,1795001800000,41,"T-1","acme","enterprise","P1","api","down","L1",1795000000000,'
+    b'"open",null,1,"enterprise-P1",1795000060000,[["next_update.1","next_update",'
+    b'1795000060000,1800000,"24x7",1795000060000,0,0,false,["0.75"],1795001860000,'
+    b'1795001410000,"0.75",null,null,null]],true,1,0,["L1",1795000000000],0,[],false,["L1"],'
+    b'["ann"],1,0,[],["e1","e2"],null,null]'
+)
+
+
+def test_ticket_formats_1_and_2() -> None:
+    assert state_codec.TICKET_FORMAT == 2
+    old, new = state_codec.decode_state(TICKET_1), state_codec.decode_state(TICKET_2)
+    assert old == new
+    state, offset = new
+    assert (state.ticket_id, state.handoff, offset) == ("T-1", Handoff("L1", 1_795_000_000_000), 41)
+    assert state_codec.ticket_entry(TICKET_1) == state_codec.ticket_entry(TICKET_2)
+    assert state_codec.encode_state(state, 3, 1_795_001_800_000, 41) == TICKET_2
+
+
+# --- incidents (table "incidents"): format 1 --------------------------------------------------
+
+INCIDENT_1 = (
+    b'{"fingerprint":"fp-1","number":2,"status":"acknowledged","severity":"P1","service":"api",'
+    b'"alertname":"ApiDown","summary":"API down","opened_at":1795000000000,'
+    b'"acknowledged_at":1795000030000,"resolved_at":null,"level":1,"loop":0,'
+    b'"next_level_at":null,"ack_deadline":null,"resolve_deadline":1795003600000,"outage":true,'
+    b'"clock":1795000030000,"seen":["a1","a2"],"v":1,"p":4,"due":1795003600000,"o":17}'
+)
+
+
+def test_incident_format_1() -> None:
+    state, offset = state_codec.decode_incident(INCIDENT_1)
+    assert (state.fingerprint, state.status, state.outage, offset) == (
+        "fp-1",
+        "acknowledged",
+        True,
+        17,
+    )
+    assert state_codec.index_entry(INCIDENT_1) == (4, 1_795_003_600_000)
+    assert state_codec.encode_incident(state, 4, 1_795_003_600_000, 17) == INCIDENT_1
+
+
+# --- a partition's outages (table "tickets", key __outages__/<partition>): format 1 -----------
+
+OUTAGES_1 = b'{"api":["fp-1",1795000000000]}'
+
+
+def test_outages_format_1() -> None:
+    active = state_codec.decode_outages(OUTAGES_1)
+    assert active == {"api": OutageChanged("api", "fp-1", True, 1_795_000_000_000)}
+    assert state_codec.encode_outages(active) == OUTAGES_1
+
+
+# --- customers (table "customers", keyed by customer id): format 1 ----------------------------
+
+CUSTOMER_1 = (
+    b'{"v":1,"p":6,"due":null,"customer_id":"acme","last_solved":{"api":1795000000000,'
+    b'"":1795000500000},"seen":["solved/T-1/1795000000000"]}'
+)
+
+
+def test_customer_state_format_1() -> None:
+    state = state_codec.decode_customer(CUSTOMER_1)
+    assert state == CustomerState(
+        "acme", {"api": 1_795_000_000_000, "": 1_795_000_500_000}, ["solved/T-1/1795000000000"]
+    )
+    assert state_codec.index_entry(CUSTOMER_1) == (6, None)
+    assert state_codec.encode_customer(state, 6) == CUSTOMER_1
+
+
+# --- windows (table "customers", keyed by group or __compliance__/customer): format 1 ----------
+
+WINDOWS_1 = (
+    b'{"v":1,"p":2,"due":1796083500000,"o":99,"key":"__compliance__/acme","open":[["month",'
+    b'1793491200000,{"c":{"created":2,"target_breached":1},"t":{"first_response":'
+    b'{"target_breached":1}},"h":[0,1,0,0,0,0,0,0,0,0,0],"w":["T-1","first_response","P1",'
+    b'60000],"l":1,"ct":["enterprise"]}]],"closed_until":{"month":1793491200000},'
+    b'"seen":["T-1/created"]}'
+)
+
+
+def test_window_state_format_1() -> None:
+    state, offset = fact_codec.decode_windows(WINDOWS_1)
+    assert isinstance(state, Windows)
+    assert offset == 99
+    tally = state.open["month", 1_793_491_200_000]
+    assert tally.worst == Worst("T-1", "first_response", "P1", 60_000)
+    assert (tally.counts["created"], tally.late, tally.customer_tiers) == (2, 1, {"enterprise"})
+    assert state_codec.index_entry(WINDOWS_1) == (2, 1_796_083_500_000)
+    assert fact_codec.encode_windows(state, 2, 1_796_083_500_000, 99) == WINDOWS_1
+
+
+# --- records on the repartition topic (escalator.customers): format 1 of each -----------------
+
+CUSTOMER_FACT_1 = (
+    b'{"kind":"created","customer_id":"acme","service":"api","severity":"P1",'
+    b'"customer_tier":"enterprise","time":1795000600000,"ticket_id":"T-2"}'
+)
+METRIC_FACTS_1 = (
+    b'{"key":"__group__/enterprise/P1/L1","metric_facts":[["T-1/created","created",'
+    b'1795000000000,"T-1","acme","enterprise","P1","L1","",0],["T-1/handoff/1","handoff",'
+    b'1795000300000,"T-1","acme","enterprise","P1","L2","",300000]]}'
+)
+
+
+def test_customer_fact_format_1() -> None:
+    fact = CustomerFact("created", "acme", "api", "P1", "enterprise", 1_795_000_600_000, "T-2")
+    assert state_codec.decode_fact(CUSTOMER_FACT_1) == fact
+    assert fact_codec.decode_fact_record(CUSTOMER_FACT_1) == fact
+    assert state_codec.encode_fact(fact) == CUSTOMER_FACT_1
+
+
+def test_metric_fact_record_format_1() -> None:
+    record = fact_codec.decode_fact_record(METRIC_FACTS_1)
+    assert isinstance(record, tuple)
+    key, facts = record
+    assert key == "__group__/enterprise/P1/L1"
+    assert [(f.kind, f.tier, f.value_ms) for f in facts] == [
+        ("created", "L1", 0),
+        ("handoff", "L2", 300_000),
+    ]
+    assert fact_codec.encode_facts(key, facts) == METRIC_FACTS_1
+
+
+# --- the outage broadcast (tickets.events, key __escalator_outage__): type escalator.outage ----
+
+OUTAGE_BROADCAST_1 = (
+    b'{"specversion":"1.0","id":"outage/fp-1/start","source":"escalator",'
+    b'"type":"escalator.outage","time":"2026-11-18T11:06:40.000Z","data":{"service":"api",'
+    b'"incident_id":"fp-1","active":true}}'
+)
+
+
+def test_outage_broadcast_format_1() -> None:
+    change = alerts.decode_outage(OUTAGE_BROADCAST_1)
+    assert change == OutageChanged("api", "fp-1", True, 1_795_000_000_000)
+    assert alerts.encode_outage(change) == OUTAGE_BROADCAST_1
+
+
+# --- dead letters (escalator.deadletter, read back by `deadletter replay`): format 1 ----------
+
+DEAD_LETTER_1 = (
+    b'{"reason":"invalid_json","message":"not JSON","source_topic":"tickets.events",'
+    b'"source_partition":1,"source_offset":42,"received_at":"2026-11-18T11:06:40.000Z",'
+    b'"original":"eyJiYWQi","original_key":"VC05"}'
+)
+
+
+def test_dead_letter_format_1() -> None:
+    doc, original = original_bytes(DEAD_LETTER_1)
+    assert (original, original_key(doc)) == (b'{"bad"', b"T-9")
+    assert (doc["reason"], doc["source_topic"], doc["source_offset"]) == (
+        "invalid_json",
+        "tickets.events",
+        42,
+    )
+    origin = Origin(doc["source_topic"], doc["source_partition"], doc["source_offset"], b"T-9")
+    rewritten = dead_letter(original, origin, doc["reason"], doc["message"], 1_795_000_000_000)
+    assert rewritten == DEAD_LETTER_1
+
+
+# --- the applied policy (escalator.policy, compacted: kept for good): format 1 -----------------
+
+POLICY_YAML = (
+    'version: "golden-1"\n'
+    "targets: [{name: all, calendar: 24x7, first_response: 1h}]\n"
+    'tiers: [{name: L1, owner: "team:a"}]\n'
+)
+POLICY_1 = (
+    b'{"version":"golden-1","source":"golden.yaml",'
+    b'"applied_at":"2026-11-25T10:00:00.000000+00:00","yaml":' + orjson.dumps(POLICY_YAML) + b"}"
+)
+
+
+def test_policy_record_format_1() -> None:
+    assert policy_topic.read_record(POLICY_1).version == "golden-1"
+    _, written = policy_topic.policy_record(POLICY_YAML, "golden.yaml")
+    assert list(orjson.loads(written)) == list(orjson.loads(POLICY_1))
+
+
+# --- the rules themselves ---------------------------------------------------------------------
+
+
+def _with(raw: bytes, **fields: Any) -> bytes:
+    return orjson.dumps({**orjson.loads(raw), **fields})
+
+
+@pytest.mark.parametrize(
+    ("decode", "raw"),
+    [
+        (state_codec.decode_state, _with(TICKET_1, v=3)),
+        (state_codec.decode_state, b"[3" + TICKET_2[2:]),
+        (state_codec.decode_incident, _with(INCIDENT_1, v=2)),
+        (state_codec.decode_customer, _with(CUSTOMER_1, v=2)),
+        (fact_codec.decode_windows, _with(WINDOWS_1, v=2)),
+        (state_codec.decode_fact, _with(CUSTOMER_FACT_1, v=2)),
+        (fact_codec.decode_fact_record, _with(CUSTOMER_FACT_1, v=2)),
+        (fact_codec.decode_fact_record, _with(METRIC_FACTS_1, v=2)),
+        (original_bytes, _with(DEAD_LETTER_1, v=2)),
+        (policy_topic.read_record, _with(POLICY_1, v=2)),
+    ],
+)
+def test_a_newer_version_is_refused_not_misread(decode: Callable[[bytes], Any], raw: bytes) -> None:
+    with pytest.raises((ValueError, InvalidEvent), match="format"):
+        decode(raw)
+
+
+COVERED = {
+    "encode_state",
+    "encode_incident",
+    "encode_outages",
+    "encode_customer",
+    "encode_fact",
+    "encode_windows",
+    "encode_facts",
+    "encode_outage",
+}
+
+
+def test_every_encoder_has_its_format_here() -> None:
+    """A new encoder in the codec modules is a new stored format: add its literal above."""
+    encoders = {
+        name
+        for module in (state_codec, fact_codec, alerts)
+        for name in vars(module)
+        if name.startswith("encode_") and callable(getattr(module, name))
+    }
+    assert encoders == COVERED
