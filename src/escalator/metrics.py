@@ -13,28 +13,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from escalator.domain.effects import (
-    Bounceback,
-    Effect,
-    EscalationRaised,
-    FirstEscalation,
-    HandoffMeasured,
-    IncidentAcked,
-    IncidentClosed,
-    SlaBreached,
-    SlaWarning,
-    TargetStarted,
-    TargetStopped,
-    TicketOpened,
-    TicketSolved,
-)
-from escalator.domain.policy import FUNCTIONAL
-from escalator.domain.recontact import Recontact
+from escalator.domain import facts
+from escalator.domain.effects import Effect
+from escalator.domain.facts import Observation, observe
 from escalator.service.catalog import OpenTickets
 
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
-# Resolve the reference thresholds: 30 min (P1/P2 handoff) and 2 h (P3).
-HANDOFF_BUCKETS = (60, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400)
 RESPONSE_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800)
 INCIDENT_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400)
 
@@ -143,6 +127,17 @@ class Metrics:
             "SLA targets breached (when they breach).",
             ["target", "severity", "tier"],
         )
+        self.breaches_retracted = counter(
+            "escalator_sla_breaches_retracted_total",
+            "SLA breaches withdrawn by a late event that shows the target was met.",
+            ["target"],
+        )
+        self.targets_met = counter(
+            "escalator_sla_targets_met_total",
+            "SLA target instances met (ended before their deadline, or once a breach was "
+            "retracted).",
+            ["target", "severity"],
+        )
         self.targets_completed = counter(
             "escalator_sla_targets_completed_total",
             "SLA target instances ended (met or after a breach), by whether the ticket had "
@@ -159,7 +154,7 @@ class Metrics:
             "escalator_handoff_delay_seconds",
             "Transfer or escalation into a tier until that tier's first action.",
             ["to_tier", "severity"],
-            HANDOFF_BUCKETS,
+            facts.HANDOFF_BUCKETS_S,
         )
         self.first_response = histogram(
             "escalator_time_to_first_response_seconds",
@@ -210,6 +205,7 @@ class Metrics:
             "Tickets with a pending deadline on this worker.",
             registry=registry,
         )
+        self._record = self._records()
 
     def watch_open_tickets(self, source: Callable[[], OpenTickets | None]) -> None:
         self.registry.register(OpenTicketsCollector(source))
@@ -229,52 +225,61 @@ class Metrics:
         self.alerts_resent.inc()
 
     def effect(self, effect: Effect) -> None:
-        if isinstance(effect, EscalationRaised):
-            self.escalations.labels(
-                effect.kind, effect.trigger, effect.from_tier, effect.to_tier
-            ).inc()
-            count = int(effect.context.get("escalations", 0))
-            if effect.kind == FUNCTIONAL and count >= 2:
-                self.repeat_escalations.labels(effect.to_tier).inc()
-                if count == 2:
-                    severity = str(effect.context.get("severity", ""))
-                    self.tickets_escalated_repeatedly.labels(severity).inc()
-        elif isinstance(effect, FirstEscalation):
-            self.tickets_escalated.labels(effect.kind, effect.severity, effect.customer_tier).inc()
-            if effect.first_of_any:
-                self.tickets_escalated_any.labels(effect.severity, effect.customer_tier).inc()
-        elif isinstance(effect, SlaBreached):
-            self.breaches.labels(effect.target, effect.severity, effect.tier).inc()
-        elif isinstance(effect, SlaWarning):
-            self.warnings.labels(effect.target).inc()
-        elif isinstance(effect, TicketOpened):
-            self.tickets_created.labels(effect.severity, effect.customer_tier).inc()
-        elif isinstance(effect, TargetStarted):
-            self.targets_applied.labels(effect.target, effect.severity).inc()
-        elif isinstance(effect, TargetStopped):
-            self._target_stopped(effect)
-        elif isinstance(effect, TicketSolved):
-            self.resolution.labels(effect.severity).observe(effect.resolution_ms / 1000)
-            self.tickets_solved.labels(effect.severity).inc()
-        elif isinstance(effect, Recontact):
-            self.recontacts.labels(effect.severity, effect.customer_tier).inc()
-        elif isinstance(effect, Bounceback):
-            self.bouncebacks.labels(effect.from_tier, effect.to_tier).inc()
-            if effect.first:
-                self.tickets_bounced.labels(effect.severity).inc()
-        elif isinstance(effect, HandoffMeasured):
-            self.handoff.labels(effect.to_tier, effect.severity).observe(effect.delay_ms / 1000)
-        elif isinstance(effect, IncidentAcked):
-            self.mtta.labels(effect.severity).observe(effect.delay_ms / 1000)
-        elif isinstance(effect, IncidentClosed):
-            self.mttr.labels(effect.severity).observe(effect.duration_ms / 1000)
-            if not effect.acknowledged:
-                self.never_acked.labels(effect.severity).inc()
+        for seen in observe(effect):
+            record = self._record.get(seen.kind)
+            if record is not None:
+                record(seen)
 
-    def _target_stopped(self, effect: TargetStopped) -> None:
-        labels = (effect.target, effect.severity, _yes(effect.escalated))
+    def _records(self) -> dict[str, Callable[[Observation], None]]:
+        """How each observation kind (escalator.domain.facts) is counted."""
+        return {
+            facts.CREATED: lambda o: self.tickets_created.labels(o.severity, o.customer_tier).inc(),
+            facts.ESCALATED: lambda o: self.tickets_escalated_any.labels(
+                o.severity, o.customer_tier
+            ).inc(),
+            facts.ESCALATED_FUNCTIONAL: self._first_escalation,
+            facts.ESCALATED_HIERARCHICAL: self._first_escalation,
+            facts.ESCALATED_AGAIN: lambda o: self.tickets_escalated_repeatedly.labels(
+                o.severity
+            ).inc(),
+            facts.ESCALATION: lambda o: self.escalations.labels(
+                o.target, o.trigger, o.from_tier, o.to_tier
+            ).inc(),
+            facts.REPEAT_ESCALATION: lambda o: self.repeat_escalations.labels(o.to_tier).inc(),
+            facts.BOUNCEBACK: lambda o: self.bouncebacks.labels(o.from_tier, o.to_tier).inc(),
+            facts.BOUNCED: lambda o: self.tickets_bounced.labels(o.severity).inc(),
+            facts.APPLIED: lambda o: self.targets_applied.labels(o.target, o.severity).inc(),
+            facts.MET: self._target_ended,
+            facts.ENDED_BREACHED: self._target_ended,
+            facts.BREACH: lambda o: self.breaches.labels(o.target, o.severity, o.tier).inc(),
+            facts.RETRACTED: lambda o: self.breaches_retracted.labels(o.target).inc(),
+            facts.WARNING: lambda o: self.warnings.labels(o.target).inc(),
+            facts.HANDOFF: lambda o: self.handoff.labels(o.to_tier, o.severity).observe(
+                o.value_ms / 1000
+            ),
+            facts.FIRST_RESPONSE: lambda o: self.first_response.labels(o.severity).observe(
+                o.value_ms / 1000
+            ),
+            facts.SOLVED: self._solved,
+            facts.RECONTACT: lambda o: self.recontacts.labels(o.severity, o.customer_tier).inc(),
+            facts.INCIDENT_ACKED: lambda o: self.mtta.labels(o.severity).observe(o.value_ms / 1000),
+            facts.INCIDENT_RESOLVED: lambda o: self.mttr.labels(o.severity).observe(
+                o.value_ms / 1000
+            ),
+            facts.INCIDENT_UNACKED: lambda o: self.never_acked.labels(o.severity).inc(),
+        }
+
+    def _first_escalation(self, seen: Observation) -> None:
+        self.tickets_escalated.labels(seen.target, seen.severity, seen.customer_tier).inc()
+
+    def _target_ended(self, seen: Observation) -> None:
+        labels = (seen.target, seen.severity, _yes(seen.escalated))
         self.targets_completed.labels(*labels).inc()
-        if effect.breached:
+        if seen.kind == facts.ENDED_BREACHED:
             self.targets_completed_breached.labels(*labels).inc()
-        if effect.target == "first_response":
-            self.first_response.labels(effect.severity).observe(effect.duration_ms / 1000)
+        else:
+            self.targets_met.labels(seen.target, seen.severity).inc()
+
+    def _solved(self, seen: Observation) -> None:
+        self.resolution.labels(seen.severity).observe(seen.value_ms / 1000)
+        self.tickets_solved.labels(seen.severity).inc()

@@ -379,7 +379,7 @@ async def test_dashboard_and_rules_on_a_real_prometheus(
 
     # ... and the 1h recording rules over the scenario (see the module docstring).
     applied = total - (warm_records - 2)  # events applied in the scenario (2 were refused)
-    cohort = "job_target_escalated:escalator_sla_breach_rate:ratio_1h"
+    cohort = "job_target_escalated:escalator_sla_targets_ended_breached:ratio_1h"
     handoff = "escalator_handoff_delay_seconds"
     expected = {
         # 22 tickets: 8 escalated functionally (2 of which bounce back), 2 hierarchically.
@@ -394,8 +394,8 @@ async def test_dashboard_and_rules_on_a_real_prometheus(
         'job_target:escalator_sla_breach_rate:ratio_1h{target="first_response"}': 2 / 22,
         'job_target:escalator_sla_breach_rate:ratio_1h{target="resolution"}': 0,
         # 3 targets per ticket (first response, next update, resolution): 2 of 42 vs 0 of 24.
-        'job_escalated:escalator_sla_breach_rate:ratio_1h{escalated="false"}': 2 / 42,
-        'job_escalated:escalator_sla_breach_rate:ratio_1h{escalated="true"}': 0,
+        'job_escalated:escalator_sla_targets_ended_breached:ratio_1h{escalated="false"}': 2 / 42,
+        'job_escalated:escalator_sla_targets_ended_breached:ratio_1h{escalated="true"}': 0,
         # 8 handoffs into L2 of 0.5 s, all in the first bucket (0, 60 s]: p90 = 0.9 × 60 s.
         f'job_to_tier_severity:{handoff}:p90_1h{{to_tier="L2",severity="P4"}}': 54,
         f'job_to_tier:{handoff}:p50_1h{{to_tier="L2"}}': 30,

@@ -24,8 +24,8 @@ from escalator.domain.aggregates import (
     Windows,
     parse_period,
     parse_periods,
-    quantile,
 )
+from escalator.domain.facts import quantile
 from escalator.service import simulate
 from escalator.service.facts import FactProcessor
 from escalator.service.processor import CUSTOMERS, METRICS
@@ -105,8 +105,12 @@ def test_hourly_window_per_group_counts_what_happened_in_it() -> None:
     assert data["escalations"] == 1
     assert data["bouncebacks"] == 1
     assert data["bounceback_rate"] == 1.0
-    # The breach happened while L1 held T2; the breached target was completed in L2.
+    assert (data["tickets_escalated_functionally"], data["tickets_bounced"]) == (1, 1)
+    # The breach happened while L1 held T2: it is due there, with T1's three targets met and
+    # T2's next update and resolution (met back in L1). The breached target ended in L2.
     assert data["breaches"] == 1
+    assert data["targets_due"] == 6
+    assert data["breach_rate"] == round(1 / 6, 6)
     assert data["targets_breached"] == 0
     assert data["tickets_solved"] == 2
     assert data["handoffs"] == 0
@@ -117,7 +121,7 @@ def test_hourly_window_per_group_counts_what_happened_in_it() -> None:
     assert l2["escalation_rate"] is None
     assert l2["targets_completed"] == 1
     assert l2["targets_breached"] == 1
-    assert l2["breach_rate"] == 1.0
+    assert (l2["targets_due"], l2["breaches"], l2["breach_rate"]) == (0, 0, None)
     # One handoff of 780 s: bucket (600, 900]; Prometheus-style interpolation inside it.
     assert l2["handoffs"] == 1
     assert l2["handoff_buckets"]["900"] == 1
@@ -147,10 +151,18 @@ def test_monthly_compliance_per_customer() -> None:
     # Each ticket: first response, resolution and one next_update (the customer waited after
     # the agent's reply until solved): 6 applied, 6 completed, T2's first response breached.
     assert data["targets_applied"] == 6
+    assert data["targets_due"] == 6
     assert data["targets_completed"] == 6
     assert data["targets_breached"] == 1
+    assert data["breaches"] == 1
     assert data["compliance"] == pytest.approx(5 / 6, abs=1e-6)
-    assert data["by_target"]["first_response"] == {"applied": 2, "completed": 2, "breached": 1}
+    assert data["by_target"]["first_response"] == {
+        "applied": 2,
+        "due": 2,
+        "completed": 2,
+        "breached": 1,
+        "breaches": 1,
+    }
     assert data["worst_breach"] == {
         "ticket_id": "T2",
         "target": "first_response",
@@ -161,6 +173,57 @@ def test_monthly_compliance_per_customer() -> None:
     assert (globex["compliance"], globex["worst_breach"]) == (1.0, None)
     # The daily windows closed too, once each.
     assert "metrics/1d/enterprise/P1/L1/2026-11-24T00:00:00Z" in out
+
+
+def test_compliance_counts_breaches_of_open_tickets_and_not_retracted_ones() -> None:
+    """compliance = 1 − breaches (not retracted) whose deadline falls in the period ÷ target
+    instances due in the period; a retraction after the period closed is a late fact of the
+    next one. Worked out by hand (enterprise-P1, 24x7: first response 15m, next update 30m,
+    resolution 4h; a public agent reply meets the first response and starts a next update).
+    """
+    at = "2026-11-30T"
+    lines = jsonl(
+        # T1: never answered, still open at the end of November: first response breached
+        # 18:15, resolution breached 22:00. Two breaches, two targets due.
+        created("T1", f"{at}18:00:00Z", customer="acme-co"),
+        # T2: answered 18:05, solved 18:30: first response, next update, resolution met.
+        created("T2", f"{at}18:00:00Z", customer="acme-co"),
+        comment("T2", f"{at}18:05:00Z"),
+        status("T2", f"{at}18:30:00Z", "solved"),
+        # T3: breached 19:15, but the reply sent 19:14 arrives 19:17 and retracts it (within
+        # November): the first response was met. Solved 19:20: three targets met.
+        created("T3", f"{at}19:00:00Z", customer="acme-co"),
+        comment("T3", f"{at}19:14:00Z", arrival=f"{at}19:17:00Z"),
+        status("T3", f"{at}19:20:00Z", "solved"),
+        # T4: breached 23:55. November closes at 00:05 (5 min grace); the reply sent 23:50
+        # arrives 00:10 and retracts the breach too late: November's record stands, and the
+        # retraction (with the met stop it travels with) is a late fact of December.
+        created("T4", f"{at}23:40:00Z", customer="acme-co"),
+        comment("T4", f"{at}23:50:00Z", arrival="2026-12-01T00:10:00Z"),
+        status("T4", "2026-12-01T00:12:00Z", "solved"),
+    )
+    out = records("2027-01-01T00:06:00Z", lines)
+    november = out["compliance/acme-co/month/2026-11"]["data"]
+    # Applied: T1 2, T2 3, T3 3, T4 2 (its next update starts in December).
+    assert november["targets_applied"] == 10
+    # Due: T1's two breaches, T2's three met, T3's three met, T4's breach.
+    assert november["targets_due"] == 9
+    assert november["breaches"] == 3
+    assert november["compliance"] == round(1 - 3 / 9, 6)
+    assert november["by_target"]["first_response"] == {
+        "applied": 4,
+        "due": 4,
+        "completed": 2,  # T2 and T3 (T4's ended in December)
+        "breached": 0,
+        "breaches": 2,
+    }
+    assert november["by_target"]["resolution"]["due"] == 3
+    assert november["by_target"]["resolution"]["breaches"] == 1
+    assert november["late_facts"] == 0
+    december = out["compliance/acme-co/month/2026-12"]["data"]
+    # T4's next update and resolution, met; its first response was due in November.
+    assert (december["targets_due"], december["breaches"], december["compliance"]) == (2, 0, 1.0)
+    assert december["late_facts"] == 2
 
 
 def test_daily_windows_are_the_sum_of_their_hours_and_nothing_is_lost() -> None:

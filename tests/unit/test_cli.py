@@ -63,8 +63,13 @@ def test_simulate_summary_and_compare() -> None:
         run("simulate", "--summary", "--until", "2026-11-24T12:00:00Z", TOUR).stdout
     )
     assert summary["tickets"] == 3
-    assert summary["bounceback_rate"] == 1.0  # T-102 went L1 → L2 → L1
-    assert summary["handoff_delay_seconds"]["p50"] == 900.0  # transfer 10:25, assigned 10:40
+    # Escalated functionally: T-100 (its breach escalation was retracted, but it was raised)
+    # and T-102, which went L1 → L2 → L1.
+    assert summary["functional_escalation_rate"] == round(2 / 3, 4)
+    assert summary["bounceback_rate"] == 0.5
+    # One handoff of 900 s (transfer 10:25, assigned 10:40), read from its bucket (600, 900]
+    # as Prometheus' histogram_quantile does: 600 + 300 × 0.5.
+    assert summary["handoff_delay_seconds"] == {"count": 1, "p50": 750.0, "p90": 870.0}
     compared = orjson.loads(
         run(
             "simulate",

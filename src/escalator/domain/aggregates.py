@@ -21,45 +21,61 @@ earliest window still open and in its `late_facts`, so nothing is lost and nothi
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import ClassVar, Final
 
+from escalator.domain import facts
 from escalator.domain.durations import DurationError, parse_duration
-from escalator.domain.effects import (
-    Bounceback,
-    Effect,
-    EscalationRaised,
-    FirstEscalation,
-    HandoffMeasured,
-    SlaBreached,
-    TargetStarted,
-    TargetStopped,
-    TicketOpened,
-    TicketSolved,
+from escalator.domain.effects import Effect, EscalationRaised
+from escalator.domain.facts import (
+    APPLIED,
+    BOUNCEBACK,
+    BOUNCED,
+    BREACH,
+    CREATED,
+    ENDED_BREACHED,
+    ESCALATED,
+    ESCALATED_FUNCTIONAL,
+    ESCALATION,
+    HANDOFF,
+    HANDOFF_BUCKETS_S,
+    MET,
+    RETRACTED,
+    RETRACTED_LATE,
+    SOLVED,
+    Observation,
+    observe,
 )
 from escalator.domain.state import TicketState
 
 GROUP_PREFIX: Final = "__group__/"
 COMPLIANCE_PREFIX: Final = "__compliance__/"
-# Handoff-delay buckets (upper bounds, seconds): they resolve the 30 min and 2 h thresholds and
-# match escalator_handoff_delay_seconds, so Kafka aggregates and Prometheus agree.
-HANDOFF_BUCKETS_S: Final = (60, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400)
 SEEN_IDS: Final = 256  # recent fact ids kept per key: a crash replay repeats only recent facts
 
-# Fact kinds. Group windows count all; compliance periods the customer-facing ones.
-CREATED: Final = "created"
-ESCALATED: Final = "escalated"  # the ticket's first escalation of any kind
-ESCALATION: Final = "escalation"  # every escalation.raised
-BOUNCED: Final = "bounced"  # a bounceback (every one, like escalations)
-SOLVED: Final = "solved"
-APPLIED: Final = "target_applied"
-COMPLETED: Final = "target_completed"
-BREACHED: Final = "target_breached"  # completed after its breach; value = overdue ms
-BREACH: Final = "breach"  # sla.breached emitted
-HANDOFF: Final = "handoff"  # value = delay ms
-CUSTOMER_KINDS: Final = frozenset({CREATED, APPLIED, COMPLETED, BREACHED, BREACH})
+# The observations (escalator.domain.facts) the aggregates tally. Group windows count all;
+# compliance periods the customer-facing ones.
+AGGREGATED: Final = frozenset(
+    {
+        CREATED,
+        ESCALATED,
+        ESCALATED_FUNCTIONAL,
+        ESCALATION,
+        BOUNCEBACK,
+        BOUNCED,
+        SOLVED,
+        APPLIED,
+        MET,
+        ENDED_BREACHED,
+        BREACH,
+        RETRACTED,
+        HANDOFF,
+    }
+)
+TARGET_KINDS: Final = frozenset({APPLIED, MET, ENDED_BREACHED, BREACH, RETRACTED, RETRACTED_LATE})
+CUSTOMER_KINDS: Final = frozenset({CREATED, APPLIED, MET, ENDED_BREACHED, BREACH, RETRACTED})
 
 
 class AggregateError(ValueError):
@@ -169,66 +185,62 @@ def group_key(customer_tier: str, severity: str, tier: str) -> str:
 def facts_of(
     state: TicketState, effects: Sequence[Effect], now: int, cause: str
 ) -> list[MetricFact]:
-    """The facts a decision about `state` produced.
+    """The facts a decision about `state` produced: its effects' observations
+    (`facts.observe`), dated and given the tier they count for.
 
     A fact's tier is the tier that owned the ticket for it: an escalation counts for the tier
     it left, a bounceback and a handoff for the tier that received the ticket, a breach for the
     tier holding it at the deadline, everything else for the ticket's tier after the decision.
+    A fact is dated at the instant it marks (a creation, a deadline, an escalation) or else at
+    the decision; a retracted breach's withdrawal, and the stop of the target it leaves met,
+    at the breach's deadline, so they count where the breach did.
     Ids are deterministic — ticket, `cause` (the event id, or the due instant of a timer
     decision), kind and target — so a replayed decision repeats them and two decisions about
     one ticket in the same millisecond do not collide.
     """
     raised = next((e for e in effects if isinstance(e, EscalationRaised)), None)
     left = raised.from_tier if raised else state.tier
+    at = raised.time if raised else now
+    retracted: dict[str, int] = {}  # target → deadline of the breach this decision retracted
     facts: list[MetricFact] = []
     for effect in effects:
-        found = _fact_of(effect, raised.time if raised else now, left)
-        if found is None:
-            continue
-        kind, time, target, value, tier = found
-        base = f"{state.ticket_id}/{cause}/{kind}/{target}"
-        repeats = sum(1 for f in facts if f.id == base or f.id.startswith(f"{base}#"))
-        facts.append(
-            MetricFact(
-                id=base if not repeats else f"{base}#{repeats}",
-                kind=kind,
-                time=time,
-                ticket_id=state.ticket_id,
-                customer_id=state.customer_id,
-                customer_tier=state.customer_tier,
-                severity=state.severity,
-                tier=tier or state.tier,
-                target=target,
-                value_ms=value,
+        for seen in observe(effect):
+            if seen.kind not in AGGREGATED:
+                continue
+            time = seen.time if seen.time is not None else at
+            if seen.kind == RETRACTED:
+                retracted[seen.target] = time
+            elif seen.kind == MET:
+                time = retracted.pop(seen.target, time)
+            target = seen.target if seen.kind in TARGET_KINDS or seen.kind == ESCALATION else ""
+            base = f"{state.ticket_id}/{cause}/{seen.kind}/{target}"
+            repeats = sum(1 for f in facts if f.id == base or f.id.startswith(f"{base}#"))
+            facts.append(
+                MetricFact(
+                    id=base if not repeats else f"{base}#{repeats}",
+                    kind=seen.kind,
+                    time=time,
+                    ticket_id=state.ticket_id,
+                    customer_id=state.customer_id,
+                    customer_tier=state.customer_tier,
+                    severity=state.severity,
+                    tier=_tier(seen, left) or state.tier,
+                    target=target,
+                    value_ms=seen.value_ms,
+                )
             )
-        )
     return facts
 
 
-def _fact_of(effect: Effect, now: int, left: str) -> tuple[str, int, str, int, str] | None:
-    """(kind, time, target, value, tier or "") of an effect that aggregates count, else None."""
-    match effect:
-        case TicketOpened(time=time, tier=tier):
-            return CREATED, time, "", 0, tier
-        case TargetStarted(target=target):
-            return APPLIED, now, target, 0, ""
-        case TargetStopped(target=target, breached=True, overdue_ms=overdue):
-            return BREACHED, now, target, overdue, ""
-        case TargetStopped(target=target):
-            return COMPLETED, now, target, 0, ""
-        case SlaBreached(time=time, target=target, tier=tier):
-            return BREACH, time, target, 0, tier
-        case FirstEscalation(first_of_any=True):
-            return ESCALATED, now, "", 0, left
-        case EscalationRaised(time=time, kind=kind, from_tier=tier):
-            return ESCALATION, time, kind, 0, tier
-        case Bounceback(to_tier=tier):
-            return BOUNCED, now, "", 0, tier
-        case HandoffMeasured(delay_ms=delay, to_tier=tier):
-            return HANDOFF, now, "", delay, tier
-        case TicketSolved(time=time, resolution_ms=resolution):
-            return SOLVED, time, "", resolution, ""
-    return None
+def _tier(seen: Observation, left: str) -> str:
+    """The tier a fact counts for ("" = the ticket's after the decision)."""
+    if seen.kind in (ESCALATED, ESCALATED_FUNCTIONAL):
+        return left
+    if seen.kind == ESCALATION:
+        return seen.from_tier
+    if seen.kind in (BOUNCEBACK, BOUNCED, HANDOFF):
+        return seen.to_tier
+    return seen.tier
 
 
 # --- tallies and windows ------------------------------------------------------------------
@@ -250,20 +262,25 @@ class Tally:
 
     counts: dict[str, int] = field(default_factory=dict)
     by_target: dict[str, dict[str, int]] = field(default_factory=dict)
-    handoff: list[int] = field(default_factory=lambda: [0] * (len(HANDOFF_BUCKETS_S) + 1))
+    handoff: list[int] = field(default_factory=facts.no_handoffs)
     worst: Worst | None = None
     late: int = 0
     customer_tiers: set[str] = field(default_factory=set)
 
-    def add(self, fact: MetricFact) -> None:
-        self.counts[fact.kind] = self.counts.get(fact.kind, 0) + 1
+    def add(self, fact: MetricFact, *, late: bool = False) -> None:
+        kind = fact.kind
+        if late and kind == RETRACTED:
+            # Its breach was counted in a window already closed (and published): that record
+            # stands, so the withdrawal only offsets the met stop it travels with.
+            kind = RETRACTED_LATE
+        self.counts[kind] = self.counts.get(kind, 0) + 1
         self.customer_tiers.add(fact.customer_tier)
-        if fact.target and fact.kind != ESCALATION:
+        if kind in TARGET_KINDS:
             per = self.by_target.setdefault(fact.target, {})
-            per[fact.kind] = per.get(fact.kind, 0) + 1
-        if fact.kind == HANDOFF:
-            self.handoff[_bucket(fact.value_ms)] += 1
-        elif fact.kind == BREACHED:
+            per[kind] = per.get(kind, 0) + 1
+        if kind == HANDOFF:
+            self.handoff[facts.bucket_of(fact.value_ms)] += 1
+        elif kind == ENDED_BREACHED:
             candidate = Worst(fact.ticket_id, fact.target, fact.severity, fact.value_ms)
             if self.worst is None or _rank(candidate) > _rank(self.worst):
                 self.worst = candidate
@@ -275,31 +292,6 @@ class Tally:
 def _rank(worst: Worst) -> tuple[int, str, str]:
     # Ties broken by ticket and target: facts from many partitions arrive in any order.
     return worst.overdue_ms, worst.ticket_id, worst.target
-
-
-def _bucket(delay_ms: int) -> int:
-    for n, bound in enumerate(HANDOFF_BUCKETS_S):
-        if delay_ms <= bound * 1000:
-            return n
-    return len(HANDOFF_BUCKETS_S)
-
-
-def quantile(q: float, buckets: Sequence[int]) -> float | None:
-    """Prometheus' histogram_quantile over `HANDOFF_BUCKETS_S` (linear within a bucket); None
-    without observations; the highest finite bound when the rank falls in +Inf."""
-    total = sum(buckets)
-    if total == 0:
-        return None
-    rank = q * total
-    cumulative = 0
-    lower = 0.0
-    for n, count in enumerate(buckets[: len(HANDOFF_BUCKETS_S)]):
-        upper = float(HANDOFF_BUCKETS_S[n])
-        if count and cumulative + count >= rank:
-            return lower + (upper - lower) * (rank - cumulative) / count
-        cumulative += count
-        lower = upper
-    return float(HANDOFF_BUCKETS_S[-1])
 
 
 @dataclass(slots=True)
@@ -333,11 +325,13 @@ def add_fact(state: Windows, fact: MetricFact, periods: Sequence[Period]) -> boo
     for period in periods:
         start = period.start_of(fact.time)
         closed = state.closed_until.get(period.name)
+        late = closed is not None and period.end_of(start) <= closed
+        if closed is not None and late:
+            start = closed  # the earliest window still open
         tally_key = (period.name, start)
-        if closed is not None and period.end_of(start) <= closed:
-            tally_key = (period.name, closed)  # late: the earliest window still open
+        if late:
             state.open.setdefault(tally_key, Tally()).late += 1
-        state.open.setdefault(tally_key, Tally()).add(fact)
+        state.open.setdefault(tally_key, Tally()).add(fact, late=late)
     return True
 
 
@@ -369,8 +363,8 @@ def next_close(state: Windows, periods: Sequence[Period], grace_ms: int) -> int 
 # --- the published records ----------------------------------------------------------------
 
 
-def _rate(numerator: int, denominator: int) -> float | None:
-    return round(numerator / denominator, 6) if denominator else None
+def _rate(rate: facts.Rate, tally: Tally) -> float | None:
+    return facts.rounded(rate.of(tally.count), 6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,10 +382,13 @@ class MetricsWindow:
     tier: str
     tickets_created: int
     tickets_escalated: int
+    tickets_escalated_functionally: int
     escalations: int
     bouncebacks: int
+    tickets_bounced: int
     tickets_solved: int
     targets_applied: int
+    targets_due: int
     targets_completed: int
     targets_breached: int
     breaches: int
@@ -427,6 +424,7 @@ class SlaCompliance:
     window_end: int
     tickets_created: int
     targets_applied: int
+    targets_due: int
     targets_completed: int
     targets_breached: int
     breaches: int
@@ -447,9 +445,12 @@ class SlaCompliance:
 def metrics_window(closed: Closed) -> MetricsWindow:
     """The published record of a closed group window."""
     tally, period = closed.tally, closed.period
+    count = tally.count
     customer_tier, severity, tier = closed.key.removeprefix(GROUP_PREFIX).split("/", 2)
     label = period.label(closed.start)
     bounds = [str(b) for b in HANDOFF_BUCKETS_S] + ["+Inf"]
+    p50, p90 = (facts.rounded(facts.quantile(q, tally.handoff), 3) for q in facts.HANDOFF_QUANTILES)
+    targets = _targets(count)
     return MetricsWindow(
         id=f"metrics/{period.name}/{customer_tier}/{severity}/{tier}/{label}",
         time=closed.end,
@@ -459,39 +460,44 @@ def metrics_window(closed: Closed) -> MetricsWindow:
         customer_tier=customer_tier,
         severity=severity,
         tier=tier,
-        tickets_created=tally.count(CREATED),
-        tickets_escalated=tally.count(ESCALATED),
-        escalations=tally.count(ESCALATION),
-        bouncebacks=tally.count(BOUNCED),
-        tickets_solved=tally.count(SOLVED),
-        targets_applied=tally.count(APPLIED),
-        targets_completed=tally.count(COMPLETED) + tally.count(BREACHED),
-        targets_breached=tally.count(BREACHED),
-        breaches=tally.count(BREACH),
-        escalation_rate=_rate(tally.count(ESCALATED), tally.count(CREATED)),
-        bounceback_rate=_rate(tally.count(BOUNCED), tally.count(ESCALATION)),
-        breach_rate=_rate(tally.count(BREACHED), tally.count(COMPLETED) + tally.count(BREACHED)),
-        handoffs=tally.count(HANDOFF),
-        handoff_p50_seconds=_round(quantile(0.5, tally.handoff)),
-        handoff_p90_seconds=_round(quantile(0.9, tally.handoff)),
+        tickets_created=facts.TICKETS_CREATED.of(count),
+        tickets_escalated=facts.TICKETS_ESCALATED.of(count),
+        tickets_escalated_functionally=facts.TICKETS_ESCALATED_FUNCTIONALLY.of(count),
+        escalations=count(ESCALATION),
+        bouncebacks=count(BOUNCEBACK),
+        tickets_bounced=facts.TICKETS_BOUNCED.of(count),
+        tickets_solved=facts.TICKETS_SOLVED.of(count),
+        targets_applied=targets["applied"],
+        targets_due=targets["due"],
+        targets_completed=targets["completed"],
+        targets_breached=targets["breached"],
+        breaches=targets["breaches"],
+        escalation_rate=_rate(facts.ESCALATION_RATE, tally),
+        bounceback_rate=_rate(facts.BOUNCEBACK_RATE, tally),
+        breach_rate=_rate(facts.BREACH_RATE, tally),
+        handoffs=count(HANDOFF),
+        handoff_p50_seconds=p50,
+        handoff_p90_seconds=p90,
         handoff_buckets=dict(zip(bounds, tally.handoff, strict=True)),
         late_facts=tally.late,
     )
 
 
 def sla_compliance(closed: Closed) -> SlaCompliance:
-    """The published record of a customer's closed compliance period."""
+    """The published record of a customer's closed compliance period.
+
+    compliance = 1 − breaches not retracted ÷ target instances due: a breach counts in the
+    period holding its deadline (whether or not the ticket is still open), a met target in the
+    period it was met in. A retraction whose breach's period already closed leaves that record
+    as published and counts in this one's `late_facts`.
+    """
     tally, period = closed.tally, closed.period
+    count = tally.count
     customer_id = closed.key.removeprefix(COMPLIANCE_PREFIX)
-    completed = tally.count(COMPLETED) + tally.count(BREACHED)
-    breached = tally.count(BREACHED)
     worst = tally.worst
+    targets = _targets(count)
     by_target = {
-        target: {
-            "applied": kinds.get(APPLIED, 0),
-            "completed": kinds.get(COMPLETED, 0) + kinds.get(BREACHED, 0),
-            "breached": kinds.get(BREACHED, 0),
-        }
+        target: _targets(Counter(kinds).__getitem__)
         for target, kinds in sorted(tally.by_target.items())
     }
     return SlaCompliance(
@@ -502,12 +508,13 @@ def sla_compliance(closed: Closed) -> SlaCompliance:
         period=period.label(closed.start),
         window_start=closed.start,
         window_end=closed.end,
-        tickets_created=tally.count(CREATED),
-        targets_applied=tally.count(APPLIED),
-        targets_completed=completed,
-        targets_breached=breached,
-        breaches=tally.count(BREACH),
-        compliance=None if not completed else round(1 - breached / completed, 6),
+        tickets_created=facts.TICKETS_CREATED.of(count),
+        targets_applied=targets["applied"],
+        targets_due=targets["due"],
+        targets_completed=targets["completed"],
+        targets_breached=targets["breached"],
+        breaches=targets["breaches"],
+        compliance=facts.rounded(facts.compliance(count), 6),
         by_target=by_target,
         worst_breach=None
         if worst is None
@@ -521,5 +528,13 @@ def sla_compliance(closed: Closed) -> SlaCompliance:
     )
 
 
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)
+def _targets(count: facts.Count) -> dict[str, int]:
+    """Target instances applied, due (outcome known), completed (ended) and breached (ended
+    after a breach), and the breaches not retracted."""
+    return {
+        "applied": count(APPLIED),
+        "due": facts.TARGETS_DUE.of(count),
+        "completed": count(MET) + count(ENDED_BREACHED),
+        "breached": count(ENDED_BREACHED),
+        "breaches": facts.BREACHES.of(count),
+    }

@@ -1,61 +1,38 @@
 """Support figures from a stream of decisions (`simulate --summary` and `--compare`).
 
-Definitions (docs/metrics.md): escalation rate = tickets escalated at least once ÷ tickets;
-breach rate per target = breached ÷ applied; bounceback rate = functionally escalated tickets
-that went back to a lower tier ÷ functionally escalated tickets; handoff percentiles are
-nearest-rank. Breaches and escalations retracted by late events do not count.
+The summary reads effects through `escalator.domain.facts.observe` and computes every rate
+with the definitions there — the same as Prometheus' recording rules and the published
+aggregates (docs/events.md): escalation rate = tickets escalated at least once ÷ tickets;
+breach rate per target = breaches not retracted ÷ target instances due (met or breached);
+bounceback rate = tickets that went back to a lower tier ÷ tickets escalated functionally;
+handoff percentiles are read from the handoff histogram's buckets.
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from escalator.domain.effects import (
-    Bounceback,
-    Effect,
-    EscalationRaised,
-    EscalationRetracted,
-    HandoffMeasured,
-    NotificationRequested,
-    SlaBreached,
-    SlaBreachRetracted,
-    TargetStarted,
-    TicketOpened,
-    TicketSolved,
-)
-from escalator.domain.policy import FUNCTIONAL, HIERARCHICAL
-from escalator.domain.recontact import Recontact
-
-
-def percentile(values: list[int], fraction: float) -> int | None:
-    """Nearest-rank percentile, or None without data."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(fraction * len(ordered)))
-    return ordered[rank - 1]
+from escalator.domain import facts
+from escalator.domain.effects import Effect
+from escalator.domain.facts import Observation, observe
 
 
 @dataclass(slots=True)
 class Summary:
-    """Counts decisions as they happen; `report()` turns them into rates."""
+    """Counts observations as they happen; `report()` turns them into rates."""
 
-    tickets: int = 0
+    counts: Counter[str] = field(default_factory=Counter)  # observations by kind
+    by_target: dict[str, Counter[str]] = field(default_factory=dict)  # … of SLA targets
     events: Counter[str] = field(default_factory=Counter)
     dead_letters: Counter[str] = field(default_factory=Counter)
-    escalations: dict[str, EscalationRaised] = field(default_factory=dict)
+    escalations: dict[str, str] = field(default_factory=dict)  # escalation id -> to tier
     retracted_escalations: set[str] = field(default_factory=set)
-    applied: Counter[str] = field(default_factory=Counter)
     breaches: dict[str, str] = field(default_factory=dict)  # breach id -> target
     retracted_breaches: set[str] = field(default_factory=set)
-    handoffs: list[int] = field(default_factory=list)
-    bounced: set[str] = field(default_factory=set)
+    handoffs: list[int] = field(default_factory=facts.no_handoffs)  # histogram buckets
     notifications: Counter[str] = field(default_factory=Counter)
-    solved: int = 0
-    recontacts: int = 0
 
     def event_processed(self, event_type: str) -> None:
         self.events[event_type] += 1
@@ -70,79 +47,74 @@ class Summary:
         pass  # the summary covers tickets; re-sent alerts are a pipeline figure
 
     def effect(self, effect: Effect) -> None:
-        if isinstance(effect, TicketOpened):
-            self.tickets += 1
-        elif isinstance(effect, TargetStarted):
-            self.applied[effect.target] += 1
-        elif isinstance(effect, SlaBreached):
-            self.breaches[effect.id] = effect.target
-        elif isinstance(effect, SlaBreachRetracted):
-            self.retracted_breaches.add(effect.breach_id)
-        elif isinstance(effect, EscalationRaised):
-            self._escalation(effect)
-        elif isinstance(effect, EscalationRetracted):
-            self.retracted_escalations.add(effect.escalation_id)
-        elif isinstance(effect, HandoffMeasured):
-            self.handoffs.append(effect.delay_ms)
-        elif isinstance(effect, Bounceback):
-            self.bounced.add(effect.ticket_id)
-        elif isinstance(effect, TicketSolved):
-            self.solved += 1
-        elif isinstance(effect, Recontact):
-            self.recontacts += 1
-        elif isinstance(effect, NotificationRequested):
-            self.notifications[effect.channel.partition(":")[0]] += 1
+        for seen in observe(effect):
+            self._observe(seen)
 
-    def _escalation(self, effect: EscalationRaised) -> None:
-        self.escalations[effect.id] = effect
+    def _observe(self, seen: Observation) -> None:
+        self.counts[seen.kind] += 1
+        if seen.kind in TARGET_KINDS:
+            self.by_target.setdefault(seen.target, Counter())[seen.kind] += 1
+        if seen.kind == facts.BREACH:
+            self.breaches[seen.ref] = seen.target
+        elif seen.kind == facts.RETRACTED:
+            self.retracted_breaches.add(seen.ref)
+        elif seen.kind == facts.ESCALATION:
+            self.escalations[seen.ref] = seen.to_tier
+        elif seen.kind == facts.ESCALATION_RETRACTED:
+            self.retracted_escalations.add(seen.ref)
+        elif seen.kind == facts.HANDOFF:
+            self.handoffs[facts.bucket_of(seen.value_ms)] += 1
+        elif seen.kind == facts.NOTIFICATION:
+            self.notifications[seen.channel] += 1
 
-    def standing_escalations(self) -> list[EscalationRaised]:
-        """Escalations not retracted by a late event."""
-        return [e for i, e in self.escalations.items() if i not in self.retracted_escalations]
-
-    def escalated(self, kind: str | None = None) -> set[str]:
-        """Tickets escalated at least once (of `kind`, if given)."""
-        return {e.ticket_id for e in self.standing_escalations() if kind is None or e.kind == kind}
+    @property
+    def recontacts(self) -> int:
+        return self.counts[facts.RECONTACT]
 
     def escalations_to(self) -> Counter[str]:
-        return Counter(e.to_tier for e in self.standing_escalations())
+        """Escalations not retracted by a late event, per tier they went to."""
+        return Counter(
+            to for i, to in self.escalations.items() if i not in self.retracted_escalations
+        )
 
     def breached_ids(self) -> set[str]:
         return set(self.breaches) - self.retracted_breaches
 
     def report(self) -> dict[str, Any]:
         """The figures as a JSON-ready mapping."""
-        breached = Counter(self.breaches[b] for b in self.breached_ids())
-        functional = self.escalated(FUNCTIONAL)
+        count = self.counts.__getitem__
         return {
-            "tickets": self.tickets,
+            "tickets": facts.TICKETS_CREATED.of(count),
             "events": dict(sorted(self.events.items())),
             "dead_letters": dict(sorted(self.dead_letters.items())),
-            "escalation_rate": _ratio(len(self.escalated()), self.tickets),
-            "functional_escalation_rate": _ratio(len(functional), self.tickets),
-            "hierarchical_escalation_rate": _ratio(len(self.escalated(HIERARCHICAL)), self.tickets),
+            "escalation_rate": _rate(facts.ESCALATION_RATE, count),
+            "functional_escalation_rate": _rate(facts.FUNCTIONAL_ESCALATION_RATE, count),
+            "hierarchical_escalation_rate": _rate(facts.HIERARCHICAL_ESCALATION_RATE, count),
             "breach_rate": {
-                target: _ratio(breached[target], applied)
-                for target, applied in sorted(self.applied.items())
+                target: _rate(facts.BREACH_RATE, kinds.__getitem__)
+                for target, kinds in sorted(self.by_target.items())
             },
             "handoff_delay_seconds": {
-                "count": len(self.handoffs),
-                "p50": _seconds(percentile(self.handoffs, 0.5)),
-                "p90": _seconds(percentile(self.handoffs, 0.9)),
+                "count": self.counts[facts.HANDOFF],
+                **{
+                    f"p{round(q * 100)}": facts.rounded(facts.quantile(q, self.handoffs), 3)
+                    for q in facts.HANDOFF_QUANTILES
+                },
             },
-            "bounceback_rate": _ratio(len(self.bounced & functional), len(functional)),
-            "recontact_rate": _ratio(self.recontacts, self.solved),
+            "bounceback_rate": _rate(facts.BOUNCEBACK_RATE, count),
+            "recontact_rate": _rate(facts.RECONTACT_RATE, count),
             "escalations_to_tier": dict(sorted(self.escalations_to().items())),
             "notifications_by_channel": dict(sorted(self.notifications.items())),
         }
 
 
-def _ratio(numerator: int, denominator: int) -> float | None:
-    return round(numerator / denominator, 4) if denominator else None
+# The SLA-target observations a per-target breach rate counts (every target that was applied
+# has an entry, so the report names it even before one is due).
+TARGET_KINDS = frozenset({facts.APPLIED, facts.MET, facts.BREACH, facts.RETRACTED})
 
 
-def _seconds(ms: int | None) -> float | None:
-    return None if ms is None else ms / 1000
+def _rate(rate: facts.Rate, count: facts.Count) -> float | None:
+    return facts.rounded(rate.of(count), 4)
 
 
 def compare(base: Summary, other: Summary) -> dict[str, Any]:
