@@ -15,6 +15,7 @@ import pytest
 from escalator.adapters.deadletter import Origin
 from escalator.adapters.fact_codec import decode_windows, encode_facts, encode_windows
 from escalator.domain import aggregates
+from escalator.domain.aggregate_records import metrics_window
 from escalator.domain.aggregates import (
     MONTH,
     AggregateConfig,
@@ -285,7 +286,7 @@ def test_a_late_fact_counts_in_the_next_open_window_and_never_reopens_a_closed_o
     tally = state.open[("1h", t0 + 3_600_000)]
     assert (tally.count("created"), tally.late) == (1, 1)
     later = aggregates.close_due(state, (HOUR,), t0 + 2 * 3_600_000 + 300_001, 300_000)
-    record = aggregates.metrics_window(later[0])
+    record = metrics_window(later[0])
     assert (record.window_start, record.tickets_created, record.late_facts) == (
         t0 + 3_600_000,
         1,

@@ -1,5 +1,9 @@
 """Open-hours calendars: SLA durations count only the time a calendar is open.
 
+(Over 400 lines on purpose: one concept — the interval tables, their cache and the walk over
+them share invariants that a split would scatter; tests/unit/test_calendar_reference.py checks
+them all against an independent walk.)
+
 All instants are UTC epoch milliseconds (``int``). Durations on a business calendar count
 only open time: 8h on Mon-Fri 09:00-17:00 is one business day.
 

@@ -9,14 +9,13 @@ from escalator.adapters.cloudevents import encode_effect
 from escalator.adapters.fact_codec import decode_fact_record, decode_windows, encode_windows
 from escalator.adapters.state_codec import decode_customer, encode_customer
 from escalator.domain import aggregates, recontact
-from escalator.domain.aggregates import (
-    COMPLIANCE_PREFIX,
-    GROUP_PREFIX,
-    AggregateConfig,
-    MetricFact,
+from escalator.domain.aggregate_records import (
     MetricsWindow,
     SlaCompliance,
+    metrics_window,
+    sla_compliance,
 )
+from escalator.domain.aggregates import COMPLIANCE_PREFIX, GROUP_PREFIX, AggregateConfig, MetricFact
 from escalator.domain.recontact import CustomerFact
 from escalator.service.processor import METRICS, BaseProcessor, Context, Emission
 
@@ -87,11 +86,7 @@ class FactProcessor(BaseProcessor):
         due = aggregates.next_close(state, periods, self.config.grace_ms)
         self.store[state.key] = encode_windows(state, ctx.partition, due, ctx.offset)
         self.index.set(ctx.partition, state.key, due)
-        render = (
-            aggregates.metrics_window
-            if state.key.startswith(GROUP_PREFIX)
-            else aggregates.sla_compliance
-        )
+        render = metrics_window if state.key.startswith(GROUP_PREFIX) else sla_compliance
         return [self._aggregate(render(c)) for c in closed]
 
     def _aggregate(self, record: MetricsWindow | SlaCompliance) -> Emission:
