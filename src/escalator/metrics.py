@@ -2,7 +2,7 @@
 
 Labels are bounded by construction: severities, tiers, customer tiers, target names, trigger
 names and reason codes come from the policy or from fixed code lists — never ticket ids,
-customer ids or free text (tests/integration/test_metrics.py scrapes and checks).
+customer ids or free text (tests/integration/test_parity.py scrapes and checks).
 """
 
 from __future__ import annotations
