@@ -76,10 +76,16 @@ def test_same_fingerprint_after_resolution_is_incident_number_two() -> None:
 
 
 def test_outage_sends_tickets_of_the_service_straight_to_l3() -> None:
+    # Issue 13: the outage's onset escalates the service's open tickets at once (it used to
+    # wait for each ticket's next breach), once per outage.
     result = run(
         created("T-1", T0, service="checkout"),
         created("T-2", T0, service="search"),
+        created("T-4", T0, service="checkout", tier="L4"),  # already above the outage tier
+        created("T-5", T0, service="checkout"),
+        status("T-5", "2026-11-24T10:00:30Z", "solved"),  # done: left alone
         alert("firing", "fp1", "2026-11-24T10:01:00Z"),
+        alert("firing", "fp2", "2026-11-24T10:01:30Z"),  # a second incident: the same outage
         created("T-3", "2026-11-24T10:02:00Z", service="checkout"),
         until="2026-11-24T10:16:00Z",
     )
@@ -93,13 +99,19 @@ def test_outage_sends_tickets_of_the_service_straight_to_l3() -> None:
         (r["subject"], r["data"]["from_tier"], r["data"]["to_tier"], r["data"]["trigger"])
         for r in raised
     ]
-    assert summary == [
-        ("T-3", "L1", "L2", "outage"),  # a new ticket of the service starts at L2
-        ("T-1", "L1", "L3", "outage"),  # its first-response breach skips L2
-        ("T-2", "L1", "L2", "sla_breach"),  # another service: the normal ladder
+    assert [(r["id"], r["time"][11:19]) for r in raised[:2]] == [
+        ("T-1/c1/outage/fp1/1/escalation", "10:01:00"),
+        ("T-3/c1/outage/fp1/1/escalation", "10:02:00"),
     ]
+    assert summary == [
+        ("T-1", "L1", "L3", "outage"),  # open at the onset: straight to L3, at once
+        ("T-3", "L1", "L2", "outage"),  # a new ticket of the service starts at L2
+        ("T-1", "L3", "L4", "outage"),  # its first-response breach still climbs the ladder
+        ("T-2", "L1", "L2", "sla_breach"),  # another service: the normal ladder
+        ("T-4", "L4", "L4", "sla_breach"),  # at the top: untouched by the onset, its breach
+    ]  # re-notifies L4; T-5 (solved) never escalates; fp2 starts no second onset
     assert all(r["data"]["trace"]["incident_id"] == "fp1/1" for r in raised[:2])
-    assert "incident fp1/1" in raised[1]["data"]["reason"]
+    assert "incident fp1/1" in raised[0]["data"]["reason"]
 
 
 def test_outage_end_notifies_owners_of_open_tickets_of_the_service() -> None:
@@ -116,7 +128,11 @@ def test_outage_end_notifies_owners_of_open_tickets_of_the_service() -> None:
         for e in result.emissions
         if "/outage/fp1/1/resolved/notify/" in orjson.loads(e.value)["id"]
     ]
-    assert [(n["subject"], n["data"]["recipient"]) for n in notified] == [("T-1", "team:frontline")]
+    # T-1 went to L3 at the outage's onset: L3's owner hears it is over, on L3's channels.
+    assert [(n["subject"], n["data"]["recipient"], n["data"]["channel"]) for n in notified] == [
+        ("T-1", "team:senior-eng", "pagerduty:senior-eng-routing-key"),
+        ("T-1", "team:senior-eng", "slack:#support-l3"),
+    ]
 
 
 def test_warning_alert_is_not_an_outage() -> None:

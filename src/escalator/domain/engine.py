@@ -23,13 +23,22 @@ from escalator.domain.effects import OutageChanged
 from escalator.domain.events import TicketEvent
 from escalator.domain.policy import Policy
 from escalator.domain.state import TicketState
-from escalator.domain.tickets import firing, handlers, validation
+from escalator.domain.tickets import escalation, firing, handlers, validation
 from escalator.domain.tickets.context import Decision, Step
 from escalator.domain.tickets.firing import next_due
 from escalator.domain.tickets.handlers import outage_over
 from escalator.domain.tickets.validation import DEFAULT_LIMITS, Limits
 
-__all__ = ["DEFAULT_LIMITS", "Decision", "Limits", "advance", "apply", "next_due", "outage_over"]
+__all__ = [
+    "DEFAULT_LIMITS",
+    "Decision",
+    "Limits",
+    "advance",
+    "apply",
+    "next_due",
+    "outage_over",
+    "outage_started",
+]
 
 
 def apply(
@@ -68,4 +77,15 @@ def advance(
     decision = Decision(state)
     firing.fire_due(decision, policy, now, outage)
     state.processed_until = max(state.processed_until, now)
+    return decision
+
+
+def outage_started(state: TicketState, policy: Policy, outage: OutageChanged) -> Decision:
+    """The ticket's service went into outage at `outage.time` (docs/policy.md, "Outages"):
+    an open ticket below the outage tier is escalated there at once, once per outage."""
+    decision = Decision(state)
+    at = max(outage.time, state.created_at)
+    escalation.outage_onset(
+        Step(decision, policy, at, max(at, state.processed_until), None, outage)
+    )
     return decision

@@ -288,7 +288,9 @@ class Worker:
         }
 
 
-def _apply_outage(processor: BaseProcessor, partition: int, value: bytes, now: int) -> list[Any]:
+def _apply_outage(
+    processor: BaseProcessor, partition: int, value: bytes, now: int, offset: int
+) -> list[Any]:
     if isinstance(processor, TicketProcessor):
-        return processor.on_outage(partition, value, now)
+        return processor.on_outage(partition, value, now, offset)
     return []

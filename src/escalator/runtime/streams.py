@@ -146,7 +146,11 @@ class InputStream:
                 self.ticks_pending.pop(partition, None)
                 emissions = processor.on_tick(partition, now, offset=message.offset)
             elif message.key == OUTAGE_KEY:
-                emissions = on_outage(processor, partition, message.value, now) if on_outage else []
+                emissions = (
+                    on_outage(processor, partition, message.value, now, message.offset)
+                    if on_outage
+                    else []
+                )
             else:
                 emissions = processor.on_record(message.value or b"", now, partition, origin)
             for emission in emissions:

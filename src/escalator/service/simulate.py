@@ -172,7 +172,7 @@ def run(
             partition = PARTITION
         lanes.ticket_partitions.add(partition)
         if kind == OUTAGE_TYPE and recorded:
-            lanes.collect(lanes.tickets.on_outage(partition, raw, arrival))
+            lanes.collect(lanes.tickets.on_outage(partition, raw, arrival, number))
             continue
         origin = Origin(topic="<input>", partition=partition, offset=number)
         lane = lanes.incidents if kind in ALERT_TYPES else lanes.tickets

@@ -107,7 +107,9 @@ class TicketProcessor(BaseProcessor):
 
     # -- outages (the unified state) --
 
-    def on_outage(self, partition: int, raw: bytes, now: int | None = None) -> list[Emission]:
+    def on_outage(
+        self, partition: int, raw: bytes, now: int | None = None, offset: int | None = None
+    ) -> list[Emission]:
         """An incident started or stopped keeping a service in outage (a record broadcast to
         every ticket partition, arriving at `now`). A service is in outage while any of its
         outage incidents fires: the outage ends with the last one (Alertmanager may fire
@@ -124,6 +126,8 @@ class TicketProcessor(BaseProcessor):
         if change.active:
             if not known:
                 active[change.service] = [*incidents, change]
+                if not incidents:  # the outage begins
+                    emissions += self._outage_onset(partition, change, offset)
         elif known:
             rest = [o for o in incidents if o.incident_id != change.incident_id]
             if rest:
@@ -132,6 +136,24 @@ class TicketProcessor(BaseProcessor):
                 del active[change.service]
                 emissions += self._outage_over(partition, change)
         self.store[f"{OUTAGES_KEY}{partition}"] = encode_outages(active)
+        return emissions
+
+    def _outage_onset(
+        self, partition: int, change: OutageChanged, offset: int | None
+    ) -> list[Emission]:
+        """Escalate the service's open tickets to the outage tier (engine.outage_started)."""
+        emissions: list[Emission] = []
+        ctx = Context(
+            partition,
+            change.time,
+            offset,
+            cause=f"outage:{change.incident_id}",
+            defer_facts=self.facts_per_batch,
+        )
+        for ticket_id in self.open_tickets.of_service(partition, change.service):
+            state = self._load(ticket_id)
+            if state is not None:
+                emissions += self._commit(ctx, engine.outage_started(state, self.policy, change))
         return emissions
 
     def _outage_over(self, partition: int, change: OutageChanged) -> list[Emission]:

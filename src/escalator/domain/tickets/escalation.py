@@ -197,6 +197,34 @@ def start_in_outage(step: Step) -> None:
     )
 
 
+def outage_onset(step: Step) -> None:
+    """The ticket's service went into outage: an open ticket below the outage tier (L3 by
+    default) is escalated there at once, once per outage (the incident that started it)."""
+    outage, state, policy = step.outage, step.state, step.policy
+    if outage is None or state.status in ("solved", "closed"):
+        return
+    floor = policy.alerts.outage.escalate_to
+    once = f"c{state.cycle}/outage/{outage.incident_id}"
+    if policy.tier_rank(floor) <= policy.tier_rank(state.tier) or once in state.fired:
+        return
+    state.fired.append(once)
+    climb(
+        step,
+        Raised(
+            id=effect_id(state.ticket_id, state.cycle, "outage", outage.incident_id, "escalation"),
+            kind=FUNCTIONAL,
+            trigger="outage",
+            from_tier=state.tier,
+            to_tier=floor,
+            reason=(
+                f"Service {outage.service} went into outage (incident {outage.incident_id}): "
+                f"the ticket skips frontline and goes to {floor}."
+            ),
+            trace={"rule": state.rule, "trigger": "outage", "incident_id": outage.incident_id},
+        ),
+    )
+
+
 # --- handoffs between tiers --------------------------------------------------------------------
 
 
