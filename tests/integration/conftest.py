@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.integration.alertmanager import alertmanager  # noqa: F401 - a fixture
 from tests.integration.harness import ROOT, Broker, WorkerFactory
 
 
