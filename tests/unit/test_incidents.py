@@ -193,3 +193,21 @@ def test_an_alert_resent_with_the_same_id_is_counted_and_dropped_quietly() -> No
     processor.on_record(acked, ms(T0) + 60_000, 0, Origin("a", 0, 4))
     (letter,) = processor.on_record(acked, ms(T0) + 61_000, 0, Origin("a", 0, 5))
     assert orjson.loads(letter.value)["reason"] == "duplicate_event"
+
+
+def test_without_an_oncall_ladder_an_incident_pages_the_top_tier() -> None:
+    # Issue 13: a policy with no `alerts:` section still starts outages from critical alerts;
+    # its incidents must page someone: the top tier's channels.
+    from escalator.config.policy_file import parse_policy
+    from tests.helpers import EXAMPLE_POLICY
+
+    text = EXAMPLE_POLICY.read_text()
+    no_alerts = parse_policy(text[: text.index("\nalerts:")] + "\n", "no-alerts.yaml")
+    result = simulate.run(jsonl(alert("firing", "fp1", T0)), no_alerts)
+    pages = [
+        (d["data"]["channel"], d["data"]["recipient"])
+        for d in (orjson.loads(e.value) for e in result.emissions)
+        if d["type"] == "notification.requested" and d["data"].get("incident_id") == "fp1/1"
+    ]
+    assert no_alerts.tiers[-1].channels == ("email:support-directors@example.com",)
+    assert pages == [("email:support-directors@example.com", "oncall-level1")]

@@ -154,6 +154,8 @@ def test_policy_check_warns_of_rules_that_never_match_and_of_days_on_business_ca
         "policy.yaml:9: targets[2].resolution: '2d' on business calendar 'business' counts 48 "
         "open hours, 6 of its 8-hour days, not 2d of working days; write hours if working days "
         "are meant (e.g. 16h for two)",
+        "policy.yaml: alerts.oncall: no on-call ladder: incidents from monitoring alerts page "
+        "the top tier L1 (team:a), once; add alerts.oncall.levels to page on-call people",
     ]
 
 
@@ -201,3 +203,15 @@ def test_calendar_arithmetic_is_bounded_at_run_time_too() -> None:
     hour_a_week = BusinessCalendar("monday-hour", "UTC", (((540, 600),), (), (), (), (), (), ()))
     with pytest.raises(CalendarError, match="end more than 7400 days later"):
         hour_a_week.add(0, 700 * 86_400_000)
+
+
+def test_a_policy_without_an_oncall_ladder_pages_the_top_tier_and_says_so() -> None:
+    from escalator.domain.policy import FALLBACK_LEVEL_TIMEOUT_MS, OncallLevel
+
+    warnings: list[str] = []
+    policy = parse_policy(LINT, "policy.yaml", warnings)
+    assert policy.alerts.levels == (OncallLevel(FALLBACK_LEVEL_TIMEOUT_MS, ("team:a",)),)
+    assert warnings[-1] == (
+        "policy.yaml: alerts.oncall: no on-call ladder: incidents from monitoring alerts page "
+        "the top tier L1 (team:a), once; add alerts.oncall.levels to page on-call people"
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Container, Iterator
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from escalator.domain.durations import (
 )
 from escalator.domain.events import SEVERITIES, STATUSES
 from escalator.domain.policy import (
+    FALLBACK_LEVEL_TIMEOUT_MS,
     TARGETS,
     AlertPolicy,
     HierarchicalTrigger,
@@ -190,8 +192,8 @@ def parse_policy(text: str, file: str = "<policy>", warnings: list[str] | None =
         policy_args["pauses"] = _pauses(top["pauses"])
     if "triggers" in top:
         policy_args.update(_triggers(top["triggers"], tuple(t.name for t in tiers)))
-    if "alerts" in top:
-        policy_args["alerts"] = _alerts(top["alerts"], tuple(t.name for t in tiers))
+    alerts = _alerts(top["alerts"], tuple(t.name for t in tiers)) if "alerts" in top else None
+    policy_args["alerts"] = _with_ladder(alerts or AlertPolicy(), tiers[-1], root, warnings)
     return Policy(
         version=top["version"].text(),
         calendars=calendars,
@@ -489,6 +491,26 @@ def _vip(node: _Node) -> VipRule:
         extra_warnings=_thresholds(fields["warnings"]) if "warnings" in fields else (),
         always_notify_backup=notify,
     )
+
+
+def _with_ladder(
+    alerts: AlertPolicy, top: TierDef, root: _Node, warnings: list[str] | None
+) -> AlertPolicy:
+    """Without an on-call ladder, incidents page the top tier (its channels, else its owner):
+    an alert that pages nobody is the one failure an escalation tool must not have."""
+    if alerts.levels:
+        return alerts
+    notify = top.channels or (top.owner,)
+    if warnings is not None:
+        where = policy_lint.Located(root.file, None, "alerts.oncall")
+        warnings.append(
+            where.warn(
+                f"no on-call ladder: incidents from monitoring alerts page the top tier "
+                f"{top.name} ({', '.join(notify)}), once; add alerts.oncall.levels to page "
+                "on-call people"
+            )
+        )
+    return replace(alerts, levels=(OncallLevel(FALLBACK_LEVEL_TIMEOUT_MS, notify),))
 
 
 def _alerts(node: _Node, tiers: tuple[str, ...]) -> AlertPolicy:

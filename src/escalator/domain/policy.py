@@ -87,6 +87,11 @@ class OncallLevel:
     notify: tuple[str, ...]
 
 
+# A policy without an on-call ladder pages its top tier with one level of this timeout
+# (config/policy_file.py): long enough not to repeat, short enough to show as unacknowledged.
+FALLBACK_LEVEL_TIMEOUT_MS = 30 * 60_000
+
+
 @dataclass(frozen=True, slots=True)
 class OutageRule:
     """How a firing alert changes the tickets of its service."""
