@@ -9,6 +9,10 @@ from tests.helpers import ack, alert, comment, created, example_policy, jsonl, m
 
 POLICY = example_policy()
 T0 = "2026-11-24T10:00:00Z"
+# Incident ids are <fingerprint>/<opened at> (unique for ever, issue 13).
+A = "2026-11-24T10:00:00.000Z"  # opened at T0
+B = "2026-11-24T10:02:00.000Z"  # the second incident of fp1, after a resolution
+C = "2026-11-24T10:01:00.000Z"
 
 
 def run(*docs, until: str | None = None):
@@ -23,19 +27,19 @@ def lines(result, *types: str) -> list[str]:
 def test_unacknowledged_incident_climbs_the_ladder_and_repeats_once() -> None:
     result = run(alert("firing", "fp1", T0), until="2026-11-24T12:00:00Z")
     assert lines(result, "incident.opened", "escalation.raised", "sla.breached") == [
-        "10:00:00 incident.opened incident/fp1/1/opened",
-        "10:05:00 sla.breached incident/fp1/1/acknowledge/breach",
-        "10:05:00 escalation.raised incident/fp1/1/level2.0/escalation",
-        "10:15:00 escalation.raised incident/fp1/1/level3.0/escalation",
-        "10:30:00 escalation.raised incident/fp1/1/level1.1/escalation",
-        "10:35:00 escalation.raised incident/fp1/1/level2.1/escalation",
-        "10:45:00 escalation.raised incident/fp1/1/level3.1/escalation",
-        "11:00:00 sla.breached incident/fp1/1/resolve/breach",
+        f"10:00:00 incident.opened incident/fp1/{A}/opened",
+        f"10:05:00 sla.breached incident/fp1/{A}/acknowledge/breach",
+        f"10:05:00 escalation.raised incident/fp1/{A}/level2.0/escalation",
+        f"10:15:00 escalation.raised incident/fp1/{A}/level3.0/escalation",
+        f"10:30:00 escalation.raised incident/fp1/{A}/level1.1/escalation",
+        f"10:35:00 escalation.raised incident/fp1/{A}/level2.1/escalation",
+        f"10:45:00 escalation.raised incident/fp1/{A}/level3.1/escalation",
+        f"11:00:00 sla.breached incident/fp1/{A}/resolve/breach",
     ]
     first_page = [
         orjson.loads(e.value)["data"]
         for e in result.emissions
-        if orjson.loads(e.value)["data"].get("escalation_id") == "incident/fp1/1/level1.0"
+        if orjson.loads(e.value)["data"].get("escalation_id") == f"incident/fp1/{A}/level1.0"
     ]
     assert [(n["channel"], n["recipient"]) for n in first_page] == [
         ("pagerduty:primary-oncall", "oncall-level1"),
@@ -54,8 +58,8 @@ def test_resent_alert_is_not_a_new_incident_and_ack_stops_the_ladder() -> None:
     assert lines(
         result, "incident.opened", "escalation.raised", "incident.resolved", "sla.breached"
     ) == [
-        "10:00:00 incident.opened incident/fp1/1/opened",
-        "10:20:00 incident.resolved incident/fp1/1/resolved",
+        f"10:00:00 incident.opened incident/fp1/{A}/opened",
+        f"10:20:00 incident.resolved incident/fp1/{A}/resolved",
     ]
     (resolved,) = [
         orjson.loads(e.value)
@@ -66,13 +70,13 @@ def test_resent_alert_is_not_a_new_incident_and_ack_stops_the_ladder() -> None:
     assert resolved["data"]["duration_seconds"] == 20 * 60
 
 
-def test_same_fingerprint_after_resolution_is_incident_number_two() -> None:
+def test_same_fingerprint_after_resolution_is_a_new_incident() -> None:
     result = run(
         alert("firing", "fp1", T0),
         alert("resolved", "fp1", "2026-11-24T10:01:00Z"),
         alert("firing", "fp1", "2026-11-24T10:02:00Z", event_id="again"),
     )
-    assert "incident/fp1/2/opened" in [orjson.loads(e.value)["id"] for e in result.emissions]
+    assert f"incident/fp1/{B}/opened" in [orjson.loads(e.value)["id"] for e in result.emissions]
 
 
 def test_outage_sends_tickets_of_the_service_straight_to_l3() -> None:
@@ -100,8 +104,8 @@ def test_outage_sends_tickets_of_the_service_straight_to_l3() -> None:
         for r in raised
     ]
     assert [(r["id"], r["time"][11:19]) for r in raised[:2]] == [
-        ("T-1/c1/outage/fp1/1/escalation", "10:01:00"),
-        ("T-3/c1/outage/fp1/1/escalation", "10:02:00"),
+        (f"T-1/c1/outage/fp1/{C}/escalation", "10:01:00"),
+        (f"T-3/c1/outage/fp1/{C}/escalation", "10:02:00"),
     ]
     assert summary == [
         ("T-1", "L1", "L3", "outage"),  # open at the onset: straight to L3, at once
@@ -110,8 +114,8 @@ def test_outage_sends_tickets_of_the_service_straight_to_l3() -> None:
         ("T-2", "L1", "L2", "sla_breach"),  # another service: the normal ladder
         ("T-4", "L4", "L4", "sla_breach"),  # at the top: untouched by the onset, its breach
     ]  # re-notifies L4; T-5 (solved) never escalates; fp2 starts no second onset
-    assert all(r["data"]["trace"]["incident_id"] == "fp1/1" for r in raised[:2])
-    assert "incident fp1/1" in raised[0]["data"]["reason"]
+    assert all(r["data"]["trace"]["incident_id"] == f"fp1/{C}" for r in raised[:2])
+    assert f"incident fp1/{C}" in raised[0]["data"]["reason"]
 
 
 def test_outage_end_notifies_owners_of_open_tickets_of_the_service() -> None:
@@ -126,7 +130,7 @@ def test_outage_end_notifies_owners_of_open_tickets_of_the_service() -> None:
     notified = [
         orjson.loads(e.value)
         for e in result.emissions
-        if "/outage/fp1/1/resolved/notify/" in orjson.loads(e.value)["id"]
+        if f"/outage/fp1/{C}/resolved/notify/" in orjson.loads(e.value)["id"]
     ]
     # T-1 went to L3 at the outage's onset: L3's owner hears it is over, on L3's channels.
     assert [(n["subject"], n["data"]["recipient"], n["data"]["channel"]) for n in notified] == [
@@ -207,7 +211,30 @@ def test_without_an_oncall_ladder_an_incident_pages_the_top_tier() -> None:
     pages = [
         (d["data"]["channel"], d["data"]["recipient"])
         for d in (orjson.loads(e.value) for e in result.emissions)
-        if d["type"] == "notification.requested" and d["data"].get("incident_id") == "fp1/1"
+        if d["type"] == "notification.requested" and d["data"].get("incident_id") == f"fp1/{A}"
     ]
     assert no_alerts.tiers[-1].channels == ("email:support-directors@example.com",)
     assert pages == [("email:support-directors@example.com", "oncall-level1")]
+
+
+def test_incident_state_is_deleted_after_retention_and_ids_never_repeat() -> None:
+    from escalator.adapters.deadletter import Origin
+    from escalator.service.incidents import IncidentProcessor
+
+    day = 86_400_000
+    processor = IncidentProcessor(POLICY, {}, retention_ms=day)
+
+    def feed(doc: dict, offset: int) -> list:
+        return processor.on_record(orjson.dumps(doc), ms(doc["time"]), 0, Origin("a", 0, offset))
+
+    def opened(out: list) -> list[str]:
+        return [orjson.loads(e.value)["id"] for e in out if b"incident.opened" in e.value]
+
+    first = opened(feed(alert("firing", "fp1", T0, event_id="f1"), 1))
+    feed(alert("resolved", "fp1", "2026-11-24T10:10:00Z", event_id="r1"), 2)
+    assert processor.next_due(0) == ms("2026-11-24T10:10:00Z") + day
+    processor.on_tick(0, ms("2026-11-24T10:10:00Z") + day + 1)
+    assert processor.store == {}  # bounded: the fingerprint's state is gone
+    again = opened(feed(alert("firing", "fp1", "2026-11-26T09:00:00Z", event_id="f2"), 3))
+    assert first == [f"incident/fp1/{A}/opened"]
+    assert again == ["incident/fp1/2026-11-26T09:00:00.000Z/opened"]  # not fp1/1 again

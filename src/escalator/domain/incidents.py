@@ -25,6 +25,7 @@ from escalator.domain.effects import (
     SlaBreached,
 )
 from escalator.domain.events import AlertEvent, AlertPayload, IncidentAcknowledged
+from escalator.domain.ladder import iso
 from escalator.domain.policy import FUNCTIONAL, Policy
 from escalator.errors import InvalidEvent
 
@@ -54,7 +55,11 @@ class IncidentState:
 
     @property
     def incident_id(self) -> str:
-        return f"{self.fingerprint}/{self.number}"
+        """`<fingerprint>/<opened at>`: unique for ever without a counter in the state (the
+        state is deleted a retention after the incident resolved; a counter would restart and
+        repeat ids, and a consumer deduplicating by id would drop a real incident). The same
+        alert occurrence (its startsAt) always gets the same id."""
+        return f"{self.fingerprint}/{iso(self.opened_at)}"
 
     @property
     def open(self) -> bool:

@@ -120,8 +120,9 @@ class Worker:
         )
         store = TableStore(table)
         extra: dict[str, Any] = {}
-        if kind is TicketProcessor:
+        if kind in (TicketProcessor, IncidentProcessor):
             extra["retention_ms"] = self.settings.retention_ms
+        if kind is TicketProcessor:
             # The checkpoint sends a whole batch's metric facts at once (its step 1).
             extra["facts_per_batch"] = "customers" in topics
         elif kind is FactProcessor:
