@@ -70,6 +70,7 @@ def created(
     customer: str = "c-1",
     service: str | None = None,
     tier: str | None = None,
+    summary: str | None = None,
     **kw: Any,
 ) -> dict[str, Any]:
     data: dict[str, Any] = {
@@ -77,7 +78,7 @@ def created(
         "customer_id": customer,
         "customer_tier": customer_tier,
         "severity": severity,
-        "summary": f"summary of {ticket}",
+        "summary": summary or f"summary of {ticket}",
     }
     if service:
         data["service"] = service

@@ -25,6 +25,7 @@ from escalator.domain.durations import (
     parse_duration,
 )
 from escalator.domain.events import SEVERITIES, STATUSES
+from escalator.domain.keywords import Keyword, KeywordError
 from escalator.domain.policy import (
     FALLBACK_LEVEL_TIMEOUT_MS,
     TARGETS,
@@ -476,8 +477,10 @@ def _keywords(node: _Node, tiers: tuple[str, ...]) -> HierarchicalTrigger:
     fields = node.mapping(("words", "notify"), required=("words", "notify"))
     words = fields["words"].strings()
     for word in words:
-        if not word.strip():
-            raise fields["words"].error("keywords must not be empty")
+        try:
+            Keyword.parse(word)
+        except KeywordError as exc:
+            raise fields["words"].error(str(exc)) from None
     return HierarchicalTrigger(notify_tier=fields["notify"].choice(tiers), keywords=words)
 
 

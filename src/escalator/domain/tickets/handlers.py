@@ -3,10 +3,7 @@ severity changes; and the end of an outage on the ticket's service."""
 
 from __future__ import annotations
 
-import re
-from functools import lru_cache
-
-from escalator.domain import due, ladder
+from escalator.domain import due, keywords, ladder
 from escalator.domain.effects import (
     Bounceback,
     Effect,
@@ -71,6 +68,7 @@ def open_ticket(
         clocks.start_target(step, target, target)
     clocks.restart_inactivity(step)
     escalation.start_in_outage(step)
+    customer_text(step, state.summary, "The new ticket's summary")
     return decision
 
 
@@ -92,7 +90,7 @@ def commented(step: Step, comment: TicketCommented) -> None:
     state = step.state
     state.comments += 1
     if comment.author_role == "customer":
-        customer_comment(step, comment.body)
+        customer_text(step, comment.body)
         return
     clocks.restart_inactivity(step)
     if not comment.public:
@@ -110,21 +108,15 @@ def commented(step: Step, comment: TicketCommented) -> None:
         clocks.start_next_update(step)
 
 
-@lru_cache(maxsize=64)
-def _keyword_pattern(keywords: tuple[str, ...]) -> re.Pattern[str]:
-    words = "|".join(re.escape(k) for k in keywords)
-    return re.compile(rf"\b({words})\b", re.IGNORECASE)
-
-
-def customer_comment(step: Step, body: str) -> None:
+def customer_text(step: Step, text: str, what: str = "A customer comment") -> None:
+    """Customer-written text (a comment, a new ticket's summary) with a risky keyword brings
+    in the keywords trigger's tier (domain/keywords.py: any script, NFKC, `cancel*`)."""
     trigger = step.policy.keywords
     if trigger is None or not trigger.keywords:
         return
-    found = _keyword_pattern(trigger.keywords).search(body)
+    found = keywords.matcher(trigger.keywords).find(text)
     if found:
-        escalation.hierarchical(
-            step, "keyword", f"A customer comment mentions {found.group(1).lower()!r}"
-        )
+        escalation.hierarchical(step, "keyword", f"{what} mentions {found!r}")
 
 
 def assigned(step: Step, assignment: TicketAssigned) -> None:
