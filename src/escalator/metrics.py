@@ -52,6 +52,9 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created doubles the page
         self.registry = registry
+        # The customer_tier label (Policy.tier_label: tiers the targets name, else "other");
+        # the worker sets it from the policy in force and again on every policy switch.
+        self.tier_label: Callable[[str], str] = str
 
         def counter(name: str, doc: str, labels: list[str]) -> Counter:
             return Counter(name, doc, labels, registry=registry)
@@ -233,9 +236,11 @@ class Metrics:
     def _records(self) -> dict[str, Callable[[Observation], None]]:
         """How each observation kind (escalator.domain.facts) is counted."""
         return {
-            facts.CREATED: lambda o: self.tickets_created.labels(o.severity, o.customer_tier).inc(),
+            facts.CREATED: lambda o: self.tickets_created.labels(
+                o.severity, self.tier_label(o.customer_tier)
+            ).inc(),
             facts.ESCALATED: lambda o: self.tickets_escalated_any.labels(
-                o.severity, o.customer_tier
+                o.severity, self.tier_label(o.customer_tier)
             ).inc(),
             facts.ESCALATED_FUNCTIONAL: self._first_escalation,
             facts.ESCALATED_HIERARCHICAL: self._first_escalation,
@@ -261,7 +266,9 @@ class Metrics:
                 o.value_ms / 1000
             ),
             facts.SOLVED: self._solved,
-            facts.RECONTACT: lambda o: self.recontacts.labels(o.severity, o.customer_tier).inc(),
+            facts.RECONTACT: lambda o: self.recontacts.labels(
+                o.severity, self.tier_label(o.customer_tier)
+            ).inc(),
             facts.INCIDENT_ACKED: lambda o: self.mtta.labels(o.severity).observe(o.value_ms / 1000),
             facts.INCIDENT_RESOLVED: lambda o: self.mttr.labels(o.severity).observe(
                 o.value_ms / 1000
@@ -270,7 +277,9 @@ class Metrics:
         }
 
     def _first_escalation(self, seen: Observation) -> None:
-        self.tickets_escalated.labels(seen.target, seen.severity, seen.customer_tier).inc()
+        self.tickets_escalated.labels(
+            seen.target, seen.severity, self.tier_label(seen.customer_tier)
+        ).inc()
 
     def _target_ended(self, seen: Observation) -> None:
         labels = (seen.target, seen.severity, _yes(seen.escalated))

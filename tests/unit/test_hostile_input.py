@@ -114,3 +114,35 @@ def test_decoders_only_ever_refuse(raw: bytes) -> None:
         except InvalidEvent as exc:  # the only exception a decoder may raise
             reasons.append(exc.reason)
     assert all(reasons)
+
+
+ACCEPTED = CORPUS / "accepted"
+
+
+def test_a_producer_chosen_customer_tier_never_becomes_a_label_or_group() -> None:
+    # Valid input, hostile value: a customer tier no target names. Label values are the
+    # customer tiers the policy's targets name; anything else is `other` (issue 14).
+    from prometheus_client import CollectorRegistry
+
+    from escalator.metrics import Metrics
+
+    policy = example_policy()
+    metrics = Metrics(CollectorRegistry())
+    metrics.tier_label = policy.tier_label
+    processor = TicketProcessor(policy, {}, recorder=metrics)
+    raw = (ACCEPTED / "unbounded_customer_tier.bin").read_bytes()
+    assert "evil" in orjson.loads(raw)["data"]["customer_tier"]
+    emissions = processor.on_record(raw, ARRIVAL, 0, Origin("tickets.events", 0, 7))
+    assert {e.role for e in emissions} != {"deadletter"}
+    tiers = {
+        sample.labels["customer_tier"]
+        for family in metrics.registry.collect()
+        for sample in family.samples
+        if "customer_tier" in sample.labels
+    }
+    assert tiers == {"other"}
+    # Metric facts (group windows, compliance) carry `other` too, and so do group keys.
+    metric = [orjson.loads(e.value) for e in emissions if b'"metric_facts"' in e.value]
+    assert [m["key"] for m in metric] == ["__group__/other/P1/L1", "__compliance__/c-1"]
+    assert {fact[5] for m in metric for fact in m["metric_facts"]} == {"other"}
+    assert policy.label_tiers == {"enterprise", "business", "standard"}

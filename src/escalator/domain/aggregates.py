@@ -22,7 +22,7 @@ The published records themselves: domain/aggregate_records.py.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
@@ -182,7 +182,11 @@ def group_key(customer_tier: str, severity: str, tier: str) -> str:
 
 
 def facts_of(
-    state: TicketState, effects: Sequence[Effect], now: int, cause: str
+    state: TicketState,
+    effects: Sequence[Effect],
+    now: int,
+    cause: str,
+    tier_label: Callable[[str], str] = str,
 ) -> list[MetricFact]:
     """The facts a decision about `state` produced: its effects' observations
     (`facts.observe`), dated and given the tier they count for.
@@ -195,8 +199,10 @@ def facts_of(
     at the breach's deadline, so they count where the breach did.
     Ids are deterministic — ticket, `cause` (the event id, or the due instant of a timer
     decision), kind and target — so a replayed decision repeats them and two decisions about
-    one ticket in the same millisecond do not collide.
+    one ticket in the same millisecond do not collide. `tier_label` bounds the customer tier
+    (`Policy.tier_label`: a tier no target names is `other`), as metric labels are bounded.
     """
+    customer_tier = tier_label(state.customer_tier)
     raised = next((e for e in effects if isinstance(e, EscalationRaised)), None)
     left = raised.from_tier if raised else state.tier
     at = raised.time if raised else now
@@ -221,7 +227,7 @@ def facts_of(
                     time=time,
                     ticket_id=state.ticket_id,
                     customer_id=state.customer_id,
-                    customer_tier=state.customer_tier,
+                    customer_tier=customer_tier,
                     severity=state.severity,
                     tier=_tier(seen, left) or state.tier,
                     target=target,

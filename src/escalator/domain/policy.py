@@ -87,6 +87,8 @@ class OncallLevel:
     notify: tuple[str, ...]
 
 
+OTHER_LABEL = "other"  # the metric label of every customer tier no target names
+
 # A policy without an on-call ladder pages its top tier with one level of this timeout
 # (config/policy_file.py): long enough not to repeat, short enough to show as unacknowledged.
 FALLBACK_LEVEL_TIMEOUT_MS = 30 * 60_000
@@ -147,6 +149,17 @@ class Policy:
     keywords: HierarchicalTrigger | None = None
     vip: VipRule | None = None
     alerts: AlertPolicy = field(default_factory=AlertPolicy)
+    # The customer tiers the targets name: the only values a metric label or a metric group
+    # key may carry (a producer's typo or a hostile value must not mint new series).
+    label_tiers: frozenset[str] = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        named = (t.customer_tiers for t in self.targets if t.customer_tiers)
+        object.__setattr__(self, "label_tiers", frozenset().union(*named))
+
+    def tier_label(self, customer_tier: str) -> str:
+        """`customer_tier` as a metric label: itself if a target names it, else `other`."""
+        return customer_tier if customer_tier in self.label_tiers else OTHER_LABEL
 
     def match(self, customer_tier: str, severity: str, service: str | None) -> TargetRule | None:
         """The first target rule matching the ticket, or None (no SLA applies)."""

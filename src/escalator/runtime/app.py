@@ -73,6 +73,7 @@ class Worker:
         self.policy_offset = policy_offset
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
+        self.metrics.tier_label = policy.tier_label
         self.app = self._app()
         topic = self._topic
         self.tickets = topic("tickets")
@@ -234,6 +235,7 @@ class Worker:
             for lane in stream.lanes:
                 if lane.main:
                     lane.processor.policy = policy
+        self.metrics.tier_label = policy.tier_label
         log.info("policy switched: %s → %s", old, policy.version)
 
     # -- the agents' work --

@@ -242,7 +242,7 @@ class TicketProcessor(BaseProcessor):
     def _publish(self, ctx: Context, state: TicketState, effects: list[Effect]) -> list[Emission]:
         """Outputs of a decision, plus its metric facts repartitioned by group and customer."""
         emissions = self._emit(effects)
-        facts = aggregates.facts_of(state, effects, ctx.now, ctx.cause)
+        facts = aggregates.facts_of(state, effects, ctx.now, ctx.cause, self.policy.tier_label)
         if ctx.defer_facts:
             self._facts.extend(facts)
         elif facts:
