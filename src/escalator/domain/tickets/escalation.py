@@ -10,7 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from escalator.domain import ladder, sla
-from escalator.domain.effects import EscalationRaised, FirstEscalation, HandoffMeasured, effect_id
+from escalator.domain.effects import (
+    EscalationRaised,
+    FirstEscalation,
+    HandoffMeasured,
+    OutageChanged,
+    effect_id,
+)
 from escalator.domain.policy import FUNCTIONAL, HIERARCHICAL
 from escalator.domain.sla import Clock
 from escalator.domain.state import Handoff
@@ -180,20 +186,12 @@ def start_in_outage(step: Step) -> None:
     start_at = policy.alerts.outage.start_at
     if policy.tier_rank(start_at) <= policy.tier_rank(state.tier):
         return
-    climb(
+    _climb_for_outage(
         step,
-        Raised(
-            id=effect_id(state.ticket_id, state.cycle, "outage", outage.incident_id, "escalation"),
-            kind=FUNCTIONAL,
-            trigger="outage",
-            from_tier=state.tier,
-            to_tier=start_at,
-            reason=(
-                f"Service {outage.service} is in outage (incident {outage.incident_id}): the "
-                f"ticket starts at {start_at} instead of {state.tier}."
-            ),
-            trace={"rule": state.rule, "trigger": "outage", "incident_id": outage.incident_id},
-        ),
+        outage,
+        start_at,
+        f"Service {outage.service} is in outage (incident {outage.incident_id}): the "
+        f"ticket starts at {start_at} instead of {state.tier}.",
     )
 
 
@@ -208,6 +206,19 @@ def outage_onset(step: Step) -> None:
     if policy.tier_rank(floor) <= policy.tier_rank(state.tier) or once in state.fired:
         return
     state.fired.append(once)
+    _climb_for_outage(
+        step,
+        outage,
+        floor,
+        f"Service {outage.service} went into outage (incident {outage.incident_id}): "
+        f"the ticket skips frontline and goes to {floor}.",
+    )
+
+
+def _climb_for_outage(step: Step, outage: OutageChanged, to_tier: str, reason: str) -> None:
+    """An outage moves the ticket up to `to_tier`: one escalation per ticket, cycle and
+    incident (`<ticket>/c<cycle>/outage/<incident>/escalation`)."""
+    state = step.state
     climb(
         step,
         Raised(
@@ -215,11 +226,8 @@ def outage_onset(step: Step) -> None:
             kind=FUNCTIONAL,
             trigger="outage",
             from_tier=state.tier,
-            to_tier=floor,
-            reason=(
-                f"Service {outage.service} went into outage (incident {outage.incident_id}): "
-                f"the ticket skips frontline and goes to {floor}."
-            ),
+            to_tier=to_tier,
+            reason=reason,
             trace={"rule": state.rule, "trigger": "outage", "incident_id": outage.incident_id},
         ),
     )
