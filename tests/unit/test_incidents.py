@@ -238,3 +238,23 @@ def test_incident_state_is_deleted_after_retention_and_ids_never_repeat() -> Non
     again = opened(feed(alert("firing", "fp1", "2026-11-26T09:00:00Z", event_id="f2"), 3))
     assert first == [f"incident/fp1/{A}/opened"]
     assert again == ["incident/fp1/2026-11-26T09:00:00.000Z/opened"]  # not fp1/1 again
+
+
+def test_a_resolution_of_an_unknown_fingerprint_stores_nothing() -> None:
+    from escalator.adapters.deadletter import Origin
+    from escalator.service.incidents import IncidentProcessor
+
+    processor = IncidentProcessor(POLICY, {})
+    raw = orjson.dumps(alert("resolved", "never-seen", T0, event_id="r0"))
+    assert processor.on_record(raw, ms(T0), 0, Origin("a", 0, 1)) == []
+    assert processor.store == {}  # bounded: nothing kept that could never be purged
+
+
+def test_a_firing_id_seen_on_a_resolved_incident_is_not_swallowed_as_a_resend() -> None:
+    result = run(
+        alert("firing", "fp1", T0, event_id="same"),
+        alert("resolved", "fp1", "2026-11-24T10:01:00Z", event_id="r1"),
+        alert("firing", "fp1", T0, event_id="same", arrival="2026-11-24T10:02:00Z"),
+    )
+    reasons = [orjson.loads(d.value)["reason"] for d in result.dead_letters]
+    assert reasons == ["duplicate_event"]  # visible, as before re-sends were counted

@@ -215,3 +215,27 @@ def test_a_policy_without_an_oncall_ladder_pages_the_top_tier_and_says_so() -> N
         "policy.yaml: alerts.oncall: no on-call ladder: incidents from monitoring alerts page "
         "the top tier L1 (team:a), once; add alerts.oncall.levels to page on-call people"
     )
+
+
+def test_a_target_its_calendar_reaches_only_from_some_starts_is_refused() -> None:
+    # 1058 open hours of a Monday-hour calendar: 7,400 days from a Monday 00:00 start but
+    # more from a Monday 10:00 one; policy check keeps a week's margin.
+    text = LINT.replace(
+        "name: rest, calendar: business, resolution: 40h",
+        "name: rest, calendar: monday-hour, resolution: 1058h",
+    )
+    with pytest.raises(ConfigError) as refused:
+        parse_policy(text, "policy.yaml")
+    assert str(refused.value) == (
+        "policy.yaml:15: targets[6].resolution: calendar 'monday-hour': 1058 open hours end "
+        "more than 7393 days after some starts (a deadline may lie at most 7400 days ahead); "
+        "shorten the target or open the calendar longer"
+    )
+
+
+def test_an_empty_match_list_is_refused() -> None:
+    text = LINT.replace(
+        "match: {severity: P1}, calendar: 24x7", "match: {severity: []}, calendar: 24x7"
+    )
+    with pytest.raises(ConfigError, match=r"targets\[0\]\.match\.severity: an empty list matches"):
+        parse_policy(text, "policy.yaml")

@@ -200,3 +200,33 @@ def test_a_service_stays_in_outage_until_its_last_incident_ends() -> None:
         "notification.requested"
     ]
     assert processor.on_outage(3, encode_outage(last)) == []  # a repeated end changes nothing
+
+
+def test_an_outage_record_keeps_replay_detection_of_the_states_it_advances() -> None:
+    # The outage record (offset 12) fires T-1's due warning first; the state it writes must
+    # carry offset 12, so that re-reading offset 11 after a restart is a quiet replay, not a
+    # duplicate_event dead letter.
+    from escalator.adapters.alerts import encode_outage
+    from escalator.domain.effects import OutageChanged
+
+    processor = TicketProcessor(example_policy(), {})
+    at = ms("2026-11-24T10:00:00Z")
+    processor.on_record(orjson.dumps(created("T-1", "2026-11-24T10:00:00Z")), at, 3, ORIGIN)
+    reply = orjson.dumps(comment("T-1", "2026-11-24T10:01:00Z", role="customer", public=True))
+    processor.on_record(reply, at + 60_000, 3, Origin("tickets.events", 3, 11))
+    later = ms("2026-11-24T10:20:00Z")  # past the 0.75 warning and the 10:15 breach
+    outage = encode_outage(OutageChanged("checkout", "fp/1", True, later))
+    assert processor.on_outage(3, outage, later, 12)  # the due instants fired first
+    assert decode_state(processor.store["T-1"])[1] == 12
+    assert processor.on_record(reply, at + 60_000, 3, Origin("tickets.events", 3, 11)) == []
+
+
+def test_the_original_created_delivered_again_after_the_purge_is_expired() -> None:
+    store: dict[str, bytes] = {}
+    processor = TicketProcessor(example_policy(), store, retention_ms=DAY)
+    first = created("T-1", "2026-11-24T10:00:00Z", event_id="c1")
+    feed(processor, first, "2026-11-24T10:00:00Z")
+    feed(processor, status("T-1", "2026-11-24T10:02:00Z", "solved"), "2026-11-24T10:02:00Z")
+    processor.on_tick(3, ms("2026-11-24T10:02:00Z") + DAY + 1)
+    (letter,) = feed(processor, first, "2026-11-27T10:00:00Z")  # a connector replays it
+    assert orjson.loads(letter.value)["reason"] == "expired_ticket"

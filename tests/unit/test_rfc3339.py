@@ -93,3 +93,17 @@ def test_agrees_with_python_on_what_both_accept(moment: datetime) -> None:
     stamp = moment.replace(tzinfo=UTC, microsecond=moment.microsecond // 1000 * 1000)
     text = stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     assert parse_ms(text) == (stamp - EPOCH) // timedelta(milliseconds=1)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "9999-12-31T23:30:00-01:00",  # past year 9999 in UTC: refused, not a crash
+        "0001-01-01T00:30:00+01:00",  # before year 1 in UTC
+        "2026-11-24T10:15:60Z",  # a leap second that is not at the end of a UTC day
+        "2016-12-31T23:59:60+01:00",  # 22:59:60 UTC
+    ],
+)
+def test_refused_at_the_edges(text: str) -> None:
+    with pytest.raises(NotRfc3339):
+        parse_ms(text)

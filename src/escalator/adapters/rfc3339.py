@@ -39,7 +39,8 @@ def parse_ms(text: str) -> int:
     year, month, day, hour, minute, second = (int(g) for g in match.group(1, 2, 3, 4, 5, 6))
     fraction, zulu, sign, off_hours, off_minutes = match.group(7, 8, 9, 10, 11)
     millis = int((fraction or "0")[:3].ljust(3, "0"))
-    if second == 60:  # a leap second: the last millisecond of the minute
+    leap = second == 60
+    if leap:  # a leap second: the last millisecond of the minute (checked below)
         second, millis = 59, 999
     if hour > 23 or minute > 59 or second > 59:
         raise NotRfc3339("has a time of day out of range")
@@ -50,7 +51,12 @@ def parse_ms(text: str) -> int:
         offset = (int(off_hours) * 60 + int(off_minutes)) * (1 if sign == "+" else -1)
     try:
         local = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+        utc = local - timedelta(minutes=offset)
     except ValueError:
         raise NotRfc3339("is not a calendar date") from None
-    utc = local - timedelta(minutes=offset)
+    except OverflowError:
+        raise NotRfc3339("lies outside the years 1 to 9999 in UTC") from None
+    if leap and (utc.hour, utc.minute) != (23, 59):
+        # RFC 3339 §5.7: leap seconds are inserted at the end of a UTC day only.
+        raise NotRfc3339("has a leap second (:60) that is not the last second of a UTC day")
     return (utc - _EPOCH) // timedelta(milliseconds=1) + millis

@@ -18,7 +18,13 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from escalator.config import policy_lint
-from escalator.domain.calendar import AlwaysOpen, BusinessCalendar, Calendar, CalendarError
+from escalator.domain.calendar import (
+    MAX_SPAN_DAYS,
+    AlwaysOpen,
+    BusinessCalendar,
+    Calendar,
+    CalendarError,
+)
 from escalator.domain.durations import (
     MAX_POLICY_DURATION_MS,
     DurationError,
@@ -353,6 +359,11 @@ def _target(
     }
     if "match" in fields:
         match = fields["match"].mapping(("customer_tier", "severity", "service"))
+        for values in match.values():
+            if isinstance(values.value, list) and not values.value:
+                raise values.error(
+                    "an empty list matches no ticket; leave the key out to match any"
+                )
         if "customer_tier" in match:
             matchers["customer_tiers"] = frozenset(match["customer_tier"].strings())
         if "severity" in match:
@@ -378,9 +389,18 @@ def _reachable(node: _Node, calendar: Calendar) -> int:
     """A target's duration, refused when its calendar would take too long to count it."""
     ms = node.duration()
     try:
-        calendar.add(_REFERENCE_MS, ms)
+        end = calendar.add(_REFERENCE_MS, ms)
     except CalendarError as exc:
         raise node.error(str(exc)) from None
+    # The span depends a little on the start (within a week): keep a week's margin so that
+    # no ticket's start can push it past the calendar's limit at run time.
+    margin = MAX_SPAN_DAYS - 7
+    if end - _REFERENCE_MS > margin * 86_400_000:
+        raise node.error(
+            f"calendar {calendar.name!r}: {ms // 3_600_000} open hours end more than {margin} "
+            f"days after some starts (a deadline may lie at most {MAX_SPAN_DAYS} days ahead); "
+            "shorten the target or open the calendar longer"
+        )
     return ms
 
 

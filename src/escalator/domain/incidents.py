@@ -79,9 +79,10 @@ def apply(state: IncidentState | None, event: AlertEvent, policy: Policy) -> Inc
         state = IncidentState(fingerprint=event.fingerprint)
     payload = event.payload
     if event.id in state.seen:
-        if isinstance(payload, AlertPayload):
-            # Alertmanager re-sends every firing group each group_interval/repeat_interval with
-            # the same alert (same id): normal traffic, not bad input.
+        if isinstance(payload, AlertPayload) and (state.open or payload.status == "resolved"):
+            # Alertmanager re-sends every group each group_interval/repeat_interval with the
+            # same alert (same id): normal traffic, not bad input. A firing id seen before on
+            # a resolved incident is not a re-send of what is open: it stays a dead letter.
             return IncidentDecision(state, resent=True)
         raise InvalidEvent("duplicate_event", f"event id {event.id!r} was already applied")
     if isinstance(payload, IncidentAcknowledged) and not state.open:

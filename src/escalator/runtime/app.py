@@ -95,6 +95,8 @@ class Worker:
         facts = self._lane("customers", FactProcessor, policy, fact_routes, main=True)
         self.customer_stream = InputStream(customers, [facts])
         self.streams = (self.ticket_stream, self.alert_stream, self.customer_stream)
+        for stream in self.streams:
+            stream.actives = lambda stream=stream: self.active_partitions(stream)
         self.table = lanes[0].table
         self.processor = lanes[0].processor
         main = self.processor

@@ -12,9 +12,11 @@ and the patch can go).
    fetcher discard and re-fetch them. Found by tests/integration/test_failover.py.
 2. `ProducerBuffer.flush_atmost(None)` (faust/transport/producer.py) waits for `message_sent`
    with a 0.1 s timeout and *returns on the timeout while messages are still buffered*, so
-   `ProducerBuffer.flush()` — called by `Producer.flush()` before every offset commit and on
-   stop — can leave table changelog records unsent. The patched `flush()` waits until the
-   buffer is empty.
+   `ProducerBuffer.flush()` — called by `Producer.flush()` before every offset commit and
+   when a rebalance or `App.on_stop` flushes the producer — can leave table changelog records
+   unsent. The patched `flush()` waits until the buffer is empty (the record
+   `_handle_pending` has taken off the queue but not yet handed to the client is not counted
+   by either: step 4 of the checkpoint covers it).
 3. Changelog futures: `Table.on_key_set`/`on_key_del` (faust/tables/table.py) drop the future
    of the changelog record they queue. `capture_changelog` hands each one to the checkpoint,
    which awaits it before any offset is committed (runtime/checkpoint.py, step 4).

@@ -67,6 +67,9 @@ class InputStream:
     clocks: dict[int, int] = field(default_factory=dict)
     ticks_pending: dict[int, int] = field(default_factory=dict)
     indexed: frozenset[int] = frozenset()
+    # The partitions this worker owns now (set by the worker): a record of a partition not yet
+    # indexed makes the stream index them before it is applied (see `handle`).
+    actives: Callable[[], frozenset[int]] | None = None
     checkpoint: Checkpoint = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -135,6 +138,11 @@ class InputStream:
     def handle(self, message: Any, on_outage: Any = None) -> list[Routed]:
         """Apply one record (an event, a tick or an outage broadcast) in every lane."""
         partition = message.partition
+        if partition not in self.indexed and self.actives is not None:
+            # After a rebalance the agents resume before the timer's sweep indexes the new
+            # partitions; a record applied before that would see no outage state and no open
+            # tickets of its partition (and an outage record would overwrite the stored state).
+            self.rebuild_index(self.actives() | {partition})
         stamp = int(message.timestamp * 1000)
         now = max(self.clocks.get(partition, 0), min(stamp, wall_ms()))
         self.clocks[partition] = now

@@ -34,6 +34,10 @@ class IncidentProcessor(BaseProcessor):
         if decision.resent:
             self.recorder.alert_resent()
             return "", []  # nothing changed: no state write, no output, no dead letter
+        if state is None and not decision.state.open and not decision.effects:
+            # A resolution of a fingerprint never seen (or purged): nothing to remember, and
+            # a state written now would never be due for deletion.
+            return event.type, []
         return event.type, self._commit(ctx, decision)
 
     def _advance(self, ctx: Context, key: str) -> list[Emission]:

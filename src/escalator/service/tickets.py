@@ -56,7 +56,11 @@ class TicketProcessor(BaseProcessor):
         event = decode_event(raw, ctx.now)
         ctx = replace(ctx, cause=event.id)
         expired = self._expired(event.ticket_id)
-        if expired is not None and event.type != "ticket.created":
+        # Only a creation after the old ticket was done can reuse its id: an older one is the
+        # old ticket's own `created`, delivered again (it would re-fire days of deadlines).
+        if expired is not None and (
+            event.type != "ticket.created" or event.time <= expired.done_at
+        ):
             raise InvalidEvent("expired_ticket", self._explain(expired, event.type))
         state = None if expired is not None else self._load(event.ticket_id, ctx)
         service = state.service if state else getattr(event.payload, "service", None)
@@ -118,7 +122,7 @@ class TicketProcessor(BaseProcessor):
         Instants that came due before the record arrived fire first, under the outage state
         they came due in — as for any event, and as `simulate` does, whether the partition's
         tick was appended before the record or after it."""
-        emissions = [] if now is None else self.on_tick(partition, now)
+        emissions = [] if now is None else self.on_tick(partition, now, offset=offset)
         change = decode_outage(raw)
         active = self.outages.setdefault(partition, {})
         incidents = active.get(change.service, [])
