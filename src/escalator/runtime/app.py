@@ -43,6 +43,7 @@ from escalator.runtime.streams import (
     wall_ms,
 )
 from escalator.runtime.table_store import TableStore
+from escalator.runtime.topics import TABLES, changelog_topic
 from escalator.service.facts import FactProcessor
 from escalator.service.incidents import IncidentProcessor
 from escalator.service.processor import BaseProcessor
@@ -56,6 +57,17 @@ RAW: Final[dict[str, Any]] = {
     "key_serializer": "raw",
     "value_serializer": "raw",
 }
+
+
+# The worker's tables, one per lane (`Worker._lane`); the shadow lane only with a shadow policy.
+TICKETS_TABLE, SHADOW_TABLE, INCIDENTS_TABLE, CUSTOMERS_TABLE = TABLES
+
+
+def changelog_topics(settings: Settings, shadow: bool) -> list[str]:
+    """The tables' changelog topics, named as Faust names them (`<app id>-<table>-changelog`,
+    faust/tables/base.py `_changelog_topic_name`)."""
+    tables = [TICKETS_TABLE, INCIDENTS_TABLE, CUSTOMERS_TABLE] + ([SHADOW_TABLE] if shadow else [])
+    return [changelog_topic(settings, table) for table in tables]
 
 
 class Worker:
@@ -81,18 +93,18 @@ class Worker:
         outputs = {role: topic(role) for role in ("escalations", "notifications", "deadletter")}
         customers = topic("customers")
         ticket_routes = {**outputs, "customers": customers}
-        lanes = [self._lane("tickets", TicketProcessor, policy, ticket_routes, main=True)]
+        lanes = [self._lane(TICKETS_TABLE, TicketProcessor, policy, ticket_routes, main=True)]
         if shadow is not None:
             to_shadow = {"escalations": topic("shadow"), "notifications": topic("shadow")}
-            lanes.append(
-                self._lane("tickets-shadow", TicketProcessor, shadow, to_shadow, main=False)
-            )
+            lanes.append(self._lane(SHADOW_TABLE, TicketProcessor, shadow, to_shadow, main=False))
         self.ticket_stream = InputStream(self.tickets, lanes)
         incident_routes = {**outputs, "outage": self.tickets}
-        incidents = self._lane("incidents", IncidentProcessor, policy, incident_routes, main=True)
+        incidents = self._lane(
+            INCIDENTS_TABLE, IncidentProcessor, policy, incident_routes, main=True
+        )
         self.alert_stream = InputStream(topic("alerts"), [incidents])
         fact_routes = {"deadletter": outputs["deadletter"], "metrics": topic("metrics")}
-        facts = self._lane("customers", FactProcessor, policy, fact_routes, main=True)
+        facts = self._lane(CUSTOMERS_TABLE, FactProcessor, policy, fact_routes, main=True)
         self.customer_stream = InputStream(customers, [facts])
         self.streams = (self.ticket_stream, self.alert_stream, self.customer_stream)
         for stream in self.streams:

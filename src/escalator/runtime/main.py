@@ -12,9 +12,9 @@ from escalator.config.settings import Settings
 from escalator.domain.policy import Policy
 from escalator.errors import TopologyError
 from escalator.logs import configure_logging
-from escalator.runtime.app import Worker
+from escalator.runtime.app import Worker, changelog_topics
 from escalator.runtime.policy_topic import initial_policy
-from escalator.runtime.topics import check_topics
+from escalator.runtime.topics import check_topics, ensure_changelogs
 
 log = logging.getLogger("escalator.worker")
 
@@ -26,6 +26,8 @@ def run_worker(settings: Settings, policy: Policy, shadow: Policy | None = None)
     logging.getLogger("aiokafka").addHandler(refusals)
     try:
         asyncio.run(check_topics(settings))
+        # Before Faust starts: its group's first assignment must see every changelog topic.
+        asyncio.run(ensure_changelogs(settings, changelog_topics(settings, shadow is not None)))
         policy, offset = asyncio.run(initial_policy(settings, policy))
     except TopologyError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -33,10 +33,12 @@ ROLES = (
 )
 # The applied policy: one partition (every worker reads all of it), compacted (latest wins).
 POLICY_CONFIG = {"cleanup.policy": "compact"}
-# The worker's Faust tables. Their changelogs (`<app id>-<table>-changelog`, compacted) are
-# created here too rather than left to Faust at worker start: a table written before the
-# consumer's metadata knows its fresh changelog's partitions fails with PartitionsMismatch
-# ("… changelog topic … has 0 partitions"), which poisons the worker's first batch.
+# The worker's Faust tables. Their changelogs (`<app id>-<table>-changelog`, compacted, as many
+# partitions as the table: what Faust would create, faust/tables/base.py `_new_changelog_topic`)
+# are created by `topics create` and again by the worker before Faust starts
+# (`ensure_changelogs`) rather than left to Faust: a table written before the consumer's
+# metadata knows a fresh changelog's partitions fails with PartitionsMismatch ("… changelog
+# topic … has 0 partitions"), which crashed the worker under load (issue 11).
 TABLES = ("tickets", "tickets-shadow", "incidents", "customers")
 CHANGELOG_CONFIG = {"cleanup.policy": "compact"}
 
@@ -138,6 +140,56 @@ async def _wait_until_served(
                 f"after {timeout:.0f} s; check the broker log (scripts/kafka-local logs)"
             )
         await asyncio.sleep(0.2)
+
+
+async def ensure_changelogs(settings: Settings, names: list[str]) -> list[str]:
+    """Create the tables' missing changelog topics and wait until the broker serves them all;
+    return the names created. Run before Faust starts.
+
+    Faust would create them itself while the worker starts, a moment before its consumer joins
+    the group. A broker applies new topics to its metadata asynchronously, later under load
+    (a busy CPU, other topics being created); when the group's first assignment is computed
+    from metadata that lacks a changelog, aiokafka records it with 0 partitions
+    (`GroupCoordinator._metadata_snapshot`), and the first write to that table fails Faust's
+    co-partitioning check (`Collection._verify_source_topic_partitions`: PartitionsMismatch,
+    "... has 0 partitions"), which crashes the agent and the worker.
+    """
+    admin = AIOKafkaAdminClient(**admin_kwargs(settings))
+    await admin.start()
+    try:
+        described = await admin.describe_topics(names)
+        counts = {
+            t["topic"]: len(t.get("partitions", []))
+            for t in described
+            if t.get("error_code", 0) == 0
+        }
+        wrong = {name: n for name, n in counts.items() if n != settings.partitions}
+        if wrong:
+            raise TopologyError(
+                "changelog topic(s) "
+                + ", ".join(f"{name} ({n} partitions)" for name, n in sorted(wrong.items()))
+                + f" do not match ESCALATOR_PARTITIONS={settings.partitions}; partitions "
+                "cannot change under existing state (use a new ESCALATOR_APP_ID and replay, "
+                "see README: Scaling)"
+            )
+        created = []
+        for name in names:
+            if name in counts:
+                continue
+            topic = NewTopic(
+                name, settings.partitions, settings.replication, topic_configs=CHANGELOG_CONFIG
+            )
+            try:
+                await admin.create_topics([topic])
+                created.append(name)
+            except TopicAlreadyExistsError:  # another worker of the group created it
+                pass
+        await _wait_until_served(admin, names)
+        if created:
+            log.info("created changelog topic(s) %s", ", ".join(created))
+        return created
+    finally:
+        await admin.close()
 
 
 async def partition_counts(settings: Settings, names: list[str]) -> dict[str, int | None]:
