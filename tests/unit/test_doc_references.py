@@ -1,5 +1,5 @@
 """Text that names a file names one that exists: docs, docstrings and comments do not go stale
-(they once cited a `faust.md` and a `docs/metrics.md` that were not in the repository)."""
+(they once cited a Faust notes file and a `docs/metrics.md` that were not in the repository)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The Faust worker: builds the app and wires the processors into it; no decisions are made here.
 
-Design (docs/architecture.md; the Faust behaviours it relies on: docs/faust.md):
+Design (docs/architecture.md; the Faust behaviours it relies on: docs/faust-behaviour.md):
 - Three agents, concurrency 1 each: `tickets.events` (the ticket lane, plus a shadow lane when a
   shadow policy is set), `monitoring.alerts` (incidents) and `escalator.customers` (customer and
   metric facts, repartitioned by customer or metric group). The two input topics use the
