@@ -9,7 +9,7 @@ from escalator.adapters.alerts import decode_alert_event
 from escalator.adapters.state_codec import decode_incident, encode_incident
 from escalator.domain import incidents
 from escalator.domain.defaults import DEFAULT_RETENTION_MS
-from escalator.service.processor import BaseProcessor, Context, Emission
+from escalator.service.processor import BaseProcessor, Context, Emission, earliest
 
 
 class IncidentProcessor(BaseProcessor):
@@ -58,10 +58,7 @@ class IncidentProcessor(BaseProcessor):
 
     def _commit(self, ctx: Context, decision: incidents.IncidentDecision) -> list[Emission]:
         state = decision.state
-        due = incidents.next_due(state)
-        purge_at = self._purge_at(state)
-        if purge_at is not None:
-            due = purge_at if due is None else min(due, purge_at)
+        due = earliest(incidents.next_due(state), self._purge_at(state))
         self.store[state.fingerprint] = encode_incident(state, ctx.partition, due, ctx.offset)
         self.index.set(ctx.partition, state.fingerprint, due)
         return self._emit(decision.effects)

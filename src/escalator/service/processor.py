@@ -67,6 +67,12 @@ class Context:
     defer_facts: bool = False  # metric facts wait for `take_fact_records` (a tick, a batch)
 
 
+def earliest(*instants: int | None) -> int | None:
+    """The earliest of the instants given (None: no instant)."""
+    known = [i for i in instants if i is not None]
+    return min(known) if known else None
+
+
 class Recorder(Protocol):
     """Receives every decision for metrics or summaries."""
 

@@ -27,7 +27,7 @@ from escalator.domain.ladder import iso
 from escalator.domain.state import DONE_STATUSES, ExpiredTicket, TicketState
 from escalator.errors import InvalidEvent
 from escalator.service.catalog import OpenTickets
-from escalator.service.processor import CUSTOMERS, BaseProcessor, Context, Emission
+from escalator.service.processor import CUSTOMERS, BaseProcessor, Context, Emission, earliest
 
 OUTAGES_KEY: Final = "__outages__/"  # per-partition outage state, stored in the ticket table
 FACTS_PER_RECORD: Final = 1000
@@ -227,10 +227,7 @@ class TicketProcessor(BaseProcessor):
 
     def _commit(self, ctx: Context, decision: engine.Decision) -> list[Emission]:
         state = decision.state
-        due = engine.next_due(state)
-        purge_at = self._purge_at(state)
-        if purge_at is not None:
-            due = purge_at if due is None else min(due, purge_at)
+        due = earliest(engine.next_due(state), self._purge_at(state))
         self.store[state.ticket_id] = encode_state(state, ctx.partition, due, ctx.offset)
         self.index.set(ctx.partition, state.ticket_id, due)
         self.open_tickets.update(
