@@ -40,10 +40,13 @@ log = logging.getLogger("escalator.worker")
 BATCH_RECORDS: Final = 1000  # settle a batch once it holds this many records …
 BATCH_SECONDS: Final = 0.2  # … or once it is this old (idle or not); commits settle too
 # How long a step waits for Kafka's acknowledgements before it gives up and poisons the
-# checkpoint. Longer than a broker restart (the producer retries meanwhile), shorter than
-# forever: an acknowledgement that never comes (a producer task that died) must end the worker
-# rather than stall its partitions silently.
-ACK_TIMEOUT_S: Final = 120.0
+# checkpoint. Longer than Faust's producer request timeout (`producer_request_timeout`, 1200 s:
+# until then aiokafka retries a batch itself, so an acknowledgement either comes or fails by
+# then): a broker outage of any length only stalls the worker — a restart would not help while
+# the broker is away, and a 120 s bound crashed the worker when a loaded machine took 108 s to
+# restart the broker (test_faults). Only an acknowledgement that never comes at all (a producer
+# task that died) ends the worker, after this.
+ACK_TIMEOUT_S: Final = 1500.0
 
 
 class HeldWrites(Protocol):
