@@ -157,24 +157,11 @@ async def ensure_changelogs(settings: Settings, names: list[str]) -> list[str]:
     admin = AIOKafkaAdminClient(**admin_kwargs(settings))
     await admin.start()
     try:
-        described = await admin.describe_topics(names)
-        counts = {
-            t["topic"]: len(t.get("partitions", []))
-            for t in described
-            if t.get("error_code", 0) == 0
-        }
-        wrong = {name: n for name, n in counts.items() if n != settings.partitions}
-        if wrong:
-            raise TopologyError(
-                "changelog topic(s) "
-                + ", ".join(f"{name} ({n} partitions)" for name, n in sorted(wrong.items()))
-                + f" do not match ESCALATOR_PARTITIONS={settings.partitions}; partitions "
-                "cannot change under existing state (use a new ESCALATOR_APP_ID and replay, "
-                "see README: Scaling)"
-            )
+        # Listed, not described: describing a missing topic may auto-create it (uncompacted).
+        listed = set(await admin.list_topics())
         created = []
         for name in names:
-            if name in counts:
+            if name in listed:
                 continue
             topic = NewTopic(
                 name, settings.partitions, settings.replication, topic_configs=CHANGELOG_CONFIG
@@ -182,14 +169,24 @@ async def ensure_changelogs(settings: Settings, names: list[str]) -> list[str]:
             try:
                 await admin.create_topics([topic])
                 created.append(name)
-            except TopicAlreadyExistsError:  # another worker of the group created it
+            except TopicAlreadyExistsError:  # another worker of the group just created it
                 pass
         await _wait_until_served(admin, names)
-        if created:
-            log.info("created changelog topic(s) %s", ", ".join(created))
-        return created
+        counts = {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics(names)}
     finally:
         await admin.close()
+    wrong = {name: n for name, n in counts.items() if n != settings.partitions}
+    if wrong:
+        raise TopologyError(
+            "changelog topic(s) "
+            + ", ".join(f"{name} ({n} partitions)" for name, n in sorted(wrong.items()))
+            + f" do not match ESCALATOR_PARTITIONS={settings.partitions}; partitions cannot "
+            "change under existing state (use a new ESCALATOR_APP_ID and replay, see README: "
+            "Scaling)"
+        )
+    if created:
+        log.info("created changelog topic(s) %s", ", ".join(created))
+    return created
 
 
 async def partition_counts(settings: Settings, names: list[str]) -> dict[str, int | None]:
