@@ -115,7 +115,11 @@ def test_pending_pauses_resolution_but_not_first_response() -> None:
     engine.apply(state, event(status("T-1", "2026-11-24T12:10:00Z", "open")), POLICY)
     # 10 minutes used before the pause; 3h50m remain from 12:10.
     assert state.clocks["resolution"].deadline == ms("2026-11-24T16:00:00Z")
-    assert state.clocks["resolution"].paused_ms == 2 * 3600 * 1000
+    resolution = state.clocks["resolution"]
+    assert engine.counted(state, POLICY, resolution, ms("2026-11-24T12:10:00Z")) == (
+        10 * 60_000,
+        2 * 3600_000,
+    )
 
 
 def test_next_update_starts_at_first_public_reply_and_restarts_on_each() -> None:

@@ -35,7 +35,7 @@ def stop(*, breached: bool) -> TargetStopped:
 def test_each_target_instance_is_due_once_and_retracted_breaches_are_none() -> None:
     retraction = SlaBreachRetracted(
         "T3/c1/first_response/breach/retracted", 1_000, "T3", 1, "first_response",
-        "T3/c1/first_response/breach", 1_000, 2_000,
+        "T3/c1/first_response/breach", 1_000, 2_000, "target_met", 1_000,
     )  # fmt: skip
     seen = counts(
         stop(breached=False),  # T1: met

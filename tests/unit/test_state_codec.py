@@ -35,10 +35,10 @@ def encode_state_v1(
     state: TicketState, partition: int = -1, due: int | None = None, offset: int | None = None
 ) -> bytes:
     """Format 1 as written by every build before format 2 (b212f39), kept to test reading it."""
-    clock_fields = tuple(Clock.__dataclass_fields__)
+    clock_fields = state_codec._CLOCK_FIELDS_2
     doc: dict[str, Any] = {
         state_codec._V1_KEYS.get(name, name): getattr(state, name)
-        for name in TicketState.__dataclass_fields__
+        for name in state_codec._TICKET_FIELDS_2
         if name not in ("clocks", "handoff")
     }
     doc["v"] = 1
@@ -48,6 +48,21 @@ def encode_state_v1(
     doc["clocks"] = [[getattr(c, name) for name in clock_fields] for c in state.clocks.values()]
     doc["handoff"] = [state.handoff.tier, state.handoff.since] if state.handoff else None
     return orjson.dumps(doc)
+
+
+def encode_state_v2(
+    state: TicketState, partition: int = -1, due: int | None = None, offset: int | None = None
+) -> bytes:
+    """Format 2 as written by every build before format 3, kept to test reading it."""
+    row: list[Any] = [2, partition, due, offset]
+    for name in state_codec._TICKET_FIELDS_2:
+        value = getattr(state, name)
+        if name == "clocks":
+            value = [[getattr(c, f) for f in state_codec._CLOCK_FIELDS_2] for c in value.values()]
+        elif name == "handoff":
+            value = [value.tier, value.since] if value else None
+        row.append(value)
+    return orjson.dumps(row)
 
 
 # A format-1 record as a worker of b212f39 stored it (a P1 ticket, one running clock).
@@ -101,7 +116,7 @@ def test_round_trip() -> None:
     for state in _states():
         state.handoff = Handoff("L2", 1_795_000_000_000)
         raw = encode_state(state, 7, 1_795_000_123_000, 99)
-        assert orjson.loads(raw)[:4] == [2, 7, 1_795_000_123_000, 99]
+        assert orjson.loads(raw)[:4] == [state_codec.TICKET_FORMAT, 7, 1_795_000_123_000, 99]
         assert decode_state(raw) == (state, 99)
         assert index_entry(raw) == (7, 1_795_000_123_000)
         assert ticket_entry(raw) == (
@@ -114,13 +129,23 @@ def test_round_trip() -> None:
         )
 
 
-def test_format_1_records_are_still_read() -> None:
+def test_format_1_and_2_records_are_still_read() -> None:
     for state in _states():
-        old = encode_state_v1(state, 5, None, 12)
+        v1 = encode_state_v1(state, 5, None, 12)
+        v2 = encode_state_v2(state, 5, None, 12)
         new = encode_state(state, 5, None, 12)
-        assert decode_state(old) == decode_state(new) == (state, 12)
-        assert index_entry(old) == index_entry(new)
-        assert ticket_entry(old) == ticket_entry(new)
+        assert decode_state(new) == (state, 12)
+        # Both older formats upgrade alike: what they kept, and the same derived rest.
+        (old1, o1), (old2, o2) = decode_state(v1), decode_state(v2)
+        assert (old1, o1) == (old2, o2)
+        for name in state_codec._TICKET_FIELDS_2:
+            if name != "clocks":
+                assert getattr(old1, name) == getattr(state, name), name
+        for key, clock in state.clocks.items():
+            for name in state_codec._CLOCK_FIELDS_2:
+                assert getattr(old1.clocks[key], name) == getattr(clock, name), name
+        assert index_entry(v1) == index_entry(v2) == index_entry(new)
+        assert ticket_entry(v1) == ticket_entry(v2) == ticket_entry(new)
 
 
 def test_literal_format_1_record() -> None:
@@ -133,7 +158,7 @@ def test_literal_format_1_record() -> None:
     assert (clock.warned, clock.deadline, clock.paused) == (["0.75"], 1_795_001_860_000, False)
     assert index_entry(V1_RECORD) == (3, 1_795_001_800_000)
     assert ticket_entry(V1_RECORD) == (3, 1_795_001_800_000, "P1", "L1", "api", True)
-    # Rewritten in format 2 it is the same state.
+    # Rewritten in the current format it is the same state.
     assert decode_state(encode_state(state, 3, 1_795_001_800_000, 41)) == (state, 41)
 
 
@@ -155,7 +180,7 @@ def test_wrong_clock_arity_is_refused() -> None:
     state = _states()[0]
     row = orjson.loads(encode_state(state))
     row[state_codec._CLOCKS] = [[*row[state_codec._CLOCKS][0], "extra"]]
-    with pytest.raises(ValueError, match="a clock has 17 items"):
+    with pytest.raises(ValueError, match="a clock has 19 items, expected 18"):
         decode_state(orjson.dumps(row))
 
 

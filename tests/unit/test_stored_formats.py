@@ -23,7 +23,7 @@ from escalator.errors import InvalidEvent
 from escalator.runtime import policy_topic
 from tests.unit.test_state_codec import V1_RECORD as TICKET_1
 
-# --- tickets (table "tickets"): format 2, and format 1 still read ------------------------------
+# --- tickets (table "tickets"): format 3, and formats 2 and 1 still read ------------------------
 
 TICKET_2 = (
     b'[2,3,1795001800000,41,"T-1","acme","enterprise","P1","api","down","L1",1795000000000,'
@@ -34,14 +34,44 @@ TICKET_2 = (
 )
 
 
-def test_ticket_formats_1_and_2() -> None:
-    assert state_codec.TICKET_FORMAT == 2
+TICKET_3 = (
+    b'[3,3,1795001800000,41,"T-1","acme","enterprise","P1","api","down","L1",1795000000000,'
+    b'"open",null,1,"enterprise-P1",1795000060000,[["next_update.1","next_update",'
+    b'1795000060000,1800000,"24x7",1795000060000,0,0,false,["0.75"],1795001860000,'
+    b'1795001410000,"0.75",null,null,"L1","L2",1]],true,1,0,["L1",1795000000000],0,[],false,'
+    b'["L1"],["ann"],1,0,[],["e1","e2"],null,null,[[1795000000000,"new"],[1795000030000,'
+    b'"open"]],1795000060000,1795000060000,1795000045000]'
+)
+
+
+def test_ticket_formats_1_and_2_upgrade_to_3() -> None:
     old, new = state_codec.decode_state(TICKET_1), state_codec.decode_state(TICKET_2)
     assert old == new
     state, offset = new
     assert (state.ticket_id, state.handoff, offset) == ("T-1", Handoff("L1", 1_795_000_000_000), 41)
     assert state_codec.ticket_entry(TICKET_1) == state_codec.ticket_entry(TICKET_2)
-    assert state_codec.encode_state(state, 3, 1_795_001_800_000, 41) == TICKET_2
+    # What they lack: the timeline starts at creation in the status they were counted in; no
+    # action after the pending handoff; the update period from its clock; idle since the clock.
+    assert state.statuses == [(1_795_000_000_000, "open")]
+    assert state.acted_at == 1_795_000_000_000 - 1
+    assert (state.update_from, state.idle_from) == (1_795_000_060_000, 1_795_000_060_000)
+    clock = state.clocks["next_update.1"]
+    assert (clock.to_tier, clock.retractions) == (None, 0)
+
+
+def test_ticket_format_3() -> None:
+    assert state_codec.TICKET_FORMAT == 3
+    state, offset = state_codec.decode_state(TICKET_3)
+    assert state.statuses == [(1_795_000_000_000, "new"), (1_795_000_030_000, "open")]
+    assert (state.acted_at, state.update_from, state.idle_from) == (
+        1_795_000_060_000,
+        1_795_000_060_000,
+        1_795_000_045_000,
+    )
+    clock = state.clocks["next_update.1"]
+    assert (clock.from_tier, clock.to_tier, clock.retractions) == ("L1", "L2", 1)
+    assert state_codec.ticket_entry(TICKET_3) == state_codec.ticket_entry(TICKET_2)
+    assert state_codec.encode_state(state, 3, 1_795_001_800_000, offset) == TICKET_3
 
 
 # --- incidents (table "incidents"): format 1 --------------------------------------------------

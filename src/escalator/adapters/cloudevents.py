@@ -36,7 +36,7 @@ TICK_TYPE: Final = "escalator.tick"
 MAX_TEXT: Final = 1024  # ids, names, tiers, summaries
 MAX_BODY: Final = 256 * 1024  # comment bodies
 TIME_FIELDS: Final = frozenset(
-    {"deadline", "breached_at", "fulfilled_at", "window_start", "window_end"}
+    {"deadline", "breached_at", "fulfilled_at", "changed_at", "window_start", "window_end"}
 )
 # Effect attributes whose name on the wire is another (`SlaBreached.subject_id` is a ticket or
 # an incident id; consumers have always read it as `ticket_id`).

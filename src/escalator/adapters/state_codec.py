@@ -19,7 +19,10 @@ from escalator.domain.recontact import CustomerFact, CustomerState
 from escalator.domain.sla import Clock
 from escalator.domain.state import ExpiredTicket, Handoff, TicketState
 
-TICKET_FORMAT: Final = 2  # tickets: a positional array; format 1 (a dict, "v": 1) is still read
+# Tickets: a positional array. Formats 2 (the same array before the status timeline, agent
+# action, period starts and clock moves were kept) and 1 (a dict, "v": 1) are still read.
+TICKET_FORMAT: Final = 3
+TICKET_FORMAT_2: Final = 2
 TICKET_FORMAT_1: Final = 1
 INCIDENT_FORMAT: Final = 1  # a dict with "v"
 CUSTOMER_FORMAT: Final = 1  # a dict with "v"
@@ -43,7 +46,7 @@ def _sized(raw: bytes) -> bytes:
     return _EMPTY.join((raw, _EMPTY))
 
 
-# Format 2 is [2, partition, due, offset, *TicketState fields in this order], the clocks as
+# Format 3 is [3, partition, due, offset, *TicketState fields in this order], the clocks as
 # arrays of _CLOCK_FIELDS and the handoff as [tier, since] or null. Both tuples must list the
 # dataclasses' fields in declaration order (a test checks it): a change needs a new format.
 _CLOCK_FIELDS: Final = (
@@ -63,6 +66,8 @@ _CLOCK_FIELDS: Final = (
     "breach_id",
     "escalation_id",
     "from_tier",
+    "to_tier",
+    "retractions",
 )
 _TICKET_FIELDS: Final = (
     "ticket_id",
@@ -94,7 +99,14 @@ _TICKET_FIELDS: Final = (
     "seen",
     "solved_at",
     "closed_at",
+    "statuses",
+    "acted_at",
+    "update_from",
+    "idle_from",
 )
+# Format 2 held the first fields of each (format 1 the same, as dicts).
+_CLOCK_FIELDS_2: Final = _CLOCK_FIELDS[:-2]
+_TICKET_FIELDS_2: Final = _TICKET_FIELDS[:-4]
 # Attributes renamed since format 1 was written: attribute → its key in a format-1 record.
 _V1_KEYS: Final = {"processed_until": "clock"}
 _HEAD: Final = 4  # version, partition, due, offset
@@ -105,6 +117,7 @@ _TIER: Final = _HEAD + _TICKET_FIELDS.index("tier")
 _SERVICE: Final = _HEAD + _TICKET_FIELDS.index("service")
 _STATUS: Final = _HEAD + _TICKET_FIELDS.index("status")
 _ROW_LENGTH: Final = _HEAD + len(_TICKET_FIELDS)
+_ROW_LENGTH_2: Final = _HEAD + len(_TICKET_FIELDS_2)
 _ticket_values: Final = operator.attrgetter(*_TICKET_FIELDS)
 _clock_values: Final = operator.attrgetter(*_CLOCK_FIELDS)
 
@@ -127,17 +140,24 @@ def encode_state(
 def decode_state(raw: bytes) -> tuple[TicketState, int | None]:
     """Inverse of `encode_state`: the state and the source offset that last wrote it.
 
-    Reads format 2 and the dicts of format 1.
+    Reads format 3, format 2 and the dicts of format 1 (`_upgrade` fills in what they lack).
     """
     row = orjson.loads(raw)
     if type(row) is not list:
         return _decode_state_v1(row)
+    if row[0] == TICKET_FORMAT_2 and len(row) == _ROW_LENGTH_2:
+        return _decode_rows(row, len(_CLOCK_FIELDS_2), upgrade=True)
     if row[0] != TICKET_FORMAT or len(row) != _ROW_LENGTH:
         raise ValueError(
             f"unknown ticket state format {row[0]!r} with {len(row)} items "
-            f"(this build reads {TICKET_FORMAT} with {_ROW_LENGTH}, and 1)"
+            f"(this build reads {TICKET_FORMAT} with {_ROW_LENGTH}, 2 with {_ROW_LENGTH_2}, and 1)"
         )
-    clock_fields = len(_CLOCK_FIELDS)
+    return _decode_rows(row, len(_CLOCK_FIELDS), upgrade=False)
+
+
+def _decode_rows(
+    row: list[Any], clock_fields: int, upgrade: bool
+) -> tuple[TicketState, int | None]:
     clocks: dict[str, Clock] = {}
     for values in row[_CLOCKS]:
         if len(values) != clock_fields:
@@ -146,7 +166,29 @@ def decode_state(raw: bytes) -> tuple[TicketState, int | None]:
     row[_CLOCKS] = clocks
     handoff = row[_HANDOFF]
     row[_HANDOFF] = Handoff(handoff[0], handoff[1]) if handoff else None
-    return TicketState(*row[_HEAD:]), row[3]
+    state = TicketState(*row[_HEAD:])
+    if upgrade:
+        _upgrade(state)
+    else:
+        state.statuses = [(at, status) for at, status in state.statuses]
+    return state, row[3]
+
+
+def _upgrade(state: TicketState) -> None:
+    """What a state written before format 3 lacks, from what it kept. Its clocks' counts stay
+    their anchor (a late event cannot reach before them, as when they were written); the
+    timeline starts at creation with the status they were counted in; a move without a recorded
+    target tier is never undone; no action is assumed before a pending handoff, and every
+    earlier time counts as covered."""
+    state.statuses = [(state.created_at, state.status)]
+    if state.handoff is None:
+        state.acted_at = state.processed_until
+    else:
+        state.acted_at = state.handoff.since - 1
+    updates = [c.started_at for c in state.clocks.values() if c.target == "next_update"]
+    state.update_from = updates[0] if updates else None
+    idle = [c.started_at for c in state.clocks.values() if c.target == "inactivity"]
+    state.idle_from = idle[0] if idle else state.processed_until
 
 
 def _decode_state_v1(doc: Any) -> tuple[TicketState, int | None]:
@@ -160,13 +202,14 @@ def _decode_state_v1(doc: Any) -> tuple[TicketState, int | None]:
         raise ValueError(
             f"unknown ticket state format {version!r} (this build reads {TICKET_FORMAT} and 1)"
         )
-    clocks = [Clock(**dict(zip(_CLOCK_FIELDS, row, strict=True))) for row in doc.pop("clocks")]
+    clocks = [Clock(**dict(zip(_CLOCK_FIELDS_2, row, strict=True))) for row in doc.pop("clocks")]
     handoff = doc.pop("handoff")
     for attribute, key in _V1_KEYS.items():
         doc[attribute] = doc.pop(key)
     state = TicketState(**doc)
     state.clocks = {c.key: c for c in clocks}
     state.handoff = Handoff(tier=handoff[0], since=handoff[1]) if handoff else None
+    _upgrade(state)
     return state, offset
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from escalator.domain.engine import next_due
+from escalator.domain.engine import counted, next_due
 from escalator.domain.ladder import iso
+from escalator.domain.policy import Policy
+from escalator.domain.sla import Clock
 from escalator.domain.state import TicketState
 
 
@@ -13,8 +15,10 @@ def _when(ms: int | None) -> str | None:
     return None if ms is None else iso(ms)
 
 
-def ticket_view(state: TicketState, policy_version: str) -> dict[str, Any]:
-    """What support tools need: targets with deadlines, pauses, tier, cycle, handoff."""
+def ticket_view(state: TicketState, policy: Policy) -> dict[str, Any]:
+    """What support tools need: targets with deadlines, pauses, tier, cycle, handoff; open
+    time counted as of the ticket's processing clock."""
+    policy_version = policy.version
     return {
         "ticket_id": state.ticket_id,
         "status": state.status,
@@ -35,21 +39,23 @@ def ticket_view(state: TicketState, policy_version: str) -> dict[str, Any]:
             else None
         ),
         "next_due": _when(next_due(state)),
-        "targets": [
-            {
-                "key": clock.key,
-                "target": clock.target,
-                "state": "breached" if clock.breached else "paused" if clock.paused else "running",
-                "deadline": _when(clock.deadline),
-                "next_warning": _when(clock.warn_at),
-                "budget_seconds": clock.budget_ms // 1000,
-                "elapsed_seconds": clock.elapsed_ms // 1000,
-                "paused_seconds": clock.paused_ms // 1000,
-                "counted_until": iso(clock.since),
-                "calendar": clock.calendar_name,
-                "started_at": iso(clock.started_at),
-                "breach_id": clock.breach_id,
-            }
-            for clock in state.clocks.values()
-        ],
+        "targets": [_target(state, policy, clock) for clock in state.clocks.values()],
+    }
+
+
+def _target(state: TicketState, policy: Policy, clock: Clock) -> dict[str, Any]:
+    elapsed, paused = counted(state, policy, clock, state.processed_until)
+    return {
+        "key": clock.key,
+        "target": clock.target,
+        "state": "breached" if clock.breached else "paused" if clock.paused else "running",
+        "deadline": _when(clock.deadline),
+        "next_warning": _when(clock.warn_at),
+        "budget_seconds": clock.budget_ms // 1000,
+        "elapsed_seconds": elapsed // 1000,
+        "paused_seconds": paused // 1000,
+        "counted_until": iso(state.processed_until),
+        "calendar": clock.calendar_name,
+        "started_at": iso(clock.started_at),
+        "breach_id": clock.breach_id,
     }

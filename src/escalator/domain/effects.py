@@ -101,8 +101,10 @@ class SlaBreachRetracted(_AboutTicket):
     cycle: int
     target: str
     breach_id: str
-    fulfilled_at: int
-    deadline: int
+    fulfilled_at: int | None  # the instant the target was met (cause target_met), else None
+    deadline: int  # the breach's instant
+    cause: str  # target_met | paused | rematched (domain/tickets/retraction.py)
+    changed_at: int  # the time of the late event that shows it
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,12 @@ Time rules (documented in docs/time.md):
   as a deadline are applied first, so a reply at the very deadline is on time.
 - An event's `time` is clamped to its arrival (nothing happens after it was received) and to
   the ticket's creation (nothing happens to a ticket before it existed).
-- A fulfilling event whose `time` is before a deadline that was already breached retracts the
-  breach (and the escalation it caused).
+- A late event that shows a breach already emitted did not happen (the target met, the ticket
+  paused, or a longer target in force) retracts it; a retracted move is undone only while it
+  stands untouched. Late events never re-open time an earlier decision covered.
+- Each event, and each firing after a policy switch, re-applies the policy when the ticket's
+  clocks disagree with it; an instant a change put behind the clock fires at once, dated at
+  its true time.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ from escalator.domain import due
 from escalator.domain.effects import OutageChanged
 from escalator.domain.events import TicketEvent
 from escalator.domain.policy import Policy
+from escalator.domain.sla import Clock
 from escalator.domain.state import TicketState
-from escalator.domain.tickets import escalation, firing, handlers, validation
+from escalator.domain.tickets import clocks, escalation, firing, handlers, validation
 from escalator.domain.tickets.context import Decision, Step
 from escalator.domain.tickets.firing import next_due
 from escalator.domain.tickets.handlers import outage_over
@@ -35,6 +40,7 @@ __all__ = [
     "Limits",
     "advance",
     "apply",
+    "counted",
     "next_due",
     "outage_over",
     "outage_started",
@@ -58,16 +64,28 @@ def apply(
     if state is None:
         decision = handlers.open_ticket(event, at, now, policy, outage)
         # Deadlines of an imported old ticket may already be behind the clock.
-        firing.fire_due(decision, policy, now, outage)
+        firing.fire_due(decision, policy, now, outage, catch_up=True)
         return decision
     decision = Decision(state)
+    _follow_policy(decision, policy, outage)
     firing.fire_due(decision, policy, now, outage)
     state.processed_until = now
     due.remember(state.seen, event.id)
     # Nothing about a ticket happens before it was created (a late event may claim so).
     step = Step(decision, policy, max(at, state.created_at), now, event.id, outage)
     handlers.handle(step, event.payload)
+    # A change may put an instant behind the clock (a higher severity): it fires now.
+    firing.fire_due(decision, policy, now, outage, catch_up=True)
     return decision
+
+
+def _follow_policy(decision: Decision, policy: Policy, outage: OutageChanged | None) -> None:
+    """Re-apply the policy if it changed since the ticket last moved (`policy apply`): from the
+    ticket's processing clock, before anything fires under the old schedule."""
+    since = decision.state.processed_until
+    step = Step(decision, policy, since, since, None, outage)
+    if clocks.stale(decision.state, step):
+        clocks.rematch(step)
 
 
 def advance(
@@ -75,6 +93,7 @@ def advance(
 ) -> Decision:
     """Fire every warning and deadline of `state` that lies before `now`."""
     decision = Decision(state)
+    _follow_policy(decision, policy, outage)
     firing.fire_due(decision, policy, now, outage)
     state.processed_until = max(state.processed_until, now)
     return decision
@@ -89,3 +108,8 @@ def outage_started(state: TicketState, policy: Policy, outage: OutageChanged) ->
         Step(decision, policy, at, max(at, state.processed_until), None, outage)
     )
     return decision
+
+
+def counted(state: TicketState, policy: Policy, clock: Clock, at: int) -> tuple[int, int]:
+    """(open time counted, open time paused) of one of the ticket's clocks as of `at`."""
+    return clocks.spent(Step(Decision(state), policy, at, at), clock)

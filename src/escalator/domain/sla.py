@@ -1,17 +1,29 @@
 """One SLA clock: a target instance that runs, pauses, resumes and is met or breached.
 
-A clock counts *open* time on its calendar. `elapsed_ms` is the open time counted up to
-`since`; while running, open time keeps accruing from `since`. Deadlines and warning instants
-are derived, cached in the clock, and recomputed after every change, so the engine can ask for
-the next due instant without touching a calendar.
+A clock counts *open* time on its calendar from its start, minus the time the ticket spent in a
+status that pauses its target. The statuses come from the ticket's status timeline (event
+time, `Segments`), so a late status change is accounted where it happened, whatever arrived in
+between (docs/time.md, rule 4). Deadlines and warning instants are derived from start, budget,
+calendar and timeline, cached in the clock and recomputed after every change, so the engine can
+ask for the next due instant without touching a calendar.
+
+`since`, `elapsed_ms` and `paused_ms` are an anchor: the open time counted before `since` that
+the timeline does not cover. A clock started by this build has `since == started_at` and a zero
+anchor; a clock read from an older stored format keeps the counts it had then.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from escalator.domain.calendar import Calendar
 from escalator.domain.policy import Threshold
+
+# A target's status timeline as (from, paused) boundaries in event-time order: each holds until
+# the next one; the first also covers everything before it, the last everything after.
+Segments = tuple[tuple[int, bool], ...]
+RUNNING: Segments = ((0, False),)
 
 
 @dataclass(slots=True)
@@ -26,14 +38,16 @@ class Clock:
     since: int
     elapsed_ms: int = 0
     paused_ms: int = 0
-    paused: bool = False
+    paused: bool = False  # as of the timeline's last boundary (cached by `schedule`)
     warned: list[str] = field(default_factory=list)
-    deadline: int | None = None
+    deadline: int | None = None  # while breached: the instant of the breach
     warn_at: int | None = None
     warn_label: str | None = None
     breach_id: str | None = None
     escalation_id: str | None = None
-    from_tier: str | None = None
+    from_tier: str | None = None  # the move the breach's escalation made: from …
+    to_tier: str | None = None  # … to (None for a clock stored before moves were recorded)
+    retractions: int = 0  # breaches of this instance retracted so far (a new breach gets a new id)
 
     @property
     def breached(self) -> bool:
@@ -43,7 +57,7 @@ class Clock:
 def start_clock(
     key: str, target: str, at: int, budget_ms: int, calendar_name: str, calendar: Calendar
 ) -> Clock:
-    """A new running clock started at `at`."""
+    """A new running clock started at `at` (`schedule` refines it against the timeline)."""
     clock = Clock(
         key=key,
         target=target,
@@ -56,73 +70,97 @@ def start_clock(
     return clock
 
 
-def fold(clock: Clock, at: int, calendar: Calendar) -> None:
-    """Account open time up to `at` (never backwards: late events cannot un-count time)."""
+def _pieces(
+    clock: Clock, segments: Segments, until: int | None
+) -> Iterator[tuple[int, int | None, bool]]:
+    """(start, end or None, paused) of the timeline from the clock's anchor up to `until`."""
+    since = clock.since
+    for index, (start, paused) in enumerate(segments):
+        end = segments[index + 1][0] if index + 1 < len(segments) else None
+        if until is not None and (end is None or end > until):
+            end = until
+        if end is not None and end <= since:
+            continue
+        yield max(start, since) if index else since, end, paused
+        if end is not None and until is not None and end >= until:
+            return
+
+
+def instant(clock: Clock, need_ms: int, segments: Segments, calendar: Calendar) -> int | None:
+    """When the clock's counted open time reaches `need_ms`; None if a pause lasting to the
+    end of the timeline comes first."""
+    remaining = need_ms - clock.elapsed_ms
+    if remaining <= 0:
+        return clock.since
+    for start, end, paused in _pieces(clock, segments, None):
+        if paused:
+            continue
+        if end is None:
+            return calendar.add(start, remaining)
+        open_ms = calendar.elapsed(start, end)
+        if open_ms >= remaining:
+            return calendar.add(start, remaining)
+        remaining -= open_ms
+    return None
+
+
+def spent(clock: Clock, at: int, segments: Segments, calendar: Calendar) -> tuple[int, int]:
+    """(open time counted, open time paused) as of `at`."""
+    elapsed, paused_ms = clock.elapsed_ms, clock.paused_ms
     if at <= clock.since:
-        return
-    spent = calendar.elapsed(clock.since, at)
-    if clock.paused:
-        clock.paused_ms += spent
-    else:
-        clock.elapsed_ms += spent
-    clock.since = at
+        return elapsed, paused_ms
+    for start, end, paused in _pieces(clock, segments, at):
+        open_ms = calendar.elapsed(start, at if end is None else end)
+        if paused:
+            paused_ms += open_ms
+        else:
+            elapsed += open_ms
+    return elapsed, paused_ms
 
 
-def refresh_deadline(clock: Clock, calendar: Calendar) -> None:
-    """Recompute the cached deadline after a change of state, budget or calendar."""
-    if clock.paused or clock.breached:
-        clock.deadline = None
-        return
-    remaining = max(0, clock.budget_ms - clock.elapsed_ms)
-    clock.deadline = calendar.add(clock.since, remaining)
-
-
-def pause(clock: Clock, at: int, calendar: Calendar) -> None:
-    if clock.paused:
-        return
-    fold(clock, at, calendar)
-    clock.paused = True
-    refresh_deadline(clock, calendar)
-
-
-def resume(clock: Clock, at: int, calendar: Calendar) -> None:
-    if not clock.paused:
-        return
-    fold(clock, at, calendar)
-    clock.paused = False
-    refresh_deadline(clock, calendar)
-
-
-def rebudget(
-    clock: Clock, at: int, budget_ms: int, calendar_name: str, old: Calendar, new: Calendar
+def schedule(
+    clock: Clock, thresholds: tuple[Threshold, ...], segments: Segments, calendar: Calendar
 ) -> None:
-    """Move a clock to a new target duration/calendar, keeping the open time already spent."""
-    fold(clock, at, old)
-    clock.budget_ms = budget_ms
-    clock.calendar_name = calendar_name
-    refresh_deadline(clock, new)
-
-
-def warning_instant(clock: Clock, threshold: Threshold, calendar: Calendar) -> int | None:
-    """When `threshold` falls due on this clock, or None while paused/breached."""
-    if clock.paused or clock.breached:
-        return None
-    due_elapsed = threshold.elapsed_at(clock.budget_ms)
-    if due_elapsed >= clock.budget_ms:
-        return None  # a warning at or past the deadline says nothing the breach does not
-    return calendar.add(clock.since, max(0, due_elapsed - clock.elapsed_ms))
-
-
-def refresh_warning(clock: Clock, thresholds: tuple[Threshold, ...], calendar: Calendar) -> None:
-    """Cache the earliest pending warning of this clock (instant and threshold label)."""
+    """Recompute the cached pause flag, deadline and next warning (a breach's instant stays)."""
+    clock.paused = segments[-1][1]
+    if clock.breached:
+        clock.warn_at = clock.warn_label = None
+        return
+    clock.deadline = instant(clock, clock.budget_ms, segments, calendar)
     best: tuple[int, str] | None = None
+    for threshold, at in _warnings(clock, thresholds, segments, calendar):
+        if best is None or at < best[0]:
+            best = (at, threshold.label)
+    clock.warn_at, clock.warn_label = best if best else (None, None)
+
+
+def _warnings(
+    clock: Clock, thresholds: tuple[Threshold, ...], segments: Segments, calendar: Calendar
+) -> Iterator[tuple[Threshold, int]]:
+    """(threshold, instant) of each pending warning that falls due before the deadline."""
     for threshold in thresholds:
         if threshold.label in clock.warned:
             continue
-        instant = warning_instant(clock, threshold, calendar)
-        if instant is not None and (best is None or instant < best[0]):
-            best = (instant, threshold.label)
-    clock.warn_at, clock.warn_label = best if best else (None, None)
+        due_elapsed = threshold.elapsed_at(clock.budget_ms)
+        if due_elapsed >= clock.budget_ms:
+            continue  # a warning at or past the deadline says nothing the breach does not
+        at = instant(clock, due_elapsed, segments, calendar)
+        if at is not None:
+            yield threshold, at
+
+
+def skip_passed_warnings(
+    clock: Clock,
+    thresholds: tuple[Threshold, ...],
+    segments: Segments,
+    calendar: Calendar,
+    now: int,
+) -> None:
+    """Mark warnings whose instant is already behind the clock `now` as done (docs/time.md,
+    rule 5): a schedule computed late never warns about the past."""
+    for threshold, at in list(_warnings(clock, thresholds, segments, calendar)):
+        if at < now:
+            clock.warned.append(threshold.label)
 
 
 def next_instant(clock: Clock) -> int | None:
@@ -132,24 +170,3 @@ def next_instant(clock: Clock) -> int | None:
     if clock.warn_at is not None and (clock.deadline is None or clock.warn_at < clock.deadline):
         return clock.warn_at
     return clock.deadline
-
-
-def skip_passed_warnings(
-    clock: Clock, thresholds: tuple[Threshold, ...], calendar: Calendar, now: int
-) -> None:
-    """Mark warnings already behind the clock (or behind the open time spent) as done."""
-    for threshold in thresholds:
-        if threshold.label in clock.warned:
-            continue
-        instant = warning_instant(clock, threshold, calendar)
-        passed = threshold.elapsed_at(clock.budget_ms) <= clock.elapsed_ms and clock.elapsed_ms
-        if passed or (instant is not None and instant < now):
-            clock.warned.append(threshold.label)
-
-
-def spent(clock: Clock, at: int, calendar: Calendar) -> tuple[int, int]:
-    """(open time elapsed, open time paused) as of `at`, for traces."""
-    extra = calendar.elapsed(clock.since, at) if at > clock.since else 0
-    if clock.paused:
-        return clock.elapsed_ms, clock.paused_ms + extra
-    return clock.elapsed_ms + extra, clock.paused_ms

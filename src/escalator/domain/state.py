@@ -53,10 +53,25 @@ class TicketState:
     seen: list[str] = field(default_factory=list)  # the duplicate window (domain.due)
     solved_at: int | None = None
     closed_at: int | None = None
+    # The cycle's status timeline in event time, (from, status), starting at the cycle's start:
+    # what pauses which clock, and when (docs/time.md, rule 4).
+    statuses: list[tuple[int, str]] = field(default_factory=list)
+    # The latest event time of an agent action (a public reply, an assignment, a transfer):
+    # a retracted move is undone only if nobody acted after it (docs/time.md, rule 4).
+    acted_at: int | None = None
+    # Where the current next-update period began (the last public agent reply, or the reopen),
+    # and the current inactivity period (the last agent activity or move): re-matching starts
+    # a target the old rule lacked from there.
+    update_from: int | None = None
+    idle_from: int = 0
 
     @property
     def escalated(self) -> bool:
         return self.escalations > 0
+
+    @property
+    def cycle_start(self) -> int:
+        return self.statuses[0][0] if self.statuses else self.created_at
 
 
 @dataclass(frozen=True, slots=True)

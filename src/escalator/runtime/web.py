@@ -134,7 +134,7 @@ def install(worker: Worker) -> None:
             detail = "was deleted after retention" if expired else "is not known here"
             missing = HttpError(404, "not_found", f"ticket {ticket_id!r} {detail}")
             return web.json(missing.body(), status=404)
-        return web.json(ticket_view(decode_state(raw)[0], worker.processor.policy.version))
+        return web.json(ticket_view(decode_state(raw)[0], worker.processor.policy))
 
     @app.page("/health")
     async def health(web: View, request: Request) -> Response:

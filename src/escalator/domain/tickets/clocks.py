@@ -1,20 +1,26 @@
-"""SLA clocks of a ticket: start, pause and resume, re-budget, stop; inactivity and next update.
+"""SLA clocks of a ticket: start, stop, the status timeline that pauses them, re-matching the
+policy; inactivity and next update.
 
-A clock's calendar and warnings come from the policy's rule for the ticket (`state.rule`).
+A clock's calendar and warnings come from the policy's rule for the ticket (`state.rule`); its
+pauses from the ticket's status timeline (`state.statuses`, event time). Whatever changes a
+clock's inputs ends in `reschedule`, which also decides whether a breach already emitted still
+stands (docs/time.md, rules 4 and 6).
 """
 
 from __future__ import annotations
 
 from escalator.domain import sla
 from escalator.domain.calendar import AlwaysOpen, Calendar
-from escalator.domain.effects import TargetStarted, TargetStopped
+from escalator.domain.effects import TargetStarted, TargetStopped, effect_id
 from escalator.domain.policy import TargetRule, Threshold
-from escalator.domain.sla import Clock
-from escalator.domain.state import OPEN_STATUSES, TicketState
+from escalator.domain.sla import Clock, Segments
+from escalator.domain.state import DONE_STATUSES, OPEN_STATUSES, TicketState
 from escalator.domain.tickets import retraction
 from escalator.domain.tickets.context import Step
 
 ALWAYS_OPEN = AlwaysOpen()
+FIRST_RESPONSE = "first_response"
+RESOLUTION = "resolution"
 INACTIVITY = "inactivity"
 NEXT_UPDATE = "next_update"
 
@@ -53,35 +59,80 @@ def thresholds(step: Step, clock: Clock) -> tuple[Threshold, ...]:
     return base
 
 
+def segments(step: Step, clock: Clock) -> Segments:
+    """When the ticket's status paused this clock's target, from the status timeline.
+
+    Inactivity never pauses: it runs only while new or open, and is stopped otherwise."""
+    statuses = step.state.statuses
+    if clock.target == INACTIVITY or not statuses:
+        return sla.RUNNING
+    pauses = step.policy.paused_targets
+    return tuple((at, clock.target in pauses(status)) for at, status in statuses)
+
+
+def spent(step: Step, clock: Clock) -> tuple[int, int]:
+    """(open time counted, open time paused) of `clock` as of `step.at`, for traces."""
+    return sla.spent(clock, step.at, segments(step, clock), calendar_of(step, clock))
+
+
 def refresh(step: Step, clock: Clock) -> None:
-    """Recompute the clock's cached deadline and next warning."""
-    cal = calendar_of(step, clock)
-    sla.refresh_deadline(clock, cal)
-    sla.refresh_warning(clock, thresholds(step, clock), cal)
+    """Recompute the clock's cached deadline and next warning (after a warning fired)."""
+    sla.schedule(clock, thresholds(step, clock), segments(step, clock), calendar_of(step, clock))
+
+
+def reschedule(step: Step, clock: Clock, cause: str) -> None:
+    """An event dated `step.at` changed the clock's inputs (budget, calendar, pauses).
+
+    A breach already emitted stands unless the change is dated before it and the clock, as it
+    now reads, would not have breached by then: the breach is retracted (`cause` says why).
+    Warnings whose instants are already behind the processing clock are skipped (rule 5)."""
+    cal, segs, marks = calendar_of(step, clock), segments(step, clock), thresholds(step, clock)
+    if clock.breached:
+        breached_at = clock.deadline
+        assert breached_at is not None
+        if step.at >= breached_at:
+            return
+        would = sla.instant(clock, clock.budget_ms, segs, cal)
+        if would is not None and would <= breached_at:
+            return
+        retraction.retract(step, clock, cause)
+    sla.skip_passed_warnings(clock, marks, segs, cal, step.now)
+    sla.schedule(clock, marks, segs, cal)
+
+
+def instance_id(step: Step, clock: Clock, what: str) -> str:
+    """`<ticket>/c<cycle>/<clock>/<what>`; a clock whose breach was retracted and that breaches
+    again says which breach it is (`…/breach/2`), so no id is ever reused."""
+    state = step.state
+    if clock.retractions:
+        return effect_id(state.ticket_id, state.cycle, clock.key, what, clock.retractions + 1)
+    return effect_id(state.ticket_id, state.cycle, clock.key, what)
 
 
 # --- starting and stopping ---------------------------------------------------------------------
 
 
-def start_target(step: Step, key: str, target: str) -> None:
-    """Start `target` (if the ticket's rule has it) as clock `key`, paused if the status says so."""
+def start_target(step: Step, key: str, target: str, at: int | None = None) -> None:
+    """Start `target` (if the ticket's rule has it) as clock `key` at `at` (default: the step),
+    paused where the status timeline says so."""
     rule = rule_of(step)
     if rule is None or target not in rule.durations:
         return
     state = step.state
+    start = step.at if at is None else at
     cal = calendar(step, rule.calendar)
-    clock = sla.start_clock(key, target, step.at, rule.durations[target], rule.calendar, cal)
-    if target in step.policy.paused_targets(state.status):
-        sla.pause(clock, step.at, cal)
-    sla.skip_passed_warnings(clock, thresholds(step, clock), cal, step.now)
-    refresh(step, clock)
+    clock = sla.start_clock(key, target, start, rule.durations[target], rule.calendar, cal)
+    reschedule(step, clock, "")
     state.clocks[key] = clock
     step.emit(TargetStarted(target=target, severity=state.severity))
 
 
-def start_next_update(step: Step) -> None:
-    step.state.update_seq += 1
-    start_target(step, f"{NEXT_UPDATE}.{step.state.update_seq}", NEXT_UPDATE)
+def start_next_update(step: Step, at: int | None = None) -> None:
+    """A next-update period begins at `at` (default: the step): a public reply or a reopen."""
+    state = step.state
+    state.update_seq += 1
+    state.update_from = step.at if at is None else at
+    start_target(step, f"{NEXT_UPDATE}.{state.update_seq}", NEXT_UPDATE, state.update_from)
 
 
 def update_clock(state: TicketState) -> Clock | None:
@@ -99,7 +150,7 @@ def stop(step: Step, clock: Clock) -> None:
     if clock.target == INACTIVITY:
         return
     if clock.breached and clock.deadline is not None and step.at < clock.deadline:
-        retraction.retract(step, clock)
+        retraction.retract(step, clock, retraction.TARGET_MET)
     step.emit(
         TargetStopped(
             target=clock.target,
@@ -118,10 +169,14 @@ def _overdue(clock: Clock, fulfilled_at: int) -> int:
     return max(0, fulfilled_at - clock.deadline)
 
 
-def restart_inactivity(step: Step) -> None:
-    """Restart the inactivity clock from `step.at`; it runs only while new or open, below the
-    top tier, for severities the policy names."""
+def restart_inactivity(step: Step, at: int | None = None) -> None:
+    """Agent activity (or a move) at `at` (default: the step): the inactivity period starts
+    again, never earlier than the one running — an earlier decision already covered the time
+    before it. It runs only while new or open, below the top tier, for severities the policy
+    names."""
     state = step.state
+    start = max(step.at if at is None else at, state.idle_from)
+    state.idle_from = start
     for key in [k for k, c in state.clocks.items() if c.target == INACTIVITY]:
         del state.clocks[key]
     period = step.policy.inactivity.get(state.severity)
@@ -132,47 +187,135 @@ def restart_inactivity(step: Step) -> None:
     rule = rule_of(step)
     cal_name = rule.calendar if rule else ALWAYS_OPEN.name
     key = f"{INACTIVITY}.{state.inactivity_seq}"
-    cal = calendar(step, cal_name)
-    state.clocks[key] = sla.start_clock(key, INACTIVITY, step.at, period, cal_name, cal)
+    clock = sla.start_clock(key, INACTIVITY, start, period, cal_name, calendar(step, cal_name))
+    state.clocks[key] = clock
 
 
-# --- changes to running clocks -----------------------------------------------------------------
+# --- the status timeline -----------------------------------------------------------------------
+
+
+def record_status(step: Step, status: str) -> None:
+    """The ticket is `status` from `step.at` on (docs/time.md, rule 4): the status that arrives
+    last is the ticket's status from its own time, so a late one replaces what the timeline said
+    after that time. The cycle's start bounds it: a cycle has no status before it began."""
+    state = step.state
+    at = max(step.at, state.cycle_start)
+    statuses = state.statuses
+    while statuses and statuses[-1][0] >= at:
+        statuses.pop()
+    statuses.append((at, status))
+
+
+def new_cycle_timeline(state: TicketState, at: int) -> None:
+    state.statuses = [(at, state.status)]
 
 
 def apply_pauses(step: Step) -> None:
-    """Pause or resume the target clocks for the ticket's (new) status."""
-    paused = step.policy.paused_targets(step.state.status)
+    """The status timeline changed from `step.at` on: every target clock follows it."""
     for clock in list(step.state.clocks.values()):
-        if clock.target == INACTIVITY or clock.breached:
+        if clock.target != INACTIVITY:
+            reschedule(step, clock, retraction.PAUSED)
+
+
+# --- re-matching the policy --------------------------------------------------------------------
+
+
+def rematch(step: Step) -> None:
+    """Re-apply the policy to the ticket (a severity change, or a policy switch): targets of the
+    matching rule not yet fulfilled run from their original start in the rule's calendar, with
+    the paused time excluded; targets it lacks stop without a breach; inactivity follows the
+    severity from the last agent activity (docs/time.md, rule 6)."""
+    state, policy = step.state, step.policy
+    rule = policy.match(state.customer_tier, state.severity, state.service)
+    state.rule = rule.name if rule else None
+    for target, key, start in _wanted_targets(state):
+        clock = state.clocks.get(key) if key else None
+        if rule is None or target not in rule.durations:
+            if clock is not None:
+                _drop(step, clock)
             continue
-        cal = calendar_of(step, clock)
-        if clock.target in paused:
-            sla.pause(clock, step.at, cal)
-        else:
-            sla.resume(clock, step.at, cal)
-        refresh(step, clock)
+        if clock is None:
+            if not key:  # a next-update period the old rule did not time
+                state.update_seq += 1
+                key = f"{NEXT_UPDATE}.{state.update_seq}"
+            start_target(step, key, target, start)
+            continue
+        clock.budget_ms = rule.durations[target]
+        clock.calendar_name = rule.calendar
+        reschedule(step, clock, retraction.REMATCHED)
+    _rematch_inactivity(step, rule)
 
 
-def rebudget(step: Step, rule: TargetRule | None) -> None:
-    """Move the running clocks to the durations and calendar of the ticket's new `rule`, keeping
-    the open time already spent; a target the new rule lacks is dropped."""
+def _wanted_targets(state: TicketState) -> list[tuple[str, str, int]]:
+    """(target, clock key, original start) of each target the ticket could still fulfil; the
+    key is empty for a next-update period that has no clock yet."""
+    if state.status in DONE_STATUSES:
+        return []
+    wanted = [(RESOLUTION, RESOLUTION, state.cycle_start)]
+    if state.cycle == 1 and not state.first_response_done:
+        wanted.insert(0, (FIRST_RESPONSE, FIRST_RESPONSE, state.created_at))
+    update = update_clock(state)
+    if update is not None:
+        wanted.append((NEXT_UPDATE, update.key, update.started_at))
+    elif state.update_from is not None:
+        wanted.append((NEXT_UPDATE, "", state.update_from))
+    return wanted
+
+
+def _drop(step: Step, clock: Clock) -> None:
+    """The matching rule lacks this target: it stops without a breach (one emitted before the
+    change stands; one the change predates is retracted)."""
+    if clock.breached and clock.deadline is not None and step.at < clock.deadline:
+        retraction.retract(step, clock, retraction.REMATCHED)
+    del step.state.clocks[clock.key]
+
+
+def _rematch_inactivity(step: Step, rule: TargetRule | None) -> None:
     state = step.state
-    for clock in list(state.clocks.values()):
+    running = [c for c in state.clocks.values() if c.target == INACTIVITY]
+    period = step.policy.inactivity.get(state.severity)
+    cal_name = rule.calendar if rule else ALWAYS_OPEN.name
+    if running and period is not None:
+        clock = running[0]
+        if (clock.budget_ms, clock.calendar_name) != (period, cal_name):
+            clock.budget_ms, clock.calendar_name = period, cal_name
+            reschedule(step, clock, retraction.REMATCHED)
+        return
+    restart_inactivity(step, state.idle_from)
+
+
+def stale(state: TicketState, step: Step) -> bool:
+    """Whether the ticket's clocks disagree with the policy in force (a policy switch since
+    the ticket last changed): its rule, a budget or a calendar, or a target not running."""
+    policy = step.policy
+    rule = policy.match(state.customer_tier, state.severity, state.service)
+    if (rule.name if rule else None) != state.rule:
+        return True
+    period = policy.inactivity.get(state.severity)
+    idle_clock = False
+    running = set()
+    for clock in state.clocks.values():
+        if clock.target == INACTIVITY:
+            idle_clock = True
+            cal_name = rule.calendar if rule else ALWAYS_OPEN.name
+            if (period, cal_name) != (clock.budget_ms, clock.calendar_name):
+                return True
+            continue
+        running.add(clock.target)
         if clock.breached:
             continue
-        old = calendar_of(step, clock)
-        if clock.target == INACTIVITY:
-            period = step.policy.inactivity.get(state.severity)
-            if period is None:
-                del state.clocks[clock.key]
-                continue
-            new_cal = rule.calendar if rule else clock.calendar_name
-            sla.rebudget(clock, step.at, period, new_cal, old, calendar(step, new_cal))
-            continue
-        if rule is None or clock.target not in rule.durations:
-            del state.clocks[clock.key]
-            continue
-        new = calendar(step, rule.calendar)
-        sla.rebudget(clock, step.at, rule.durations[clock.target], rule.calendar, old, new)
-        sla.skip_passed_warnings(clock, thresholds(step, clock), new, step.now)
-        refresh(step, clock)
+        if rule is None or rule.durations.get(clock.target) != clock.budget_ms:
+            return True
+        if rule.calendar != clock.calendar_name:
+            return True
+    below_top = policy.next_tier(state.tier) is not None
+    if period is not None and below_top and state.status in OPEN_STATUSES and not idle_clock:
+        return True
+    if rule is None or state.status in DONE_STATUSES:
+        return False
+    missing = set(rule.durations) - running - {NEXT_UPDATE, FIRST_RESPONSE}
+    if state.cycle == 1 and not state.first_response_done and FIRST_RESPONSE not in running:
+        missing |= {FIRST_RESPONSE} & set(rule.durations)
+    if state.update_from is not None and NEXT_UPDATE not in running:
+        missing |= {NEXT_UPDATE} & set(rule.durations)
+    return bool(missing)

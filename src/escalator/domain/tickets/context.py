@@ -22,7 +22,9 @@ class Step:
     """One event (or one firing) at logical instant `at` with processing clock `now`.
 
     `event_id` names the inbound event (None for a firing); `outage` is the firing outage of the
-    ticket's service, if any.
+    ticket's service, if any. `catch_up` marks a firing the event just applied put behind the
+    clock (a higher severity, an imported old ticket): it is dated at its instant, but whoever
+    it brings in could not have acted before `now`, so their inactivity period starts then.
     """
 
     decision: Decision
@@ -31,6 +33,7 @@ class Step:
     now: int
     event_id: str | None = None
     outage: OutageChanged | None = None
+    catch_up: bool = False
 
     @property
     def state(self) -> TicketState:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from escalator.domain import ladder, sla
+from escalator.domain import ladder
 from escalator.domain.effects import (
     EscalationRaised,
     FirstEscalation,
@@ -88,7 +88,7 @@ def climb(step: Step, raised: Raised, group: str | None = None) -> None:
     move_to(step, raised.to_tier, group)
     step.state.escalations += 1
     announce(step, raised)
-    clocks.restart_inactivity(step)
+    clocks.restart_inactivity(step, step.now if step.catch_up else None)
 
 
 def escalate(step: Step, clock: Clock, trigger: str, to_tier: str | None, reason: str) -> str:
@@ -109,7 +109,7 @@ def escalate(step: Step, clock: Clock, trigger: str, to_tier: str | None, reason
         trigger = "outage"
     at_top = to_tier is None
     raised = Raised(
-        id=effect_id(state.ticket_id, state.cycle, clock.key, "escalation"),
+        id=clocks.instance_id(step, clock, "escalation"),
         kind=HIERARCHICAL if at_top else FUNCTIONAL,
         trigger=trigger,
         from_tier=state.tier,
@@ -129,7 +129,7 @@ def escalate(step: Step, clock: Clock, trigger: str, to_tier: str | None, reason
 
 def _trace(step: Step, clock: Clock) -> dict[str, object]:
     """How the clock reached its deadline (`step.at`), for the escalation's `trace`."""
-    elapsed, paused = sla.spent(clock, step.at, clocks.calendar_of(step, clock))
+    elapsed, paused = clocks.spent(step, clock)
     return {
         "rule": step.state.rule,
         "calendar": clock.calendar_name,

@@ -16,14 +16,19 @@ from escalator.domain.tickets.context import Decision, Step
 
 
 def fire_due(
-    decision: Decision, policy: Policy, now: int, outage: OutageChanged | None = None
+    decision: Decision,
+    policy: Policy,
+    now: int,
+    outage: OutageChanged | None = None,
+    catch_up: bool = False,
 ) -> None:
-    """Fire every warning and deadline of the ticket that lies before `now`."""
+    """Fire every warning and deadline of the ticket that lies before `now` (`catch_up`: what
+    the event just applied put there; see `Step`)."""
     state = decision.state
 
     def fire(instant: int, key: str) -> None:
         clock = state.clocks[key]
-        step = Step(decision, policy, instant, now, None, outage)
+        step = Step(decision, policy, instant, now, None, outage, catch_up)
         if clock.warn_at == instant and clock.warn_label is not None:
             warn(step, clock, clock.warn_label)
         else:
@@ -53,7 +58,7 @@ def warn(step: Step, clock: Clock, label: str) -> None:
     state, instant = step.state, step.at
     clock.warned.append(label)
     deadline = clock.deadline if clock.deadline is not None else instant
-    spent = sla.spent(clock, instant, clocks.calendar_of(step, clock))[0]
+    spent = clocks.spent(step, clock)[0]
     warning = SlaWarning(
         id=effect_id(state.ticket_id, state.cycle, clock.key, "warning", label),
         time=instant,
@@ -87,7 +92,7 @@ def breach(step: Step, clock: Clock) -> None:
         _inactive(step, clock)
         return
     state, deadline = step.state, step.at
-    clock.breach_id = effect_id(state.ticket_id, state.cycle, clock.key, "breach")
+    clock.breach_id = clocks.instance_id(step, clock, "breach")
     clock.deadline = deadline
     clock.warn_at = clock.warn_label = None
     step.emit(
@@ -125,6 +130,7 @@ def breach(step: Step, clock: Clock) -> None:
         else f"already at the top tier; re-notifying {state.tier}'s owner and backup"
     )
     clock.from_tier = state.tier
+    clock.to_tier = to_tier or state.tier
     reason = _breach_reason(step, clock, move)
     clock.escalation_id = escalation.escalate(step, clock, "sla_breach", to_tier, reason)
 

@@ -3,6 +3,8 @@ severity changes; and the end of an outage on the ticket's service."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from escalator.domain import due, keywords, ladder
 from escalator.domain.effects import (
     Bounceback,
@@ -47,6 +49,7 @@ def open_ticket(
         created_at=at,
         processed_until=now,
         tiers_visited=[created.tier],
+        statuses=[(at, "new")],
     )
     due.remember(state.seen, event.id)
     decision = Decision(state)
@@ -64,7 +67,7 @@ def open_ticket(
     rule = policy.match(state.customer_tier, state.severity, state.service)
     state.rule = rule.name if rule else None
     step = Step(decision, policy, at, now, event.id, outage)
-    for target in ("first_response", "resolution"):
+    for target in (clocks.FIRST_RESPONSE, clocks.RESOLUTION):
         clocks.start_target(step, target, target)
     clocks.restart_inactivity(step)
     escalation.start_in_outage(step)
@@ -96,16 +99,26 @@ def commented(step: Step, comment: TicketCommented) -> None:
     if not comment.public:
         return
     # Stop (and possibly retract) before the handoff closes, so a retraction can undo a move.
-    first = state.clocks.get("first_response")
+    first = state.clocks.get(clocks.FIRST_RESPONSE)
     if first is not None:
         clocks.stop(step, first)
     state.first_response_done = True
+    acted(step)
+    if state.update_from is not None and step.at < state.update_from:
+        return  # a later reply (or the reopen) already began the current update period
     update = clocks.update_clock(state)
     if update is not None:
         clocks.stop(step, update)
-    escalation.first_action(step)
     if state.status not in DONE_STATUSES:
         clocks.start_next_update(step)
+
+
+def acted(step: Step) -> None:
+    """An agent acted at `step.at` (a public reply, an assignment, a transfer): a handoff into
+    the current tier is complete, and a retracted move from before stays (retraction.py)."""
+    state = step.state
+    state.acted_at = step.at if state.acted_at is None else max(state.acted_at, step.at)
+    escalation.first_action(step)
 
 
 def customer_text(step: Step, text: str, what: str = "A customer comment") -> None:
@@ -126,13 +139,13 @@ def assigned(step: Step, assignment: TicketAssigned) -> None:
     if assignment.assignee not in state.assignees:
         state.assignees.append(assignment.assignee)
     clocks.restart_inactivity(step)
-    escalation.first_action(step)
+    acted(step)
 
 
 def transferred(step: Step, transfer: TicketTransferred) -> None:
     state, policy = step.state, step.policy
     from_tier, to_tier = state.tier, transfer.to_tier
-    escalation.first_action(step)
+    acted(step)
     up = policy.tier_rank(to_tier) - policy.tier_rank(from_tier)
     if up == 0 and transfer.group == state.group:
         clocks.restart_inactivity(step)
@@ -173,16 +186,19 @@ def transferred(step: Step, transfer: TicketTransferred) -> None:
 
 
 def status_changed(step: Step, status: str) -> None:
+    """The ticket is `status` from `step.at` on; a status dated before the cycle began counts
+    from the cycle's start (docs/time.md, rule 4)."""
     state = step.state
+    step = replace(step, at=max(step.at, state.cycle_start))
     old = state.status
-    if status == old:
-        return
     state.status = status
     if old in DONE_STATUSES and status not in DONE_STATUSES:
         reopen(step)
-    elif status in DONE_STATUSES and old not in DONE_STATUSES:
+        return
+    clocks.record_status(step, status)
+    if status in DONE_STATUSES and old not in DONE_STATUSES:
         solve(step)
-    if status == "closed":
+    if status == "closed" and old != "closed":
         state.closed_at = step.at
     if status not in DONE_STATUSES:
         clocks.apply_pauses(step)
@@ -210,12 +226,16 @@ def solve(step: Step) -> None:
 
 
 def reopen(step: Step) -> None:
+    """A new cycle, which cannot begin before the last one ended."""
     state = step.state
+    step = replace(step, at=max(step.at, state.solved_at or step.at))
     state.cycle += 1
     state.reopens += 1
     state.solved_at = state.closed_at = None
-    clocks.start_target(step, "resolution", "resolution")
+    clocks.new_cycle_timeline(state, step.at)
+    clocks.start_target(step, clocks.RESOLUTION, clocks.RESOLUTION)
     clocks.start_next_update(step)
+    clocks.restart_inactivity(step)
     trigger = step.policy.reopen
     if trigger is not None and trigger.reopens is not None and state.reopens >= trigger.reopens:
         escalation.hierarchical(
@@ -224,13 +244,12 @@ def reopen(step: Step) -> None:
 
 
 def severity_changed(step: Step, severity: str) -> None:
+    """The policy is re-applied for the new severity (docs/time.md, rule 6)."""
     state = step.state
     if severity == state.severity:
         return
     state.severity = severity
-    rule = step.policy.match(state.customer_tier, severity, state.service)
-    state.rule = rule.name if rule else None
-    clocks.rebudget(step, rule)
+    clocks.rematch(step)
 
 
 def _fact(kind: str, state: TicketState, at: int) -> CustomerFact:

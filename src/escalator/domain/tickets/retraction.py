@@ -1,51 +1,84 @@
-"""Late events: a target met before a deadline already breached retracts the breach, and the
-escalation it caused (undoing the move while nobody has acted on it)."""
+"""Retractions: a late event shows a breach already emitted did not happen — the target was met
+before its deadline, the ticket was paused, or the rule in force gave it longer. The breach and
+the escalation it caused are retracted; the move is undone only while it still stands
+untouched (docs/time.md, rule 4)."""
 
 from __future__ import annotations
+
+from typing import Final
 
 from escalator.domain import ladder
 from escalator.domain.effects import EscalationRetracted, SlaBreachRetracted
 from escalator.domain.sla import Clock
 from escalator.domain.tickets.context import Step
 
+TARGET_MET: Final = "target_met"  # a late reply or solve, dated before the deadline
+PAUSED: Final = "paused"  # a late status change paused the target before its deadline
+REMATCHED: Final = "rematched"  # a late severity change gave the target longer (or none)
 
-def retract(step: Step, clock: Clock) -> None:
-    """`clock`'s target was met at `step.at`, before the deadline it was breached at."""
+_WHY: Final = {
+    TARGET_MET: "the {target} target was met at {at}, before its deadline {deadline}",
+    PAUSED: "the ticket was in a status that pauses the {target} target from {at}, before "
+    "its deadline {deadline}",
+    REMATCHED: "the ticket's severity changed at {at}, before the {target} deadline {deadline}, "
+    "and the target of its new rule was not due then",
+}
+
+
+def retract(step: Step, clock: Clock, cause: str) -> None:
+    """`clock`'s breach did not happen: the late event dated `step.at` shows it (`cause`)."""
     state = step.state
-    fulfilled_at = step.at
+    changed_at = step.at
     assert clock.breach_id is not None
     assert clock.deadline is not None
     step.emit(
         SlaBreachRetracted(
             id=f"{clock.breach_id}/retracted",
-            time=fulfilled_at,
+            time=changed_at,
             ticket_id=state.ticket_id,
             cycle=state.cycle,
             target=clock.target,
             breach_id=clock.breach_id,
-            fulfilled_at=fulfilled_at,
+            fulfilled_at=changed_at if cause == TARGET_MET else None,
             deadline=clock.deadline,
+            cause=cause,
+            changed_at=changed_at,
         )
     )
-    if clock.escalation_id is None:
+    if clock.escalation_id is not None:
+        why = _WHY[cause].format(
+            target=clock.target.replace("_", " "),
+            at=ladder.iso(changed_at),
+            deadline=ladder.iso(clock.deadline),
+        )
+        step.emit(
+            EscalationRetracted(
+                id=f"{clock.escalation_id}/retracted",
+                time=changed_at,
+                ticket_id=state.ticket_id,
+                cycle=state.cycle,
+                escalation_id=clock.escalation_id,
+                breach_id=clock.breach_id,
+                reason=f"A late event shows {why}.",
+            )
+        )
+        _undo_move(step, clock)
+    clock.breach_id = clock.escalation_id = None
+    clock.retractions += 1
+
+
+def _undo_move(step: Step, clock: Clock) -> None:
+    """Move the ticket back down only while it still sits where the retracted escalation put
+    it and nobody acted there since (an assignment, a public reply, a transfer dated after the
+    move): a later move, automatic or manual, or anyone's work there stands."""
+    state, moved_at = step.state, clock.deadline
+    from_tier, to_tier = clock.from_tier, clock.to_tier
+    if from_tier is None or to_tier is None or from_tier == to_tier or moved_at is None:
         return
-    step.emit(
-        EscalationRetracted(
-            id=f"{clock.escalation_id}/retracted",
-            time=fulfilled_at,
-            ticket_id=state.ticket_id,
-            cycle=state.cycle,
-            escalation_id=clock.escalation_id,
-            breach_id=clock.breach_id,
-            reason=(
-                f"A late event shows the {clock.target.replace('_', ' ')} target was met at "
-                f"{ladder.iso(fulfilled_at)}, before its deadline {ladder.iso(clock.deadline)}."
-            ),
-        )
-    )
-    # Undo the move only if nobody acted on the escalated ticket yet.
-    handoff = state.handoff
-    if clock.from_tier and handoff is not None and handoff.tier == state.tier:
-        state.tier = clock.from_tier
+    if state.tier != to_tier:
+        return
+    if state.acted_at is not None and state.acted_at >= moved_at:
+        return
+    state.tier = from_tier
+    if state.handoff is not None and state.handoff.tier == to_tier:
         state.handoff = None
-    clock.breach_id = None
