@@ -53,12 +53,16 @@ steps = st.lists(
 )
 
 
-def build(plan: list) -> list[bytes]:
+def build(plan: list, created_severity: str = "P3") -> list[bytes]:
     docs, clock, last = [], START, {}
     for ticket in TICKETS:
         docs.append(
             created(
-                ticket, START, customer_tier="enterprise", severity="P3", event_id=f"{ticket}-0"
+                ticket,
+                START,
+                customer_tier="enterprise",
+                severity=created_severity,
+                event_id=f"{ticket}-0",
             )
         )
     for n, (ticket, gap, late, action) in enumerate(plan):

@@ -177,18 +177,27 @@ def restart_inactivity(step: Step, at: int | None = None) -> None:
     state = step.state
     start = max(step.at if at is None else at, state.idle_from)
     state.idle_from = start
-    for key in [k for k, c in state.clocks.items() if c.target == INACTIVITY]:
-        del state.clocks[key]
     period = step.policy.inactivity.get(state.severity)
     top = step.policy.next_tier(state.tier) is None
-    if period is None or top or state.status not in OPEN_STATUSES:
-        return
-    state.inactivity_seq += 1
     rule = rule_of(step)
     cal_name = rule.calendar if rule else ALWAYS_OPEN.name
+    running = [c for c in state.clocks.values() if c.target == INACTIVITY]
+    runs = period is not None and not top and state.status in OPEN_STATUSES
+    same = (start, period, cal_name)
+    if runs and running and _period(running[0]) == same:
+        return  # the same period goes on (a late action before it changes nothing)
+    for clock in running:
+        del state.clocks[clock.key]
+    if not runs or period is None:
+        return
+    state.inactivity_seq += 1
     key = f"{INACTIVITY}.{state.inactivity_seq}"
     clock = sla.start_clock(key, INACTIVITY, start, period, cal_name, calendar(step, cal_name))
     state.clocks[key] = clock
+
+
+def _period(clock: Clock) -> tuple[int, int | None, str]:
+    return clock.started_at, clock.budget_ms, clock.calendar_name
 
 
 # --- the status timeline -----------------------------------------------------------------------
