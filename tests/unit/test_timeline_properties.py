@@ -136,6 +136,19 @@ def _issue_stream(transfer_first: bool) -> list[bytes]:
 @given(st.one_of(steps.map(build), fast_steps.map(lambda plan: build(plan, "P1"))))
 @example(_issue_stream(True))
 @example(_issue_stream(False))
+# Found by this test: B breaches (L1 → L2), is transferred back to L1 by an event dated just
+# before the breach, idles up to L2 again; then a reply dated before the breach retracts it.
+# The ticket is at L2 again, but by a later move, which stands.
+@example(
+    build(
+        [
+            ("A", 2_399_999, 0, ("comment", "agent", True, "ok")),
+            ("B", 0, 1_500_000, ("transfer", "L1")),
+            ("B", 300_002, 1_800_002, ("comment", "agent", True, "ok")),
+        ],
+        "P1",
+    )
+)
 def test_no_standing_escalation_is_undercut_and_no_clock_fires_twice(lines: list[bytes]) -> None:
     out = _engine_run(lines)
     # One standing breach per clock instance at any time; never an id twice.

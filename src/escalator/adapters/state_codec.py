@@ -66,7 +66,7 @@ _CLOCK_FIELDS: Final = (
     "breach_id",
     "escalation_id",
     "from_tier",
-    "to_tier",
+    "move",
     "retractions",
 )
 _TICKET_FIELDS: Final = (
@@ -103,10 +103,11 @@ _TICKET_FIELDS: Final = (
     "acted_at",
     "update_from",
     "idle_from",
+    "moves",
 )
 # Format 2 held the first fields of each (format 1 the same, as dicts).
 _CLOCK_FIELDS_2: Final = _CLOCK_FIELDS[:-2]
-_TICKET_FIELDS_2: Final = _TICKET_FIELDS[:-4]
+_TICKET_FIELDS_2: Final = _TICKET_FIELDS[:-5]
 # Attributes renamed since format 1 was written: attribute → its key in a format-1 record.
 _V1_KEYS: Final = {"processed_until": "clock"}
 _HEAD: Final = 4  # version, partition, due, offset
@@ -178,7 +179,7 @@ def _upgrade(state: TicketState) -> None:
     """What a state written before format 3 lacks, from what it kept. Its clocks' counts stay
     their anchor (a late event cannot reach before them, as when they were written); the
     timeline starts at creation with the status they were counted in; a move without a recorded
-    target tier is never undone; no action is assumed before a pending handoff, and every
+    number is never undone; no action is assumed before a pending handoff, and every
     earlier time counts as covered."""
     state.statuses = [(state.created_at, state.status)]
     if state.handoff is None:
@@ -189,6 +190,7 @@ def _upgrade(state: TicketState) -> None:
     state.update_from = updates[0] if updates else None
     idle = [c.started_at for c in state.clocks.values() if c.target == "inactivity"]
     state.idle_from = idle[0] if idle else state.processed_until
+    state.moves = len(state.tiers_visited) - 1
 
 
 def _decode_state_v1(doc: Any) -> tuple[TicketState, int | None]:

@@ -45,8 +45,8 @@ class Clock:
     warn_label: str | None = None
     breach_id: str | None = None
     escalation_id: str | None = None
-    from_tier: str | None = None  # the move the breach's escalation made: from …
-    to_tier: str | None = None  # … to (None for a clock stored before moves were recorded)
+    from_tier: str | None = None  # the tier the breach's escalation moved the ticket from …
+    move: int = 0  # … as the ticket's move number `TicketState.moves` (0: no move recorded)
     retractions: int = 0  # breaches of this instance retracted so far (a new breach gets a new id)
 
     @property

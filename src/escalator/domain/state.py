@@ -64,6 +64,7 @@ class TicketState:
     # a target the old rule lacked from there.
     update_from: int | None = None
     idle_from: int = 0
+    moves: int = 0  # moves between tiers so far, less those undone (retraction.py)
 
     @property
     def escalated(self) -> bool:

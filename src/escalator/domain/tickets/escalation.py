@@ -239,6 +239,7 @@ def _climb_for_outage(step: Step, outage: OutageChanged, to_tier: str, reason: s
 def move_to(step: Step, tier: str, group: str | None) -> None:
     """The ticket is now with `tier` (and `group`), waiting for that tier's first action."""
     state = step.state
+    state.moves += 1
     state.tier = tier
     state.group = group
     state.tiers_visited.append(tier)

@@ -130,9 +130,9 @@ def breach(step: Step, clock: Clock) -> None:
         else f"already at the top tier; re-notifying {state.tier}'s owner and backup"
     )
     clock.from_tier = state.tier
-    clock.to_tier = to_tier or state.tier
     reason = _breach_reason(step, clock, move)
     clock.escalation_id = escalation.escalate(step, clock, "sla_breach", to_tier, reason)
+    clock.move = state.moves if to_tier else 0
 
 
 def _breach_reason(step: Step, clock: Clock, move: str) -> str:

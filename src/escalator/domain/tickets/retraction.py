@@ -68,17 +68,16 @@ def retract(step: Step, clock: Clock, cause: str) -> None:
 
 
 def _undo_move(step: Step, clock: Clock) -> None:
-    """Move the ticket back down only while it still sits where the retracted escalation put
-    it and nobody acted there since (an assignment, a public reply, a transfer dated after the
-    move): a later move, automatic or manual, or anyone's work there stands."""
+    """Move the ticket back down only while the retracted escalation's move is the ticket's
+    latest (it still sits where that move put it, by that move) and nobody acted since (an
+    assignment, a public reply, a transfer dated after the move): a later move, automatic or
+    manual — even one back to the same tier — or anyone's work there stands."""
     state, moved_at = step.state, clock.deadline
-    from_tier, to_tier = clock.from_tier, clock.to_tier
-    if from_tier is None or to_tier is None or from_tier == to_tier or moved_at is None:
+    if clock.move == 0 or clock.move != state.moves or clock.from_tier is None:
         return
-    if state.tier != to_tier:
+    if moved_at is None or (state.acted_at is not None and state.acted_at >= moved_at):
         return
-    if state.acted_at is not None and state.acted_at >= moved_at:
-        return
-    state.tier = from_tier
-    if state.handoff is not None and state.handoff.tier == to_tier:
+    state.tier = clock.from_tier
+    state.moves -= 1  # the move before it is the latest again (it may be undone in turn)
+    if state.handoff is not None and state.handoff.tier != state.tier:
         state.handoff = None
