@@ -75,7 +75,8 @@ def apply(
     step = Step(decision, policy, max(at, state.created_at), now, event.id, outage)
     handlers.handle(step, event.payload)
     # A change may put an instant behind the clock (a higher severity): it fires now.
-    firing.fire_due(decision, policy, now, outage, catch_up=True)
+    if decision.overdue:
+        firing.fire_due(decision, policy, now, outage, catch_up=True)
     return decision
 
 

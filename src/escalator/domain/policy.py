@@ -130,6 +130,9 @@ class AlertPolicy:
         return None
 
 
+_MATCH_CACHE: Final = 4096
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     """Everything the engine needs to decide; `version` is stamped on every output."""
@@ -152,10 +155,25 @@ class Policy:
     # The customer tiers the targets name: the only values a metric label or a metric group
     # key may carry (a producer's typo or a hostile value must not mint new series).
     label_tiers: frozenset[str] = field(init=False, compare=False)
+    # Lookups the engine makes on every event, computed once (rule by name) or on first use
+    # (the matching rule per ticket attributes: few distinct combinations, checked each event).
+    _by_name: Mapping[str, TargetRule] = field(init=False, compare=False, repr=False)
+    _matched: dict[tuple[str, str, str | None], TargetRule | None] = field(
+        init=False, compare=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         named = (t.customer_tiers for t in self.targets if t.customer_tiers)
         object.__setattr__(self, "label_tiers", frozenset().union(*named))
+        by_name: dict[str, TargetRule] = {}
+        for rule in self.targets:
+            by_name.setdefault(rule.name, rule)
+        object.__setattr__(self, "_by_name", by_name)
+        object.__setattr__(self, "_matched", {})
+
+    def rule(self, name: str) -> TargetRule | None:
+        """The target rule called `name` (the first, should two share it), or None."""
+        return self._by_name.get(name)
 
     def tier_label(self, customer_tier: str) -> str:
         """`customer_tier` as a metric label: itself if a target names it, else `other`."""
@@ -163,10 +181,15 @@ class Policy:
 
     def match(self, customer_tier: str, severity: str, service: str | None) -> TargetRule | None:
         """The first target rule matching the ticket, or None (no SLA applies)."""
-        for rule in self.targets:
-            if rule.matches(customer_tier, severity, service):
-                return rule
-        return None
+        key = (customer_tier, severity, service)
+        try:
+            return self._matched[key]
+        except KeyError:
+            pass
+        found = next((r for r in self.targets if r.matches(customer_tier, severity, service)), None)
+        if len(self._matched) < _MATCH_CACHE:  # bounded: producers choose these strings
+            self._matched[key] = found
+        return found
 
     def tier(self, name: str) -> TierDef | None:
         for tier in self.tiers:

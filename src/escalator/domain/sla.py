@@ -54,11 +54,9 @@ class Clock:
         return self.breach_id is not None
 
 
-def start_clock(
-    key: str, target: str, at: int, budget_ms: int, calendar_name: str, calendar: Calendar
-) -> Clock:
-    """A new running clock started at `at` (`schedule` refines it against the timeline)."""
-    clock = Clock(
+def start_clock(key: str, target: str, at: int, budget_ms: int, calendar_name: str) -> Clock:
+    """A new clock started at `at`; `schedule` computes its deadline and warnings."""
+    return Clock(
         key=key,
         target=target,
         started_at=at,
@@ -66,8 +64,6 @@ def start_clock(
         calendar_name=calendar_name,
         since=at,
     )
-    clock.deadline = calendar.add(at, budget_ms)
-    return clock
 
 
 def _pieces(
@@ -92,6 +88,8 @@ def instant(clock: Clock, need_ms: int, segments: Segments, calendar: Calendar) 
     remaining = need_ms - clock.elapsed_ms
     if remaining <= 0:
         return clock.since
+    if len(segments) == 1 and not segments[0][1]:
+        return calendar.add(clock.since, remaining)  # never paused: the common case
     for start, end, paused in _pieces(clock, segments, None):
         if paused:
             continue
@@ -119,17 +117,26 @@ def spent(clock: Clock, at: int, segments: Segments, calendar: Calendar) -> tupl
 
 
 def schedule(
-    clock: Clock, thresholds: tuple[Threshold, ...], segments: Segments, calendar: Calendar
+    clock: Clock,
+    thresholds: tuple[Threshold, ...],
+    segments: Segments,
+    calendar: Calendar,
+    skip_before: int | None = None,
 ) -> None:
-    """Recompute the cached pause flag, deadline and next warning (a breach's instant stays)."""
+    """Recompute the cached pause flag, deadline and next warning (a breach's instant stays).
+
+    With `skip_before`, warnings due before it are marked done instead (docs/time.md, rule 5:
+    a schedule computed late never warns about the past)."""
     clock.paused = segments[-1][1]
     if clock.breached:
         clock.warn_at = clock.warn_label = None
         return
     clock.deadline = instant(clock, clock.budget_ms, segments, calendar)
     best: tuple[int, str] | None = None
-    for threshold, at in _warnings(clock, thresholds, segments, calendar):
-        if best is None or at < best[0]:
+    for threshold, at in list(_warnings(clock, thresholds, segments, calendar)):
+        if skip_before is not None and at < skip_before:
+            clock.warned.append(threshold.label)
+        elif best is None or at < best[0]:
             best = (at, threshold.label)
     clock.warn_at, clock.warn_label = best if best else (None, None)
 
@@ -147,20 +154,6 @@ def _warnings(
         at = instant(clock, due_elapsed, segments, calendar)
         if at is not None:
             yield threshold, at
-
-
-def skip_passed_warnings(
-    clock: Clock,
-    thresholds: tuple[Threshold, ...],
-    segments: Segments,
-    calendar: Calendar,
-    now: int,
-) -> None:
-    """Mark warnings whose instant is already behind the clock `now` as done (docs/time.md,
-    rule 5): a schedule computed late never warns about the past."""
-    for threshold, at in list(_warnings(clock, thresholds, segments, calendar)):
-        if at < now:
-            clock.warned.append(threshold.label)
 
 
 def next_instant(clock: Clock) -> int | None:

@@ -31,12 +31,7 @@ NEXT_UPDATE = "next_update"
 def rule_of(step: Step) -> TargetRule | None:
     """The target rule the ticket matched (by name, as stored in its state)."""
     name = step.state.rule
-    if name is None:
-        return None
-    for rule in step.policy.targets:
-        if rule.name == name:
-            return rule
-    return None
+    return None if name is None else step.policy.rule(name)
 
 
 def calendar(step: Step, name: str) -> Calendar:
@@ -66,8 +61,11 @@ def segments(step: Step, clock: Clock) -> Segments:
     statuses = step.state.statuses
     if clock.target == INACTIVITY or not statuses:
         return sla.RUNNING
-    pauses = step.policy.paused_targets
-    return tuple((at, clock.target in pauses(status)) for at, status in statuses)
+    pauses, target = step.policy.paused_targets, clock.target
+    if len(statuses) == 1:  # the common case: one status all cycle long
+        at, status = statuses[0]
+        return ((at, target in pauses(status)),)
+    return tuple((at, target in pauses(status)) for at, status in statuses)
 
 
 def spent(step: Step, clock: Clock) -> tuple[int, int]:
@@ -96,8 +94,15 @@ def reschedule(step: Step, clock: Clock, cause: str) -> None:
         if would is not None and would <= breached_at:
             return
         retraction.retract(step, clock, cause)
-    sla.skip_passed_warnings(clock, marks, segs, cal, step.now)
-    sla.schedule(clock, marks, segs, cal)
+    sla.schedule(clock, marks, segs, cal, skip_before=step.now)
+    _note_overdue(step, clock)
+
+
+def _note_overdue(step: Step, clock: Clock) -> None:
+    """A (re)computed instant already behind the clock: the engine fires it after the event."""
+    due = sla.next_instant(clock)
+    if due is not None and due < step.now:
+        step.decision.overdue = True
 
 
 def instance_id(step: Step, clock: Clock, what: str) -> str:
@@ -120,8 +125,7 @@ def start_target(step: Step, key: str, target: str, at: int | None = None) -> No
         return
     state = step.state
     start = step.at if at is None else at
-    cal = calendar(step, rule.calendar)
-    clock = sla.start_clock(key, target, start, rule.durations[target], rule.calendar, cal)
+    clock = sla.start_clock(key, target, start, rule.durations[target], rule.calendar)
     reschedule(step, clock, "")
     state.clocks[key] = clock
     step.emit(TargetStarted(target=target, severity=state.severity))
@@ -192,8 +196,10 @@ def restart_inactivity(step: Step, at: int | None = None) -> None:
         return
     state.inactivity_seq += 1
     key = f"{INACTIVITY}.{state.inactivity_seq}"
-    clock = sla.start_clock(key, INACTIVITY, start, period, cal_name, calendar(step, cal_name))
+    clock = sla.start_clock(key, INACTIVITY, start, period, cal_name)
+    clock.deadline = calendar(step, cal_name).add(start, period)
     state.clocks[key] = clock
+    _note_overdue(step, clock)
 
 
 def _period(clock: Clock) -> tuple[int, int | None, str]:

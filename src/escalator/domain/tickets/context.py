@@ -15,6 +15,7 @@ class Decision:
 
     state: TicketState
     effects: list[Effect] = field(default_factory=list)
+    overdue: bool = False  # a change put an instant behind the clock: fire it now
 
 
 @dataclass(frozen=True, slots=True)
