@@ -88,3 +88,9 @@ async def test_apply_switches_running_workers_and_survives_restart(
     )
     assert (status, body) == (202, {"applied": "fast-1"})
     await wait_for_version(again, "fast-1")
+    # The same version with a changed file is refused: open tickets are re-matched when the
+    # version changes, so the change needs a new one.
+    changed = FAST.read_bytes() + b"\n# a comment is a change too\n"
+    status, error = http(again, "POST", "/policy", changed, "application/yaml", token="t0k3n")
+    assert status == 400
+    assert "version 'fast-1' is already applied with a different file" in error["message"]

@@ -239,3 +239,15 @@ def test_an_empty_match_list_is_refused() -> None:
     )
     with pytest.raises(ConfigError, match=r"targets\[0\]\.match\.severity: an empty list matches"):
         parse_policy(text, "policy.yaml")
+
+
+def test_a_version_names_one_file() -> None:
+    from escalator.runtime.policy_topic import check_version
+
+    text = EXAMPLE_POLICY.read_text(encoding="utf-8")
+    applied = parse_policy(text)
+    check_version(None, applied)
+    check_version(applied, parse_policy(text))  # the same file again: fine
+    check_version(applied, parse_policy(text.replace("example-2026.11", "example-2026.12")))
+    with pytest.raises(ConfigError, match=r"'example-2026\.11' is already applied with a"):
+        check_version(applied, parse_policy(text + "\n# changed\n"))

@@ -38,9 +38,10 @@ TICKET_3 = (
     b'[3,3,1795001800000,41,"T-1","acme","enterprise","P1","api","down","L1",1795000000000,'
     b'"open",null,1,"enterprise-P1",1795000060000,[["next_update.1","next_update",'
     b'1795000060000,1800000,"24x7",1795000060000,0,0,false,["0.75"],1795001860000,'
-    b'1795001410000,"0.75",null,null,"L1",1,1]],true,1,0,["L1",1795000000000],0,[],false,'
+    b'1795001410000,"0.75",null,null,"L1",1]],true,1,0,["L1",1795000000000],0,[],false,'
     b'["L1"],["ann"],1,0,[],["e1","e2"],null,null,[[1795000000000,"new"],[1795000030000,'
-    b'"open"]],1795000060000,1795000060000,1795000045000,1]'
+    b'"open"]],1795000060000,1795000060000,1795000045000,1,{"next_update.1":1},'
+    b'"example-2026.11"]'
 )
 
 
@@ -56,7 +57,7 @@ def test_ticket_formats_1_and_2_upgrade_to_3() -> None:
     assert state.acted_at == 1_795_000_000_000 - 1
     assert (state.update_from, state.idle_from) == (1_795_000_060_000, 1_795_000_060_000)
     clock = state.clocks["next_update.1"]
-    assert (clock.move, clock.retractions, state.moves) == (0, 0, 0)
+    assert (clock.move, state.moves, state.breaches, state.policy) == (0, 0, {}, None)
 
 
 def test_ticket_format_3() -> None:
@@ -69,7 +70,8 @@ def test_ticket_format_3() -> None:
         1_795_000_045_000,
     )
     clock = state.clocks["next_update.1"]
-    assert (clock.from_tier, clock.move, clock.retractions, state.moves) == ("L1", 1, 1, 1)
+    assert (clock.from_tier, clock.move, state.moves) == ("L1", 1, 1)
+    assert (state.breaches, state.policy) == ({"next_update.1": 1}, "example-2026.11")
     assert state_codec.ticket_entry(TICKET_3) == state_codec.ticket_entry(TICKET_2)
     assert state_codec.encode_state(state, 3, 1_795_001_800_000, offset) == TICKET_3
 

@@ -67,7 +67,6 @@ _CLOCK_FIELDS: Final = (
     "escalation_id",
     "from_tier",
     "move",
-    "retractions",
 )
 _TICKET_FIELDS: Final = (
     "ticket_id",
@@ -104,10 +103,12 @@ _TICKET_FIELDS: Final = (
     "update_from",
     "idle_from",
     "moves",
+    "breaches",
+    "policy",
 )
 # Format 2 held the first fields of each (format 1 the same, as dicts).
-_CLOCK_FIELDS_2: Final = _CLOCK_FIELDS[:-2]
-_TICKET_FIELDS_2: Final = _TICKET_FIELDS[:-5]
+_CLOCK_FIELDS_2: Final = _CLOCK_FIELDS[:-1]
+_TICKET_FIELDS_2: Final = _TICKET_FIELDS[:-7]
 # Attributes renamed since format 1 was written: attribute → its key in a format-1 record.
 _V1_KEYS: Final = {"processed_until": "clock"}
 _HEAD: Final = 4  # version, partition, due, offset
@@ -181,7 +182,7 @@ def _upgrade(state: TicketState) -> None:
     timeline starts at creation with the status they were counted in; a move without a recorded
     number is never undone; no action is assumed before a pending handoff, and every
     earlier time counts as covered."""
-    state.statuses = [(state.created_at, state.status)]
+    state.statuses = [(_cycle_start(state), state.status)]
     if state.handoff is None:
         state.acted_at = state.processed_until
     else:
@@ -191,6 +192,18 @@ def _upgrade(state: TicketState) -> None:
     idle = [c.started_at for c in state.clocks.values() if c.target == "inactivity"]
     state.idle_from = idle[0] if idle else state.processed_until
     state.moves = len(state.tiers_visited) - 1
+    state.breaches = {c.key: 1 for c in state.clocks.values() if c.breached}
+    state.policy = None  # re-matched by the policy in force at its first event or firing
+
+
+def _cycle_start(state: TicketState) -> int:
+    """Where an upgraded ticket's cycle began, as far as it tells: creation for the first; for
+    a later one the earliest start of a clock of the cycle (the reopen started them), or else
+    the processing clock."""
+    if state.cycle == 1:
+        return state.created_at
+    started = [c.started_at for c in state.clocks.values() if c.target != "first_response"]
+    return min(started) if started else state.processed_until
 
 
 def _decode_state_v1(doc: Any) -> tuple[TicketState, int | None]:

@@ -6,6 +6,7 @@ allowed. ruamel.yaml is used (not PyYAML) because it keeps the line of every key
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Container, Iterator
 from dataclasses import replace
@@ -206,6 +207,7 @@ def parse_policy(text: str, file: str = "<policy>", warnings: list[str] | None =
         calendars=calendars,
         targets=targets,
         tiers=tiers,
+        digest=hashlib.sha256(text.encode("utf-8")).hexdigest()[:16],
         **policy_args,
     )
 

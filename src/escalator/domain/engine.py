@@ -15,9 +15,8 @@ Time rules (documented in docs/time.md):
 - A late event that shows a breach already emitted did not happen (the target met, the ticket
   paused, or a longer target in force) retracts it; a retracted move is undone only while it
   stands untouched. Late events never re-open time an earlier decision covered.
-- Each event, and each firing after a policy switch, re-applies the policy when the ticket's
-  clocks disagree with it; an instant a change put behind the clock fires at once, dated at
-  its true time.
+- The first event or firing after a policy switch (another version) re-applies the policy;
+  an instant a change put behind the clock fires at once, dated at its true time.
 """
 
 from __future__ import annotations
@@ -67,8 +66,8 @@ def apply(
         firing.fire_due(decision, policy, now, outage, catch_up=True)
         return decision
     decision = Decision(state)
-    _follow_policy(decision, policy, outage)
-    firing.fire_due(decision, policy, now, outage)
+    switched = _follow_policy(decision, policy, outage)
+    firing.fire_due(decision, policy, now, outage, catch_up=switched)
     state.processed_until = now
     due.remember(state.seen, event.id)
     # Nothing about a ticket happens before it was created (a late event may claim so).
@@ -80,13 +79,16 @@ def apply(
     return decision
 
 
-def _follow_policy(decision: Decision, policy: Policy, outage: OutageChanged | None) -> None:
-    """Re-apply the policy if it changed since the ticket last moved (`policy apply`): from the
-    ticket's processing clock, before anything fires under the old schedule."""
-    since = decision.state.processed_until
-    step = Step(decision, policy, since, since, None, outage)
-    if clocks.stale(decision.state, step):
-        clocks.rematch(step)
+def _follow_policy(decision: Decision, policy: Policy, outage: OutageChanged | None) -> bool:
+    """Re-apply the policy if another version matched the ticket last (`policy apply`): from
+    the ticket's processing clock, before anything fires under the old schedule. What it puts
+    behind the clock then fires as a catch-up (docs/time.md, rule 6)."""
+    state = decision.state
+    if state.policy == policy.version:
+        return False
+    since = state.processed_until
+    clocks.rematch(Step(decision, policy, since, since, None, outage))
+    return True
 
 
 def advance(
@@ -94,8 +96,8 @@ def advance(
 ) -> Decision:
     """Fire every warning and deadline of `state` that lies before `now`."""
     decision = Decision(state)
-    _follow_policy(decision, policy, outage)
-    firing.fire_due(decision, policy, now, outage)
+    switched = _follow_policy(decision, policy, outage)
+    firing.fire_due(decision, policy, now, outage, catch_up=switched)
     state.processed_until = max(state.processed_until, now)
     return decision
 

@@ -152,6 +152,10 @@ class Policy:
     keywords: HierarchicalTrigger | None = None
     vip: VipRule | None = None
     alerts: AlertPolicy = field(default_factory=AlertPolicy)
+    # What the version names: a digest of the policy file's text ("" when built in code). A
+    # version is re-applied to open tickets when it changes (docs/time.md, rule 6), so one
+    # version never names two contents (runtime/policy_topic.py refuses that).
+    digest: str = field(default="", compare=False)
     # The customer tiers the targets name: the only values a metric label or a metric group
     # key may carry (a producer's typo or a hostile value must not mint new series).
     label_tiers: frozenset[str] = field(init=False, compare=False)

@@ -47,7 +47,6 @@ class Clock:
     escalation_id: str | None = None
     from_tier: str | None = None  # the tier the breach's escalation moved the ticket from …
     move: int = 0  # … as the ticket's move number `TicketState.moves` (0: no move recorded)
-    retractions: int = 0  # breaches of this instance retracted so far (a new breach gets a new id)
 
     @property
     def breached(self) -> bool:

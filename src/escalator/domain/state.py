@@ -65,6 +65,11 @@ class TicketState:
     update_from: int | None = None
     idle_from: int = 0
     moves: int = 0  # moves between tiers so far, less those undone (retraction.py)
+    # Breaches emitted per clock key in this cycle, retracted ones included: a clock that
+    # breaches again (after a retraction, or dropped and re-added) gets a new id.
+    breaches: dict[str, int] = field(default_factory=dict)
+    # The policy version that last matched the ticket: another one re-applies it (rule 6).
+    policy: str | None = None
 
     @property
     def escalated(self) -> bool:

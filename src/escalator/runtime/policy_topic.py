@@ -59,9 +59,27 @@ def read_record(value: bytes) -> Policy:
     return policy
 
 
+def check_version(current: Policy | None, new: Policy) -> None:
+    """Refuse a policy whose version is the one in force but whose file differs: open tickets
+    are re-matched when the version changes, so a changed file needs a new version."""
+    if current is None or current.version != new.version:
+        return
+    if current.digest and new.digest and current.digest != new.digest:
+        raise ConfigError(
+            f"version {new.version!r} is already applied with a different file; give the "
+            "changed policy a new `version:` (open tickets are re-matched when it changes)"
+        )
+
+
 async def publish(settings: Settings, text: str, source: str) -> Policy:
     """Validate and publish a policy; returns it once Kafka acknowledged the record."""
     policy, value = policy_record(text, source)
+    follower = PolicyFollower(settings)
+    try:
+        current, _ = await asyncio.wait_for(follower.latest(), timeout=30)
+    finally:
+        await follower.stop()
+    check_version(current, policy)
     producer = AIOKafkaProducer(**admin_kwargs(settings), acks="all")
     await producer.start()
     try:

@@ -21,7 +21,7 @@ from escalator.adapters.http_ingest import Accepted, HttpError, parse_ingest
 from escalator.adapters.state_codec import decode_expired, decode_state
 from escalator.adapters.state_view import ticket_view
 from escalator.errors import ConfigError
-from escalator.runtime.policy_topic import KEY, policy_record
+from escalator.runtime.policy_topic import KEY, check_version, policy_record
 from escalator.runtime.streams import wall_ms
 
 if TYPE_CHECKING:
@@ -102,6 +102,7 @@ def install(worker: Worker) -> None:
                 check_auth(request, settings.http_token)
                 body = await read_body(request, settings.max_request_bytes)
                 policy, value = policy_record(body.decode("utf-8", "replace"), "POST /policy")
+                check_version(worker.policy, policy)
             except HttpError as exc:
                 return self.json(exc.body(), status=exc.status)
             except ConfigError as exc:

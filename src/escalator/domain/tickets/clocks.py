@@ -19,6 +19,8 @@ from escalator.domain.tickets import retraction
 from escalator.domain.tickets.context import Step
 
 ALWAYS_OPEN = AlwaysOpen()
+# Status changes a cycle's timeline keeps before folding the oldest into the clocks.
+MAX_STATUSES = 64
 FIRST_RESPONSE = "first_response"
 RESOLUTION = "resolution"
 INACTIVITY = "inactivity"
@@ -93,9 +95,18 @@ def reschedule(step: Step, clock: Clock, cause: str) -> None:
         would = sla.instant(clock, clock.budget_ms, segs, cal)
         if would is not None and would <= breached_at:
             return
-        retraction.retract(step, clock, cause)
+        _retract(step, clock, cause)
     sla.schedule(clock, marks, segs, cal, skip_before=step.now)
     _note_overdue(step, clock)
+
+
+def _retract(step: Step, clock: Clock, cause: str) -> None:
+    """Retract `clock`'s breach; a ticket moved back down idles there from the period running
+    before (its inactivity may have stopped at the top tier)."""
+    tier = step.state.tier
+    retraction.retract(step, clock, cause)
+    if step.state.tier != tier:
+        restart_inactivity(step, step.state.idle_from)
 
 
 def _note_overdue(step: Step, clock: Clock) -> None:
@@ -106,11 +117,13 @@ def _note_overdue(step: Step, clock: Clock) -> None:
 
 
 def instance_id(step: Step, clock: Clock, what: str) -> str:
-    """`<ticket>/c<cycle>/<clock>/<what>`; a clock whose breach was retracted and that breaches
-    again says which breach it is (`…/breach/2`), so no id is ever reused."""
+    """`<ticket>/c<cycle>/<clock>/<what>`; a clock that breaches again in its cycle (after a
+    retraction, or dropped and re-added) says which breach it is (`…/breach/2`), so no id is
+    ever reused."""
     state = step.state
-    if clock.retractions:
-        return effect_id(state.ticket_id, state.cycle, clock.key, what, clock.retractions + 1)
+    n = state.breaches.get(clock.key, 0)
+    if n > 1:
+        return effect_id(state.ticket_id, state.cycle, clock.key, what, n)
     return effect_id(state.ticket_id, state.cycle, clock.key, what)
 
 
@@ -154,7 +167,7 @@ def stop(step: Step, clock: Clock) -> None:
     if clock.target == INACTIVITY:
         return
     if clock.breached and clock.deadline is not None and step.at < clock.deadline:
-        retraction.retract(step, clock, retraction.TARGET_MET)
+        _retract(step, clock, retraction.TARGET_MET)
     step.emit(
         TargetStopped(
             target=clock.target,
@@ -216,9 +229,30 @@ def record_status(step: Step, status: str) -> None:
     state = step.state
     at = max(step.at, state.cycle_start)
     statuses = state.statuses
-    while statuses and statuses[-1][0] >= at:
+    while statuses and statuses[-1][0] >= at and len(statuses) > 1:
         statuses.pop()
-    statuses.append((at, status))
+    if statuses and statuses[-1][0] >= at:
+        statuses[-1] = (statuses[-1][0], status)  # the cycle's first status, replaced
+    elif not statuses or statuses[-1][1] != status:
+        statuses.append((at, status))
+    if len(statuses) > MAX_STATUSES:
+        _fold_oldest(step)
+
+
+def _fold_oldest(step: Step) -> None:
+    """Keep a cycle's timeline bounded (a producer flipping a status thousands of times would
+    make every change cost a walk over all of them): the clocks count the oldest change into
+    their anchors, and the timeline forgets it. A late event cannot reach before an anchor,
+    and a target started afterwards from the cycle's start sees the first status until then."""
+    state = step.state
+    statuses = state.statuses
+    until = statuses[2][0]
+    for clock in state.clocks.values():
+        if clock.target == INACTIVITY or clock.since >= until:
+            continue
+        elapsed, paused = sla.spent(clock, until, segments(step, clock), calendar_of(step, clock))
+        clock.since, clock.elapsed_ms, clock.paused_ms = until, elapsed, paused
+    del statuses[1]
 
 
 def new_cycle_timeline(state: TicketState, at: int) -> None:
@@ -243,6 +277,7 @@ def rematch(step: Step) -> None:
     state, policy = step.state, step.policy
     rule = policy.match(state.customer_tier, state.severity, state.service)
     state.rule = rule.name if rule else None
+    state.policy = policy.version
     for target, key, start in _wanted_targets(state):
         clock = state.clocks.get(key) if key else None
         if rule is None or target not in rule.durations:
@@ -278,11 +313,13 @@ def _wanted_targets(state: TicketState) -> list[tuple[str, str, int]]:
 
 
 def _drop(step: Step, clock: Clock) -> None:
-    """The matching rule lacks this target: it stops without a breach (one emitted before the
-    change stands; one the change predates is retracted)."""
+    """The matching rule lacks this target: it stops without a breach. A breach emitted before
+    the change stands, and so does its clock (inert, so a rule that brings the target back
+    finds it breached instead of breaching it again); one the change predates is retracted."""
     if clock.breached and clock.deadline is not None and step.at < clock.deadline:
-        retraction.retract(step, clock, retraction.REMATCHED)
-    del step.state.clocks[clock.key]
+        _retract(step, clock, retraction.REMATCHED)
+    if not clock.breached:
+        del step.state.clocks[clock.key]
 
 
 def _rematch_inactivity(step: Step, rule: TargetRule | None) -> None:
@@ -297,40 +334,3 @@ def _rematch_inactivity(step: Step, rule: TargetRule | None) -> None:
             reschedule(step, clock, retraction.REMATCHED)
         return
     restart_inactivity(step, state.idle_from)
-
-
-def stale(state: TicketState, step: Step) -> bool:
-    """Whether the ticket's clocks disagree with the policy in force (a policy switch since
-    the ticket last changed): its rule, a budget or a calendar, or a target not running."""
-    policy = step.policy
-    rule = policy.match(state.customer_tier, state.severity, state.service)
-    if (rule.name if rule else None) != state.rule:
-        return True
-    period = policy.inactivity.get(state.severity)
-    idle_clock = False
-    running = set()
-    for clock in state.clocks.values():
-        if clock.target == INACTIVITY:
-            idle_clock = True
-            cal_name = rule.calendar if rule else ALWAYS_OPEN.name
-            if (period, cal_name) != (clock.budget_ms, clock.calendar_name):
-                return True
-            continue
-        running.add(clock.target)
-        if clock.breached:
-            continue
-        if rule is None or rule.durations.get(clock.target) != clock.budget_ms:
-            return True
-        if rule.calendar != clock.calendar_name:
-            return True
-    below_top = policy.next_tier(state.tier) is not None
-    if period is not None and below_top and state.status in OPEN_STATUSES and not idle_clock:
-        return True
-    if rule is None or state.status in DONE_STATUSES:
-        return False
-    missing = set(rule.durations) - running - {NEXT_UPDATE, FIRST_RESPONSE}
-    if state.cycle == 1 and not state.first_response_done and FIRST_RESPONSE not in running:
-        missing |= {FIRST_RESPONSE} & set(rule.durations)
-    if state.update_from is not None and NEXT_UPDATE not in running:
-        missing |= {NEXT_UPDATE} & set(rule.durations)
-    return bool(missing)

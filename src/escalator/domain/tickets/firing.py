@@ -92,6 +92,7 @@ def breach(step: Step, clock: Clock) -> None:
         _inactive(step, clock)
         return
     state, deadline = step.state, step.at
+    state.breaches[clock.key] = state.breaches.get(clock.key, 0) + 1
     clock.breach_id = clocks.instance_id(step, clock, "breach")
     clock.deadline = deadline
     clock.warn_at = clock.warn_label = None

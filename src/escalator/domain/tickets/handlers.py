@@ -66,6 +66,7 @@ def open_ticket(
     )
     rule = policy.match(state.customer_tier, state.severity, state.service)
     state.rule = rule.name if rule else None
+    state.policy = policy.version
     step = Step(decision, policy, at, now, event.id, outage)
     for target in (clocks.FIRST_RESPONSE, clocks.RESOLUTION):
         clocks.start_target(step, target, target)
@@ -212,7 +213,8 @@ def solve(step: Step) -> None:
     state.solved_at = step.at
     step.emit(_fact("solved", state, step.at))
     for clock in list(state.clocks.values()):
-        clocks.stop(step, clock)
+        if clock.key in state.clocks:  # a retraction may have restarted inactivity meanwhile
+            clocks.stop(step, clock)
     step.emit(
         TicketSolved(
             severity=state.severity,
@@ -232,6 +234,7 @@ def reopen(step: Step) -> None:
     state.cycle += 1
     state.reopens += 1
     state.solved_at = state.closed_at = None
+    state.breaches = {}
     clocks.new_cycle_timeline(state, step.at)
     clocks.start_target(step, clocks.RESOLUTION, clocks.RESOLUTION)
     clocks.start_next_update(step)

@@ -64,7 +64,6 @@ def retract(step: Step, clock: Clock, cause: str) -> None:
         )
         _undo_move(step, clock)
     clock.breach_id = clock.escalation_id = None
-    clock.retractions += 1
 
 
 def _undo_move(step: Step, clock: Clock) -> None:
