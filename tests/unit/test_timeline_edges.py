@@ -25,20 +25,9 @@ from tests.helpers import (
     severity,
     status,
 )
+from tests.unit.test_timeline_rules import PARTIAL, late
 
 POLICY = example_policy()
-PARTIAL = """
-version: partial-1
-targets:
-  - {name: p1, match: {severity: P1}, calendar: 24x7,
-     first_response: 15m, next_update: 30m, resolution: 4h}
-  - {name: p2, match: {severity: P2}, calendar: 24x7, resolution: 8h}
-tiers: [{name: L1, owner: "team:l1"}, {name: L2, owner: "team:l2"}, {name: L3, owner: "team:l3"}]
-"""
-
-
-def late(doc, arrival):
-    return {**doc, "arrivaltime": arrival}
 
 
 def records(result, *types):

@@ -136,6 +136,7 @@ targets:
 tiers:
   - {name: L1, owner: "team:l1"}
   - {name: L2, owner: "team:l2"}
+  - {name: L3, owner: "team:l3"}
 """
 
 
