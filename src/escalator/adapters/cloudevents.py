@@ -180,6 +180,8 @@ def _payload(kind: type[Payload], data: dict[str, Any]) -> Payload:
         return StatusChanged(status=_choice(data, "status", STATUSES))
     if kind is SeverityChanged:
         return SeverityChanged(severity=_choice(data, "severity", SEVERITIES))
+    if kind is not TicketTransferred:
+        raise InvalidEvent("unknown_type", f"type for {kind.__name__} is not read yet")
     return TicketTransferred(
         to_tier=_text(data, "data.to_tier"),
         group=_text(data, "data.group", required=False),

@@ -29,6 +29,7 @@ from escalator.domain.calendar import (
 from escalator.domain.durations import (
     MAX_POLICY_DURATION_MS,
     DurationError,
+    format_duration,
     parse_duration,
 )
 from escalator.domain.events import SEVERITIES, STATUSES
@@ -38,6 +39,8 @@ from escalator.domain.policy import (
     TARGETS,
     AlertPolicy,
     HierarchicalTrigger,
+    ImportRule,
+    Lateness,
     OncallLevel,
     OutageRule,
     Policy,
@@ -176,7 +179,18 @@ def parse_policy(text: str, file: str = "<policy>", warnings: list[str] | None =
         raise ConfigError(f"not valid YAML: {problem}", file=file, line=line) from None
     root = _Node(data, "", 1, file)
     top = root.mapping(
-        ("version", "calendars", "warnings", "targets", "pauses", "tiers", "triggers", "alerts"),
+        (
+            "version",
+            "calendars",
+            "warnings",
+            "targets",
+            "pauses",
+            "tiers",
+            "triggers",
+            "alerts",
+            "lateness",
+            "import",
+        ),
         required=("version", "targets", "tiers"),
     )
     calendars: dict[str, Calendar] = {"24x7": AlwaysOpen()}
@@ -200,6 +214,10 @@ def parse_policy(text: str, file: str = "<policy>", warnings: list[str] | None =
         policy_args["pauses"] = _pauses(top["pauses"])
     if "triggers" in top:
         policy_args.update(_triggers(top["triggers"], tuple(t.name for t in tiers)))
+    if "lateness" in top:
+        policy_args["lateness"] = _lateness(top["lateness"])
+    if "import" in top:
+        policy_args["imports"] = _import(top["import"])
     alerts = _alerts(top["alerts"], tuple(t.name for t in tiers)) if "alerts" in top else None
     policy_args["alerts"] = _with_ladder(alerts or AlertPolicy(), tiers[-1], root, warnings)
     return Policy(
@@ -536,6 +554,39 @@ def _with_ladder(
             )
         )
     return replace(alerts, levels=(OncallLevel(FALLBACK_LEVEL_TIMEOUT_MS, notify),))
+
+
+def _lateness(node: _Node) -> Lateness:
+    fields = node.mapping(
+        ("settle", "max", "source_timeout", "hold_when_silent", "max_hold", "sources")
+    )
+    args: dict[str, Any] = {}
+    for key, name in (
+        ("settle", "settle_ms"),
+        ("max", "max_ms"),
+        ("source_timeout", "source_timeout_ms"),
+        ("max_hold", "max_hold_ms"),
+    ):
+        if key in fields:
+            args[name] = fields[key].duration()
+    if "hold_when_silent" in fields:
+        args["hold_when_silent"] = frozenset(fields["hold_when_silent"].strings(SEVERITIES))
+    if "sources" in fields:
+        args["sources"] = frozenset(fields["sources"].strings())
+    lateness = Lateness(**args)
+    if lateness.max_ms < lateness.settle_ms:
+        raise fields.get("max", node).error(
+            f"max ({format_duration(lateness.max_ms)}) must be at least settle "
+            f"({format_duration(lateness.settle_ms)})"
+        )
+    return lateness
+
+
+def _import(node: _Node) -> ImportRule:
+    fields = node.mapping(("escalate_overdue",))
+    if "escalate_overdue" not in fields:
+        return ImportRule()
+    return ImportRule(frozenset(fields["escalate_overdue"].strings(SEVERITIES)))
 
 
 def _alerts(node: _Node, tiers: tuple[str, ...]) -> AlertPolicy:

@@ -8,7 +8,7 @@ CloudEvents `arrivaltime` extension in `simulate`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Literal
 
 Severity = Literal["P1", "P2", "P3", "P4"]
@@ -57,6 +57,31 @@ class TicketTransferred:
     reason: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class TicketSnapshot:
+    """What a helpdesk reports about an open ticket now, to import it (`ticket.snapshot`); the
+    event's `time` is when the report was taken. The engine builds the ticket's clocks as if it
+    had seen that history."""
+
+    created_at: int
+    customer_id: str
+    customer_tier: str
+    severity: str
+    summary: str = ""
+    service: str | None = None
+    tier: str = "L1"
+    group: str | None = None
+    assignee: str | None = None
+    status: str = "open"  # new, open, pending or on_hold: an import is of open tickets
+    status_since: int | None = None  # when it took that status (default: created_at)
+    first_reply_at: int | None = None  # the first public agent reply, if any
+    last_reply_at: int | None = None  # the latest public agent reply, if any
+    reopens: int = 0
+    # Open time each target was paused before `status_since` (e.g. {"resolution": 3600}).
+    paused_seconds: Mapping[str, int] = field(default_factory=dict)
+    replace: bool = False  # replace the state of a ticket escalator already has
+
+
 Payload = (
     TicketCreated
     | TicketAssigned
@@ -64,6 +89,7 @@ Payload = (
     | StatusChanged
     | SeverityChanged
     | TicketTransferred
+    | TicketSnapshot
 )
 
 EVENT_TYPES: Final[dict[str, type[Payload]]] = {
@@ -73,6 +99,7 @@ EVENT_TYPES: Final[dict[str, type[Payload]]] = {
     "ticket.status_changed": StatusChanged,
     "ticket.severity_changed": SeverityChanged,
     "ticket.transferred": TicketTransferred,
+    "ticket.snapshot": TicketSnapshot,
 }
 
 

@@ -104,6 +104,34 @@ class OutageRule:
 
 
 @dataclass(frozen=True, slots=True)
+class Lateness:
+    """Late bursts and silent sources (docs/time.md).
+
+    `settle_ms`: a deadline already past when the event that sets it is applied fires once its
+    ticket had no new arrival for this long, and at the latest `max_ms` after it was found.
+    `source_timeout_ms`: a source (the CloudEvents `source` of ticket events) whose heartbeat
+    is older than this is silent; the live deadlines of its tickets of the severities in
+    `hold_when_silent` wait until it recovers, at most `max_hold_ms`. `sources`: the sources
+    tracked by name in metrics (others are counted as `other`)."""
+
+    settle_ms: int = 10_000
+    max_ms: int = 60_000
+    source_timeout_ms: int = 300_000
+    hold_when_silent: frozenset[str] = frozenset()
+    max_hold_ms: int = 1_800_000
+    sources: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRule:
+    """Imported open tickets (`ticket.snapshot`): a target already past at import is recorded
+    as an imported breach that pages nobody, except for the severities in `escalate_overdue`,
+    which escalate at once."""
+
+    escalate_overdue: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
 class AlertPolicy:
     """Monitoring alerts: label mapping, incident targets, the on-call ladder, outages."""
 
@@ -152,6 +180,8 @@ class Policy:
     keywords: HierarchicalTrigger | None = None
     vip: VipRule | None = None
     alerts: AlertPolicy = field(default_factory=AlertPolicy)
+    lateness: Lateness = field(default_factory=Lateness)
+    imports: ImportRule = field(default_factory=ImportRule)
     # What the version names: a digest of the policy file's text ("" when built in code). A
     # version is re-applied to open tickets when it changes (docs/time.md, rule 6), so one
     # version never names two contents (runtime/policy_topic.py refuses that).

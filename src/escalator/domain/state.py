@@ -70,6 +70,8 @@ class TicketState:
     breaches: dict[str, int] = field(default_factory=dict)
     # The policy version that last matched the ticket: another one re-applies it (rule 6).
     policy: str | None = None
+    # The CloudEvents `source` that created it: whose silence holds its deadlines (Lateness).
+    source: str = ""
 
     @property
     def escalated(self) -> bool:

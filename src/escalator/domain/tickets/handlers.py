@@ -50,6 +50,7 @@ def open_ticket(
         processed_until=now,
         tiers_visited=[created.tier],
         statuses=[(at, "new")],
+        source=event.source,
     )
     due.remember(state.seen, event.id)
     decision = Decision(state)
