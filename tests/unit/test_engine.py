@@ -303,10 +303,14 @@ def test_late_reply_retracts_breach_and_escalation() -> None:
     assert result.summary.report()["breach_rate"]["first_response"] == 0.0
 
 
-def test_old_imported_ticket_skips_passed_warnings_but_breaches() -> None:
-    result = run(created("T-1", T0, arrival="2026-11-24T10:20:00Z"))
+def test_old_ticket_arriving_late_skips_passed_warnings_and_breaches_after_settling() -> None:
+    # Created 10:00, arriving 10:20: first response (10:15) was found late; it fires once the
+    # ticket has been quiet for the settle time (10 s), dated at its deadline.
+    result = run(created("T-1", T0, arrival="2026-11-24T10:20:00Z"), until="2026-11-24T10:20:10Z")
     assert not of_type(result, "sla.warning")
-    assert len(of_type(result, "sla.breached")) == 1
+    (breach,) = of_type(result, "sla.breached")
+    assert breach["time"] == "2026-11-24T10:15:00.000Z"
+    assert (breach["data"]["discovered_late"], breach["data"]["lateness_seconds"]) == (True, 300)
 
 
 def test_duplicate_event_id_is_refused_and_changes_nothing() -> None:

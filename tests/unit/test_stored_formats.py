@@ -41,7 +41,7 @@ TICKET_3 = (
     b'1795001410000,"0.75",null,null,"L1",1]],true,1,0,["L1",1795000000000],0,[],false,'
     b'["L1"],["ann"],1,0,[],["e1","e2"],null,null,[[1795000000000,"new"],[1795000030000,'
     b'"open"]],1795000060000,1795000060000,1795000045000,1,{"next_update.1":1},'
-    b'"example-2026.11","zendesk"]'
+    b'"example-2026.11","zendesk",1795000050000,1795000060000]'
 )
 
 
@@ -72,7 +72,11 @@ def test_ticket_format_3() -> None:
     clock = state.clocks["next_update.1"]
     assert (clock.from_tier, clock.move, state.moves) == ("L1", 1, 1)
     assert (state.breaches, state.policy) == ({"next_update.1": 1}, "example-2026.11")
-    assert state.source == "zendesk"
+    assert (state.source, state.held_from, state.held_until) == (
+        "zendesk",
+        1_795_000_050_000,
+        1_795_000_060_000,
+    )
     assert state_codec.ticket_entry(TICKET_3) == state_codec.ticket_entry(TICKET_2)
     assert state_codec.encode_state(state, 3, 1_795_001_800_000, offset) == TICKET_3
 

@@ -92,6 +92,7 @@ def test_a_policy_switch_that_makes_a_deadline_overdue_escalates_once() -> None:
     ticket = created("T", "2026-11-24T15:00:00Z", severity="P3")
     st = engine.apply(None, event(ticket), POLICY).state
     engine.apply(st, event(comment("T", "2026-11-24T18:00:00Z", role="customer")), b)
+    engine.advance(st, b, ms("2026-11-24T18:00:11Z"))  # after the settle window
     assert st.tier == "L2"  # escalated once (docs/time.md, rule 6), not up the ladder
 
 

@@ -183,7 +183,7 @@ def test_p3_raised_to_p1_an_hour_late_breaches_at_its_true_deadline() -> None:
     result = run(
         created("T", "2026-11-24T15:00:00Z", severity="P3"),
         severity("T", "2026-11-24T16:00:00Z", "P1"),
-        until="2026-11-24T16:00:00Z",
+        until="2026-11-24T16:00:10Z",  # it settles 10 s first (rule 8)
     )
     (breach,) = outputs(result, "sla.breached")
     assert breach["id"] == "T/c1/first_response/breach"
@@ -191,6 +191,7 @@ def test_p3_raised_to_p1_an_hour_late_breaches_at_its_true_deadline() -> None:
         "2026-11-24T15:15:00.000Z",
         "2026-11-24T15:15:00.000Z",
     )
+    assert (breach["data"]["discovered_late"], breach["data"]["lateness_seconds"]) == (True, 2700)
     (raised,) = outputs(result, "escalation.raised")
     assert (raised["data"]["deadline"], raised["data"]["trace"]["rule"]) == (
         "2026-11-24T15:15:00.000Z",

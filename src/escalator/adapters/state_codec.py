@@ -106,10 +106,12 @@ _TICKET_FIELDS: Final = (
     "breaches",
     "policy",
     "source",
+    "held_from",
+    "held_until",
 )
 # Format 2 held the first fields of each (format 1 the same, as dicts).
 _CLOCK_FIELDS_2: Final = _CLOCK_FIELDS[:-1]
-_TICKET_FIELDS_2: Final = _TICKET_FIELDS[:-8]
+_TICKET_FIELDS_2: Final = _TICKET_FIELDS[:-10]
 # Attributes renamed since format 1 was written: attribute → its key in a format-1 record.
 _V1_KEYS: Final = {"processed_until": "clock"}
 _HEAD: Final = 4  # version, partition, due, offset

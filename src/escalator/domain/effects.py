@@ -82,6 +82,12 @@ class SlaBreached:
     breached_at: int
     tier: str
     severity: str
+    # Found already past: when the ticket was imported (it pages nobody unless the policy's
+    # `import.escalate_overdue` says so), or when a late event set it (docs/time.md, rule 8);
+    # lateness_seconds = the arrival that found it − the deadline.
+    imported: bool = False
+    discovered_late: bool = False
+    lateness_seconds: int | None = None
 
     @property
     def key(self) -> str:

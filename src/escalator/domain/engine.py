@@ -23,14 +23,21 @@ from __future__ import annotations
 
 from escalator.domain import due
 from escalator.domain.effects import OutageChanged
-from escalator.domain.events import TicketEvent
+from escalator.domain.events import TicketEvent, TicketSnapshot
 from escalator.domain.policy import Policy
 from escalator.domain.sla import Clock
 from escalator.domain.state import TicketState
-from escalator.domain.tickets import clocks, escalation, firing, handlers, validation
+from escalator.domain.tickets import (
+    clocks,
+    escalation,
+    handlers,
+    imports,
+    settle,
+    validation,
+)
 from escalator.domain.tickets.context import Decision, Step
-from escalator.domain.tickets.firing import next_due
 from escalator.domain.tickets.handlers import outage_over
+from escalator.domain.tickets.settle import next_due
 from escalator.domain.tickets.validation import DEFAULT_LIMITS, Limits
 
 __all__ = [
@@ -60,35 +67,37 @@ def apply(
     validation.check(state, event, policy, limits or DEFAULT_LIMITS)
     now = event.arrival if state is None else max(event.arrival, state.processed_until)
     at = min(event.time, now)
-    if state is None:
+    if isinstance(event.payload, TicketSnapshot):
+        decision = imports.import_ticket(event, at, now, policy)
+    elif state is None:
+        # Deadlines of an old ticket (a replayed backlog) may already be behind the clock.
         decision = handlers.open_ticket(event, at, now, policy, outage)
-        # Deadlines of an imported old ticket may already be behind the clock.
-        firing.fire_due(decision, policy, now, outage, catch_up=True)
-        return decision
-    decision = Decision(state)
-    switched = _follow_policy(decision, policy, outage)
-    firing.fire_due(decision, policy, now, outage, catch_up=switched)
-    state.processed_until = now
-    due.remember(state.seen, event.id)
-    # Nothing about a ticket happens before it was created (a late event may claim so).
-    step = Step(decision, policy, max(at, state.created_at), now, event.id, outage)
-    handlers.handle(step, event.payload)
-    # A change may put an instant behind the clock (a higher severity): it fires now.
-    if decision.overdue:
-        firing.fire_due(decision, policy, now, outage, catch_up=True)
+    else:
+        decision = Decision(state)
+        _follow_policy(decision, policy, now, outage)
+        settle.fire(decision, policy, now, outage)
+        state.processed_until = now
+        due.remember(state.seen, event.id)
+        # Nothing about a ticket happens before it was created (a late event may claim so).
+        step = Step(decision, policy, max(at, state.created_at), now, event.id, outage)
+        handlers.handle(step, event.payload)
+    # What the event put behind the clock (a higher severity, an old ticket) settles first.
+    settle.arm(decision, policy, now)
     return decision
 
 
-def _follow_policy(decision: Decision, policy: Policy, outage: OutageChanged | None) -> bool:
+def _follow_policy(
+    decision: Decision, policy: Policy, now: int, outage: OutageChanged | None
+) -> None:
     """Re-apply the policy if another version matched the ticket last (`policy apply`): from
     the ticket's processing clock, before anything fires under the old schedule. What it puts
-    behind the clock then fires as a catch-up (docs/time.md, rule 6)."""
+    behind the clock settles and then fires as a catch-up (docs/time.md, rules 6 and 8)."""
     state = decision.state
     if state.policy == policy.version:
-        return False
-    since = state.processed_until
-    clocks.rematch(Step(decision, policy, since, since, None, outage))
-    return True
+        return
+    # Dated at the ticket's last clock; whatever is due by `now` was found late by the switch.
+    clocks.rematch(Step(decision, policy, state.processed_until, now, None, outage))
+    settle.arm(decision, policy, now)
 
 
 def advance(
@@ -96,8 +105,8 @@ def advance(
 ) -> Decision:
     """Fire every warning and deadline of `state` that lies before `now`."""
     decision = Decision(state)
-    switched = _follow_policy(decision, policy, outage)
-    firing.fire_due(decision, policy, now, outage, catch_up=switched)
+    _follow_policy(decision, policy, now, outage)
+    settle.fire(decision, policy, now, outage)
     state.processed_until = max(state.processed_until, now)
     return decision
 

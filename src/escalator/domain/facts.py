@@ -126,6 +126,8 @@ def observe(effect: Effect) -> tuple[Observation, ...]:
             return (Observation(APPLIED, target=effect.target, severity=effect.severity),)
         case TargetStopped():
             return _target_stopped(effect)
+        case SlaBreached() if effect.imported:
+            return ()  # it happened before escalator watched: kept out of every rate
         case SlaBreached():
             return (
                 Observation(

@@ -72,6 +72,10 @@ class TicketState:
     policy: str | None = None
     # The CloudEvents `source` that created it: whose silence holds its deadlines (Lateness).
     source: str = ""
+    # The settle window (tickets/settle.py): the arrival that found an instant late, and until
+    # when nothing of the ticket fires.
+    held_from: int | None = None
+    held_until: int | None = None
 
     @property
     def escalated(self) -> bool:

@@ -23,9 +23,11 @@ class Step:
     """One event (or one firing) at logical instant `at` with processing clock `now`.
 
     `event_id` names the inbound event (None for a firing); `outage` is the firing outage of the
-    ticket's service, if any. `catch_up` marks a firing the event just applied put behind the
-    clock (a higher severity, an imported old ticket): it is dated at its instant, but whoever
-    it brings in could not have acted before `now`, so their inactivity period starts then.
+    ticket's service, if any. `released_at` marks a firing held by a settle window
+    (tickets/settle.py) and released then: it is dated at its instant, but whoever it brings in
+    could not have acted before the release, so their inactivity period starts then (the
+    release instant, not the tick that noticed it, so simulate and the worker agree);
+    `found_at` is the arrival that found it late.
     """
 
     decision: Decision
@@ -34,7 +36,8 @@ class Step:
     now: int
     event_id: str | None = None
     outage: OutageChanged | None = None
-    catch_up: bool = False
+    released_at: int | None = None
+    found_at: int | None = None
 
     @property
     def state(self) -> TicketState:

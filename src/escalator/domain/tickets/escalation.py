@@ -88,7 +88,7 @@ def climb(step: Step, raised: Raised, group: str | None = None) -> None:
     move_to(step, raised.to_tier, group)
     step.state.escalations += 1
     announce(step, raised)
-    clocks.restart_inactivity(step, step.now if step.catch_up else None)
+    clocks.restart_inactivity(step, step.released_at)
 
 
 def escalate(step: Step, clock: Clock, trigger: str, to_tier: str | None, reason: str) -> str:

@@ -20,15 +20,20 @@ def fire_due(
     policy: Policy,
     now: int,
     outage: OutageChanged | None = None,
-    catch_up: bool = False,
+    released_at: int | None = None,
+    found_at: int | None = None,
 ) -> None:
-    """Fire every warning and deadline of the ticket that lies before `now` (`catch_up`: what
-    the event just applied put there; see `Step`)."""
+    """Fire every warning and deadline of the ticket that lies before `now`; a settle
+    window's release says when it ended and which arrival found them late (`Step`)."""
     state = decision.state
 
     def fire(instant: int, key: str) -> None:
         clock = state.clocks[key]
-        step = Step(decision, policy, instant, now, None, outage, catch_up)
+        # Only what was held is released: later instants fire as they would have.
+        held = released_at is not None and instant < released_at
+        step = Step(
+            decision, policy, instant, now, None, outage, released_at if held else None, found_at
+        )
         if clock.warn_at == instant and clock.warn_label is not None:
             warn(step, clock, clock.warn_label)
         else:
@@ -93,6 +98,8 @@ def breach(step: Step, clock: Clock) -> None:
         return
     state, deadline = step.state, step.at
     state.breaches[clock.key] = state.breaches.get(clock.key, 0) + 1
+    found = step.found_at  # a settle window's release: found late by that arrival
+    lateness_s = (found - deadline) // 1000 if found is not None and deadline < found else None
     clock.breach_id = clocks.instance_id(step, clock, "breach")
     clock.deadline = deadline
     clock.warn_at = clock.warn_label = None
@@ -107,6 +114,8 @@ def breach(step: Step, clock: Clock) -> None:
             breached_at=deadline,
             tier=state.tier,
             severity=state.severity,
+            discovered_late=lateness_s is not None,
+            lateness_seconds=lateness_s,
         )
     )
     if clock.target == clocks.NEXT_UPDATE:

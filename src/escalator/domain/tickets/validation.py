@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from escalator.domain.events import TicketAssigned, TicketCreated, TicketEvent, TicketTransferred
+from escalator.domain.events import (
+    TicketAssigned,
+    TicketCreated,
+    TicketEvent,
+    TicketSnapshot,
+    TicketTransferred,
+)
 from escalator.domain.policy import Policy
 from escalator.domain.state import TicketState
 from escalator.errors import InvalidEvent
@@ -37,7 +43,7 @@ def check(state: TicketState | None, event: TicketEvent, policy: Policy, limits:
         )
     payload = event.payload
     if state is None:
-        if not isinstance(payload, TicketCreated):
+        if not isinstance(payload, TicketCreated | TicketSnapshot):
             raise InvalidEvent(
                 "unknown_ticket", f"{event.type} for ticket {event.ticket_id!r}, never created"
             )
@@ -45,9 +51,15 @@ def check(state: TicketState | None, event: TicketEvent, policy: Policy, limits:
         raise InvalidEvent("duplicate_event", f"event id {event.id!r} was already applied")
     elif isinstance(payload, TicketCreated):
         raise InvalidEvent("ticket_exists", f"ticket {event.ticket_id!r} was already created")
+    elif isinstance(payload, TicketSnapshot) and not payload.replace:
+        raise InvalidEvent(
+            "ticket_exists",
+            f"ticket {event.ticket_id!r} is already here; a snapshot with replace: true "
+            "replaces it",
+        )
     tier = None
-    if isinstance(payload, TicketCreated | TicketTransferred):
-        tier = payload.tier if isinstance(payload, TicketCreated) else payload.to_tier
+    if isinstance(payload, TicketCreated | TicketTransferred | TicketSnapshot):
+        tier = payload.to_tier if isinstance(payload, TicketTransferred) else payload.tier
     elif isinstance(payload, TicketAssigned):
         tier = payload.tier
     if tier is not None and policy.tier(tier) is None:
