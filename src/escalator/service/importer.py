@@ -10,17 +10,19 @@ Formats and columns: docs/import.md.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import orjson
 
-from escalator.adapters.cloudevents import event_from_dict, loads, parse_time
+from escalator.adapters.cloudevents import event_from_dict, loads
 from escalator.domain import engine
 from escalator.domain.effects import SlaBreached
-from escalator.domain.events import TicketEvent
+from escalator.domain.events import TicketEvent, TicketSnapshot
 from escalator.domain.ladder import iso
 from escalator.domain.policy import Policy
 from escalator.errors import ImportFileError, InvalidEvent
@@ -57,6 +59,8 @@ PAUSED_COLUMNS: Final = {
     "paused_next_update_seconds": "next_update",
 }
 BOOLEANS: Final = {"true": True, "false": False}
+# What `surrogateescape` decoding makes of bytes that are not UTF-8.
+UNDECODABLE: Final = re.compile("[\udc80-\udcff]")
 # How many refused rows the summary lists one by one (the rest are counted).
 SHOWN: Final = 50
 
@@ -112,11 +116,12 @@ def read(data: bytes, fmt: str, options: Options) -> Iterator[Outcome]:
     """
     rows = csv_rows(data) if fmt == "csv" else jsonl_rows(data)
     first_line: dict[str, int] = {}
+    taken = iso(options.as_of)
     for line, doc in rows:
         if isinstance(doc, Refused):
             yield doc
             continue
-        outcome = _validate(line, doc, options)
+        outcome = _validate(line, doc, options, taken)
         if isinstance(outcome, Snapshot):
             ticket = outcome.event.ticket_id
             if ticket in first_line:
@@ -137,6 +142,8 @@ def csv_rows(data: bytes) -> Iterator[tuple[int, dict[str, Any] | Refused]]:
     # Undecodable bytes become lone surrogates, so one bad row is refused on its own.
     text = data.decode("utf-8-sig", errors="surrogateescape")
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    # Rows are searched for undecodable bytes only when the file has some (it rarely does).
+    suspect = UNDECODABLE.search(text) is not None
     header = _header(reader)
     previous = reader.line_num
     while True:
@@ -152,7 +159,7 @@ def csv_rows(data: bytes) -> Iterator[tuple[int, dict[str, Any] | Refused]]:
         previous = reader.line_num
         if not cells:
             continue
-        if any(_undecodable(cell) for cell in cells):
+        if suspect and any(UNDECODABLE.search(cell) for cell in cells):
             yield start, Refused(start, "not_utf8", "the row is not valid UTF-8")
             continue
         if len(cells) > len(header):
@@ -188,10 +195,6 @@ def _header(reader: Any) -> list[str]:
     if missing:
         raise ImportFileError(f"line 1: required column(s) missing: {', '.join(missing)}")
     return header
-
-
-def _undecodable(cell: str) -> bool:
-    return any("\udc80" <= char <= "\udcff" for char in cell)
 
 
 def _csv_data(row: dict[str, str]) -> dict[str, Any]:
@@ -234,8 +237,9 @@ def jsonl_rows(data: bytes) -> Iterator[tuple[int, dict[str, Any] | Refused]]:
             yield number, Refused(number, exc.reason, exc.message)
 
 
-def _validate(line: int, doc: dict[str, Any], options: Options) -> Outcome:
-    """One row (a snapshot's `data` with `ticket_id`, or a whole CloudEvent) → Outcome."""
+def _validate(line: int, doc: dict[str, Any], options: Options, taken: str) -> Outcome:
+    """One row (a snapshot's `data` with `ticket_id`, or a whole CloudEvent) → Outcome;
+    `taken` is `options.as_of` in RFC 3339."""
     if "specversion" in doc:
         # A whole CloudEvent is taken as it is: its producer chose id, source and time.
         if doc.get("type") != SNAPSHOT:
@@ -255,10 +259,10 @@ def _validate(line: int, doc: dict[str, Any], options: Options) -> Outcome:
             )
         cloudevent = {
             "specversion": "1.0",
-            "id": snapshot_id(ticket, doc.get("created_at")),
+            "id": "import",  # set below from the decoded created_at: one parse per row
             "source": options.source,
             "type": SNAPSHOT,
-            "time": iso(options.as_of),
+            "time": taken,
             "subject": ticket,
             "datacontenttype": "application/json",
             "data": doc,
@@ -267,18 +271,18 @@ def _validate(line: int, doc: dict[str, Any], options: Options) -> Outcome:
         event = event_from_dict(cloudevent, options.as_of)
     except InvalidEvent as exc:
         return Refused(line, exc.reason, exc.message)
+    if cloudevent is not doc:
+        assert isinstance(event.payload, TicketSnapshot)  # the type was set above
+        cloudevent["id"] = snapshot_id(event.ticket_id, event.payload.created_at)
+        event = dataclasses.replace(event, id=cloudevent["id"])
     return Snapshot(line, event.ticket_id.encode(), orjson.dumps(cloudevent), event)
 
 
-def snapshot_id(ticket: str, created_at: object) -> str:
+def snapshot_id(ticket: str, created_at: int) -> str:
     """The event id of a ticket's import: the same on every run of the same export (so a
     consumer that deduplicates by id sees a re-run as repeats), whatever offset the export
     wrote `created_at` with."""
-    try:
-        created = iso(parse_time(created_at, "created_at"))
-    except InvalidEvent:
-        created = str(created_at)[:64]  # the row is refused anyway; the id only has to exist
-    return f"import:{ticket}:{created}"
+    return f"import:{ticket}:{iso(created_at)}"
 
 
 def overdue(event: TicketEvent, policy: Policy) -> bool:
