@@ -30,9 +30,9 @@ from benchmarks.common import (
     text_table,
 )
 
-BENCHMARKS = ("core", "e2e", "timers", "lag", "memory", "recovery")
+BENCHMARKS = ("core", "e2e", "timers", "lag", "memory", "recovery", "importer")
 # Which of them start workers and need the broker.
-BROKER = frozenset({"e2e", "timers", "lag", "memory", "recovery"})
+BROKER = frozenset({"e2e", "timers", "lag", "memory", "recovery", "importer"})
 
 
 def run_one(name: str, size: str) -> tuple[list[Result], float, str | None]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -571,6 +572,128 @@ def deadletter_replay(reasons: tuple[str, ...], dry_run: bool, **kw: Any) -> Non
     click.echo(f"{'would replay' if dry_run else 'replayed'} {count} record(s)", err=True)
 
 
+@main.command("import")
+@kafka_options
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "jsonl"]),
+    help="File format; default: by extension (.csv; .jsonl, .ndjson, .json).",
+)
+@click.option(
+    "--source",
+    default="escalator-import",
+    show_default=True,
+    help="CloudEvents `source` of the snapshots (who reported the tickets).",
+)
+@click.option(
+    "--as-of",
+    help="When the export was taken (RFC 3339): the snapshots' `time`. Default: now.",
+)
+@click.option(
+    "--policy",
+    "policy_file",
+    envvar="ESCALATOR_POLICY",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=str(DEFAULTS.policy_file),
+    show_default="the built-in example policy",
+    help="Policy YAML used to count overdue tickets [ESCALATOR_POLICY].",
+)
+@click.option("--dry-run", is_flag=True, help="Validate and summarise; send nothing.")
+def import_(
+    file: Path,
+    fmt: str | None,
+    source: str,
+    as_of: str | None,
+    policy_file: Path,
+    dry_run: bool,
+    **kw: Any,
+) -> None:
+    """Import open tickets from FILE (CSV or JSON lines; docs/import.md) as ticket.snapshot
+    events on tickets.events, keyed by ticket id.
+
+    Every row is validated as the worker would; a refused row is reported with its line
+    number and reason and not sent, the rest are. The summary (stdout) counts rows read,
+    imported, refused and overdue (a target already past at import under the policy). Exit
+    status 0, or 1 when rows were refused, or 2 when the file or Kafka failed.
+    """
+    import time
+
+    from escalator.service import importer
+
+    loaded = _load_policy_or_exit(policy_file)
+    as_of_ms = int(time.time() * 1000)
+    if as_of is not None:
+        try:
+            as_of_ms = parse_time(as_of, "--as-of")
+        except InvalidEvent as exc:
+            raise click.BadParameter(exc.message, param_hint="--as-of") from None
+    name = str(file)
+    if name == "-" and fmt is None:
+        raise click.BadParameter("reading stdin needs --format", param_hint="--format")
+    fmt = importer.detect_format(name, fmt)
+    data = sys.stdin.buffer.read() if name == "-" else file.read_bytes()
+    outcomes = importer.read(data, fmt, importer.Options(source, as_of_ms))
+    tally = importer.Tally(loaded)
+    with _import_progress(data) as progress:
+        if dry_run:
+            for outcome in outcomes:
+                tally.add(outcome)
+                progress(outcome)
+        else:
+            from escalator.runtime.importer import produce_snapshots
+
+            settings = settings_from(**kw)
+            asyncio.run(produce_snapshots(settings, outcomes, tally, progress))
+    summary = tally.summary(dry_run)
+    for line in summary.lines():
+        click.echo(line)
+    if summary.refused:
+        sys.exit(1)
+
+
+PROGRESS_EVERY = 10_000  # rows between progress lines when stderr is not a terminal
+
+
+@contextlib.contextmanager
+def _import_progress(data: bytes) -> Iterator[Callable[[Any], None]]:
+    """A progress bar on stderr when it is a terminal, else a line every PROGRESS_EVERY rows
+    (logs stay readable); stdout is kept for the summary. Progress is by line of the file."""
+    total = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
+    seen = [0]
+    if not sys.stderr.isatty():
+
+        def report(outcome: Any) -> None:
+            seen[0] += 1
+            if seen[0] % PROGRESS_EVERY == 0:
+                click.echo(f"import: {seen[0]} rows, line {outcome.line} of {total}", err=True)
+
+        yield report
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    ) as bar:
+        task = bar.add_task("importing (lines)", total=total)
+
+        def draw(outcome: Any) -> None:
+            seen[0] += 1
+            # Redrawing is throttled by rich; updating costs a lock, so not on every row.
+            if seen[0] % 200 == 0:
+                bar.update(task, completed=outcome.line)
+
+        yield draw
+        bar.update(task, completed=total)
+
+
 @main.command()
 def sample() -> None:
     """Print sample ticket events (JSON lines) timed so deadlines fall due within a minute."""
@@ -589,3 +712,7 @@ def run() -> None:
     except EscalatorError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+
+
+if __name__ == "__main__":  # `python -m escalator.cli`, as the console script does
+    run()

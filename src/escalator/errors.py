@@ -3,7 +3,8 @@
 EscalatorError
 ├── ConfigError          a policy or settings file is wrong (carries file, line, field)
 ├── InvalidEvent         an inbound record cannot be accepted (carries a reason code)
-└── TopologyError        Kafka topics are missing or not co-partitioned
+├── TopologyError        Kafka topics are missing or not co-partitioned
+└── ImportFileError      an import file cannot be read at all (its header, its format)
 """
 
 from __future__ import annotations
@@ -40,3 +41,7 @@ class InvalidEvent(EscalatorError):
         self.reason = reason
         self.message = message
         super().__init__(f"{reason}: {message}")
+
+
+class ImportFileError(EscalatorError):
+    """`escalator import` cannot read a file as a whole (a bad row is refused on its own)."""

@@ -48,6 +48,11 @@ EXPECTED = {
     "reserved_ticket_id": "invalid_field",
     "reserved_customer_id": "invalid_field",
     "slash_in_customer_tier": "invalid_field",
+    # Imports (`ticket.snapshot`): only open tickets, a history that could have happened, and
+    # first response never pauses.
+    "snapshot_solved_status": "invalid_field",
+    "snapshot_reply_before_creation": "invalid_field",
+    "snapshot_paused_first_response": "invalid_field",
 }
 
 
@@ -79,7 +84,14 @@ envelopes = st.fixed_dictionaries(
         "id": json_values | st.text(),
         "source": json_values,
         "type": st.sampled_from(
-            ["ticket.created", "ticket.commented", "ticket.status_changed", "alert.firing", "x"]
+            [
+                "ticket.created",
+                "ticket.commented",
+                "ticket.status_changed",
+                "ticket.snapshot",
+                "alert.firing",
+                "x",
+            ]
         ),
         "time": st.sampled_from(["2026-11-24T10:00:00Z", "nope", 5]),
         "subject": json_values | st.text(min_size=1),
@@ -96,6 +108,12 @@ envelopes = st.fixed_dictionaries(
                     "labels",
                     "body",
                     "to_tier",
+                    "created_at",
+                    "first_reply_at",
+                    "last_reply_at",
+                    "reopens",
+                    "paused_seconds",
+                    "replace",
                 ]
             ),
             json_values,

@@ -8,8 +8,10 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator, ValidationError
 
+from escalator.adapters.cloudevents import event_from_dict
+from escalator.errors import InvalidEvent
 from escalator.service import simulate
-from tests.helpers import ROOT, comment, created, example_policy, jsonl, ms
+from tests.helpers import ROOT, cloudevent, comment, created, example_policy, jsonl, ms
 
 INBOUND = Draft202012Validator(json.loads((ROOT / "schemas/ticket-event.schema.json").read_text()))
 OUTBOUND = Draft202012Validator(
@@ -114,3 +116,51 @@ def test_published_aggregates_match_their_schema() -> None:
     del broken["data"]["late_facts"]
     with pytest.raises(ValidationError):
         METRICS.validate(broken)
+
+
+def _snapshot(**data: object) -> dict:
+    base = {
+        "ticket_id": "T-9",
+        "created_at": "2026-11-24T08:00:00Z",
+        "customer_id": "globex",
+        "customer_tier": "enterprise",
+        "severity": "P1",
+    }
+    return cloudevent("snapshot", "T-9", "2026-11-24T10:00:00Z", {**base, **data})
+
+
+@pytest.mark.parametrize(
+    ("data", "accepted"),
+    [
+        ({}, True),
+        (
+            {
+                "status": "pending",
+                "status_since": "2026-11-24T09:00:00Z",
+                "first_reply_at": "2026-11-24T08:10:00Z",
+                "last_reply_at": "2026-11-24T08:50:00Z",
+                "reopens": 1,
+                "paused_seconds": {"resolution": 60},
+                "replace": True,
+                "group": "payments",
+                "assignee": "ana",
+            },
+            True,
+        ),
+        ({"status": "solved"}, False),
+        ({"paused_seconds": {"first_response": 60}}, False),
+        ({"reopens": -1}, False),
+        ({"last_reply_at": "2026-11-24T08:50:00Z"}, False),
+        ({"replace": "yes"}, False),
+    ],
+)
+def test_snapshot_schema_and_decoder_agree(data: dict, accepted: bool) -> None:
+    doc = _snapshot(**data)
+    assert INBOUND.is_valid(doc) == accepted
+    try:
+        event_from_dict(doc)
+    except InvalidEvent:
+        decoded = False
+    else:
+        decoded = True
+    assert decoded == accepted

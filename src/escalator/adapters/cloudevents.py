@@ -25,6 +25,7 @@ from escalator.domain.events import (
     TicketCommented,
     TicketCreated,
     TicketEvent,
+    TicketSnapshot,
     TicketTransferred,
 )
 from escalator.domain.ladder import iso
@@ -130,7 +131,7 @@ def event_from_dict(doc: dict[str, Any], arrival: int | None = None) -> TicketEv
         ticket_id=ticket_id,
         time=time,
         arrival=arrival,
-        payload=_payload(payload_type, data),
+        payload=_payload(payload_type, data, time),
         source=str(doc["source"]),
     )
 
@@ -150,7 +151,9 @@ def _ticket_id(doc: dict[str, Any], data: dict[str, Any]) -> str:
     return ticket_id
 
 
-def _payload(kind: type[Payload], data: dict[str, Any]) -> Payload:
+def _payload(kind: type[Payload], data: dict[str, Any], time: int) -> Payload:
+    if kind is TicketSnapshot:
+        return _snapshot(data, time)
     if kind is TicketCreated:
         return TicketCreated(
             customer_id=_key(_text(data, "data.customer_id"), "data.customer_id"),
@@ -187,6 +190,126 @@ def _payload(kind: type[Payload], data: dict[str, Any]) -> Payload:
         group=_text(data, "data.group", required=False),
         reason=_text(data, "data.reason", required=False) or "",
     )
+
+
+# A snapshot imports an open ticket: solved and closed ones have no clock left to run.
+OPEN_STATUSES: Final = tuple(s for s in STATUSES if s not in ("solved", "closed"))
+# Targets whose clock a status can pause (first response never pauses: docs/policy.md).
+PAUSABLE: Final = ("next_update", "resolution")
+
+
+def _snapshot(data: dict[str, Any], taken: int) -> TicketSnapshot:
+    """`ticket.snapshot`: what a helpdesk reports about an open ticket at `taken` (the
+    event's `time`). Every time must lie within the ticket's life as reported, so the engine
+    never builds a clock from an impossible history."""
+    created_at = _time(data, "created_at", taken, required=True)
+    assert created_at is not None  # required
+    status = _text(data, "data.status", required=False) or "open"
+    if status in ("solved", "closed"):
+        raise InvalidEvent(
+            "invalid_field",
+            f"data.status {status!r}: only open tickets are imported ({', '.join(OPEN_STATUSES)})",
+        )
+    if status not in OPEN_STATUSES:
+        raise InvalidEvent(
+            "invalid_field",
+            f"data.status {status[:32]!r} is not one of: {', '.join(OPEN_STATUSES)}",
+        )
+    status_since = _time(data, "status_since", taken, after=(created_at, "created_at"))
+    first_reply_at = _time(data, "first_reply_at", taken, after=(created_at, "created_at"))
+    last_reply_at = _time(data, "last_reply_at", taken)
+    if last_reply_at is not None:
+        if first_reply_at is None:
+            raise InvalidEvent(
+                "invalid_field", "data.last_reply_at is given without data.first_reply_at"
+            )
+        if last_reply_at < first_reply_at:
+            raise InvalidEvent("invalid_field", "data.last_reply_at is before data.first_reply_at")
+    return TicketSnapshot(
+        created_at=created_at,
+        customer_id=_key(_text(data, "data.customer_id"), "data.customer_id"),
+        customer_tier=_key(_text(data, "data.customer_tier"), "data.customer_tier", "/"),
+        severity=_choice(data, "severity", SEVERITIES),
+        summary=_text(data, "data.summary", required=False) or "",
+        service=_text(data, "data.service", required=False),
+        tier=_text(data, "data.tier", required=False) or "L1",
+        group=_text(data, "data.group", required=False),
+        assignee=_text(data, "data.assignee", required=False),
+        status=status,
+        status_since=status_since,
+        first_reply_at=first_reply_at,
+        last_reply_at=last_reply_at,
+        reopens=_count(data.get("reopens"), "data.reopens"),
+        paused_seconds=_paused(data.get("paused_seconds"), (taken - created_at) // 1000),
+        replace=_flag(data.get("replace"), "data.replace"),
+    )
+
+
+def _time(
+    data: dict[str, Any],
+    field: str,
+    taken: int,
+    *,
+    required: bool = False,
+    after: tuple[int, str] | None = None,
+) -> int | None:
+    """An RFC 3339 time of a snapshot: not after the snapshot was taken, and not before
+    `after` (an earlier time of the same ticket, with its field name)."""
+    value = data.get(field)
+    if value is None:
+        if required:
+            raise InvalidEvent("missing_field", f"data.{field} is required")
+        return None
+    at = parse_time(value, f"data.{field}")
+    if at > taken:
+        raise InvalidEvent(
+            "invalid_field", f"data.{field} is after the snapshot's time (when it was taken)"
+        )
+    if after is not None and at < after[0]:
+        raise InvalidEvent("invalid_field", f"data.{field} is before data.{after[1]}")
+    return at
+
+
+def _count(value: object, field: str) -> int:
+    """A non-negative integer (absent: 0). JSON booleans are not numbers here."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidEvent("invalid_field", f"{field} must be a non-negative integer")
+    return value
+
+
+def _flag(value: object, field: str) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise InvalidEvent("invalid_field", f"{field} must be true or false")
+    return value
+
+
+def _paused(value: object, age_seconds: int) -> dict[str, int]:
+    """Seconds each pausable target was paused; never more than the ticket has existed."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidEvent("invalid_field", "data.paused_seconds must be a JSON object")
+    paused: dict[str, int] = {}
+    for target, seconds in value.items():
+        if target not in PAUSABLE:
+            raise InvalidEvent(
+                "invalid_field",
+                f"data.paused_seconds: {str(target)[:32]!r} is not one of: "
+                f"{', '.join(PAUSABLE)} (first_response never pauses)",
+            )
+        field = f"data.paused_seconds.{target}"
+        paused[target] = _count(seconds, field)
+        if paused[target] > age_seconds:
+            raise InvalidEvent(
+                "invalid_field",
+                f"{field} ({paused[target]}s) is longer than the ticket has existed "
+                f"({age_seconds}s)",
+            )
+    return paused
 
 
 def _key(value: str, field: str, forbidden: str = "") -> str:
