@@ -2,8 +2,8 @@
 
 A producer heartbeats `helpdesk/acme` (policy: `lateness.source_timeout: 3s`), then stops: the
 worker's tick raises `source.silent` dated at the last watermark + 3 s; the next heartbeat
-raises `source.recovered`, and 3 s later it is silent again. What the worker emitted is what `simulate` derives from the same
-input as the worker consumed it (the silence broadcasts included).
+raises `source.recovered`, and 3 s later it is silent again. What the worker emitted is what
+`simulate` derives from the input as the worker consumed it (the silence broadcasts included).
 """
 
 from __future__ import annotations
