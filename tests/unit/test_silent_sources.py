@@ -318,3 +318,14 @@ def test_simulate_derives_the_silence_and_holds_as_the_worker_does() -> None:
         "sla.warning",
         "sla.breached",
     ]
+
+
+def test_source_outputs_match_the_outbound_schema() -> None:
+    from tests.unit.test_schemas import OUTBOUND
+
+    lines = [orjson.dumps(beat(t("10:00:00"))), orjson.dumps(beat(t("10:20:00")))]
+    result = simulate.run(lines, policy(), until=ms(t("10:20:00")))
+    docs = [orjson.loads(e.value) for e in result.emissions]
+    assert [d["type"] for d in docs] == ["source.silent", "source.recovered"]
+    for doc in docs:
+        OUTBOUND.validate(doc)
