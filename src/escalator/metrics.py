@@ -208,7 +208,37 @@ class Metrics:
             "Tickets with a pending deadline on this worker.",
             registry=registry,
         )
+        self.watermark_age = Gauge(
+            "escalator_source_watermark_age_seconds",
+            "How far behind the worker's clock each source's latest heartbeat watermark is "
+            "(sources named in the policy's lateness.sources; the oldest of the others as "
+            "`other`). Exported by the worker owning the source's heartbeat partition.",
+            ["source"],
+            registry=registry,
+        )
+        self.source_timeout = Gauge(
+            "escalator_source_timeout_seconds",
+            "The policy's lateness.source_timeout: a source whose watermark age exceeds it is "
+            "silent (the EscalatorSourceSilent alert compares the two).",
+            registry=registry,
+        )
         self._record = self._records()
+
+    def watermarks(
+        self, watermarks: dict[str, int], named: frozenset[str], now: int, timeout_ms: int
+    ) -> None:
+        """Set the watermark ages at the wall clock `now`: one series per named source this
+        worker keeps, one `other` for the oldest of the rest (producers choose source names:
+        they never become labels). Series of sources it no longer keeps are removed."""
+        ages: dict[str, float] = {}
+        for source, watermark in watermarks.items():
+            label = source if source in named else "other"
+            age = max(0, now - watermark) / 1000
+            ages[label] = max(age, ages.get(label, 0.0))
+        self.watermark_age.clear()
+        for label, age in ages.items():
+            self.watermark_age.labels(label).set(age)
+        self.source_timeout.set(timeout_ms / 1000)
 
     def watch_open_tickets(self, source: Callable[[], OpenTickets | None]) -> None:
         self.registry.register(OpenTicketsCollector(source))

@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import ROOT, ack, alert, assigned, comment, created, status, transfer
+from tests.helpers import ROOT, ack, alert, assigned, comment, created, iso, status, transfer
 from tests.integration.harness import WorkerFactory, WorkerProcess, free_port, produce
 from tests.unit.test_deploy import (
     RULE_FILES,
@@ -157,6 +157,18 @@ def warm_up(now: int) -> tuple[list[Doc | bytes], list[Doc]]:
     tickets += top_breach("W-top-0", now - 4000) + top_breach("W-top-1", now - 4000)
     tickets += left_open("W-open", b) + warned("W-warned", now - 1000)
     tickets += [b"{not json", comment("W-plain-0", b + 1000, event_id="W-plain-0-1")]  # refused
+    # The source of these events heartbeats once: its watermark age (named in the policy).
+    tickets.append(
+        {
+            "specversion": "1.0",
+            "id": "hb-warm",
+            "source": "tests",
+            "type": "source.heartbeat",
+            "time": iso(b),
+            "subject": "tests",
+            "data": {"source": "tests", "watermark": iso(b)},
+        }
+    )
     alerts = incident("fp-warm", now - 1000) + incident("fp-unacked", now - 1000, acked=False)
     return tickets, alerts
 
@@ -306,10 +318,14 @@ def prometheus_at(tmp_path: Path) -> Iterator[Any]:
 
 
 async def test_dashboard_and_rules_on_a_real_prometheus(
-    workers: WorkerFactory, prometheus_at: Any
+    workers: WorkerFactory, prometheus_at: Any, tmp_path: Path
 ) -> None:
     await workers.create_topics()
-    worker = workers.start("w1", ESCALATOR_POLICY=str(FAST))
+    # The fast policy naming the tests' source, so its watermark age is exported by name (a
+    # timeout of 1 h: it never goes silent while the test runs).
+    policy = tmp_path / "policy-fast-sources.yaml"
+    policy.write_text(FAST.read_text() + "lateness: {source_timeout: 1h, sources: [tests]}\n")
+    worker = workers.start("w1", ESCALATOR_POLICY=str(policy))
     worker.wait_ready()
 
     warm = warm_up(int(time.time() * 1000))

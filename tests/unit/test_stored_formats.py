@@ -13,11 +13,12 @@ from typing import Any
 import orjson
 import pytest
 
-from escalator.adapters import alerts, fact_codec, state_codec
+from escalator.adapters import alerts, fact_codec, source_codec, state_codec
 from escalator.adapters.deadletter import Origin, dead_letter, original_bytes, original_key
 from escalator.domain.aggregates import Windows, Worst
-from escalator.domain.effects import OutageChanged
+from escalator.domain.effects import OutageChanged, SourceSilence
 from escalator.domain.recontact import CustomerFact, CustomerState
+from escalator.domain.sources import SourceState
 from escalator.domain.state import ExpiredTicket, Handoff
 from escalator.errors import InvalidEvent
 from escalator.runtime import policy_topic
@@ -217,6 +218,52 @@ def test_outage_broadcast_format_1() -> None:
     assert alerts.encode_outage(change) == OUTAGE_BROADCAST_1
 
 
+# --- a source's state (table "tickets", key __source__/<name>): format source/1 ----------------
+
+SOURCE_1 = b'["source/1",2,1795000300000,17,"zendesk/acme",1795000000000,1795000005000,null]'
+SOURCE_1_SILENT = b'["source/1",2,null,18,"zendesk/acme",1795000000000,1795000005000,1795000300000]'
+
+
+def test_source_state_format_1() -> None:
+    state, offset = source_codec.decode_source(SOURCE_1)
+    assert (state, offset) == (
+        SourceState("zendesk/acme", 1_795_000_000_000, 1_795_000_005_000, None),
+        17,
+    )
+    assert source_codec.encode_source(state, 2, 1_795_000_300_000, 17) == SOURCE_1
+    assert source_codec.source_entry(SOURCE_1) == (2, 1_795_000_300_000, state)
+    silent, _ = source_codec.decode_source(SOURCE_1_SILENT)
+    assert silent.silent_since == 1_795_000_300_000
+    assert source_codec.encode_source(silent, 2, None, 18) == SOURCE_1_SILENT
+    assert state_codec.decode_expired(SOURCE_1) is None  # reindex tells them apart by key too
+
+
+# --- a partition's silent sources (table "tickets", key __silent__/<partition>): silent/1 -----
+
+SILENT_1 = b'["silent/1",[["jira/x",1795000060000],["zendesk/acme",1795000300000]]]'
+
+
+def test_silent_sources_format_1() -> None:
+    silent = source_codec.decode_silent(SILENT_1)
+    assert silent == {"jira/x": 1_795_000_060_000, "zendesk/acme": 1_795_000_300_000}
+    assert source_codec.encode_silent(silent) == SILENT_1
+
+
+# --- the silence broadcast (tickets.events, key __escalator_source__): type escalator.source ---
+
+SILENCE_BROADCAST_1 = (
+    b'{"specversion":"1.0","id":"silence/zendesk/acme/silent/2026-11-18T11:11:40.000Z",'
+    b'"source":"escalator","type":"escalator.source","time":"2026-11-18T11:11:40.000Z",'
+    b'"data":{"source":"zendesk/acme","silent":true,"since":"2026-11-18T11:11:40.000Z"}}'
+)
+
+
+def test_silence_broadcast_format_1() -> None:
+    change = source_codec.decode_silence(SILENCE_BROADCAST_1)
+    assert change == SourceSilence("zendesk/acme", True, 1_795_000_300_000, 1_795_000_300_000)
+    assert source_codec.encode_silence(change) == SILENCE_BROADCAST_1
+
+
 # --- dead letters (escalator.deadletter, read back by `deadletter replay`): format 1 ----------
 
 DEAD_LETTER_1 = (
@@ -282,6 +329,12 @@ def test_expired_ticket_format_1() -> None:
     ("decode", "raw"),
     [
         (state_codec.decode_expired, EXPIRED_1.replace(b"expired/1", b"expired/2")),
+        (source_codec.decode_source, SOURCE_1.replace(b"source/1", b"source/2")),
+        (source_codec.decode_silent, SILENT_1.replace(b"silent/1", b"silent/2")),
+        (
+            source_codec.decode_silence,
+            SILENCE_BROADCAST_1.replace(b"escalator.source", b"escalator.source2"),
+        ),
         (state_codec.decode_outages, b"[3" + OUTAGES_2[2:]),
         (state_codec.decode_state, _with(TICKET_1, v=3)),
         (state_codec.decode_state, b"[3" + TICKET_2[2:]),
@@ -310,6 +363,9 @@ COVERED = {
     "encode_windows",
     "encode_facts",
     "encode_outage",
+    "encode_source",
+    "encode_silent",
+    "encode_silence",
 }
 
 
@@ -317,7 +373,7 @@ def test_every_encoder_has_its_format_here() -> None:
     """A new encoder in the codec modules is a new stored format: add its literal above."""
     encoders = {
         name
-        for module in (state_codec, fact_codec, alerts)
+        for module in (state_codec, fact_codec, alerts, source_codec)
         for name in vars(module)
         if name.startswith("encode_") and callable(getattr(module, name))
     }

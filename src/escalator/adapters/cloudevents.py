@@ -29,15 +29,28 @@ from escalator.domain.events import (
     TicketTransferred,
 )
 from escalator.domain.ladder import iso
+from escalator.domain.sources import Heartbeat
 from escalator.errors import InvalidEvent
 
 SOURCE: Final = "escalator"
 # escalator's own records on tickets.events: a partition's clock moving on (skipped by replays).
 TICK_TYPE: Final = "escalator.tick"
+# A producer's liveness and progress (docs/events.md, "Heartbeats"): keyed by its source.
+HEARTBEAT_TYPE: Final = "source.heartbeat"
+MAX_AHEAD_MS: Final = 5 * 60 * 1000  # a watermark ahead of its arrival: producer clock skew
 MAX_TEXT: Final = 1024  # ids, names, tiers, summaries
 MAX_BODY: Final = 256 * 1024  # comment bodies
 TIME_FIELDS: Final = frozenset(
-    {"deadline", "breached_at", "fulfilled_at", "changed_at", "window_start", "window_end"}
+    {
+        "deadline",
+        "breached_at",
+        "fulfilled_at",
+        "changed_at",
+        "window_start",
+        "window_end",
+        "watermark",
+        "silent_since",
+    }
 )
 # Effect attributes whose name on the wire is another (`SlaBreached.subject_id` is a ticket or
 # an incident id; consumers have always read it as `ticket_id`).
@@ -98,6 +111,49 @@ def decode_event(raw: bytes, arrival: int | None = None) -> TicketEvent:
     `arrivaltime` extension, or else its `time`, is used (the `simulate` rule).
     """
     return event_from_dict(loads(raw), arrival)
+
+
+def decode_record(raw: bytes, arrival: int | None = None) -> TicketEvent | Heartbeat:
+    """A record of tickets.events: a ticket event, or a source's heartbeat."""
+    doc = loads(raw)
+    if doc.get("type") == HEARTBEAT_TYPE:
+        return heartbeat_from_dict(doc, arrival)
+    return event_from_dict(doc, arrival)
+
+
+def heartbeat_from_dict(doc: dict[str, Any], arrival: int | None = None) -> Heartbeat:
+    """Validate a `source.heartbeat` strictly: a bad one is dead-lettered naming the field,
+    never guessed at (a wrong watermark would silence a live source, or hide a dead one)."""
+    spec = doc.get("specversion")
+    if spec != "1.0":
+        raise InvalidEvent(
+            "unsupported_specversion", f"specversion must be '1.0', got {str(spec)[:16]!r}"
+        )
+    event_id = _text(doc, "id")
+    _text(doc, "source")
+    if "time" not in doc:
+        raise InvalidEvent("missing_field", "time is required (when the heartbeat was sent)")
+    time = parse_time(doc["time"], "time")
+    if arrival is None:
+        arrival = parse_time(doc["arrivaltime"], "arrivaltime") if "arrivaltime" in doc else time
+    data = doc.get("data")
+    if not isinstance(data, dict):
+        raise InvalidEvent(
+            "missing_field" if data is None else "invalid_field", "data must be a JSON object"
+        )
+    # The source's name is part of a table key (`__source__/<name>`) and of output ids.
+    source = _key(_text(data, "data.source"), "data.source")
+    if "watermark" not in data:
+        raise InvalidEvent("missing_field", "data.watermark is required")
+    watermark = parse_time(data["watermark"], "data.watermark")
+    if watermark > arrival + MAX_AHEAD_MS:
+        raise InvalidEvent(
+            "time_in_future",
+            f"data.watermark is {(watermark - arrival) // 1000}s after its arrival "
+            f"(at most {MAX_AHEAD_MS // 1000}s of producer clock skew is accepted)",
+        )
+    # Nothing was sent before it happened: a watermark a little ahead counts as the arrival.
+    return Heartbeat(event_id, source, min(watermark, arrival), arrival)
 
 
 def event_from_dict(doc: dict[str, Any], arrival: int | None = None) -> TicketEvent:

@@ -230,6 +230,61 @@ class OutageChanged:
     time: int
 
 
+# --- silent sources (domain/sources.py) ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSilent:
+    """Published on `escalations` (key and subject: the source)."""
+
+    type: ClassVar[str] = "source.silent"
+    id: str
+    time: int  # watermark + timeout: when the source went silent
+    source: str
+    watermark: int
+    timeout_seconds: int
+
+    @property
+    def key(self) -> str:
+        return self.source
+
+    @property
+    def subject(self) -> str:
+        return self.source
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecovered:
+    """Published on `escalations` (key and subject: the source)."""
+
+    type: ClassVar[str] = "source.recovered"
+    id: str
+    time: int  # the arrival of the heartbeat that showed a fresh watermark
+    source: str
+    watermark: int
+    silent_since: int
+    silent_seconds: int
+
+    @property
+    def key(self) -> str:
+        return self.source
+
+    @property
+    def subject(self) -> str:
+        return self.source
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSilence:
+    """A source went silent (`silent`) or recovered: broadcast to every ticket partition,
+    where the holds of its tickets begin and end (never published to consumers)."""
+
+    source: str
+    silent: bool
+    since: int  # the instant the silence began (also on the recovery: it names the episode)
+    time: int  # the instant of this change
+
+
 Outbound = (
     SlaWarning
     | SlaBreached
@@ -240,6 +295,8 @@ Outbound = (
     | IncidentOpened
     | IncidentEscalated
     | IncidentResolved
+    | SourceSilent
+    | SourceRecovered
 )
 
 
@@ -334,7 +391,7 @@ Observation = (
     | IncidentAcked
     | IncidentClosed
 )
-Effect = Outbound | Observation | OutageChanged | CustomerFact | Recontact
+Effect = Outbound | Observation | OutageChanged | SourceSilence | CustomerFact | Recontact
 OUTBOUND_TYPES: tuple[type, ...] = (
     IncidentOpened,
     IncidentEscalated,
@@ -345,4 +402,6 @@ OUTBOUND_TYPES: tuple[type, ...] = (
     EscalationRaised,
     EscalationRetracted,
     NotificationRequested,
+    SourceSilent,
+    SourceRecovered,
 )

@@ -92,7 +92,8 @@ class Worker:
         self.policy_topic = topic("policy")
         outputs = {role: topic(role) for role in ("escalations", "notifications", "deadletter")}
         customers = topic("customers")
-        ticket_routes = {**outputs, "customers": customers}
+        # The main lane broadcasts its sources' silences (the shadow lane only receives them).
+        ticket_routes = {**outputs, "customers": customers, "silence": self.tickets}
         lanes = [self._lane(TICKETS_TABLE, TicketProcessor, policy, ticket_routes, main=True)]
         if shadow is not None:
             to_shadow = {"escalations": topic("shadow"), "notifications": topic("shadow")}
@@ -257,12 +258,14 @@ class Worker:
     async def step(self, stream: InputStream, message: Any) -> None:
         """Decide and produce at once; the acks are awaited per batch, before the state that
         records them is written and before any offset is committed (runtime/checkpoint.py)."""
-        await stream.step(message, _apply_outage, self.broadcast, self.metrics.lag)
+        await stream.step(
+            message, _apply_outage, self.broadcast, self.metrics.lag, on_silence=_apply_silence
+        )
 
-    async def broadcast(self, value: bytes) -> list[Any]:
-        """Send an outage change to every partition of tickets.events."""
+    async def broadcast(self, value: bytes, key: bytes = OUTAGE_KEY) -> list[Any]:
+        """Send an outage or silence change to every partition of tickets.events."""
         return [
-            await self.tickets.send(key=OUTAGE_KEY, value=value, partition=partition)
+            await self.tickets.send(key=key, value=value, partition=partition)
             for partition in range(self.settings.partitions)
         ]
 
@@ -284,6 +287,14 @@ class Worker:
                     key=TICK_KEY, value=tick_record(partition, now), partition=partition
                 )
         self.metrics.open_deadlines.set(len(self.processor.index))
+        if isinstance(self.processor, TicketProcessor):
+            lateness = self.policy.lateness
+            self.metrics.watermarks(
+                self.processor.source_watermarks(),
+                lateness.sources,
+                now,
+                lateness.source_timeout_ms,
+            )
 
     async def _on_revoked(self, sender: Any, revoked: Any, **_: Any) -> None:
         for stream in self.streams:
@@ -310,4 +321,12 @@ def _apply_outage(
 ) -> list[Any]:
     if isinstance(processor, TicketProcessor):
         return processor.on_outage(partition, value, now, offset)
+    return []
+
+
+def _apply_silence(
+    processor: BaseProcessor, partition: int, value: bytes, now: int, offset: int
+) -> list[Any]:
+    if isinstance(processor, TicketProcessor):
+        return processor.on_silence(partition, value, now, offset)
     return []

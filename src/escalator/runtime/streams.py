@@ -28,6 +28,7 @@ from escalator.service.processor import (
     DEADLETTER,
     ESCALATIONS,
     OUTAGE,
+    SILENCE,
     BaseProcessor,
     Emission,
 )
@@ -36,6 +37,9 @@ log = logging.getLogger("escalator.worker")
 
 TICK_KEY: Final = b"__escalator_tick__"
 OUTAGE_KEY: Final = b"__escalator_outage__"
+SILENCE_KEY: Final = b"__escalator_source__"  # a source went silent or recovered
+# The records broadcast to every partition of tickets.events, by emission role.
+BROADCAST_KEYS: Final = {OUTAGE: OUTAGE_KEY, SILENCE: SILENCE_KEY}
 TICK_RESEND_MS: Final = 2000  # a tick not seen back within this is sent again
 
 
@@ -87,8 +91,9 @@ class InputStream:
         self,
         message: Any,
         on_outage: Any,
-        broadcast: Callable[[bytes], Awaitable[list[Any]]],
+        broadcast: Callable[[bytes, bytes], Awaitable[list[Any]]],
         lag: Any,
+        on_silence: Any = None,
     ) -> None:
         """Apply one record and send its outputs without waiting for their acks; settle the
         batch when it is full or old. Runs in the agent (concurrency 1)."""
@@ -96,7 +101,7 @@ class InputStream:
         await checkpoint.lock.acquire()
         try:
             checkpoint.raise_if_failed()
-            routed = self.handle(message, on_outage=on_outage)
+            routed = self.handle(message, on_outage=on_outage, on_silence=on_silence)
             checkpoint.applied()
         except BaseException as exc:
             # A tick or outage broadcast that failed half-way has held state for keys whose
@@ -115,7 +120,10 @@ class InputStream:
                 await checkpoint.settle()
 
     async def _send(
-        self, routed: list[Routed], broadcast: Callable[[bytes], Awaitable[list[Any]]], lag: Any
+        self,
+        routed: list[Routed],
+        broadcast: Callable[[bytes, bytes], Awaitable[list[Any]]],
+        lag: Any,
     ) -> None:
         try:
             self.checkpoint.sent(await produce(routed, broadcast, lag))
@@ -135,8 +143,8 @@ class InputStream:
                     routed.append((topic, emission, lane.main))
         return await produce(routed, _no_broadcast, None)
 
-    def handle(self, message: Any, on_outage: Any = None) -> list[Routed]:
-        """Apply one record (an event, a tick or an outage broadcast) in every lane."""
+    def handle(self, message: Any, on_outage: Any = None, on_silence: Any = None) -> list[Routed]:
+        """Apply one record (an event, a tick, an outage or silence broadcast) in every lane."""
         partition = message.partition
         if partition not in self.indexed and self.actives is not None:
             # After a rebalance the agents resume before the timer's sweep indexes the new
@@ -157,6 +165,12 @@ class InputStream:
                 emissions = (
                     on_outage(processor, partition, message.value, now, message.offset)
                     if on_outage
+                    else []
+                )
+            elif message.key == SILENCE_KEY:
+                emissions = (
+                    on_silence(processor, partition, message.value, now, message.offset)
+                    if on_silence
                     else []
                 )
             else:
@@ -239,7 +253,7 @@ class InputStream:
         self.indexed = self.indexed - lost
 
 
-async def _no_broadcast(value: bytes) -> list[Any]:
+async def _no_broadcast(value: bytes, key: bytes) -> list[Any]:
     raise AssertionError("fact records are never broadcast")
 
 
@@ -257,7 +271,7 @@ def tick_record(partition: int, now: int) -> bytes:
 
 
 async def produce(
-    routed: list[Routed], broadcast: Callable[[bytes], Awaitable[list[Any]]], lag: Any
+    routed: list[Routed], broadcast: Callable[[bytes, bytes], Awaitable[list[Any]]], lag: Any
 ) -> list[Any]:
     """Produce every output; return the futures of Kafka's acknowledgements."""
     if not routed:
@@ -265,8 +279,8 @@ async def produce(
     now = wall_ms()
     futures = []
     for topic, emission, main in routed:
-        if emission.role == OUTAGE:
-            futures.extend(await broadcast(emission.value))
+        if emission.role in BROADCAST_KEYS:
+            futures.extend(await broadcast(emission.value, BROADCAST_KEYS[emission.role]))
             continue
         futures.append(await topic.send(key=emission.key or None, value=emission.value))
         if main and emission.effect is not None and emission.role == ESCALATIONS:

@@ -21,6 +21,7 @@ from typing import Final, Protocol
 from escalator.adapters.alerts import encode_outage
 from escalator.adapters.cloudevents import encode_effect
 from escalator.adapters.deadletter import Origin, dead_letter
+from escalator.adapters.source_codec import encode_silence
 from escalator.adapters.state_codec import encode_fact, index_entry
 from escalator.domain.defaults import DEFAULT_MAX_RECORD
 from escalator.domain.effects import (
@@ -29,6 +30,7 @@ from escalator.domain.effects import (
     NotificationRequested,
     OutageChanged,
     Outbound,
+    SourceSilence,
 )
 from escalator.domain.policy import Policy
 from escalator.domain.recontact import CustomerFact
@@ -39,6 +41,7 @@ ESCALATIONS: Final = "escalations"
 NOTIFICATIONS: Final = "notifications"
 DEADLETTER: Final = "deadletter"
 OUTAGE: Final = "outage"  # broadcast to every ticket partition, never published to consumers
+SILENCE: Final = "silence"  # a source went silent or recovered: broadcast like an outage
 CUSTOMERS: Final = "customers"  # facts repartitioned by customer or metric group
 METRICS: Final = "metrics"  # published aggregates (escalator.metrics)
 TICK_LIMIT: Final = 5000  # due keys one tick advances (the rest stay due for the next tick)
@@ -220,6 +223,8 @@ class BaseProcessor:
                 emissions.append(self._emission(effect))  # type: ignore[arg-type]
             elif isinstance(effect, OutageChanged):
                 emissions.append(Emission(OUTAGE, b"", encode_outage(effect), time=effect.time))
+            elif isinstance(effect, SourceSilence):
+                emissions.append(Emission(SILENCE, b"", encode_silence(effect), time=effect.time))
             elif isinstance(effect, CustomerFact):
                 key = effect.customer_id.encode()
                 emissions.append(Emission(CUSTOMERS, key, encode_fact(effect), time=effect.time))

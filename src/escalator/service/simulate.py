@@ -6,12 +6,14 @@ Before each arrival every instant lying before it fires, earliest first across a
 the emission order is the order in which a live worker would have decided.
 
 Two input modes, for where outages come from (docs/events.md, "Replaying"):
-- **derived** (events as producers send them): an incident that starts or ends an outage
-  changes its service's state at once, as the workers would on receiving its broadcast;
+- **derived** (events as producers send them): an incident that starts or ends an outage, and
+  a source going silent or recovering, change the state at once, as the workers would on
+  receiving their broadcast;
 - **recorded** (what the workers consumed: `tickets.events` and `monitoring.alerts` merged by
-  broker timestamp): the `escalator.outage` records a worker broadcast are applied where they
-  sit, and outages derived from alerts are not applied again.
-Auto (the default) picks recorded when the input holds an `escalator.outage` record. In both,
+  broker timestamp): the `escalator.outage` and `escalator.source` records a worker broadcast
+  are applied where they sit, and outages derived from alerts (silences derived from
+  heartbeats) are not applied again.
+Auto (the default) picks recorded when the input holds one of those records. In both,
 `escalator.tick` records are skipped: they only told a partition that time had passed.
 """
 
@@ -26,6 +28,7 @@ import orjson
 from escalator.adapters.alerts import OUTAGE_TYPE
 from escalator.adapters.cloudevents import TICK_TYPE, loads, parse_time
 from escalator.adapters.deadletter import Origin
+from escalator.adapters.source_codec import SILENCE_TYPE
 from escalator.domain.aggregates import AggregateConfig
 from escalator.domain.events import ALERT_TYPES
 from escalator.domain.policy import Policy
@@ -37,6 +40,7 @@ from escalator.service.processor import (
     DEADLETTER,
     METRICS,
     OUTAGE,
+    SILENCE,
     Emission,
     Recorder,
 )
@@ -57,10 +61,11 @@ class Simulation:
 
 
 def _is_outage_record(raw: bytes) -> bool:
-    if b'"escalator.outage"' not in raw:  # most lines: no JSON parsing
+    """A broadcast a worker recorded: an outage or a source's silence."""
+    if b'"escalator.outage"' not in raw and b'"escalator.source"' not in raw:  # most lines
         return False
     try:
-        return loads(raw).get("type") == OUTAGE_TYPE
+        return loads(raw).get("type") in (OUTAGE_TYPE, SILENCE_TYPE)
     except InvalidEvent:
         return False
 
@@ -101,6 +106,9 @@ class _Lanes:
             if emission.role == OUTAGE:
                 if not self.recorded:
                     self.collect(self.tickets.on_outage(PARTITION, emission.value))
+            elif emission.role == SILENCE:
+                if not self.recorded:
+                    self.collect(self.tickets.on_silence(PARTITION, emission.value))
             elif emission.role == CUSTOMERS:
                 self.fact_offset += 1
                 origin = Origin("<customers>", PARTITION, self.fact_offset)
@@ -173,6 +181,9 @@ def run(
         lanes.ticket_partitions.add(partition)
         if kind == OUTAGE_TYPE and recorded:
             lanes.collect(lanes.tickets.on_outage(partition, raw, arrival, number))
+            continue
+        if kind == SILENCE_TYPE and recorded:
+            lanes.collect(lanes.tickets.on_silence(partition, raw, arrival, number))
             continue
         origin = Origin(topic="<input>", partition=partition, offset=number)
         lane = lanes.incidents if kind in ALERT_TYPES else lanes.tickets

@@ -6,8 +6,16 @@ from dataclasses import replace
 from typing import Any, Final
 
 from escalator.adapters.alerts import decode_outage
-from escalator.adapters.cloudevents import decode_event
+from escalator.adapters.cloudevents import HEARTBEAT_TYPE, decode_record
 from escalator.adapters.fact_codec import encode_facts
+from escalator.adapters.source_codec import (
+    decode_silence,
+    decode_silent,
+    decode_source,
+    encode_silent,
+    encode_source,
+    source_entry,
+)
 from escalator.adapters.state_codec import (
     decode_expired,
     decode_outages,
@@ -18,18 +26,23 @@ from escalator.adapters.state_codec import (
     index_entry,
     ticket_entry,
 )
-from escalator.domain import aggregates, engine
+from escalator.domain import aggregates, engine, sources
 from escalator.domain.aggregates import COMPLIANCE_PREFIX, CUSTOMER_KINDS, MetricFact
 from escalator.domain.defaults import DEFAULT_RETENTION_MS
 from escalator.domain.durations import format_duration
 from escalator.domain.effects import Effect, OutageChanged
 from escalator.domain.ladder import iso
+from escalator.domain.sources import Heartbeat, SourceState
 from escalator.domain.state import DONE_STATUSES, ExpiredTicket, TicketState
 from escalator.errors import InvalidEvent
 from escalator.service.catalog import OpenTickets
 from escalator.service.processor import CUSTOMERS, BaseProcessor, Context, Emission, earliest
 
 OUTAGES_KEY: Final = "__outages__/"  # per-partition outage state, stored in the ticket table
+# A source's heartbeat state, on the partition its heartbeats are keyed to (docs/time.md,
+# "Silent sources"), and each partition's silent sources (from the silence broadcast).
+SOURCE_KEY: Final = "__source__/"
+SILENT_KEY: Final = "__silent__/"
 FACTS_PER_RECORD: Final = 1000
 
 
@@ -50,10 +63,18 @@ class TicketProcessor(BaseProcessor):
         # Per partition, by service: every incident keeping the service in outage, in order.
         self.outages: dict[int, dict[str, list[OutageChanged]]] = {}
         self.open_tickets = OpenTickets()
+        # Per partition: the silent sources, since when (stored under SILENT_KEY); the tickets
+        # whose deadlines wait for each (rebuilt lazily: a ticket joins when its instant comes
+        # due during the silence); the latest watermark of each source it keeps (for metrics).
+        self.silent: dict[int, dict[str, int]] = {}
+        self._held: dict[int, dict[str, set[str]]] = {}
+        self.watermarks: dict[int, dict[str, int]] = {}
         self._facts: list[MetricFact] = []  # deferred metric facts (a tick's, a batch's)
 
     def _apply(self, raw: bytes, ctx: Context) -> tuple[str, list[Emission]]:
-        event = decode_event(raw, ctx.now)
+        event = decode_record(raw, ctx.now)
+        if isinstance(event, Heartbeat):
+            return HEARTBEAT_TYPE, self._heartbeat(event, replace(ctx, cause=event.id))
         ctx = replace(ctx, cause=event.id)
         expired = self._expired(event.ticket_id)
         # Only a creation after the old ticket was done can reuse its id: an older one is the
@@ -69,6 +90,8 @@ class TicketProcessor(BaseProcessor):
         return event.type, self._commit(ctx, decision)
 
     def _advance(self, ctx: Context, key: str) -> list[Emission]:
+        if key.startswith(SOURCE_KEY):
+            return self._advance_source(ctx, key)
         if self._expired(key) is not None:
             del self.store[key]  # the marker's own retention is over: a tombstone
             return []
@@ -80,6 +103,15 @@ class TicketProcessor(BaseProcessor):
         if purge_at is not None and purge_at < now:
             self._purge(ctx, state, purge_at)
             return []
+        since = self.silent.get(ctx.partition, {}).get(state.source)
+        until = sources.hold_until(self.policy, state.severity, since)
+        if since is not None and until is not None and now <= until:
+            return self._hold(ctx, state, since, until)
+        return self._fire(ctx, state)
+
+    def _fire(self, ctx: Context, state: TicketState) -> list[Emission]:
+        """Fire every instant of the ticket before `ctx.now`."""
+        now = ctx.now
         outage = self._outage(ctx.partition, state.service)
         # Facts of a timer decision are dated at the instant that came due, not at the tick
         # that noticed it: the worker's ticks lag by a few hundred ms, simulate's do not.
@@ -88,7 +120,34 @@ class TicketProcessor(BaseProcessor):
         decision = engine.advance(state, self.policy, now, outage)
         return self._commit(replace(ctx, now=at, cause=f"due:{at}"), decision)
 
+    def _hold(self, ctx: Context, state: TicketState, since: int, until: int) -> list[Emission]:
+        """The ticket's source is silent and its severity is held: what came due before the
+        silence began fires (as it would have live); the rest waits for the source to recover,
+        or for `until` (max_hold). The stored state keeps its own next instant, so a restarted
+        worker finds the ticket due again and holds it again."""
+        emissions: list[Emission] = []
+        due = engine.next_due(state)
+        if due is not None and due < since:
+            emissions = self._fire(replace(ctx, now=since), state)
+            state = self._load(state.ticket_id) or state
+        if engine.next_due(state) is not None:
+            self.index.set(ctx.partition, state.ticket_id, until)
+            held = self._held.setdefault(ctx.partition, {})
+            held.setdefault(state.source, set()).add(state.ticket_id)
+        return emissions
+
     def reindex(self, key: str, raw: bytes, partitions: set[int] | frozenset[int]) -> None:
+        if key.startswith(SOURCE_KEY):
+            partition, due, source = source_entry(raw)
+            if partition in partitions:
+                self.index.set(partition, key, due)
+                self.watermarks.setdefault(partition, {})[source.name] = source.watermark
+            return
+        if key.startswith(SILENT_KEY):
+            partition = int(key.removeprefix(SILENT_KEY))
+            if partition in partitions:
+                self.silent[partition] = decode_silent(raw)
+            return
         if decode_expired(raw) is not None:
             partition, due = index_entry(raw)
             if partition in partitions:
@@ -107,6 +166,9 @@ class TicketProcessor(BaseProcessor):
     def drop_partition(self, partition: int) -> None:
         super().drop_partition(partition)
         self.outages.pop(partition, None)
+        self.silent.pop(partition, None)
+        self._held.pop(partition, None)
+        self.watermarks.pop(partition, None)
         self.open_tickets.drop_partition(partition)
 
     # -- outages (the unified state) --
@@ -182,6 +244,67 @@ class TicketProcessor(BaseProcessor):
             return None
         incidents = self.outages.get(partition, {}).get(service)
         return incidents[0] if incidents else None
+
+    # -- silent sources (docs/time.md, "Silent sources") --
+
+    def _heartbeat(self, beat: Heartbeat, ctx: Context) -> list[Emission]:
+        key = SOURCE_KEY + beat.source
+        raw = self.store.get(key)
+        state = None
+        if raw is not None:
+            state, offset = decode_source(raw)
+            self._refuse_replay(ctx, key, raw, offset)
+        return self._save_source(ctx, sources.heartbeat(state, beat, self.policy))
+
+    def _advance_source(self, ctx: Context, key: str) -> list[Emission]:
+        raw = self.store.get(key)
+        if raw is None:
+            return []
+        state, _ = decode_source(raw)
+        return self._save_source(ctx, sources.advance(state, self.policy, ctx.now))
+
+    def _save_source(self, ctx: Context, decision: sources.SourceDecision) -> list[Emission]:
+        state: SourceState = decision.state
+        key = SOURCE_KEY + state.name
+        due = sources.next_due(state, self.policy)
+        self.store[key] = encode_source(state, ctx.partition, due, ctx.offset)
+        self.index.set(ctx.partition, key, due)
+        self.watermarks.setdefault(ctx.partition, {})[state.name] = state.watermark
+        return self._emit(list(decision.effects))
+
+    def on_silence(
+        self, partition: int, raw: bytes, now: int | None = None, offset: int | None = None
+    ) -> list[Emission]:
+        """A source went silent or recovered (a record broadcast to every ticket partition,
+        arriving at `now`). Instants that came due before the record arrived fire first, as
+        for an outage. A recovery fires the deadlines its silence held, each dated at its own
+        instant (the clock of that firing is the recovery: `simulate` and the worker agree)."""
+        emissions = [] if now is None else self.on_tick(partition, now, offset=offset)
+        change = decode_silence(raw)
+        silent = self.silent.setdefault(partition, {})
+        if change.silent:
+            silent.setdefault(change.source, change.since)
+        elif silent.get(change.source) == change.since:
+            del silent[change.source]
+            emissions += self._release(partition, change.source, change.time)
+        self.store[f"{SILENT_KEY}{partition}"] = encode_silent(silent)
+        return emissions
+
+    def _release(self, partition: int, source: str, at: int) -> list[Emission]:
+        """Fire what the silence of `source` held on `partition`, at the recovery's instant."""
+        emissions: list[Emission] = []
+        ctx = Context(partition, at, defer_facts=self.facts_per_batch)
+        for ticket_id in sorted(self._held.get(partition, {}).pop(source, set())):
+            state = self._load(ticket_id)
+            if state is not None and state.source == source:
+                emissions += self._fire(ctx, state)
+        if not self.facts_per_batch:
+            emissions.extend(self.take_fact_records())
+        return emissions
+
+    def source_watermarks(self) -> dict[str, int]:
+        """The latest watermark of every source whose heartbeats this worker's partitions keep."""
+        return {name: w for marks in self.watermarks.values() for name, w in marks.items()}
 
     # -- internals --
 
