@@ -271,11 +271,6 @@ def test_the_summary_lists_refused_rows_by_line_up_to_a_cap() -> None:
     assert summary.imported == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="to be completed: the engine's handling of ticket.snapshot (imported breaches) is "
-    "not merged yet; remove this marker when it is",
-)
 def test_overdue_counts_imported_tickets_with_a_target_already_past() -> None:
     # The example policy gives enterprise P1 a 15-minute first response on 24x7: unanswered
     # since 09:00, it is long past at 12:00; a ticket created at 11:59 is not.
