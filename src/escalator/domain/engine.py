@@ -59,10 +59,14 @@ def apply(
     policy: Policy,
     limits: Limits | None = None,
     outage: OutageChanged | None = None,
+    held: bool = False,
 ) -> Decision:
     """Apply one inbound event; raises InvalidEvent (with a reason code) to refuse it.
 
-    `outage` is the firing outage of the ticket's service, if any (the unified state).
+    `outage` is the firing outage of the ticket's service, if any (the unified state). `held`:
+    the ticket's source is silent and its deadlines wait (docs/time.md, "Silent sources"); an
+    event for it is applied before anything due fires, and what is due settles (rule 8) — a
+    backlog arriving as the source comes back lands first.
     """
     validation.check(state, event, policy, limits or DEFAULT_LIMITS)
     now = event.arrival if state is None else max(event.arrival, state.processed_until)
@@ -75,7 +79,11 @@ def apply(
     else:
         decision = Decision(state)
         _follow_policy(decision, policy, now, outage)
-        settle.fire(decision, policy, now, outage)
+        if held:
+            due_at = next_due(state)
+            decision.overdue = due_at is not None and due_at < now
+        else:
+            settle.fire(decision, policy, now, outage)
         state.processed_until = now
         due.remember(state.seen, event.id)
         # Nothing about a ticket happens before it was created (a late event may claim so).

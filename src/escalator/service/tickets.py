@@ -86,7 +86,8 @@ class TicketProcessor(BaseProcessor):
         state = None if expired is not None else self._load(event.ticket_id, ctx)
         service = state.service if state else getattr(event.payload, "service", None)
         outage = self._outage(ctx.partition, service)
-        decision = engine.apply(state, event, self.policy, self.limits, outage)
+        held = state is not None and self._held_by_silence(ctx, state)
+        decision = engine.apply(state, event, self.policy, self.limits, outage, held)
         return event.type, self._commit(ctx, decision)
 
     def _advance(self, ctx: Context, key: str) -> list[Emission]:
@@ -108,6 +109,12 @@ class TicketProcessor(BaseProcessor):
         if since is not None and until is not None and now <= until:
             return self._hold(ctx, state, since, until)
         return self._fire(ctx, state)
+
+    def _held_by_silence(self, ctx: Context, state: TicketState) -> bool:
+        """Whether the ticket's live deadlines wait for its silent source (see `_hold`)."""
+        since = self.silent.get(ctx.partition, {}).get(state.source)
+        until = sources.hold_until(self.policy, state.severity, since)
+        return until is not None and ctx.now <= until
 
     def _fire(self, ctx: Context, state: TicketState) -> list[Emission]:
         """Fire every instant of the ticket before `ctx.now`."""
