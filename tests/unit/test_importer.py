@@ -55,7 +55,8 @@ def test_a_csv_row_becomes_the_snapshot_the_worker_reads() -> None:
         "subject": "T-1",
         "time": "2026-11-24T12:00:00.000Z",
     }
-    assert doc["id"] == "import:T-1:2026-11-24T09:00:00.000Z"
+    # replace: the id names the export's time too (a new export replaces, a redelivery does not)
+    assert doc["id"] == "import:T-1:2026-11-24T09:00:00.000Z:2026-11-24T12:00:00.000Z"
     # What is produced decodes, as the worker decodes it, to the row's values.
     assert (
         event_from_dict(doc).payload

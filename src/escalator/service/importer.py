@@ -273,16 +273,22 @@ def _validate(line: int, doc: dict[str, Any], options: Options, taken: str) -> O
         return Refused(line, exc.reason, exc.message)
     if cloudevent is not doc:
         assert isinstance(event.payload, TicketSnapshot)  # the type was set above
-        cloudevent["id"] = snapshot_id(event.ticket_id, event.payload.created_at)
+        snapshot = event.payload
+        cloudevent["id"] = snapshot_id(
+            event.ticket_id, snapshot.created_at, options.as_of if snapshot.replace else None
+        )
         event = dataclasses.replace(event, id=cloudevent["id"])
     return Snapshot(line, event.ticket_id.encode(), orjson.dumps(cloudevent), event)
 
 
-def snapshot_id(ticket: str, created_at: int) -> str:
+def snapshot_id(ticket: str, created_at: int, replacing_as_of: int | None = None) -> str:
     """The event id of a ticket's import: the same on every run of the same export (so a
-    consumer that deduplicates by id sees a re-run as repeats), whatever offset the export
-    wrote `created_at` with."""
-    return f"import:{ticket}:{iso(created_at)}"
+    re-run is refused as `duplicate_event`, and a consumer that deduplicates by id sees
+    repeats), whatever offset the export wrote `created_at` with. A row that replaces the
+    ticket (`replace`) names the export's time too: each new export replaces the state, while
+    the same record delivered twice is still a duplicate."""
+    base = f"import:{ticket}:{iso(created_at)}"
+    return base if replacing_as_of is None else f"{base}:{iso(replacing_as_of)}"
 
 
 def overdue(event: TicketEvent, policy: Policy) -> bool:
