@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from escalator.config.policy_file import load_policy, parse_policy
@@ -251,3 +253,37 @@ def test_a_version_names_one_file() -> None:
     check_version(applied, parse_policy(text.replace("example-2026.11", "example-2026.12")))
     with pytest.raises(ConfigError, match=r"'example-2026\.11' is already applied with a"):
         check_version(applied, parse_policy(text + "\n# changed\n"))
+
+
+def test_lateness_and_import_sections() -> None:
+    policy = parse_policy(
+        EXAMPLE + "lateness: {settle: 5s, max: 2m, source_timeout: 10m, hold_when_silent: [P1],"
+        " max_hold: 15m, sources: [zendesk]}\nimport: {escalate_overdue: [P1, P2]}\n"
+    )
+    lateness = policy.lateness
+    assert (lateness.settle_ms, lateness.max_ms, lateness.source_timeout_ms) == (
+        5_000,
+        120_000,
+        600_000,
+    )
+    assert (lateness.hold_when_silent, lateness.max_hold_ms) == (frozenset({"P1"}), 900_000)
+    assert lateness.sources == frozenset({"zendesk"})
+    assert policy.imports.escalate_overdue == frozenset({"P1", "P2"})
+    defaults = parse_policy(EXAMPLE)
+    assert (defaults.lateness.settle_ms, defaults.lateness.max_ms) == (10_000, 60_000)
+    assert defaults.imports.escalate_overdue == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("section", "fragment"),
+    [
+        ("lateness: {settle: 30s, max: 10s}", "max (10s) must be at least settle (30s)"),
+        ("lateness: {settle: soon}", "settle"),
+        ("lateness: {hold_when_silent: [P7]}", "'P7' is not allowed"),
+        ("import: {escalate_overdue: [urgent]}", "'urgent' is not allowed"),
+        ("import: {escalate: [P1]}", "escalate"),
+    ],
+)
+def test_lateness_and_import_errors_name_the_line(section: str, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        parse_policy(EXAMPLE + section + "\n")

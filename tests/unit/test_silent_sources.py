@@ -17,7 +17,7 @@ from escalator.domain.sources import Heartbeat, SourceState
 from escalator.service import simulate
 from escalator.service.processor import ESCALATIONS, SILENCE, Emission
 from escalator.service.tickets import SOURCE_KEY, TicketProcessor
-from tests.helpers import created, example_policy, ms
+from tests.helpers import comment, created, example_policy, ms
 
 MIN = 60_000
 SOURCE = "tests"  # the CloudEvents source of tests.helpers' ticket events
@@ -239,6 +239,19 @@ def test_a_held_p1_deadline_fires_when_the_source_recovers_dated_at_its_own_inst
         ("escalation.raised", "2026-11-24T10:15:00.000Z"),
     ]
     assert recovered[2]["id"] == "T-1/c1/first_response/breach"
+
+
+def test_a_backlog_reply_arriving_while_silent_lands_before_the_held_deadline() -> None:
+    lane = silent_lane()
+    assert lane.tick(t("10:16:00")) == []  # the 10:15 breach waits
+    # The connector comes back: its backlog (a reply dated 10:10) arrives while the source is
+    # still marked silent. It is applied first: first response was met, nothing breaches.
+    reply = comment("T-1", t("10:10:00"))
+    assert lane.record(reply, t("10:20:00")) == []
+    later = lane.record(beat(t("10:20:00")), t("10:20:00.100"))
+    later += lane.tick(t("10:21:00"))
+    assert ("sla.breached", "2026-11-24T10:15:00.000Z") not in kinds(later)
+    assert [d for d in later if d["type"] == "escalation.raised"] == []
 
 
 def test_a_severity_not_listed_is_not_held() -> None:
