@@ -144,6 +144,50 @@ def test_a_second_snapshot_is_refused_unless_it_replaces() -> None:
     assert (replaced.severity, replaced.rule) == ("P2", "enterprise-P2")
 
 
+def test_a_replace_never_emits_an_id_the_ticket_emitted_before() -> None:
+    # A live P1 breaches at 10:15 (L1 → L2) and idles; a replacing snapshot at 11:00 rebuilds
+    # it. Its counters carry over: no breach, escalation or notification id repeats.
+    live = {**snapshot("L", "2026-11-24T10:00:00Z", created_at="2026-11-24T10:00:00Z")}
+    state = engine.apply(None, event(live), POLICY).state
+    effects = list(engine.advance(state, POLICY, ms("2026-11-24T10:50:00Z")).effects)
+    again = snapshot("L", "2026-11-24T11:00:00Z", created_at="2026-11-24T10:00:00Z", replace=True)
+    again["id"] = "import:L:again"
+    decision = engine.apply(state, event(again), POLICY)
+    effects += decision.effects
+    effects += engine.advance(decision.state, POLICY, ms("2026-11-24T13:00:00Z")).effects
+    ids = [e.id for e in effects if hasattr(e, "id")]
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+    assert "L/c1/first_response/breach/2" in ids  # the import's record of it, a new id
+
+
+def test_an_imported_breach_stays_out_of_the_rates_even_when_retracted_or_ended() -> None:
+    from escalator.domain import aggregates
+    from escalator.domain.facts import BREACHES
+    from tests.helpers import comment, status
+
+    doc = snapshot("S", "2026-11-24T11:00:00Z", created_at="2026-11-24T10:00:00Z")
+    first = engine.apply(None, event(doc), POLICY)
+    state, facts = first.state, []
+    facts += aggregates.facts_of(state, first.effects, 0, "e0", POLICY.tier_label)
+    for n, late in enumerate(
+        (
+            {**comment("S", "2026-11-24T10:10:00Z"), "arrivaltime": "2026-11-24T11:05:00Z"},
+            {
+                **status("S", "2026-11-24T10:20:00Z", "solved"),
+                "arrivaltime": "2026-11-24T11:06:00Z",
+            },
+        ),
+        start=1,
+    ):
+        decided = engine.apply(state, event(late), POLICY)
+        facts += aggregates.facts_of(state, decided.effects, 0, f"e{n}", POLICY.tier_label)
+    counts: dict[str, int] = {}
+    for fact in facts:
+        counts[fact.kind] = counts.get(fact.kind, 0) + 1
+    assert BREACHES.of(lambda kind: counts.get(kind, 0)) == 0
+    assert "target_breached" not in counts  # nor in a period's worst breach
+
+
 def test_ten_thousand_snapshots_page_nobody_and_record_exactly_the_overdue() -> None:
     # 30 % created 90 minutes before the import and never answered: every customer tier's P1
     # first response (15m, 30m, 1h) is overdue, resolution (4h+) not; the rest were created

@@ -315,3 +315,29 @@ def test_the_command_reports_bad_rows_and_exits_1(tmp_path: Path) -> None:
     )
     assert failed.returncode == 2
     assert "cannot tell the format from the extension; use --format" in failed.stderr
+
+
+def test_spreadsheet_quirks_a_byte_order_mark_and_a_trailing_empty_column() -> None:
+    line = (
+        '{"ticket_id":"A","created_at":"2026-11-24T10:00:00Z","customer_id":"c",'
+        '"customer_tier":"enterprise","severity":"P1"}\n'
+    )
+    (row,) = importer.read(b"\xef\xbb\xbf" + line.encode(), "jsonl", OPTIONS)
+    assert isinstance(row, Snapshot)
+    text = f"{HEADER},\nT-1,2026-11-24T11:59:00Z,globex,enterprise,P1,x,open,\n"
+    (row,) = importer.read(text.encode(), "csv", OPTIONS)
+    assert isinstance(row, Snapshot)
+
+
+def test_an_unclosed_quote_says_the_rest_of_the_file_was_not_read() -> None:
+    text = f'{HEADER}\nT-1,2026-11-24T11:59:00Z,globex,enterprise,P1,"oops,open\nT-2,x\n'
+    (refused,) = importer.read(text.encode(), "csv", OPTIONS)
+    assert refused.reason == "malformed_csv"
+    assert "no row after it was read" in refused.message
+
+
+def test_an_open_ticket_older_than_ten_years_is_refused() -> None:
+    text = f"{HEADER}\nT-1,2001-01-01T00:00:00Z,globex,enterprise,P1,x,open\n"
+    (refused,) = importer.read(text.encode(), "csv", OPTIONS)
+    assert refused.reason == "invalid_field"
+    assert "more than 10 years before" in refused.message

@@ -109,3 +109,21 @@ def test_a_deadline_that_comes_due_live_keeps_its_latency() -> None:
     (breach,) = outputs(result, "sla.breached")
     assert breach["time"] == "2026-11-24T10:15:00.000Z"
     assert (breach["data"]["discovered_late"], breach["data"]["lateness_seconds"]) == (False, None)
+
+
+def test_a_late_reply_in_the_burst_after_the_deadline_does_not_hide_the_breach() -> None:
+    # The burst holds the 10:15 deadline; the reply in it is dated 10:20 — after it. The
+    # deadline was missed all the same: the breach goes out, found late, before the reply stops
+    # the target (and is counted as breached, not met).
+    result = run(
+        arriving(created("T", "2026-11-24T10:00:00Z"), "2026-11-24T11:00:00Z"),
+        arriving(comment("T", "2026-11-24T10:20:00Z"), "2026-11-24T11:00:00.005Z"),
+        until="2026-11-24T11:00:30Z",
+    )
+    breaches = outputs(result, "sla.breached")
+    first = [b for b in breaches if b["data"]["target"] == "first_response"]
+    assert [(b["id"], b["time"], b["data"]["discovered_late"]) for b in first] == [
+        ("T/c1/first_response/breach", "2026-11-24T10:15:00.000Z", True)
+    ]
+    (raised,) = [e for e in outputs(result, "escalation.raised") if "first_response" in e["id"]]
+    assert (raised["data"]["from_tier"], raised["data"]["to_tier"]) == ("L1", "L2")

@@ -254,6 +254,20 @@ def test_a_backlog_reply_arriving_while_silent_lands_before_the_held_deadline() 
     assert [d for d in later if d["type"] == "escalation.raised"] == []
 
 
+def test_a_long_silence_released_brings_in_one_tier_not_the_ladder() -> None:
+    # max_hold 2 h; the source recovers at 11:00. The held first-response breach (10:15)
+    # escalates L1 → L2 at the recovery; L2 idles from the recovery, not from 10:15.
+    lane = silent_lane(max_hold_ms=2 * 3600_000)
+    assert {d["subject"] for d in lane.tick(t("10:50:00"))} == {"T-2"}  # P2 is not held
+    out = lane.record(beat(t("11:00:00")), t("11:00:00"))
+    moves = [
+        (d["data"]["from_tier"], d["data"]["to_tier"])
+        for d in out
+        if d["type"] == "escalation.raised" and d["subject"] == "T-1"
+    ]
+    assert moves == [("L1", "L2")]
+
+
 def test_a_severity_not_listed_is_not_held() -> None:
     lane = silent_lane(max_hold_ms=4 * 3600_000)
     fired = lane.tick(t("10:46:00"))

@@ -40,6 +40,9 @@ HEARTBEAT_TYPE: Final = "source.heartbeat"
 MAX_AHEAD_MS: Final = 5 * 60 * 1000  # a watermark ahead of its arrival: producer clock skew
 MAX_TEXT: Final = 1024  # ids, names, tiers, summaries
 MAX_BODY: Final = 256 * 1024  # comment bodies
+# An imported ticket's clocks are counted from its creation on its calendars, which cover a
+# bounded span (domain/calendar.py, MAX_SPAN_DAYS): older open tickets are refused.
+MAX_SNAPSHOT_AGE_MS: Final = 3652 * 86_400_000
 TIME_FIELDS: Final = frozenset(
     {
         "deadline",
@@ -260,6 +263,12 @@ def _snapshot(data: dict[str, Any], taken: int) -> TicketSnapshot:
     never builds a clock from an impossible history."""
     created_at = _time(data, "created_at", taken, required=True)
     assert created_at is not None  # required
+    if taken - created_at > MAX_SNAPSHOT_AGE_MS:
+        raise InvalidEvent(
+            "invalid_field",
+            "data.created_at is more than 10 years before the snapshot's time: an open ticket "
+            "that old is not imported",
+        )
     status = _text(data, "data.status", required=False) or "open"
     if status in ("solved", "closed"):
         raise InvalidEvent(

@@ -111,6 +111,7 @@ class SlaBreachRetracted(_AboutTicket):
     deadline: int  # the breach's instant
     cause: str  # target_met | paused | rematched (domain/tickets/retraction.py)
     changed_at: int  # the time of the late event that shows it
+    imported: bool = False  # the breach retracted was an imported one (it was never counted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,6 +330,7 @@ class TargetStopped:
     escalated: bool
     duration_ms: int
     overdue_ms: int = 0  # breached: how far past its deadline it was completed (wall time)
+    imported: bool = False  # breached before escalator watched it: kept out of every rate
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,7 +72,7 @@ def apply(
     now = event.arrival if state is None else max(event.arrival, state.processed_until)
     at = min(event.time, now)
     if isinstance(event.payload, TicketSnapshot):
-        decision = imports.import_ticket(event, at, now, policy)
+        decision = imports.import_ticket(event, at, now, policy, replaced=state)
     elif state is None:
         # Deadlines of an old ticket (a replayed backlog) may already be behind the clock.
         decision = handlers.open_ticket(event, at, now, policy, outage)
@@ -109,12 +109,18 @@ def _follow_policy(
 
 
 def advance(
-    state: TicketState, policy: Policy, now: int, outage: OutageChanged | None = None
+    state: TicketState,
+    policy: Policy,
+    now: int,
+    outage: OutageChanged | None = None,
+    released_at: int | None = None,
 ) -> Decision:
-    """Fire every warning and deadline of `state` that lies before `now`."""
+    """Fire every warning and deadline of `state` that lies before `now`. `released_at`: its
+    silent source's hold ended then (docs/time.md, "Silent sources"); whoever what it held
+    brings in idles from then."""
     decision = Decision(state)
     _follow_policy(decision, policy, now, outage)
-    settle.fire(decision, policy, now, outage)
+    settle.fire(decision, policy, now, outage, released_at)
     state.processed_until = max(state.processed_until, now)
     return decision
 

@@ -139,6 +139,8 @@ def observe(effect: Effect) -> tuple[Observation, ...]:
                     ref=effect.id,
                 ),
             )
+        case SlaBreachRetracted() if effect.imported:
+            return ()  # its breach was never counted
         case SlaBreachRetracted():
             # Dated at the breach's deadline: it withdraws the breach where that was counted.
             return (
@@ -209,6 +211,8 @@ def observe(effect: Effect) -> tuple[Observation, ...]:
 
 
 def _target_stopped(effect: TargetStopped) -> tuple[Observation, ...]:
+    if effect.imported:
+        return ()  # breached before escalator watched: neither met nor breached here
     ended = Observation(
         ENDED_BREACHED if effect.breached else MET,
         target=effect.target,

@@ -47,6 +47,7 @@ class Clock:
     escalation_id: str | None = None
     from_tier: str | None = None  # the tier the breach's escalation moved the ticket from …
     move: int = 0  # … as the ticket's move number `TicketState.moves` (0: no move recorded)
+    imported: bool = False  # its breach was recorded at import (it pages nobody, counts nowhere)
 
     @property
     def breached(self) -> bool:

@@ -154,7 +154,12 @@ def csv_rows(data: bytes) -> Iterator[tuple[int, dict[str, Any] | Refused]]:
             return
         except csv.Error as exc:
             previous = reader.line_num
-            yield start, Refused(start, "malformed_csv", f"not valid CSV: {exc}")
+            message = f"not valid CSV: {exc}"
+            if "end of data" in str(exc):
+                message += (
+                    " (a quote opened on this line is never closed: no row after it was read)"
+                )
+            yield start, Refused(start, "malformed_csv", message)
             continue
         previous = reader.line_num
         if not cells:
@@ -182,13 +187,14 @@ def _header(reader: Any) -> list[str]:
         raise ImportFileError("the CSV file is empty: a header row is required") from None
     except csv.Error as exc:
         raise ImportFileError(f"line 1: the header is not valid CSV: {exc}") from None
-    unknown = [name for name in header if name not in COLUMNS]
+    # A column without a name (the trailing comma spreadsheets write) is ignored.
+    unknown = [name for name in header if name and name not in COLUMNS]
     if unknown:
         raise ImportFileError(
             f"line 1: unknown column(s) {', '.join(repr(n[:32]) for n in unknown)}; "
             f"allowed: {', '.join(COLUMNS)}"
         )
-    repeated = sorted({name for name in header if header.count(name) > 1})
+    repeated = sorted({name for name in header if name and header.count(name) > 1})
     if repeated:
         raise ImportFileError(f"line 1: column(s) {', '.join(repeated)} appear twice")
     missing = [name for name in REQUIRED_COLUMNS if name not in header]
@@ -204,7 +210,7 @@ def _csv_data(row: dict[str, str]) -> dict[str, Any]:
     data: dict[str, Any] = {}
     paused: dict[str, Any] = {}
     for column, cell in row.items():
-        if cell == "":
+        if cell == "" or not column:
             continue
         if column in INTEGER_COLUMNS or column in PAUSED_COLUMNS:
             value: Any = _integer(cell)
@@ -227,7 +233,9 @@ def _integer(cell: str) -> int | str:
 
 
 def jsonl_rows(data: bytes) -> Iterator[tuple[int, dict[str, Any] | Refused]]:
-    """JSON lines → (line number, object). Blank lines are skipped (not rows)."""
+    """JSON lines → (line number, object). Blank lines are skipped (not rows); a UTF-8 byte
+    order mark (some Windows tools write one) is not part of the first line."""
+    data = data.removeprefix(b"\xef\xbb\xbf")
     for number, raw in enumerate(data.split(b"\n"), start=1):
         if not raw.strip():
             continue

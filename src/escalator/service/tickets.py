@@ -106,8 +106,10 @@ class TicketProcessor(BaseProcessor):
             return []
         since = self.silent.get(ctx.partition, {}).get(state.source)
         until = sources.hold_until(self.policy, state.severity, since)
-        if since is not None and until is not None and now <= until:
-            return self._hold(ctx, state, since, until)
+        if since is not None and until is not None:
+            if now <= until:
+                return self._hold(ctx, state, since, until)
+            return self._fire(ctx, state, released_at=until)  # max_hold ended the hold
         return self._fire(ctx, state)
 
     def _held_by_silence(self, ctx: Context, state: TicketState) -> bool:
@@ -116,15 +118,18 @@ class TicketProcessor(BaseProcessor):
         until = sources.hold_until(self.policy, state.severity, since)
         return until is not None and ctx.now <= until
 
-    def _fire(self, ctx: Context, state: TicketState) -> list[Emission]:
-        """Fire every instant of the ticket before `ctx.now`."""
+    def _fire(
+        self, ctx: Context, state: TicketState, released_at: int | None = None
+    ) -> list[Emission]:
+        """Fire every instant of the ticket before `ctx.now` (`released_at`: a silence held
+        them until then)."""
         now = ctx.now
         outage = self._outage(ctx.partition, state.service)
         # Facts of a timer decision are dated at the instant that came due, not at the tick
         # that noticed it: the worker's ticks lag by a few hundred ms, simulate's do not.
         due = engine.next_due(state)
         at = now if due is None else min(due, now)
-        decision = engine.advance(state, self.policy, now, outage)
+        decision = engine.advance(state, self.policy, now, outage, released_at)
         return self._commit(replace(ctx, now=at, cause=f"due:{at}"), decision)
 
     def _hold(self, ctx: Context, state: TicketState, since: int, until: int) -> list[Emission]:
@@ -304,7 +309,7 @@ class TicketProcessor(BaseProcessor):
         for ticket_id in sorted(self._held.get(partition, {}).pop(source, set())):
             state = self._load(ticket_id)
             if state is not None and state.source == source:
-                emissions += self._fire(ctx, state)
+                emissions += self._fire(ctx, state, released_at=at)
         if not self.facts_per_batch:
             emissions.extend(self.take_fact_records())
         return emissions

@@ -176,6 +176,7 @@ def stop(step: Step, clock: Clock) -> None:
             escalated=state.escalated,
             duration_ms=max(0, step.at - clock.started_at),
             overdue_ms=_overdue(clock, step.at),
+            imported=clock.imported,
         )
     )
 

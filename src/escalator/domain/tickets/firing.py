@@ -145,6 +145,26 @@ def breach(step: Step, clock: Clock) -> None:
     clock.move = state.moves if to_tier else 0
 
 
+def missed(step: Step, clock: Clock) -> None:
+    """`clock` is met or stopped at `step.at`, after a deadline that has not fired — a settle
+    window or a silent source held it: it was breached all the same. The breach (and what it
+    escalates) goes out first, dated at the deadline, as that hold's release would have sent
+    it; whoever it brings in idles from now."""
+    deadline = clock.deadline
+    if (
+        clock.breached
+        or deadline is None
+        or deadline >= step.at
+        or clock.target == clocks.INACTIVITY
+    ):
+        return
+    found = step.state.held_from if step.state.held_from is not None else step.now
+    at_deadline = Step(
+        step.decision, step.policy, deadline, step.now, None, step.outage, step.now, found
+    )
+    breach(at_deadline, clock)
+
+
 def _breach_reason(step: Step, clock: Clock, move: str) -> str:
     rule = step.state.rule
     return ladder.breach_reason(

@@ -27,7 +27,7 @@ from escalator.domain.events import (
 from escalator.domain.policy import FUNCTIONAL, Policy
 from escalator.domain.recontact import CustomerFact
 from escalator.domain.state import DONE_STATUSES, OPEN_STATUSES, TicketState
-from escalator.domain.tickets import clocks, escalation
+from escalator.domain.tickets import clocks, escalation, firing
 from escalator.domain.tickets.context import Decision, Step
 from escalator.domain.tickets.escalation import Raised
 
@@ -103,6 +103,7 @@ def commented(step: Step, comment: TicketCommented) -> None:
     # Stop (and possibly retract) before the handoff closes, so a retraction can undo a move.
     first = state.clocks.get(clocks.FIRST_RESPONSE)
     if first is not None:
+        firing.missed(step, first)
         clocks.stop(step, first)
     state.first_response_done = True
     acted(step)
@@ -110,6 +111,7 @@ def commented(step: Step, comment: TicketCommented) -> None:
         return  # a later reply (or the reopen) already began the current update period
     update = clocks.update_clock(state)
     if update is not None:
+        firing.missed(step, update)
         clocks.stop(step, update)
     if state.status not in DONE_STATUSES:
         clocks.start_next_update(step)
@@ -215,6 +217,7 @@ def solve(step: Step) -> None:
     step.emit(_fact("solved", state, step.at))
     for clock in list(state.clocks.values()):
         if clock.key in state.clocks:  # a retraction may have restarted inactivity meanwhile
+            firing.missed(step, clock)
             clocks.stop(step, clock)
     step.emit(
         TicketSolved(

@@ -19,8 +19,11 @@ from escalator.domain.tickets import clocks
 from escalator.domain.tickets.context import Decision, Step
 
 
-def import_ticket(event: TicketEvent, at: int, now: int, policy: Policy) -> Decision:
-    """The ticket `event` reports, as of `at` (the snapshot's time, clamped to its arrival)."""
+def import_ticket(
+    event: TicketEvent, at: int, now: int, policy: Policy, replaced: TicketState | None = None
+) -> Decision:
+    """The ticket `event` reports, as of `at` (the snapshot's time, clamped to its arrival);
+    `replaced`: the state a `replace: true` snapshot rebuilds."""
     snapshot = event.payload
     assert isinstance(snapshot, TicketSnapshot)
     cycle = 1 + snapshot.reopens
@@ -47,6 +50,8 @@ def import_ticket(event: TicketEvent, at: int, now: int, policy: Policy) -> Deci
         acted_at=snapshot.last_reply_at,
         source=event.source,
     )
+    if replaced is not None:
+        _carry_over(state, replaced)
     due.remember(state.seen, event.id)
     rule = policy.match(state.customer_tier, state.severity, state.service)
     state.rule = rule.name if rule else None
@@ -67,6 +72,17 @@ def import_ticket(event: TicketEvent, at: int, now: int, policy: Policy) -> Deci
     clocks.restart_inactivity(step, now)  # idle from the import, whatever the history
     _overdue_at_import(step)
     return decision
+
+
+def _carry_over(state: TicketState, old: TicketState) -> None:
+    """What a replaced ticket already used stays used: its event ids (the duplicate window),
+    and the counters and once-per-cycle marks its output ids are made of — a replace never
+    emits an id the ticket emitted before."""
+    state.seen = list(old.seen)
+    state.breaches = dict(old.breaches)
+    state.update_seq, state.inactivity_seq = old.update_seq, old.inactivity_seq
+    state.fired = list(old.fired)
+    state.processed_until = max(state.processed_until, old.processed_until)
 
 
 def _timeline(cycle_start: int, since: int, status: str) -> list[tuple[int, str]]:
@@ -117,6 +133,7 @@ def _overdue_at_import(step: Step) -> None:
             continue
         state.breaches[clock.key] = state.breaches.get(clock.key, 0) + 1
         clock.breach_id = clocks.instance_id(step, clock, "breach")
+        clock.imported = True
         clock.warn_at = clock.warn_label = None
         step.decision.overdue = False
         step.emit(

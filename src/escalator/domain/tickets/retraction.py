@@ -43,6 +43,7 @@ def retract(step: Step, clock: Clock, cause: str) -> None:
             deadline=clock.deadline,
             cause=cause,
             changed_at=changed_at,
+            imported=clock.imported,
         )
     )
     if clock.escalation_id is not None:
@@ -64,6 +65,7 @@ def retract(step: Step, clock: Clock, cause: str) -> None:
         )
         _undo_move(step, clock)
     clock.breach_id = clock.escalation_id = None
+    clock.imported = False  # should it breach again, that breach is escalator's own
 
 
 def _undo_move(step: Step, clock: Clock) -> None:

@@ -36,18 +36,20 @@ def fire(
     policy: Policy,
     now: int,
     outage: OutageChanged | None = None,
+    released_at: int | None = None,
 ) -> None:
     """Fire what is due before `now`, unless the ticket is held; a hold over by `now` is
-    released first (its firings are catch-ups, dated at their instants)."""
+    released first (its firings are catch-ups, dated at their instants). `released_at`: the
+    ticket's source was silent and its deadlines held until then (service/tickets.py)."""
     state = decision.state
     if state.held_until is not None:
         if now <= state.held_until:
             return
-        found_at, released_at = state.held_from, state.held_until
+        found_at, held_end = state.held_from, state.held_until
         state.held_from = state.held_until = None
-        firing.fire_due(decision, policy, now, outage, released_at, found_at)
+        firing.fire_due(decision, policy, now, outage, released_at or held_end, found_at)
         return
-    firing.fire_due(decision, policy, now, outage)
+    firing.fire_due(decision, policy, now, outage, released_at)
 
 
 def next_due(state: TicketState) -> int | None:
