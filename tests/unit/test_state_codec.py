@@ -180,7 +180,7 @@ def test_wrong_clock_arity_is_refused() -> None:
     state = _states()[0]
     row = orjson.loads(encode_state(state))
     row[state_codec._CLOCKS] = [[*row[state_codec._CLOCKS][0], "extra"]]
-    with pytest.raises(ValueError, match="a clock has 19 items, expected 18"):
+    with pytest.raises(ValueError, match="a clock has 20 items, expected 19"):
         decode_state(orjson.dumps(row))
 
 

@@ -68,6 +68,7 @@ _CLOCK_FIELDS: Final = (
     "from_tier",
     "move",
     "imported",
+    "met_at",
 )
 _TICKET_FIELDS: Final = (
     "ticket_id",
@@ -111,7 +112,7 @@ _TICKET_FIELDS: Final = (
     "held_until",
 )
 # Format 2 held the first fields of each (format 1 the same, as dicts).
-_CLOCK_FIELDS_2: Final = _CLOCK_FIELDS[:-2]
+_CLOCK_FIELDS_2: Final = _CLOCK_FIELDS[:-3]
 _TICKET_FIELDS_2: Final = _TICKET_FIELDS[:-10]
 # Attributes renamed since format 1 was written: attribute → its key in a format-1 record.
 _V1_KEYS: Final = {"processed_until": "clock"}

@@ -48,6 +48,9 @@ class Clock:
     from_tier: str | None = None  # the tier the breach's escalation moved the ticket from …
     move: int = 0  # … as the ticket's move number `TicketState.moves` (0: no move recorded)
     imported: bool = False  # its breach was recorded at import (it pages nobody, counts nowhere)
+    # Met at this time, after a deadline a settle window still holds: it ends once that
+    # window's release has sent its breach (tickets/firing.py, `end`).
+    met_at: int | None = None
 
     @property
     def breached(self) -> bool:

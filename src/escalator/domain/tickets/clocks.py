@@ -153,9 +153,9 @@ def start_next_update(step: Step, at: int | None = None) -> None:
 
 
 def update_clock(state: TicketState) -> Clock | None:
-    """The running next-update clock, if any."""
+    """The running next-update clock, if any (not one met and waiting for its breach)."""
     for clock in state.clocks.values():
-        if clock.target == NEXT_UPDATE:
+        if clock.target == NEXT_UPDATE and clock.met_at is None:
             return clock
     return None
 

@@ -145,24 +145,27 @@ def breach(step: Step, clock: Clock) -> None:
     clock.move = state.moves if to_tier else 0
 
 
-def missed(step: Step, clock: Clock) -> None:
-    """`clock` is met or stopped at `step.at`, after a deadline that has not fired — a settle
-    window or a silent source held it: it was breached all the same. The breach (and what it
-    escalates) goes out first, dated at the deadline, as that hold's release would have sent
-    it; whoever it brings in idles from now."""
+def end(step: Step, clock: Clock) -> None:
+    """`clock`'s target is met, or its cycle ends, at `step.at`. After a deadline that has not
+    fired — a settle window or a silent source held it — it was breached all the same: under
+    a settle window the breach goes out with the window's release, like every other firing of
+    the burst (the clock ends then, at `step.at`); otherwise it goes out now, dated at its
+    deadline, found late."""
     deadline = clock.deadline
-    if (
-        clock.breached
-        or deadline is None
-        or deadline >= step.at
-        or clock.target == clocks.INACTIVITY
-    ):
-        return
-    found = step.state.held_from if step.state.held_from is not None else step.now
-    at_deadline = Step(
-        step.decision, step.policy, deadline, step.now, None, step.outage, step.now, found
-    )
-    breach(at_deadline, clock)
+    unfired = not clock.breached and deadline is not None and deadline < step.at
+    if unfired and clock.target != clocks.INACTIVITY:
+        state = step.state
+        if state.held_until is not None:
+            if clock.met_at is None:
+                clock.met_at = step.at
+            return
+        assert deadline is not None
+        found = state.held_from if state.held_from is not None else step.now
+        at_deadline = Step(
+            step.decision, step.policy, deadline, step.now, None, step.outage, step.now, found
+        )
+        breach(at_deadline, clock)
+    clocks.stop(step, clock)
 
 
 def _breach_reason(step: Step, clock: Clock, move: str) -> str:

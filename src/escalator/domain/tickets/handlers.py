@@ -103,16 +103,14 @@ def commented(step: Step, comment: TicketCommented) -> None:
     # Stop (and possibly retract) before the handoff closes, so a retraction can undo a move.
     first = state.clocks.get(clocks.FIRST_RESPONSE)
     if first is not None:
-        firing.missed(step, first)
-        clocks.stop(step, first)
+        firing.end(step, first)
     state.first_response_done = True
     acted(step)
     if state.update_from is not None and step.at < state.update_from:
         return  # a later reply (or the reopen) already began the current update period
     update = clocks.update_clock(state)
     if update is not None:
-        firing.missed(step, update)
-        clocks.stop(step, update)
+        firing.end(step, update)
     if state.status not in DONE_STATUSES:
         clocks.start_next_update(step)
 
@@ -217,8 +215,7 @@ def solve(step: Step) -> None:
     step.emit(_fact("solved", state, step.at))
     for clock in list(state.clocks.values()):
         if clock.key in state.clocks:  # a retraction may have restarted inactivity meanwhile
-            firing.missed(step, clock)
-            clocks.stop(step, clock)
+            firing.end(step, clock)
     step.emit(
         TicketSolved(
             severity=state.severity,

@@ -14,8 +14,8 @@ from __future__ import annotations
 from escalator.domain.effects import OutageChanged
 from escalator.domain.policy import Policy
 from escalator.domain.state import TicketState
-from escalator.domain.tickets import firing
-from escalator.domain.tickets.context import Decision
+from escalator.domain.tickets import clocks, firing
+from escalator.domain.tickets.context import Decision, Step
 
 
 def arm(decision: Decision, policy: Policy, now: int) -> None:
@@ -48,6 +48,10 @@ def fire(
         found_at, held_end = state.held_from, state.held_until
         state.held_from = state.held_until = None
         firing.fire_due(decision, policy, now, outage, released_at or held_end, found_at)
+        for clock in list(state.clocks.values()):
+            # Met after its deadline during the hold: breached just now, it ends when it was met.
+            if clock.met_at is not None:
+                clocks.stop(Step(decision, policy, clock.met_at, now, None, outage), clock)
         return
     firing.fire_due(decision, policy, now, outage, released_at)
 
