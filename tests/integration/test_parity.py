@@ -15,11 +15,16 @@ from collections import Counter
 import orjson
 import pytest
 
-from escalator.config.policy_file import load_policy
-from escalator.service import simulate
 from escalator.service.summary import compare
 from tests.helpers import ROOT
-from tests.integration.harness import WorkerFactory, produce_in_real_time, read_all, read_input
+from tests.integration.harness import (
+    WorkerFactory,
+    produce_in_real_time,
+    quiesce,
+    read_all,
+    read_input,
+    replay_recording,
+)
 from tests.scenario_gen import generate
 
 pytestmark = pytest.mark.integration
@@ -59,13 +64,13 @@ async def test_worker_and_simulate_emit_the_same_ids(workers: WorkerFactory) -> 
     while processed_count(worker.metrics()) < len(timed) and time.monotonic() < deadline:
         await asyncio.sleep(0.5)
     assert processed_count(worker.metrics()) == len(timed)
-    await asyncio.sleep(2)  # the last outputs are on their way to the broker
+    await quiesce(workers, FAST_POLICY)  # settle windows released, their outputs sent
 
     live = await read_all(bootstrap, workers.topic("escalations"))
     live += await read_all(bootstrap, workers.topic("notifications"))
     # A recording: both input topics, outage broadcasts where they sit, ticks skipped.
     recorded = await read_input(bootstrap, workers.topic("tickets"), workers.topic("alerts"))
-    replay = simulate.run(recorded, load_policy(FAST_POLICY))
+    replay = replay_recording(recorded, FAST_POLICY)
     expected = [orjson.loads(e.value) for e in replay.emissions]
 
     live_ids, expected_ids = Counter(r["id"] for r in live), {d["id"] for d in expected}
@@ -85,7 +90,7 @@ async def test_worker_and_simulate_emit_the_same_ids(workers: WorkerFactory) -> 
     # Shadow mode: the strict policy's ticket decisions, on escalations.shadow only (the shadow
     # lane runs on tickets.events: incidents stay the main policy's).
     shadow = await read_all(bootstrap, workers.topic("shadow"))
-    strict = simulate.run(recorded, load_policy(STRICT_POLICY))
+    strict = replay_recording(recorded, STRICT_POLICY)
     strict_ids = {orjson.loads(e.value)["id"] for e in strict.emissions}
     assert {r["id"] for r in shadow} == {i for i in strict_ids if not i.startswith("incident/")}
     assert {r["data"]["policy_version"] for r in shadow} == {"fast-strict"}
