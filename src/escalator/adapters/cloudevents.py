@@ -124,18 +124,24 @@ def decode_record(raw: bytes, arrival: int | None = None) -> TicketEvent | Heart
     return event_from_dict(doc, arrival)
 
 
-def heartbeat_from_dict(doc: dict[str, Any], arrival: int | None = None) -> Heartbeat:
-    """Validate a `source.heartbeat` strictly: a bad one is dead-lettered naming the field,
-    never guessed at (a wrong watermark would silence a live source, or hide a dead one)."""
+def _head(doc: dict[str, Any]) -> str:
+    """The CloudEvents attributes every inbound record starts with; returns its id."""
     spec = doc.get("specversion")
     if spec != "1.0":
         raise InvalidEvent(
             "unsupported_specversion", f"specversion must be '1.0', got {str(spec)[:16]!r}"
         )
-    event_id = _text(doc, "id")
+    event_id: str = _text(doc, "id")
     _text(doc, "source")
+    return event_id
+
+
+def _body(doc: dict[str, Any], arrival: int | None, what: str) -> tuple[int, int, dict[str, Any]]:
+    """(time, arrival, data object) of an inbound record. `arrival` is the processing clock if
+    known; else the `arrivaltime` extension, else `time` (the `simulate` rule). `what` says
+    what `time` means, for the error naming it."""
     if "time" not in doc:
-        raise InvalidEvent("missing_field", "time is required (when the heartbeat was sent)")
+        raise InvalidEvent("missing_field", f"time is required ({what})")
     time = parse_time(doc["time"], "time")
     if arrival is None:
         arrival = parse_time(doc["arrivaltime"], "arrivaltime") if "arrivaltime" in doc else time
@@ -144,6 +150,14 @@ def heartbeat_from_dict(doc: dict[str, Any], arrival: int | None = None) -> Hear
         raise InvalidEvent(
             "missing_field" if data is None else "invalid_field", "data must be a JSON object"
         )
+    return time, arrival, data
+
+
+def heartbeat_from_dict(doc: dict[str, Any], arrival: int | None = None) -> Heartbeat:
+    """Validate a `source.heartbeat` strictly: a bad one is dead-lettered naming the field,
+    never guessed at (a wrong watermark would silence a live source, or hide a dead one)."""
+    event_id = _head(doc)
+    _, arrival, data = _body(doc, arrival, "when the heartbeat was sent")
     # The source's name is part of a table key (`__source__/<name>`) and of output ids.
     source = _key(_text(data, "data.source"), "data.source")
     if "watermark" not in data:
@@ -161,28 +175,13 @@ def heartbeat_from_dict(doc: dict[str, Any], arrival: int | None = None) -> Hear
 
 def event_from_dict(doc: dict[str, Any], arrival: int | None = None) -> TicketEvent:
     """Validate a decoded CloudEvent object (see `decode_event`)."""
-    spec = doc.get("specversion")
-    if spec != "1.0":
-        raise InvalidEvent(
-            "unsupported_specversion", f"specversion must be '1.0', got {str(spec)[:16]!r}"
-        )
-    event_id = _text(doc, "id")
-    _text(doc, "source")
+    event_id = _head(doc)
     kind = _text(doc, "type")
     payload_type = EVENT_TYPES.get(kind)
     if payload_type is None:
         allowed = ", ".join(EVENT_TYPES)
         raise InvalidEvent("unknown_type", f"type {kind[:64]!r} is not one of: {allowed}")
-    if "time" not in doc:
-        raise InvalidEvent("missing_field", "time is required (when the event happened)")
-    time = parse_time(doc["time"], "time")
-    if arrival is None:
-        arrival = parse_time(doc["arrivaltime"], "arrivaltime") if "arrivaltime" in doc else time
-    data = doc.get("data")
-    if not isinstance(data, dict):
-        raise InvalidEvent(
-            "missing_field" if data is None else "invalid_field", "data must be a JSON object"
-        )
+    time, arrival, data = _body(doc, arrival, "when the event happened")
     ticket_id = _ticket_id(doc, data)
     return TicketEvent(
         id=event_id,
