@@ -35,6 +35,21 @@ class _AboutTicket:
         return self.ticket_id
 
 
+class _AboutSource:
+    """Outputs about an event source: Kafka key and CloudEvent subject are its name."""
+
+    __slots__ = ()
+    source: str
+
+    @property
+    def key(self) -> str:
+        return self.source
+
+    @property
+    def subject(self) -> str:
+        return self.source
+
+
 class _AboutAlert:
     """Outputs about an incident: Kafka key and CloudEvent subject are the alert fingerprint."""
 
@@ -235,7 +250,7 @@ class OutageChanged:
 
 
 @dataclass(frozen=True, slots=True)
-class SourceSilent:
+class SourceSilent(_AboutSource):
     """Published on `escalations` (key and subject: the source)."""
 
     type: ClassVar[str] = "source.silent"
@@ -245,17 +260,9 @@ class SourceSilent:
     watermark: int
     timeout_seconds: int
 
-    @property
-    def key(self) -> str:
-        return self.source
-
-    @property
-    def subject(self) -> str:
-        return self.source
-
 
 @dataclass(frozen=True, slots=True)
-class SourceRecovered:
+class SourceRecovered(_AboutSource):
     """Published on `escalations` (key and subject: the source)."""
 
     type: ClassVar[str] = "source.recovered"
@@ -265,14 +272,6 @@ class SourceRecovered:
     watermark: int
     silent_since: int
     silent_seconds: int
-
-    @property
-    def key(self) -> str:
-        return self.source
-
-    @property
-    def subject(self) -> str:
-        return self.source
 
 
 @dataclass(frozen=True, slots=True)

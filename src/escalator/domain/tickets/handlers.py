@@ -55,16 +55,7 @@ def open_ticket(
     due.remember(state.seen, event.id)
     decision = Decision(state)
     decision.effects.append(_fact("created", state, at))
-    decision.effects.append(
-        TicketOpened(
-            severity=state.severity,
-            customer_tier=state.customer_tier,
-            tier=state.tier,
-            customer_id=state.customer_id,
-            service=state.service,
-            time=at,
-        )
-    )
+    decision.effects.append(opened(state, at))
     rule = policy.match(state.customer_tier, state.severity, state.service)
     state.rule = rule.name if rule else None
     state.policy = policy.version
@@ -75,6 +66,18 @@ def open_ticket(
     escalation.start_in_outage(step)
     customer_text(step, state.summary, "The new ticket's summary")
     return decision
+
+
+def opened(state: TicketState, at: int) -> TicketOpened:
+    """The observation that escalator began watching a ticket at `at`."""
+    return TicketOpened(
+        severity=state.severity,
+        customer_tier=state.customer_tier,
+        tier=state.tier,
+        customer_id=state.customer_id,
+        service=state.service,
+        time=at,
+    )
 
 
 def handle(step: Step, payload: Payload) -> None:

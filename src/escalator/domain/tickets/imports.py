@@ -10,12 +10,12 @@ say when the last reopen was); inactivity restarts at the snapshot's time.
 from __future__ import annotations
 
 from escalator.domain import due
-from escalator.domain.effects import SlaBreached, TicketOpened
+from escalator.domain.effects import SlaBreached
 from escalator.domain.events import TicketEvent, TicketSnapshot
 from escalator.domain.policy import Policy
 from escalator.domain.sla import Clock
 from escalator.domain.state import TicketState
-from escalator.domain.tickets import clocks
+from escalator.domain.tickets import clocks, handlers
 from escalator.domain.tickets.context import Decision, Step
 
 
@@ -57,16 +57,8 @@ def import_ticket(
     state.rule = rule.name if rule else None
     state.policy = policy.version
     decision = Decision(state)
-    decision.effects.append(
-        TicketOpened(
-            severity=state.severity,
-            customer_tier=state.customer_tier,
-            tier=state.tier,
-            customer_id=state.customer_id,
-            service=state.service,
-            time=at,  # when escalator began watching it (its creation is long counted)
-        )
-    )
+    # Opened when escalator began watching it (its creation was counted long ago, elsewhere).
+    decision.effects.append(handlers.opened(state, at))
     step = Step(decision, policy, at, now, event.id)
     _start_clocks(step, snapshot, cycle_start, since)
     clocks.restart_inactivity(step, now)  # idle from the import, whatever the history
