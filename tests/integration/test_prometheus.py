@@ -324,7 +324,14 @@ async def test_dashboard_and_rules_on_a_real_prometheus(
     # The fast policy naming the tests' source, so its watermark age is exported by name (a
     # timeout of 1 h: it never goes silent while the test runs).
     policy = tmp_path / "policy-fast-sources.yaml"
-    policy.write_text(FAST.read_text() + "lateness: {source_timeout: 1h, sources: [tests]}\n")
+    fast = FAST.read_text()
+    assert "lateness: {settle: 1s, max: 3s}" in fast  # extended here, not repeated
+    policy.write_text(
+        fast.replace(
+            "lateness: {settle: 1s, max: 3s}",
+            "lateness: {settle: 1s, max: 3s, source_timeout: 1h, sources: [tests]}",
+        )
+    )
     worker = workers.start("w1", ESCALATOR_POLICY=str(policy))
     worker.wait_ready()
 
@@ -339,7 +346,11 @@ async def test_dashboard_and_rules_on_a_real_prometheus(
     warm[0].extend(answer)
     warm_records += len(answer)
     await drive(workers, worker, (answer, []), warm_records)
-    assert "escalator_sla_breaches_total{" in worker.metrics()
+    # The breaches of tickets created past their deadline settle first (docs/time.md, rule 8).
+    deadline = time.monotonic() + 15
+    while "escalator_sla_breaches_total{" not in worker.metrics():
+        assert time.monotonic() < deadline, worker.log()[-3000:]
+        time.sleep(0.1)
 
     prom = prometheus_at(f"127.0.0.1:{worker.port}")
     prom.wait(
