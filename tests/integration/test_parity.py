@@ -12,18 +12,18 @@ import asyncio
 import time
 from collections import Counter
 
-import orjson
 import pytest
 
 from escalator.service.summary import compare
 from tests.helpers import ROOT
 from tests.integration.harness import (
     WorkerFactory,
+    decided_by,
+    outputs,
     produce_in_real_time,
-    quiesce,
     read_all,
-    read_input,
     replay_recording,
+    settled_recording,
 )
 from tests.scenario_gen import generate
 
@@ -64,14 +64,15 @@ async def test_worker_and_simulate_emit_the_same_ids(workers: WorkerFactory) -> 
     while processed_count(worker.metrics()) < len(timed) and time.monotonic() < deadline:
         await asyncio.sleep(0.5)
     assert processed_count(worker.metrics()) == len(timed)
-    await quiesce(workers, FAST_POLICY)  # settle windows released, their outputs sent
+    # A recording: both input topics, outage broadcasts where they sit, ticks skipped; compared
+    # up to its cut (the last input, plus the longest settle window: harness.input_cut).
+    recorded, cut = await settled_recording(workers, FAST_POLICY)
 
     live = await read_all(bootstrap, workers.topic("escalations"))
     live += await read_all(bootstrap, workers.topic("notifications"))
-    # A recording: both input topics, outage broadcasts where they sit, ticks skipped.
-    recorded = await read_input(bootstrap, workers.topic("tickets"), workers.topic("alerts"))
-    replay = replay_recording(recorded, FAST_POLICY)
-    expected = [orjson.loads(e.value) for e in replay.emissions]
+    live = decided_by(live, cut)
+    replay = replay_recording(recorded, FAST_POLICY, cut)
+    expected = outputs(replay, cut)
 
     live_ids, expected_ids = Counter(r["id"] for r in live), {d["id"] for d in expected}
     assert not replay.dead_letters
@@ -89,9 +90,9 @@ async def test_worker_and_simulate_emit_the_same_ids(workers: WorkerFactory) -> 
 
     # Shadow mode: the strict policy's ticket decisions, on escalations.shadow only (the shadow
     # lane runs on tickets.events: incidents stay the main policy's).
-    shadow = await read_all(bootstrap, workers.topic("shadow"))
-    strict = replay_recording(recorded, STRICT_POLICY)
-    strict_ids = {orjson.loads(e.value)["id"] for e in strict.emissions}
+    shadow = decided_by(await read_all(bootstrap, workers.topic("shadow")), cut)
+    strict = replay_recording(recorded, STRICT_POLICY, cut)
+    strict_ids = {d["id"] for d in outputs(strict, cut)}
     assert {r["id"] for r in shadow} == {i for i in strict_ids if not i.startswith("incident/")}
     assert {r["data"]["policy_version"] for r in shadow} == {"fast-strict"}
     assert {r["data"]["policy_version"] for r in live} == {"fast-1"}
