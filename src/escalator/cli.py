@@ -35,6 +35,20 @@ def _duration_default(ms: float) -> str:
     return format_duration(int(ms))
 
 
+def policy_option(help_text: str) -> Callable[[F], F]:
+    """`--policy FILE` ([ESCALATOR_POLICY], default the built-in example) for the commands
+    that read the policy a worker would."""
+    return click.option(
+        "--policy",
+        "policy_file",
+        envvar="ESCALATOR_POLICY",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=str(DEFAULTS.policy_file),
+        show_default="the built-in example policy",
+        help=help_text,
+    )
+
+
 def kafka_options(func: F) -> F:
     """Options every Kafka-facing command shares; each has an ESCALATOR_* variable."""
     options = [
@@ -314,15 +328,7 @@ def topics_create(**kw: Any) -> None:
 
 @main.command()
 @kafka_options
-@click.option(
-    "--policy",
-    "policy_file",
-    envvar="ESCALATOR_POLICY",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=str(DEFAULTS.policy_file),
-    show_default="the built-in example policy",
-    help="Policy YAML [ESCALATOR_POLICY].",
-)
+@policy_option("Policy YAML [ESCALATOR_POLICY].")
 @click.option(
     "--shadow-policy",
     "shadow_policy_file",
@@ -591,15 +597,7 @@ def deadletter_replay(reasons: tuple[str, ...], dry_run: bool, **kw: Any) -> Non
     "--as-of",
     help="When the export was taken (RFC 3339): the snapshots' `time`. Default: now.",
 )
-@click.option(
-    "--policy",
-    "policy_file",
-    envvar="ESCALATOR_POLICY",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=str(DEFAULTS.policy_file),
-    show_default="the built-in example policy",
-    help="Policy YAML used to count overdue tickets [ESCALATOR_POLICY].",
-)
+@policy_option("Policy YAML used to count overdue tickets [ESCALATOR_POLICY].")
 @click.option("--dry-run", is_flag=True, help="Validate and summarise; send nothing.")
 def import_(
     file: Path,

@@ -47,7 +47,9 @@ from escalator.service import simulate
 from tests.helpers import ROOT, comment, created, ms
 from tests.integration.harness import (
     Broker,
+    Comparison,
     WorkerFactory,
+    assert_nothing_lost_or_invented,
     assign_all,
     consume,
     produce,
@@ -298,13 +300,7 @@ def test_a_connector_outage_replay_settles_then_breaches_only_the_overdue(
 
     # (4) The same ids as `simulate` on the recorded input (broker timestamps as arrival),
     # with the same content.
-    live_ids = {r["id"] for r in outcome.live}
-    missing = sorted(set(outcome.expected) - live_ids)
-    extra = sorted(live_ids - set(outcome.expected))
-    assert not missing, f"{len(missing)} outputs missing, e.g. {missing[:5]}"
-    assert not extra, f"{len(extra)} outputs invented, e.g. {extra[:5]}"
-    for record in outcome.live:
-        assert record["data"] == outcome.expected[record["id"]]["data"], record["id"]
+    assert_nothing_lost_or_invented(Comparison(outcome.live, outcome.expected, []))
 
 
 def test_a_reply_after_the_deadline_in_the_burst_does_not_cancel_the_breach(
