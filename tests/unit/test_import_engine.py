@@ -168,7 +168,7 @@ def test_an_imported_breach_stays_out_of_the_rates_even_when_retracted_or_ended(
     doc = snapshot("S", "2026-11-24T11:00:00Z", created_at="2026-11-24T10:00:00Z")
     first = engine.apply(None, event(doc), POLICY)
     state, facts = first.state, []
-    facts += aggregates.facts_of(state, first.effects, 0, "e0", POLICY.tier_label)
+    facts += aggregates.facts_of(state, first.effects, first.times, 0, "e0", POLICY.tier_label)
     for n, late in enumerate(
         (
             {**comment("S", "2026-11-24T10:10:00Z"), "arrivaltime": "2026-11-24T11:05:00Z"},
@@ -180,7 +180,9 @@ def test_an_imported_breach_stays_out_of_the_rates_even_when_retracted_or_ended(
         start=1,
     ):
         decided = engine.apply(state, event(late), POLICY)
-        facts += aggregates.facts_of(state, decided.effects, 0, f"e{n}", POLICY.tier_label)
+        facts += aggregates.facts_of(
+            state, decided.effects, decided.times, 0, f"e{n}", POLICY.tier_label
+        )
     counts: dict[str, int] = {}
     for fact in facts:
         counts[fact.kind] = counts.get(fact.kind, 0) + 1

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import orjson
 import pytest
 
 from escalator.adapters.deadletter import Origin, original_bytes
+from escalator.adapters.fact_codec import decode_fact_record
 from escalator.adapters.state_codec import decode_state
+from escalator.service.processor import CUSTOMERS
 from escalator.service.tickets import TicketProcessor
 from tests.helpers import comment, created, example_policy, ms, status
 
@@ -230,3 +234,47 @@ def test_the_original_created_delivered_again_after_the_purge_is_expired() -> No
     processor.on_tick(3, ms("2026-11-24T10:02:00Z") + DAY + 1)
     (letter,) = feed(processor, first, "2026-11-27T10:00:00Z")  # a connector replays it
     assert orjson.loads(letter.value)["reason"] == "expired_ticket"
+
+
+def _facts_of(emissions: list) -> Counter:
+    """The metric facts (kind, time, tier, target, value) in the repartition records, counted
+    once (each fact goes to its group and, for some kinds, to its customer)."""
+    seen: dict[str, tuple] = {}
+    for emission in emissions:
+        if emission.role != CUSTOMERS:
+            continue
+        decoded = decode_fact_record(emission.value)
+        if not isinstance(decoded, tuple):
+            continue  # a customer fact (re-contact), not a metric fact
+        for f in decoded[1]:
+            seen[f"{f.kind}/{f.time}/{f.target}/{f.value_ms}"] = (
+                f.kind,
+                f.time,
+                f.tier,
+                f.target,
+                f.value_ms,
+            )
+    return Counter(seen.values())
+
+
+def test_facts_are_dated_alike_whether_a_deadline_fired_by_tick_or_inside_the_next_event() -> None:
+    """A worker's tick lags: the breach at 10:15 (and its escalation to L2) may still be
+    pending when L2's first reply arrives at 10:20, and then fires inside that event's
+    decision. Its metric facts must be dated as when the tick came first, as simulate does —
+    the handoff at the reply (10:20), not at the escalation (seen on the broker: a handoff
+    counted in the 10 s window before its own)."""
+    reply_at = ms("2026-11-24T10:20:00Z")
+    runs = []
+    for tick_first in (True, False):
+        processor = TicketProcessor(example_policy(), {})
+        out = feed(processor, created("T-1", "2026-11-24T10:00:00Z"), "2026-11-24T10:00:00Z")
+        while tick_first and (due := processor.next_due(3)) is not None and due < reply_at:
+            out += processor.on_tick(3, due + 1)
+        assert any(e.role == "escalations" for e in out) == tick_first
+        out += feed(processor, comment("T-1", reply_at), "2026-11-24T10:20:00Z")
+        out += processor.take_fact_records()
+        runs.append(_facts_of(out))
+    with_tick, inside_event = runs
+    handoffs = [f for f in inside_event if f[0] == "handoff"]
+    assert handoffs == [("handoff", reply_at, "L2", "", 5 * 60_000)]
+    assert inside_event == with_tick

@@ -184,6 +184,7 @@ def group_key(customer_tier: str, severity: str, tier: str) -> str:
 def facts_of(
     state: TicketState,
     effects: Sequence[Effect],
+    times: Sequence[int | None],
     now: int,
     cause: str,
     tier_label: Callable[[str], str] = str,
@@ -194,9 +195,11 @@ def facts_of(
     A fact's tier is the tier that owned the ticket for it: an escalation counts for the tier
     it left, a bounceback and a handoff for the tier that received the ticket, a breach for the
     tier holding it at the deadline, everything else for the ticket's tier after the decision.
-    A fact is dated at the instant it marks (a creation, a deadline, an escalation) or else at
-    the decision; a retracted breach's withdrawal, and the stop of the target it leaves met,
-    at the breach's deadline, so they count where the breach did.
+    A fact is dated at the instant it marks (a creation, a deadline, an escalation), else at
+    the instant of the firing step that emitted its effect (`times`, parallel to `effects`),
+    else at the decision (`now`; if the event itself raised an escalation, that escalation's
+    time). A retracted breach's withdrawal, and the stop of the target it leaves met, are
+    dated at the breach's deadline, so they count where the breach did.
     Ids are deterministic — ticket, `cause` (the event id, or the due instant of a timer
     decision), kind and target — so a replayed decision repeats them and two decisions about
     one ticket in the same millisecond do not collide. `tier_label` bounds the customer tier
@@ -205,14 +208,16 @@ def facts_of(
     customer_tier = tier_label(state.customer_tier)
     raised = next((e for e in effects if isinstance(e, EscalationRaised)), None)
     left = raised.from_tier if raised else state.tier
-    at = raised.time if raised else now
+    by_event = (e for e, t in zip(effects, times, strict=True) if t is None)
+    raised_now = next((e for e in by_event if isinstance(e, EscalationRaised)), None)
+    at = raised_now.time if raised_now else now
     retracted: dict[str, int] = {}  # target → deadline of the breach this decision retracted
     facts: list[MetricFact] = []
-    for effect in effects:
+    for effect, step_at in zip(effects, times, strict=True):
         for seen in observe(effect):
             if seen.kind not in AGGREGATED:
                 continue
-            time = seen.time if seen.time is not None else at
+            time = seen.time if seen.time is not None else step_at if step_at is not None else at
             if seen.kind == RETRACTED:
                 retracted[seen.target] = time
             elif seen.kind == MET:

@@ -30,7 +30,7 @@ from escalator.domain import aggregates, engine, sources
 from escalator.domain.aggregates import COMPLIANCE_PREFIX, CUSTOMER_KINDS, MetricFact
 from escalator.domain.defaults import DEFAULT_RETENTION_MS
 from escalator.domain.durations import format_duration
-from escalator.domain.effects import Effect, OutageChanged
+from escalator.domain.effects import OutageChanged
 from escalator.domain.ladder import iso
 from escalator.domain.sources import Heartbeat, SourceState
 from escalator.domain.state import DONE_STATUSES, ExpiredTicket, TicketState
@@ -246,8 +246,8 @@ class TicketProcessor(BaseProcessor):
         for ticket_id in self.open_tickets.of_service(partition, change.service):
             state = self._load(ticket_id)
             if state is not None:
-                effects = engine.outage_over(state, self.policy, change.incident_id, change.time)
-                emissions.extend(self._publish(ctx, state, effects))
+                decision = engine.outage_over(state, self.policy, change.incident_id, change.time)
+                emissions.extend(self._publish(ctx, decision))
         return emissions
 
     def _outage(self, partition: int, service: str | None) -> OutageChanged | None:
@@ -373,12 +373,15 @@ class TicketProcessor(BaseProcessor):
             state.service,
             is_open=state.status not in DONE_STATUSES,
         )
-        return self._publish(ctx, state, decision.effects)
+        return self._publish(ctx, decision)
 
-    def _publish(self, ctx: Context, state: TicketState, effects: list[Effect]) -> list[Emission]:
+    def _publish(self, ctx: Context, decision: engine.Decision) -> list[Emission]:
         """Outputs of a decision, plus its metric facts repartitioned by group and customer."""
+        state, effects = decision.state, decision.effects
         emissions = self._emit(effects)
-        facts = aggregates.facts_of(state, effects, ctx.now, ctx.cause, self.policy.tier_label)
+        facts = aggregates.facts_of(
+            state, effects, decision.times, ctx.now, ctx.cause, self.policy.tier_label
+        )
         if ctx.defer_facts:
             self._facts.extend(facts)
         elif facts:

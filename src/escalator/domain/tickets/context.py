@@ -15,7 +15,17 @@ class Decision:
 
     state: TicketState
     effects: list[Effect] = field(default_factory=list)
+    # Parallel to `effects`: the instant a firing step emitted it at, None for the event's own
+    # step (dated at its arrival). One decision may hold several steps — instants that came
+    # due before an event (a worker's tick lags), then the event — and each effect's metric
+    # fact is dated at its own step, as `simulate`, which decides each apart, dates it.
+    times: list[int | None] = field(default_factory=list)
     overdue: bool = False  # a change put an instant behind the clock: fire it now
+
+    def add(self, at: int | None, *effects: Effect) -> None:
+        """Record `effects` of a step at instant `at` (None: the inbound event's step)."""
+        self.effects.extend(effects)
+        self.times.extend(at for _ in effects)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,4 +54,4 @@ class Step:
         return self.decision.state
 
     def emit(self, *effects: Effect) -> None:
-        self.decision.effects.extend(effects)
+        self.decision.add(None if self.event_id is not None else self.at, *effects)

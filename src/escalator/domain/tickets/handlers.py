@@ -8,7 +8,6 @@ from dataclasses import replace
 from escalator.domain import due, keywords, ladder
 from escalator.domain.effects import (
     Bounceback,
-    Effect,
     OutageChanged,
     TicketOpened,
     TicketSolved,
@@ -54,8 +53,7 @@ def open_ticket(
     )
     due.remember(state.seen, event.id)
     decision = Decision(state)
-    decision.effects.append(_fact("created", state, at))
-    decision.effects.append(opened(state, at))
+    decision.add(None, _fact("created", state, at), opened(state, at))
     rule = policy.match(state.customer_tier, state.severity, state.service)
     state.rule = rule.name if rule else None
     state.policy = policy.version
@@ -271,11 +269,13 @@ def _fact(kind: str, state: TicketState, at: int) -> CustomerFact:
     )
 
 
-def outage_over(state: TicketState, policy: Policy, incident_id: str, at: int) -> list[Effect]:
+def outage_over(state: TicketState, policy: Policy, incident_id: str, at: int) -> Decision:
     """Tell the owner of an open ticket that its service's outage is resolved."""
     cause = effect_id(state.ticket_id, state.cycle, "outage", incident_id, "resolved")
-    return list(
-        ladder.notify(
+    decision = Decision(state)
+    decision.add(
+        at,
+        *ladder.notify(
             policy,
             state,
             state.tier,
@@ -284,5 +284,6 @@ def outage_over(state: TicketState, policy: Policy, incident_id: str, at: int) -
             ladder.subject_line(state, f"outage on {state.service} resolved"),
             f"Incident {incident_id} on {state.service} is resolved; the customer may see "
             f"their issue fixed.\n\n{state.summary}",
-        )
+        ),
     )
+    return decision

@@ -58,7 +58,7 @@ def import_ticket(
     state.policy = policy.version
     decision = Decision(state)
     # Opened when escalator began watching it (its creation was counted long ago, elsewhere).
-    decision.effects.append(handlers.opened(state, at))
+    decision.add(None, handlers.opened(state, at))
     step = Step(decision, policy, at, now, event.id)
     _start_clocks(step, snapshot, cycle_start, since)
     clocks.restart_inactivity(step, now)  # idle from the import, whatever the history
