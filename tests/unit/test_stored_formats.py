@@ -17,6 +17,7 @@ from escalator.adapters import alerts, fact_codec, source_codec, state_codec
 from escalator.adapters.deadletter import Origin, dead_letter, original_bytes, original_key
 from escalator.domain.aggregates import Windows, Worst
 from escalator.domain.effects import OutageChanged, SourceSilence
+from escalator.domain.pages import Page
 from escalator.domain.recontact import CustomerFact, CustomerState
 from escalator.domain.sources import SourceState
 from escalator.domain.state import ExpiredTicket, Handoff
@@ -62,7 +63,6 @@ def test_ticket_formats_1_and_2_upgrade_to_3() -> None:
 
 
 def test_ticket_format_3() -> None:
-    assert state_codec.TICKET_FORMAT == 3
     state, offset = state_codec.decode_state(TICKET_3)
     assert state.statuses == [(1_795_000_000_000, "new"), (1_795_000_030_000, "open")]
     assert (state.acted_at, state.update_from, state.idle_from) == (
@@ -79,7 +79,37 @@ def test_ticket_format_3() -> None:
         1_795_000_060_000,
     )
     assert state_codec.ticket_entry(TICKET_3) == state_codec.ticket_entry(TICKET_2)
-    assert state_codec.encode_state(state, 3, 1_795_001_800_000, offset) == TICKET_3
+    # What it lacks defaults to nothing: no open page, no snooze. Written again, it is format 4.
+    assert (state.pages, state.snoozed_until) == ([], None)
+    assert state_codec.encode_state(state, 3, 1_795_001_800_000, offset) == TICKET_4_OF_3
+
+
+# --- tickets, format 4: format 3 and the open pages and the snooze --------------------------
+
+TICKET_4_OF_3 = b"[4" + TICKET_3[2:-1] + b",[],null]"
+TICKET_4 = TICKET_4_OF_3[:-9] + (
+    b',[["T-1/c1/first_response/escalation","slack:#support-l2","team:specialists","",true],'
+    b'["T-1/c1/next_update.1/warning/0.75","slack:#support-l1","team:frontline",'
+    b'"next_update.1",false]],1795003600000]'
+)
+
+
+def test_ticket_format_4() -> None:
+    assert state_codec.TICKET_FORMAT == 4
+    state, offset = state_codec.decode_state(TICKET_4)
+    assert state.pages == [
+        Page("T-1/c1/first_response/escalation", "slack:#support-l2", "team:specialists", "", True),
+        Page(
+            "T-1/c1/next_update.1/warning/0.75",
+            "slack:#support-l1",
+            "team:frontline",
+            "next_update.1",
+            False,
+        ),
+    ]
+    assert state.snoozed_until == 1_795_003_600_000
+    assert state_codec.ticket_entry(TICKET_4) == state_codec.ticket_entry(TICKET_3)
+    assert state_codec.encode_state(state, 3, 1_795_001_800_000, offset) == TICKET_4
 
 
 # --- incidents (table "incidents"): format 1 --------------------------------------------------
@@ -338,6 +368,7 @@ def test_expired_ticket_format_1() -> None:
         (state_codec.decode_outages, b"[3" + OUTAGES_2[2:]),
         (state_codec.decode_state, _with(TICKET_1, v=3)),
         (state_codec.decode_state, b"[3" + TICKET_2[2:]),
+        (state_codec.decode_state, b"[5" + TICKET_4[2:]),
         (state_codec.decode_incident, _with(INCIDENT_1, v=2)),
         (state_codec.decode_customer, _with(CUSTOMER_1, v=2)),
         (fact_codec.decode_windows, _with(WINDOWS_1, v=2)),

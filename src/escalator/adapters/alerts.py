@@ -9,7 +9,13 @@ import orjson
 from escalator.adapters.cloudevents import loads, parse_time
 from escalator.adapters.http_types import Accepted, HttpError
 from escalator.domain.effects import OutageChanged
-from escalator.domain.events import ALERT_TYPES, AlertEvent, AlertPayload, IncidentAcknowledged
+from escalator.domain.events import (
+    ALERT_TYPES,
+    INCIDENT_ACTIONS,
+    AlertEvent,
+    AlertPayload,
+    IncidentAction,
+)
 from escalator.domain.ladder import iso
 from escalator.errors import InvalidEvent
 
@@ -38,7 +44,8 @@ def _text(doc: dict[str, Any], field: str, label: str) -> str:
 
 
 def decode_alert_event(raw: bytes, arrival: int | None = None) -> AlertEvent:
-    """`alert.firing` / `alert.resolved` / `incident.acknowledged` CloudEvent → AlertEvent.
+    """`alert.firing` / `alert.resolved` / an incident action (`incident.acknowledged`, …)
+    CloudEvent → AlertEvent.
 
     The `subject` is the alert fingerprint (also the Kafka key).
     """
@@ -60,9 +67,12 @@ def decode_alert_event(raw: bytes, arrival: int | None = None) -> AlertEvent:
     data = doc.get("data")
     if not isinstance(data, dict):
         raise InvalidEvent("missing_field", "data must be a JSON object")
-    payload: AlertPayload | IncidentAcknowledged
-    if kind == "incident.acknowledged":
-        payload = IncidentAcknowledged(by=_text(data, "by", "data.by"))
+    payload: AlertPayload | IncidentAction
+    if kind in INCIDENT_ACTIONS:
+        incident_id = data.get("incident_id")
+        if incident_id is not None:
+            incident_id = _text(data, "incident_id", "data.incident_id")
+        payload = IncidentAction(INCIDENT_ACTIONS[kind], _text(data, "by", "data.by"), incident_id)
     else:
         payload = AlertPayload(
             status="firing" if kind == "alert.firing" else "resolved",

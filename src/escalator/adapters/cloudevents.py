@@ -12,7 +12,7 @@ from typing import Any, Final
 import orjson
 
 from escalator.adapters import rfc3339
-from escalator.domain.effects import Outbound
+from escalator.domain.effects import NotificationRequested, Outbound
 from escalator.domain.events import (
     AUTHOR_ROLES,
     EVENT_TYPES,
@@ -427,12 +427,12 @@ def effect_to_dict(effect: Outbound, policy_version: str) -> dict[str, Any]:
             data[f.name] = iso(value)
         else:
             data[WIRE_NAMES.get(f.name, f.name)] = value
-    if effect.type == "notification.requested":
+    if isinstance(effect, NotificationRequested):
         data["subject"] = data.pop("title")
         if data.get("incident_id") is None:
             data.pop("incident_id", None)
         data["notification_id"] = effect.id
-        data["dedupe_key"] = effect.id
+        data["dedupe_key"] = effect.dedupe_key
     data["policy_version"] = policy_version
     return {
         "specversion": "1.0",

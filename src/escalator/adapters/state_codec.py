@@ -15,16 +15,22 @@ import orjson
 
 from escalator.domain.effects import OutageChanged
 from escalator.domain.incidents import IncidentState
+from escalator.domain.pages import Page
 from escalator.domain.recontact import CustomerFact, CustomerState
 from escalator.domain.sla import Clock
 from escalator.domain.state import ExpiredTicket, Handoff, TicketState
 
-# Tickets: a positional array. Formats 2 (the same array before the status timeline, agent
-# action, period starts and clock moves were kept) and 1 (a dict, "v": 1) are still read.
-TICKET_FORMAT: Final = 3
+# Tickets: a positional array. Formats 3 (the same array before open pages and the snooze
+# were kept), 2 (before the status timeline, agent action, period starts and clock moves) and
+# 1 (a dict, "v": 1) are still read.
+TICKET_FORMAT: Final = 4
+TICKET_FORMAT_3: Final = 3
 TICKET_FORMAT_2: Final = 2
 TICKET_FORMAT_1: Final = 1
-INCIDENT_FORMAT: Final = 1  # a dict with "v"
+# A dict with "v". Format 2 added the open pages (as [cause, channel, recipient, about, acked]),
+# who acknowledged and resolved it, and the re-page count; format 1 (without them) is read.
+INCIDENT_FORMAT: Final = 2
+INCIDENT_FORMAT_1: Final = 1
 CUSTOMER_FORMAT: Final = 1  # a dict with "v"
 # Outages: format 2 is a JSON array led by 2; format 1, {service: [incident id, time]} (one
 # incident per service, no version field), is still read.
@@ -110,23 +116,30 @@ _TICKET_FIELDS: Final = (
     "source",
     "held_from",
     "held_until",
+    "pages",
+    "snoozed_until",
 )
 # Format 2 held the first fields of each (format 1 the same, as dicts).
 _CLOCK_FIELDS_2: Final = _CLOCK_FIELDS[:-3]
-_TICKET_FIELDS_2: Final = _TICKET_FIELDS[:-10]
+_TICKET_FIELDS_3: Final = _TICKET_FIELDS[:-2]  # format 3: before pages and snoozed_until
+_TICKET_FIELDS_2: Final = _TICKET_FIELDS[:-12]
 # Attributes renamed since format 1 was written: attribute → its key in a format-1 record.
 _V1_KEYS: Final = {"processed_until": "clock"}
 _HEAD: Final = 4  # version, partition, due, offset
 _CLOCKS: Final = _HEAD + _TICKET_FIELDS.index("clocks")
 _HANDOFF: Final = _HEAD + _TICKET_FIELDS.index("handoff")
+_PAGES: Final = _HEAD + _TICKET_FIELDS.index("pages")
 _SEVERITY: Final = _HEAD + _TICKET_FIELDS.index("severity")
 _TIER: Final = _HEAD + _TICKET_FIELDS.index("tier")
 _SERVICE: Final = _HEAD + _TICKET_FIELDS.index("service")
 _STATUS: Final = _HEAD + _TICKET_FIELDS.index("status")
 _ROW_LENGTH: Final = _HEAD + len(_TICKET_FIELDS)
+_ROW_LENGTH_3: Final = _HEAD + len(_TICKET_FIELDS_3)
 _ROW_LENGTH_2: Final = _HEAD + len(_TICKET_FIELDS_2)
 _ticket_values: Final = operator.attrgetter(*_TICKET_FIELDS)
 _clock_values: Final = operator.attrgetter(*_CLOCK_FIELDS)
+# A page (tickets and incidents) as [cause, channel, recipient, about, acked].
+_page_values: Final = operator.attrgetter("cause", "channel", "recipient", "about", "acked")
 
 
 def encode_state(
@@ -141,24 +154,30 @@ def encode_state(
     row[_CLOCKS] = [_clock_values(c) for c in state.clocks.values()]
     handoff = state.handoff
     row[_HANDOFF] = (handoff.tier, handoff.since) if handoff else None
+    row[_PAGES] = [_page_values(page) for page in state.pages]
     return _sized(orjson.dumps(row))
 
 
 def decode_state(raw: bytes) -> tuple[TicketState, int | None]:
     """Inverse of `encode_state`: the state and the source offset that last wrote it.
 
-    Reads format 3, format 2 and the dicts of format 1 (`_upgrade` fills in what they lack).
+    Reads format 4, formats 3 and 2 and the dicts of format 1 (`_upgrade` fills in what 2 and
+    1 lack; format 3 lacks only what defaults to nothing: no open pages, no snooze).
     """
     row = orjson.loads(raw)
     if type(row) is not list:
         return _decode_state_v1(row)
     if row[0] == TICKET_FORMAT_2 and len(row) == _ROW_LENGTH_2:
         return _decode_rows(row, len(_CLOCK_FIELDS_2), upgrade=True)
+    if row[0] == TICKET_FORMAT_3 and len(row) == _ROW_LENGTH_3:
+        return _decode_rows(row, len(_CLOCK_FIELDS), upgrade=False)
     if row[0] != TICKET_FORMAT or len(row) != _ROW_LENGTH:
         raise ValueError(
             f"unknown ticket state format {row[0]!r} with {len(row)} items "
-            f"(this build reads {TICKET_FORMAT} with {_ROW_LENGTH}, 2 with {_ROW_LENGTH_2}, and 1)"
+            f"(this build reads {TICKET_FORMAT} with {_ROW_LENGTH}, 3 with {_ROW_LENGTH_3}, "
+            f"2 with {_ROW_LENGTH_2}, and 1)"
         )
+    row[_PAGES] = [Page(*values) for values in row[_PAGES]]
     return _decode_rows(row, len(_CLOCK_FIELDS), upgrade=False)
 
 
@@ -274,6 +293,7 @@ def encode_incident(
     state: IncidentState, partition: int, due: int | None, offset: int | None = None
 ) -> bytes:
     doc: dict[str, Any] = {name: getattr(state, name) for name in _INCIDENT_FIELDS}
+    doc["pages"] = [_page_values(page) for page in state.pages]
     doc.update(v=INCIDENT_FORMAT, p=partition, due=due, o=offset)
     return _sized(orjson.dumps(doc))
 
@@ -281,13 +301,15 @@ def encode_incident(
 def decode_incident(raw: bytes) -> tuple[IncidentState, int | None]:
     doc = orjson.loads(raw)
     version = doc.pop("v", None)
-    if version != INCIDENT_FORMAT:
+    if version not in (INCIDENT_FORMAT, INCIDENT_FORMAT_1):
         raise ValueError(
-            f"unknown incident state format {version!r} (this build reads {INCIDENT_FORMAT})"
+            f"unknown incident state format {version!r} "
+            f"(this build reads {INCIDENT_FORMAT} and {INCIDENT_FORMAT_1})"
         )
     doc.pop("p", None)
     doc.pop("due", None)
     offset = doc.pop("o", None)
+    doc["pages"] = [Page(*values) for values in doc.get("pages", ())]
     return IncidentState(**doc), offset
 
 

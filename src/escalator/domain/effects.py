@@ -171,6 +171,9 @@ class NotificationRequested:
     title: str
     body: str
     incident_id: str | None = None
+    # PagerDuty Events v2: trigger opens a page, acknowledge and resolve follow it up
+    # (domain/pages.py); every action about one page shares its dedupe_key.
+    action: str = "trigger"
 
     @property
     def key(self) -> str:
@@ -182,7 +185,8 @@ class NotificationRequested:
 
     @property
     def dedupe_key(self) -> str:
-        return self.id
+        """`<escalation or warning id>/<channel>/<recipient>` (pages.dedupe_key)."""
+        return f"{self.escalation_id}/{self.channel}/{self.recipient}"
 
 
 # --- incidents (monitoring alerts) ------------------------------------------------------------
@@ -234,6 +238,8 @@ class IncidentResolved(_AboutAlert):
     service: str | None
     acknowledged: bool
     duration_seconds: int
+    acknowledged_by: str | None = None  # who acknowledged it first
+    resolved_by: str | None = None  # who resolved it by hand (None: its alert resolved)
 
 
 @dataclass(frozen=True, slots=True)

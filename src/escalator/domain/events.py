@@ -133,11 +133,24 @@ class AlertPayload:
 
 
 @dataclass(frozen=True, slots=True)
-class IncidentAcknowledged:
+class IncidentAction:
+    """A person acted on an incident (`POST /incidents/{id}/…`, or the CloudEvent itself):
+    `action` is one of `INCIDENT_ACTIONS`' values. `incident_id` names the incident meant: an
+    action about an earlier incident of the fingerprint changes nothing."""
+
+    action: str
     by: str
+    incident_id: str | None = None
 
 
-ALERT_TYPES: Final = ("alert.firing", "alert.resolved", "incident.acknowledged")
+# CloudEvent type → action (PagerDuty's verbs: acknowledge, unacknowledge, resolve, escalate).
+INCIDENT_ACTIONS: Final = {
+    "incident.acknowledged": "acknowledge",
+    "incident.unacknowledged": "unacknowledge",
+    "incident.resolve_requested": "resolve",
+    "incident.escalate_requested": "escalate",
+}
+ALERT_TYPES: Final = ("alert.firing", "alert.resolved", *INCIDENT_ACTIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,5 +162,5 @@ class AlertEvent:
     fingerprint: str
     time: int
     arrival: int
-    payload: AlertPayload | IncidentAcknowledged
+    payload: AlertPayload | IncidentAction
     source: str = ""

@@ -194,6 +194,8 @@ def observe(effect: Effect) -> tuple[Observation, ...]:
                     RECONTACT, severity=effect.severity, customer_tier=effect.customer_tier
                 ),
             )
+        case NotificationRequested() if effect.action != "trigger":
+            return ()  # a follow-up (acknowledge, resolve) of a page already counted
         case NotificationRequested():
             return (Observation(NOTIFICATION, channel=effect.channel.partition(":")[0]),)
         case IncidentAcked():

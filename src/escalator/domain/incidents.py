@@ -6,13 +6,20 @@ an acknowledgement escalates to the next; after the last level the ladder starts
 level 1, `repeat` more times. An acknowledgement stops the ladder and the acknowledge clock;
 `alert.resolved` resolves the incident and stops every timer. Same time rules as tickets:
 pure, an explicit clock, instants fire once the clock has passed them.
+
+People act on an incident with `IncidentAction`s (`POST /incidents/{id}/ack|unack|resolve|
+escalate`): acknowledge, unacknowledge (the ladder pages the current level again), resolve by
+hand (Alertmanager's re-sends of the still-firing alert then change nothing; a new incident
+needs a new `startsAt`) and escalate (the next level now). Every page a ladder step opens is
+kept until the incident is acknowledged (its pages acknowledged) or resolved (resolved):
+domain/pages.py.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from escalator.domain import due
+from escalator.domain import due, pages
 from escalator.domain.effects import (
     Effect,
     IncidentAcked,
@@ -24,7 +31,7 @@ from escalator.domain.effects import (
     OutageChanged,
     SlaBreached,
 )
-from escalator.domain.events import AlertEvent, AlertPayload, IncidentAcknowledged
+from escalator.domain.events import AlertEvent, AlertPayload, IncidentAction
 from escalator.domain.ladder import iso
 from escalator.domain.policy import FUNCTIONAL, Policy
 from escalator.errors import InvalidEvent
@@ -52,6 +59,10 @@ class IncidentState:
     outage: bool = False
     clock: int = 0
     seen: list[str] = field(default_factory=list)
+    pages: list[pages.Page] = field(default_factory=list)  # open pages of the incident
+    acknowledged_by: str | None = None
+    resolved_by: str | None = None  # who resolved it by hand (None: its alert resolved)
+    repages: int = 0  # unacknowledgements so far: each pages the current level again
 
     @property
     def incident_id(self) -> str:
@@ -79,29 +90,52 @@ def apply(state: IncidentState | None, event: AlertEvent, policy: Policy) -> Inc
         state = IncidentState(fingerprint=event.fingerprint)
     payload = event.payload
     if event.id in state.seen:
-        if isinstance(payload, AlertPayload) and (state.open or payload.status == "resolved"):
+        if isinstance(payload, AlertPayload) and (
+            state.open or payload.status == "resolved" or state.resolved_by is not None
+        ):
             # Alertmanager re-sends every group each group_interval/repeat_interval with the
             # same alert (same id): normal traffic, not bad input. A firing id seen before on
             # a resolved incident is not a re-send of what is open: it stays a dead letter.
             return IncidentDecision(state, resent=True)
         raise InvalidEvent("duplicate_event", f"event id {event.id!r} was already applied")
-    if isinstance(payload, IncidentAcknowledged) and not state.open:
-        raise InvalidEvent(
-            "unknown_incident", f"no open incident for fingerprint {event.fingerprint!r}"
-        )
+    if isinstance(payload, IncidentAction):
+        _check_action(state, payload, event.fingerprint)
     now = max(event.arrival, state.clock)
     decision = IncidentDecision(state)
     _fire_due(decision, policy, now)
     state.clock = now
     due.remember(state.seen, event.id)
     at = max(min(event.time, now), state.opened_at if state.open else 0)
-    if isinstance(payload, IncidentAcknowledged):
-        _acknowledge(decision, policy, at, payload.by)
+    if isinstance(payload, IncidentAction):
+        _act(decision, policy, at, payload)
     elif payload.status == "firing":
         _fire(decision, policy, payload, at, now)
     else:
         _resolve(decision, at)
     return decision
+
+
+def _check_action(state: IncidentState, action: IncidentAction, fingerprint: str) -> None:
+    if not state.open:
+        raise InvalidEvent("unknown_incident", f"no open incident for fingerprint {fingerprint!r}")
+    if action.incident_id is not None and action.incident_id != state.incident_id:
+        raise InvalidEvent(
+            "unknown_incident",
+            f"incident {action.incident_id[:200]!r} is not open; the open incident of "
+            f"fingerprint {fingerprint!r} is {state.incident_id!r}",
+        )
+
+
+def _act(decision: IncidentDecision, policy: Policy, at: int, action: IncidentAction) -> None:
+    if action.action == "acknowledge":
+        _acknowledge(decision, at, action.by)
+    elif action.action == "unacknowledge":
+        _unacknowledge(decision, policy, at, action.by)
+    elif action.action == "resolve":
+        decision.state.resolved_by = action.by
+        _resolve(decision, at, action.by)
+    else:
+        _escalate(decision, policy, at, action.by)
 
 
 def advance(state: IncidentState, policy: Policy, now: int) -> IncidentDecision:
@@ -126,6 +160,8 @@ def _fire(
     state = decision.state
     if state.open:
         return  # Alertmanager re-sends firing alerts every group_interval: same incident
+    if state.resolved_by is not None and at <= state.opened_at:
+        return  # the occurrence someone resolved by hand, still firing: a new one starts later
     rules = policy.alerts
     state.number += 1
     state.status = "firing"
@@ -135,7 +171,8 @@ def _fire(
     state.summary = alert.annotations.get("summary") or alert.annotations.get("description", "")
     state.opened_at = at
     state.acknowledged_at = state.resolved_at = None
-    state.level, state.loop = 0, 0
+    state.acknowledged_by = state.resolved_by = None
+    state.level, state.loop, state.repages = 0, 0, 0
     ack, resolve = rules.acknowledge.get(state.severity), rules.resolve.get(state.severity)
     state.ack_deadline = at + ack if ack else None
     state.resolve_deadline = at + resolve if resolve else None
@@ -173,11 +210,13 @@ def _page(decision: IncidentDecision, policy: Policy, level: int, at: int) -> No
     state.level = level
     step = levels[level]
     cause = f"incident/{state.incident_id}/level{level + 1}.{state.loop}"
+    if state.repages:
+        cause += f"/repage{state.repages}"  # paged again after an unacknowledgement
     title = f"[{state.severity}] {state.alertname or 'alert'} firing" + (
         f" on {state.service}" if state.service else ""
     )
     body = f"{state.summary}\n\nIncident {state.incident_id}; acknowledge to stop the ladder."
-    decision.effects.extend(
+    sent = [
         NotificationRequested(
             id=f"{cause}/notify/{target}/oncall-level{level + 1}",
             time=at,
@@ -190,14 +229,19 @@ def _page(decision: IncidentDecision, policy: Policy, level: int, at: int) -> No
             body=body,
         )
         for target in step.notify
-    )
+    ]
+    decision.effects.extend(sent)
+    state.pages.extend(pages.opened(sent))
     state.next_level_at = at + step.timeout_ms
 
 
-def _escalate(decision: IncidentDecision, policy: Policy, at: int) -> None:
+def _escalate(decision: IncidentDecision, policy: Policy, at: int, by: str | None = None) -> None:
+    """Page the next level: its predecessor's timeout passed, or `by` asked for it now."""
     state = decision.state
     levels = policy.alerts.levels
     from_level = state.level
+    if not levels:
+        return
     if from_level + 1 < len(levels):
         to_level = from_level + 1
     elif state.loop < policy.alerts.repeat:
@@ -216,10 +260,15 @@ def _escalate(decision: IncidentDecision, policy: Policy, at: int) -> None:
             to_level=to_level + 1,
             loop=state.loop,
             kind=FUNCTIONAL,
-            trigger="ack_timeout",
+            trigger="ack_timeout" if by is None else "manual",
             reason=(
-                f"Level {from_level + 1} did not acknowledge within "
-                f"{levels[from_level].timeout_ms // 1000}s; paging level {to_level + 1}"
+                (
+                    f"Level {from_level + 1} did not acknowledge within "
+                    f"{levels[from_level].timeout_ms // 1000}s"
+                    if by is None
+                    else f"{by} escalated it"
+                )
+                + f"; paging level {to_level + 1}"
                 + (f" (repeat {state.loop})." if state.loop else ".")
             ),
             context={
@@ -234,21 +283,44 @@ def _escalate(decision: IncidentDecision, policy: Policy, at: int) -> None:
     _page(decision, policy, to_level, at)
 
 
-def _acknowledge(decision: IncidentDecision, policy: Policy, at: int, by: str) -> None:
+def _acknowledge(decision: IncidentDecision, at: int, by: str) -> None:
     state = decision.state
     if state.status != "firing":
         return
     state.status = "acknowledged"
-    state.acknowledged_at = at
     state.next_level_at = None
     state.ack_deadline = None
-    decision.effects.append(IncidentAcked(state.severity, max(0, at - state.opened_at)))
+    if state.acknowledged_at is None:  # MTTA counts the first acknowledgement
+        state.acknowledged_at, state.acknowledged_by = at, by
+        decision.effects.append(IncidentAcked(state.severity, max(0, at - state.opened_at)))
+    said = _follow_up(state, at, f"acknowledged by {by}")
+    state.pages, sent = pages.acknowledge(state.pages, pages.every, said)
+    decision.effects.extend(sent)
 
 
-def _resolve(decision: IncidentDecision, at: int) -> None:
+def _unacknowledge(decision: IncidentDecision, policy: Policy, at: int, by: str) -> None:
+    """Back to firing: the ladder pages the current level again and goes on from there
+    (PagerDuty's unacknowledge). The acknowledge SLA stays where the first ack left it."""
+    state = decision.state
+    if state.status != "acknowledged":
+        return
+    state.status = "firing"
+    state.repages += 1
+    _page(decision, policy, state.level, at)
+
+
+def _follow_up(state: IncidentState, at: int, what: str) -> pages.FollowUp:
+    title = f"[{state.severity}] {state.alertname or 'alert'} {what}"
+    body = f"Incident {state.incident_id} was {what}."
+    return pages.FollowUp(at, title, body, incident_id=state.incident_id)
+
+
+def _resolve(decision: IncidentDecision, at: int, by: str | None = None) -> None:
     state = decision.state
     if not state.open:
         return
+    said = _follow_up(state, at, f"resolved by {by}" if by else "resolved")
+    state.pages, sent = pages.resolve(state.pages, pages.every, said)
     acknowledged = state.acknowledged_at is not None
     state.status = "resolved"
     state.resolved_at = at
@@ -264,8 +336,11 @@ def _resolve(decision: IncidentDecision, at: int) -> None:
             service=state.service,
             acknowledged=acknowledged,
             duration_seconds=duration // 1000,
+            acknowledged_by=state.acknowledged_by,
+            resolved_by=by,
         )
     )
+    decision.effects.extend(sent)
     decision.effects.append(IncidentClosed(state.severity, duration, acknowledged))
     if state.outage and state.service:
         decision.effects.append(OutageChanged(state.service, state.incident_id, False, at))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from escalator.domain.pages import Page
 from escalator.domain.sla import Clock
 
 OPEN_STATUSES = frozenset({"new", "open"})
@@ -76,6 +77,10 @@ class TicketState:
     # when nothing of the ticket fires.
     held_from: int | None = None
     held_until: int | None = None
+    # Open pages (domain/tickets/paging.py): followed up when acknowledged or resolved.
+    pages: list[Page] = field(default_factory=list)
+    # `ticket.snoozed`: no inactivity escalation before this instant (SLA clocks keep running).
+    snoozed_until: int | None = None
 
     @property
     def escalated(self) -> bool:

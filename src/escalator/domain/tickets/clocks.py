@@ -15,7 +15,7 @@ from escalator.domain.effects import TargetStarted, TargetStopped, effect_id
 from escalator.domain.policy import TargetRule, Threshold
 from escalator.domain.sla import Clock, Segments
 from escalator.domain.state import DONE_STATUSES, OPEN_STATUSES, TicketState
-from escalator.domain.tickets import retraction
+from escalator.domain.tickets import paging, retraction
 from escalator.domain.tickets.context import Step
 
 ALWAYS_OPEN = AlwaysOpen()
@@ -179,6 +179,8 @@ def stop(step: Step, clock: Clock) -> None:
             imported=clock.imported,
         )
     )
+    # Its warnings and re-notifications are moot now (a target met, or its cycle over).
+    paging.resolve_about(step, clock.key, f"{clock.target.replace('_', ' ')} target ended")
 
 
 def _overdue(clock: Clock, fulfilled_at: int) -> int:

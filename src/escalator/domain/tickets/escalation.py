@@ -20,7 +20,7 @@ from escalator.domain.effects import (
 from escalator.domain.policy import FUNCTIONAL, HIERARCHICAL
 from escalator.domain.sla import Clock
 from escalator.domain.state import Handoff
-from escalator.domain.tickets import clocks
+from escalator.domain.tickets import clocks, paging
 from escalator.domain.tickets.context import Step
 
 
@@ -69,8 +69,9 @@ def announce(step: Step, raised: Raised) -> None:
         if raised.from_tier != raised.to_tier
         else f"needs {raised.to_tier} attention ({raised.trigger})"
     )
-    step.emit(
-        *ladder.notify(
+    paging.page(
+        step,
+        ladder.notify(
             step.policy,
             state,
             raised.to_tier,
@@ -79,7 +80,7 @@ def announce(step: Step, raised: Raised) -> None:
             ladder.subject_line(state, headline),
             f"{raised.reason}\n\n{state.summary}",
             with_backup=raised.with_backup,
-        )
+        ),
     )
 
 

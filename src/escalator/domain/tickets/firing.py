@@ -11,7 +11,7 @@ from escalator.domain.effects import OutageChanged, SlaBreached, SlaWarning, eff
 from escalator.domain.policy import Policy
 from escalator.domain.sla import Clock
 from escalator.domain.state import TicketState
-from escalator.domain.tickets import clocks, escalation
+from escalator.domain.tickets import clocks, escalation, paging
 from escalator.domain.tickets.context import Decision, Step
 
 
@@ -77,8 +77,9 @@ def warn(step: Step, clock: Clock, label: str) -> None:
     )
     step.emit(warning)
     name = ladder.TARGET_NAMES.get(clock.target, clock.target)
-    step.emit(
-        *ladder.notify(
+    paging.page(
+        step,
+        ladder.notify(
             step.policy,
             state,
             state.tier,
@@ -86,7 +87,8 @@ def warn(step: Step, clock: Clock, label: str) -> None:
             instant,
             ladder.subject_line(state, f"{name} due {ladder.iso(deadline)}"),
             f"{name} target (warning at {label}) is due at {ladder.iso(deadline)}.",
-        )
+        ),
+        about=clock.key,
     )
     clocks.refresh(step, clock)
 
@@ -120,8 +122,9 @@ def breach(step: Step, clock: Clock) -> None:
     )
     if clock.target == clocks.NEXT_UPDATE:
         reason = _breach_reason(step, clock, f"notifying {state.tier}'s owner and backup")
-        step.emit(
-            *ladder.notify(
+        paging.page(
+            step,
+            ladder.notify(
                 step.policy,
                 state,
                 state.tier,
@@ -130,7 +133,8 @@ def breach(step: Step, clock: Clock) -> None:
                 ladder.subject_line(state, "next update overdue"),
                 reason,
                 with_backup=True,
-            )
+            ),
+            about=clock.key,
         )
         return
     to_tier = escalation.destination(step)

@@ -26,7 +26,7 @@ from escalator.domain.events import (
 from escalator.domain.policy import FUNCTIONAL, Policy
 from escalator.domain.recontact import CustomerFact
 from escalator.domain.state import DONE_STATUSES, OPEN_STATUSES, TicketState
-from escalator.domain.tickets import clocks, escalation, firing
+from escalator.domain.tickets import clocks, escalation, firing, paging
 from escalator.domain.tickets.context import Decision, Step
 from escalator.domain.tickets.escalation import Raised
 
@@ -116,12 +116,14 @@ def commented(step: Step, comment: TicketCommented) -> None:
         clocks.start_next_update(step)
 
 
-def acted(step: Step) -> None:
-    """An agent acted at `step.at` (a public reply, an assignment, a transfer): a handoff into
-    the current tier is complete, and a retracted move from before stays (retraction.py)."""
+def acted(step: Step, by: str | None = None) -> None:
+    """An agent acted at `step.at` (a public reply, an assignment, a transfer, an explicit
+    acknowledgement `by` someone): a handoff into the current tier is complete, the pages that
+    brought people in are acknowledged, and a retracted move from before stays (retraction.py)."""
     state = step.state
     state.acted_at = step.at if state.acted_at is None else max(state.acted_at, step.at)
     escalation.first_action(step)
+    paging.acknowledge_escalations(step, by)
 
 
 def customer_text(step: Step, text: str, what: str = "A customer comment") -> None:
@@ -227,6 +229,7 @@ def solve(step: Step) -> None:
             resolution_ms=max(0, step.at - state.created_at),
         )
     )
+    paging.resolve_all(step, f"ticket {state.status}")
 
 
 def reopen(step: Step) -> None:

@@ -10,6 +10,7 @@ from typing import Final
 from escalator.domain import ladder
 from escalator.domain.effects import EscalationRetracted, SlaBreachRetracted
 from escalator.domain.sla import Clock
+from escalator.domain.tickets import paging
 from escalator.domain.tickets.context import Step
 
 TARGET_MET: Final = "target_met"  # a late reply or solve, dated before the deadline
@@ -64,6 +65,8 @@ def retract(step: Step, clock: Clock, cause: str) -> None:
             )
         )
         _undo_move(step, clock)
+    caused = {clock.breach_id} | ({clock.escalation_id} if clock.escalation_id else set())
+    paging.resolve_caused_by(step, caused, f"{clock.target.replace('_', ' ')} breach retracted")
     clock.breach_id = clock.escalation_id = None
     clock.imported = False  # should it breach again, that breach is escalator's own
 
