@@ -163,8 +163,20 @@ def alert(
 
 
 def ack(fingerprint: str, time: str | int, by: str = "alice", **kw: Any) -> dict[str, Any]:
-    doc = cloudevent("x", fingerprint, time, {"by": by}, **kw)
-    doc["type"] = "incident.acknowledged"
+    return incident_action("incident.acknowledged", fingerprint, time, by, **kw)
+
+
+def incident_action(
+    kind: str, fingerprint: str, time: str | int, by: str = "alice", **kw: Any
+) -> dict[str, Any]:
+    """A person's action on the open incident of `fingerprint` (`incident.acknowledged`,
+    `incident.unacknowledged`, `incident.resolve_requested`, `incident.escalate_requested`);
+    `incident_id=` names the incident meant."""
+    data: dict[str, Any] = {"by": by}
+    if "incident_id" in kw:
+        data["incident_id"] = kw.pop("incident_id")
+    doc = cloudevent("x", fingerprint, time, data, **kw)
+    doc["type"] = kind
     return doc
 
 

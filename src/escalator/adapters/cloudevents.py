@@ -18,6 +18,7 @@ from escalator.domain.events import (
     EVENT_TYPES,
     SEVERITIES,
     STATUSES,
+    EscalationAcknowledged,
     Payload,
     SeverityChanged,
     StatusChanged,
@@ -26,6 +27,7 @@ from escalator.domain.events import (
     TicketCreated,
     TicketEvent,
     TicketSnapshot,
+    TicketSnoozed,
     TicketTransferred,
 )
 from escalator.domain.ladder import iso
@@ -241,11 +243,28 @@ def _payload(kind: type[Payload], data: dict[str, Any], time: int) -> Payload:
         return StatusChanged(status=_choice(data, "status", STATUSES))
     if kind is SeverityChanged:
         return SeverityChanged(severity=_choice(data, "severity", SEVERITIES))
+    if kind is EscalationAcknowledged:
+        return EscalationAcknowledged(by=_text(data, "data.by"))
+    if kind is TicketSnoozed:
+        return _snoozed(data, time)
     if kind is not TicketTransferred:
         raise InvalidEvent("unknown_type", f"type for {kind.__name__} is not read yet")
     return TicketTransferred(
         to_tier=_text(data, "data.to_tier"),
         group=_text(data, "data.group", required=False),
+        reason=_text(data, "data.reason", required=False) or "",
+    )
+
+
+def _snoozed(data: dict[str, Any], time: int) -> TicketSnoozed:
+    if data.get("until") is None:
+        raise InvalidEvent("missing_field", "data.until is required")
+    until = parse_time(data["until"], "data.until")
+    if until <= time:
+        raise InvalidEvent("invalid_field", "data.until must be after the event's time")
+    return TicketSnoozed(
+        until=until,
+        by=_text(data, "data.by"),
         reason=_text(data, "data.reason", required=False) or "",
     )
 

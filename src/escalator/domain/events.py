@@ -58,6 +58,23 @@ class TicketTransferred:
 
 
 @dataclass(frozen=True, slots=True)
+class EscalationAcknowledged:
+    """Someone at the ticket's tier has it (`POST /tickets/{id}/ack`): the first action there."""
+
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class TicketSnoozed:
+    """No inactivity escalation before `until` (`POST /tickets/{id}/snooze`); the SLA clocks
+    keep running: a snooze never hides a breach."""
+
+    until: int
+    by: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class TicketSnapshot:
     """What a helpdesk reports about an open ticket now, to import it (`ticket.snapshot`); the
     event's `time` is when the report was taken. The engine builds the ticket's clocks as if it
@@ -90,6 +107,8 @@ Payload = (
     | SeverityChanged
     | TicketTransferred
     | TicketSnapshot
+    | EscalationAcknowledged
+    | TicketSnoozed
 )
 
 EVENT_TYPES: Final[dict[str, type[Payload]]] = {
@@ -100,6 +119,8 @@ EVENT_TYPES: Final[dict[str, type[Payload]]] = {
     "ticket.severity_changed": SeverityChanged,
     "ticket.transferred": TicketTransferred,
     "ticket.snapshot": TicketSnapshot,
+    "ticket.escalation_acknowledged": EscalationAcknowledged,
+    "ticket.snoozed": TicketSnoozed,
 }
 
 

@@ -218,6 +218,12 @@ def restart_inactivity(step: Step, at: int | None = None) -> None:
     _note_overdue(step, clock)
 
 
+def snooze(step: Step, until: int) -> None:
+    """`ticket.snoozed`: the inactivity escalation waits until `until` (firing.py); a later
+    snooze replaces it. The SLA targets keep running: snoozing never hides a breach."""
+    step.state.snoozed_until = until
+
+
 def _period(clock: Clock) -> tuple[int, int | None, str]:
     return clock.started_at, clock.budget_ms, clock.calendar_name
 

@@ -43,10 +43,14 @@ def fire_due(
 
 
 def _earliest(state: TicketState) -> tuple[int, str] | None:
-    """The earliest instant due on any clock and that clock's key (by key on a tie)."""
+    """The earliest instant due on any clock and that clock's key (by key on a tie). A snooze
+    holds the inactivity escalation until it ends (never the SLA targets)."""
     best: tuple[int, str] | None = None
+    snoozed = state.snoozed_until
     for key, clock in state.clocks.items():
         instant = sla.next_instant(clock)
+        if instant is not None and snoozed is not None and clock.target == clocks.INACTIVITY:
+            instant = max(instant, snoozed)
         if instant is not None and (best is None or (instant, key) < best):
             best = (instant, key)
     return best
@@ -183,8 +187,10 @@ def _inactive(step: Step, clock: Clock) -> None:
     """No agent activity for the inactivity period: escalate."""
     state = step.state
     to_tier = escalation.destination(step)
+    snoozed = state.snoozed_until
+    after = f" and the snooze until {ladder.iso(snoozed)}" if snoozed == step.at else ""
     reason = (
-        f"No agent activity for {format_duration(clock.budget_ms)} while "
+        f"No agent activity for {format_duration(clock.budget_ms)}{after} while "
         f"{state.status}; escalating from {state.tier} to {to_tier}."
     )
     del state.clocks[clock.key]

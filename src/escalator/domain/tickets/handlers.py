@@ -14,6 +14,7 @@ from escalator.domain.effects import (
     effect_id,
 )
 from escalator.domain.events import (
+    EscalationAcknowledged,
     Payload,
     SeverityChanged,
     StatusChanged,
@@ -21,6 +22,7 @@ from escalator.domain.events import (
     TicketCommented,
     TicketCreated,
     TicketEvent,
+    TicketSnoozed,
     TicketTransferred,
 )
 from escalator.domain.policy import FUNCTIONAL, Policy
@@ -90,6 +92,11 @@ def handle(step: Step, payload: Payload) -> None:
         severity_changed(step, payload.severity)
     elif isinstance(payload, TicketTransferred):
         transferred(step, payload)
+    elif isinstance(payload, EscalationAcknowledged):
+        acted(step, payload.by)
+        clocks.restart_inactivity(step)
+    elif isinstance(payload, TicketSnoozed):
+        clocks.snooze(step, payload.until)
 
 
 def commented(step: Step, comment: TicketCommented) -> None:

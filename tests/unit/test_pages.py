@@ -1,0 +1,267 @@
+"""The page lifecycle (issue 16): every notification that pages someone is a `trigger`; its
+`acknowledge` and `resolve` follow-ups share its `dedupe_key` (PagerDuty Events v2), and
+people act on incidents and tickets with events `simulate` replays like the worker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from escalator.service import simulate
+from tests.helpers import (
+    ack,
+    alert,
+    assigned,
+    cloudevent,
+    comment,
+    created,
+    example_policy,
+    incident_action,
+    jsonl,
+    ms,
+    status,
+)
+
+POLICY = example_policy()
+T0 = "2026-11-24T10:00:00Z"
+INCIDENT = "fp1/2026-11-24T10:00:00.000Z"
+UNTIL = "2026-11-24T12:00:00Z"
+
+
+def run(*docs: dict[str, Any], until: str = UNTIL) -> simulate.Simulation:
+    return simulate.run(jsonl(*docs), POLICY, ms(until))
+
+
+def pages(result: simulate.Simulation) -> list[tuple[str, str, str, str]]:
+    """(time, action, dedupe_key, id) of every notification, in output order."""
+    docs = [orjson.loads(e.value) for e in result.emissions]
+    return [
+        (d["time"][11:19], d["data"]["action"], d["data"]["dedupe_key"], d["id"])
+        for d in docs
+        if d["type"] == "notification.requested"
+    ]
+
+
+def types(result: simulate.Simulation) -> list[str]:
+    return [orjson.loads(e.value)["type"] for e in result.emissions]
+
+
+def level1(key_tail: str) -> str:
+    return f"incident/{INCIDENT}/level1.0/{key_tail}"
+
+
+# --- incidents ----------------------------------------------------------------------------------
+
+
+def test_ack_acknowledges_the_open_pages_with_their_dedupe_keys_and_stops_the_ladder() -> None:
+    result = run(
+        alert("firing", "fp1", T0),
+        ack("fp1", "2026-11-24T10:03:00Z", by="alice"),
+        alert("resolved", "fp1", "2026-11-24T10:20:00Z"),
+    )
+    primary = level1("pagerduty:primary-oncall/oncall-level1")
+    slack = level1("slack:#incidents/oncall-level1")
+    assert [(t, a, k) for t, a, k, _ in pages(result)] == [
+        ("10:00:00", "trigger", primary),
+        ("10:00:00", "trigger", slack),
+        ("10:03:00", "acknowledge", primary),
+        ("10:03:00", "acknowledge", slack),
+        ("10:20:00", "resolve", primary),
+        ("10:20:00", "resolve", slack),
+    ]
+    ids = [i for *_, i in pages(result)]
+    assert len(set(ids)) == len(ids), "each action has its own id"
+    assert "escalation.raised" not in types(result), "no level-2 page after the ack"
+    resolved = next(
+        orjson.loads(e.value)["data"]
+        for e in result.emissions
+        if orjson.loads(e.value)["type"] == "incident.resolved"
+    )
+    assert (resolved["acknowledged_by"], resolved["resolved_by"]) == ("alice", None)
+
+
+def test_pages_of_every_level_paged_are_resolved_with_the_incident() -> None:
+    """Level 1 let its 5 minutes pass: level 2 was paged too; the resolution closes both."""
+    result = run(alert("firing", "fp1", T0), alert("resolved", "fp1", "2026-11-24T10:07:00Z"))
+    resolved = [k for t, a, k, _ in pages(result) if a == "resolve"]
+    triggered = [k for t, a, k, _ in pages(result) if a == "trigger"]
+    assert len(triggered) == 3  # level 1 (two channels), then level 2 at 10:05
+    assert resolved == triggered
+
+
+def test_unack_pages_the_current_level_again_and_the_ladder_goes_on() -> None:
+    result = run(
+        alert("firing", "fp1", T0),
+        ack("fp1", "2026-11-24T10:02:00Z"),
+        incident_action("incident.unacknowledged", "fp1", "2026-11-24T10:04:00Z", by="alice"),
+        until="2026-11-24T10:10:00Z",
+    )
+    again = [(t, a, k) for t, a, k, _ in pages(result) if t == "10:04:00"]
+    assert again == [
+        ("10:04:00", "trigger", level1("repage1/pagerduty:primary-oncall/oncall-level1")),
+        ("10:04:00", "trigger", level1("repage1/slack:#incidents/oncall-level1")),
+    ]
+    # Level 1's timeout counts from the re-page: level 2 at 10:09, not 10:05.
+    raised = [
+        orjson.loads(e.value)
+        for e in result.emissions
+        if orjson.loads(e.value)["type"] == "escalation.raised"
+    ]
+    assert [(d["time"][11:19], d["data"]["trigger"]) for d in raised] == [
+        ("10:09:00", "ack_timeout")
+    ]
+
+
+def test_escalate_pages_the_next_level_now() -> None:
+    result = run(
+        alert("firing", "fp1", T0),
+        incident_action("incident.escalate_requested", "fp1", "2026-11-24T10:01:00Z", by="bob"),
+        until="2026-11-24T10:02:00Z",
+    )
+    raised = [
+        orjson.loads(e.value)["data"]
+        for e in result.emissions
+        if orjson.loads(e.value)["type"] == "escalation.raised"
+    ]
+    assert [(d["trigger"], d["from_level"], d["to_level"]) for d in raised] == [("manual", 1, 2)]
+    assert raised[0]["reason"] == "bob escalated it; paging level 2."
+    assert ("10:01:00", "trigger") in [(t, a) for t, a, _, _ in pages(result)]
+
+
+def test_a_manual_resolve_stands_against_resends_until_a_new_starts_at() -> None:
+    first = alert("firing", "fp1", T0, event_id="am-1")
+    result = run(
+        first,
+        incident_action("incident.resolve_requested", "fp1", "2026-11-24T10:02:00Z", by="carol"),
+        # Alertmanager re-sends the still-firing alert (same id), and another source re-sends
+        # the same occurrence (same startsAt) under another id: neither opens an incident.
+        {**first, "arrivaltime": "2026-11-24T10:03:00Z"},
+        alert("firing", "fp1", T0, event_id="other-1", arrival="2026-11-24T10:04:00Z"),
+        # It fires again later: a new occurrence, a new incident.
+        alert("firing", "fp1", "2026-11-24T10:30:00Z", event_id="am-2"),
+        until="2026-11-24T10:31:00Z",
+    )
+    docs = [orjson.loads(e.value) for e in result.emissions]
+    opened = [d["id"] for d in docs if d["type"] == "incident.opened"]
+    assert opened == [
+        f"incident/{INCIDENT}/opened",
+        "incident/fp1/2026-11-24T10:30:00.000Z/opened",
+    ]
+    resolved = [d["data"] for d in docs if d["type"] == "incident.resolved"]
+    assert [(r["resolved_by"], r["acknowledged"]) for r in resolved] == [("carol", False)]
+    assert result.dead_letters == []
+
+
+def test_an_action_about_an_earlier_incident_is_refused_naming_the_open_one() -> None:
+    result = run(
+        alert("firing", "fp1", T0),
+        ack("fp1", "2026-11-24T10:01:00Z", incident_id="fp1/2026-11-23T09:00:00.000Z"),
+        until="2026-11-24T10:02:00Z",
+    )
+    assert [d.note.split(": ")[0] for d in result.dead_letters] == ["unknown_incident"]
+    assert "is not open; the open incident of fingerprint 'fp1' is" in result.dead_letters[0].note
+    assert all(a == "trigger" for _, a, _, _ in pages(result))
+
+
+# --- tickets ------------------------------------------------------------------------------------
+
+# enterprise P1: first response 15 min (breach at 10:15 escalates L1 → L2), warning at 0.75.
+ESCALATION = "T-1/c1/first_response/escalation"
+WARNING = "T-1/c1/first_response/warning/0.75"
+
+
+def escalation_ack(ticket: str, time: str, by: str = "dana") -> dict[str, Any]:
+    return cloudevent("escalation_acknowledged", ticket, time, {"by": by})
+
+
+def snoozed(ticket: str, time: str, until: str, by: str = "dana") -> dict[str, Any]:
+    return cloudevent("snoozed", ticket, time, {"until": until, "by": by, "reason": "vendor"})
+
+
+def test_escalation_acknowledged_acknowledges_its_pages_and_ends_the_handoff() -> None:
+    result = run(
+        created("T-1", T0),
+        escalation_ack("T-1", "2026-11-24T10:20:00Z", by="dana"),
+        status("T-1", "2026-11-24T10:40:00Z", "solved"),
+    )
+    l2 = f"{ESCALATION}/slack:#support-l2/team:specialists"
+    l1_warning = f"{WARNING}/slack:#support-l1/team:frontline"
+    assert [(t, a, k) for t, a, k, _ in pages(result)] == [
+        ("10:11:15", "trigger", l1_warning),
+        ("10:15:00", "trigger", l2),
+        ("10:20:00", "acknowledge", l2),
+        # Solved: the first-response target ends (its warning's page), then the rest.
+        ("10:40:00", "resolve", l1_warning),
+        ("10:40:00", "resolve", l2),
+    ]
+    acked = next(p for p in pages(result) if p[1] == "acknowledge")
+    assert acked[3] == f"{ESCALATION}/notify/slack:#support-l2/team:specialists/acknowledge"
+    assert sum(result.summary.handoffs) == 1, "the acknowledgement ended L2's handoff delay"
+
+
+def test_a_reply_at_the_new_tier_acknowledges_and_meeting_the_target_resolves_the_warning() -> None:
+    result = run(
+        created("T-1", T0),
+        comment("T-1", "2026-11-24T10:20:00Z"),
+        until="2026-11-24T10:30:00Z",
+    )
+    actions = [(t, a, k.split("/")[-1]) for t, a, k, _ in pages(result)]
+    assert actions == [
+        ("10:11:15", "trigger", "team:frontline"),
+        ("10:15:00", "trigger", "team:specialists"),
+        ("10:20:00", "resolve", "team:frontline"),  # first response met (late): warning over
+        ("10:20:00", "acknowledge", "team:specialists"),  # L2 replied: it has the ticket
+    ]
+
+
+def test_a_retraction_that_keeps_the_tier_still_resolves_the_escalations_pages() -> None:
+    """L2 took the ticket at 10:20 (an assignment: it acknowledges the page); a reply dated
+    10:14 arrives at 10:30: the breach and its escalation are retracted, the move stands
+    (someone worked at L2 after it), and the escalation's page is resolved all the same."""
+    result = run(
+        created("T-1", T0),
+        assigned("T-1", "2026-11-24T10:20:00Z", "erin"),
+        comment("T-1", "2026-11-24T10:14:00Z", arrival="2026-11-24T10:30:00Z"),
+        until="2026-11-24T10:31:00Z",
+    )
+    l2 = f"{ESCALATION}/slack:#support-l2/team:specialists"
+    assert [(t, a) for t, a, k, _ in pages(result) if k == l2] == [
+        ("10:15:00", "trigger"),
+        ("10:20:00", "acknowledge"),
+        ("10:14:00", "resolve"),  # dated at the reply that shows the breach did not happen
+    ]
+    assert "escalation.retracted" in types(result)
+
+
+def test_a_snooze_holds_the_inactivity_escalation_but_never_a_breach() -> None:
+    """enterprise P1, inactivity 30 min. Answered at 10:05 (first response met), then snoozed
+    until 11:00: inactivity (due 10:35) waits until 11:00; the next-update target (30 min from
+    the reply, breach at 10:35) is not snoozed."""
+    result = run(
+        created("T-1", T0),
+        comment("T-1", "2026-11-24T10:05:00Z"),
+        snoozed("T-1", "2026-11-24T10:06:00Z", until="2026-11-24T11:00:00Z"),
+        until="2026-11-24T11:01:00Z",
+    )
+    docs = [orjson.loads(e.value) for e in result.emissions]
+    breaches = [
+        (d["time"][11:19], d["data"]["target"]) for d in docs if d["type"] == "sla.breached"
+    ]
+    assert breaches == [("10:35:00", "next_update")]
+    inactivity = [
+        d for d in docs if d["type"] == "escalation.raised" and d["data"]["trigger"] == "inactivity"
+    ]
+    assert [d["time"][11:19] for d in inactivity] == ["11:00:00"]
+    assert "snooze until 2026-11-24T11:00:00.000Z" in inactivity[0]["data"]["reason"]
+
+
+def test_a_snooze_must_end_after_it_was_asked() -> None:
+    result = run(
+        created("T-1", T0),
+        snoozed("T-1", "2026-11-24T10:06:00Z", until="2026-11-24T10:00:00Z"),
+        until="2026-11-24T10:07:00Z",
+    )
+    assert [d.note for d in result.dead_letters] == [
+        "invalid_field: data.until must be after the event's time"
+    ]
