@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from tests.helpers import ROOT, created
@@ -149,3 +153,82 @@ async def test_alertmanager_incident_ladder_and_outage(
         if line.startswith("escalator_open_tickets{")
     )
     assert open_now == 2  # T-out and T-calm
+
+
+def _post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(
+        url,
+        data=orjson.dumps(body),
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, orjson.loads(answer.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, orjson.loads(refused.read())
+
+
+async def test_a_page_acknowledged_over_http_is_followed_up_until_alertmanager_resolves_it(
+    workers: WorkerFactory, alertmanager: Any, tmp_path: Path
+) -> None:
+    """Issue 16's loop: alert fires → level 1 paged (`trigger`) → `POST /incidents/{id}/ack` →
+    `acknowledge` with the same dedupe_key and no level-2 page → resolved in Alertmanager →
+    `resolve` with the same dedupe_key."""
+    await workers.create_topics()
+    # Level 1 waits 30 s (long enough for the ack on a loaded machine), level 2 would follow.
+    policy = tmp_path / "policy-ack.yaml"
+    fast = FAST.read_text()
+    level1 = '- {timeout: 2s, notify: ["pagerduty:primary"]}'
+    assert level1 in fast  # extended here, not repeated
+    policy.write_text(fast.replace(level1, level1.replace("2s", "30s")))
+    worker = workers.start("w1", ESCALATOR_POLICY=str(policy), ESCALATOR_HTTP_TOKEN=TOKEN)
+    worker.wait_ready()
+    alertmanager.start(f"http://127.0.0.1:{worker.port}/alerts/alertmanager")
+    bootstrap = workers.broker.bootstrap
+    started = datetime.now(tz=UTC)
+    alert = {
+        "labels": {"alertname": "SearchSlow", "severity": "critical", "service": "search"},
+        "annotations": {"summary": "search p99 over 2 s"},
+        "startsAt": stamp(started),
+    }
+    alertmanager.post([alert])
+    notes = workers.topic("notifications")
+
+    def actions(records: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        return [(r["data"]["action"], r["data"]["dedupe_key"]) for r in records]
+
+    records = await consume(bootstrap, notes, lambda r: bool(actions(r)), timeout=60)
+    ((action, key),) = actions(records)
+    incident = records[0]["data"]["incident_id"]
+    assert (action, key) == (
+        "trigger",
+        f"incident/{incident}/level1.0/pagerduty:primary/oncall-level1",
+    )
+
+    url = f"http://127.0.0.1:{worker.port}/incidents/{incident}"
+    assert _post(f"{url}/ack", {}) == (
+        400,
+        {"error": "missing_field", "message": "by is required (who acted)"},
+    )
+    status, answer = _post(f"{url}/ack", {"by": "alice"})
+    assert status == 202, answer
+    records = await consume(bootstrap, notes, lambda r: len(actions(r)) >= 2, timeout=60)
+    assert actions(records) == [("trigger", key), ("acknowledge", key)]
+
+    # Level 1's 30 s pass without a level-2 page; then Alertmanager resolves the alert.
+    await asyncio.sleep(
+        max(0.0, (started + timedelta(seconds=35) - datetime.now(tz=UTC)).total_seconds())
+    )
+    alertmanager.post([{**alert, "endsAt": stamp(datetime.now(tz=UTC))}])
+    records = await consume(bootstrap, notes, lambda r: len(actions(r)) >= 3, timeout=60)
+    assert actions(records) == [("trigger", key), ("acknowledge", key), ("resolve", key)]
+    outputs = await consume(
+        bootstrap,
+        workers.topic("escalations"),
+        lambda r: any(x["type"] == "incident.resolved" for x in r),
+        timeout=30,
+    )
+    assert not [r for r in outputs if r["type"] == "escalation.raised"], "nobody else paged"
+    (resolved,) = [r["data"] for r in outputs if r["type"] == "incident.resolved"]
+    assert (resolved["acknowledged"], resolved["acknowledged_by"]) == (True, "alice")

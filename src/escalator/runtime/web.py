@@ -3,6 +3,8 @@
 - POST /events            CloudEvents HTTP binding → tickets.events or monitoring.alerts
 - POST /alerts/alertmanager  Alertmanager webhooks (v4) → one alert CloudEvent per alert
 - GET  /tickets/{id}      live SLA status, answered by the worker that owns the ticket
+- POST /incidents/{id}/ack|unack|resolve|escalate   a person acts on an incident
+- POST /tickets/{id}/ack|snooze   the ticket's tier has it; hold its inactivity escalation
 - POST /policy            validate a policy (YAML body) and publish it to every worker
 - GET  /health, /metrics  always open; everything else needs the bearer token when one is set
 """
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING
 from faust.web import Request, Response, View
 
 from escalator.adapters.alerts import alertmanager_events
+from escalator.adapters.http_actions import incident_action, ticket_action
 from escalator.adapters.http_ingest import Accepted, HttpError, parse_ingest
 from escalator.adapters.state_codec import decode_expired, decode_state
 from escalator.adapters.state_view import ticket_view
@@ -78,6 +81,32 @@ def install(worker: Worker) -> None:
             return await produce_acked(self, accepted)
 
     app.page("/alerts/alertmanager")(Alertmanager)
+
+    class IncidentActions(View):
+        """`{incident}` is an incident id (`<fingerprint>/<opened at>`) or a fingerprint."""
+
+        async def post(self, request: Request, incident: str, action: str) -> Response:
+            try:
+                check_auth(request, settings.http_token)
+                body = await read_body(request, settings.max_request_bytes)
+                accepted = incident_action(incident, action, body, wall_ms())
+            except HttpError as exc:
+                return self.json(exc.body(), status=exc.status)
+            return await produce_acked(self, [accepted])
+
+    app.page("/incidents/{incident:.+}/{action:[a-z]+}")(IncidentActions)
+
+    class TicketActions(View):
+        async def post(self, request: Request, ticket_id: str, action: str) -> Response:
+            try:
+                check_auth(request, settings.http_token)
+                body = await read_body(request, settings.max_request_bytes)
+                accepted = ticket_action(ticket_id, action, body, wall_ms())
+            except HttpError as exc:
+                return self.json(exc.body(), status=exc.status)
+            return await produce_acked(self, [accepted])
+
+    app.page("/tickets/{ticket_id}/{action:[a-z]+}")(TicketActions)
 
     async def produce_acked(view: View, accepted: list[Accepted]) -> Response:
         """Produce to the topic of each event's kind; 202 only after Kafka acknowledged all."""
