@@ -172,7 +172,7 @@ class Rotation:
         """The instants in (from, to) at which a turn begins, in order."""
         turn = self.turn_at(from_ms) + 1
         while (begins := self.turn_start(turn)) < to_ms:
-            if begins > from_ms:  # a skipped local date (Samoa 2011) repeats an instant
+            if begins > from_ms:  # defensive: handoff instants only grow with the date
                 yield begins
             turn += 1
 
