@@ -184,9 +184,11 @@ def policy() -> None:
 def policy_check(file: Path) -> None:
     """Validate FILE; print a one-line summary, or the error with file, line and field."""
     loaded = _load_policy_or_exit(file)
+    schedules = f", schedules {', '.join(loaded.schedules)}" if loaded.schedules else ""
     click.echo(
         f"{file}: ok — version {loaded.version}, {len(loaded.targets)} target rules, "
         f"{len(loaded.calendars)} calendars, tiers {' → '.join(t.name for t in loaded.tiers)}"
+        f"{schedules}"
     )
 
 

@@ -148,10 +148,26 @@ def test_schedule_show_names_the_known_schedules_and_bad_ranges(tmp_path: Path) 
     no_offset = run("schedule", "show", "primary", "--from", "2026-03-01", "--to", "2026-03-17")
     assert no_offset.returncode == 2
     assert b"--from '2026-03-01' is not an RFC 3339 date-time" in no_offset.stderr
-    builtin = run("schedule", "show", "primary", *span)
-    assert builtin.returncode == 2
-    assert (
-        builtin.stderr.decode()
-        .splitlines()[-1]
-        .endswith("default_policy.yaml; it defines no schedules")
+    bare = tmp_path / "bare.yaml"
+    bare.write_text(SCHEDULED.split("schedules:")[0].replace("schedule:primary", "team:l1"))
+    none = run("schedule", "show", "primary", *span, "--policy", str(bare))
+    assert none.returncode == 2
+    assert none.stderr.decode().splitlines()[-1] == (
+        f"error: schedule 'primary' is not defined in {bare}; it defines no schedules"
     )
+
+
+def test_schedule_show_prints_what_docs_policy_md_shows(tmp_path: Path) -> None:
+    doc = (ROOT / "docs" / "policy.md").read_text(encoding="utf-8")
+    section = doc.split("## On-call schedules")[1]
+    example = section.split("```yaml\n")[1].split("```")[0]
+    command = section.split("`escalator schedule show ")[1].split("`")[0].split()
+    shown = "start (UTC)" + section.split("```\nstart (UTC)")[1].split("```")[0]
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        "version: doc\ntargets: [{name: all, calendar: 24x7, resolution: 4h}]\n"
+        'tiers: [{name: L1, owner: "schedule:support"}]\n' + example
+    )
+    done = run("schedule", "show", *command, "--policy", str(policy))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode() == shown

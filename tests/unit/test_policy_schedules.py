@@ -237,3 +237,13 @@ def test_a_schedule_needs_a_layer() -> None:
     assert str(caught.value) == (
         "p.yaml:21: schedules.follow-the-sun.layers: a schedule needs at least one layer"
     )
+
+
+def test_the_example_policy_has_a_business_hours_layer_over_a_weekly_rotation() -> None:
+    from tests.helpers import example_policy
+
+    primary = example_policy().schedules["primary"]
+    # Tuesday 2026-11-24, 10:00 EST: day 22 of the daily layer (22 % 2 = 0: dave).
+    assert on_call(primary, ms("2026-11-24T15:00:00Z")) == "user:dave"
+    # Saturday 2026-11-28: week 3 of the weekly layer (3 % 3 = 0: alice).
+    assert on_call(primary, ms("2026-11-28T15:00:00Z")) == "user:alice"
