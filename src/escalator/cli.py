@@ -241,11 +241,14 @@ def schedule_show(name: str, start: str, end: str, policy_file: Path) -> None:
 
     Overrides are not included: they arrive as events, which this command does not read.
     """
-    from escalator.domain.schedules import shifts
+    from escalator.domain.schedules import EARLIEST_MS, LATEST_MS, shifts
 
     from_ms, to_ms = _instant(start, "--from"), _instant(end, "--to")
     if to_ms <= from_ms:
         raise click.BadParameter("must be after --from", param_hint="--to")
+    for at_ms, hint in ((from_ms, "--from"), (to_ms, "--to")):
+        if not EARLIEST_MS <= at_ms <= LATEST_MS:
+            raise click.BadParameter("schedules answer for the years 1900 to 8999", param_hint=hint)
     loaded = _load_policy_or_exit(policy_file)
     found = loaded.schedules.get(name)
     if found is None:

@@ -76,6 +76,15 @@ def test_an_override_answers_while_it_lasts() -> None:
                 "as 2026-11-24T10:00:00Z; write a '+' offset as %2B in a URL",
             },
         ),
+        (
+            "primary",
+            "0001-01-01T00:00:00Z",
+            400,
+            {
+                "error": "invalid_time",
+                "message": "at '0001-01-01T00:00:00Z': schedules answer for the years 1900 to 8999",
+            },
+        ),
     ],
 )
 def test_errors_name_the_schedule_or_the_at_field(

@@ -3,7 +3,7 @@ elapsed shifts, layers, restrictions, overrides, gaps — every expected instant
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 
 import pytest
@@ -261,6 +261,22 @@ def test_what_cannot_be_built_says_what_to_fix() -> None:
         Schedule("empty", NY, ())
     with pytest.raises(DurationError):
         ShiftLength.parse("weekly")
+    with pytest.raises(ScheduleError, match="start is a local date"):
+        Rotation(("a",), WEEK, 540, NY, datetime(2026, 3, 2, 9, tzinfo=UTC))
+
+
+def test_instants_near_the_ends_of_the_calendar_are_refused_not_crashed_on() -> None:
+    # datetime stops at the years 1 and 9999; a local date or a handoff past them would raise
+    # OverflowError halfway through a walk.
+    with pytest.raises(ScheduleError, match="outside the years 1900 to 8999"):
+        on_call(WEEKLY, ms("9999-12-31T00:00:00Z"))
+    with pytest.raises(ScheduleError, match="outside the years 1900 to 8999"):
+        shifts(WEEKLY, ms("0001-01-01T00:00:00Z"), ms("2026-01-01T00:00:00Z"))
+    # The last Monday answered: 8999-12-30, week 363,877 (% 3 = 1: bob), whose shift runs
+    # past the last instant answered, so no change is in sight.
+    assert (date(8999, 12, 30) - date(2026, 3, 2)).days == 363_877 * 7
+    assert on_call(WEEKLY, ms("8999-12-30T15:00:00Z")) == "bob"
+    assert next_change(WEEKLY, ms("8999-12-30T15:00:00Z"), YEAR_MS) is None
 
 
 # --- properties -------------------------------------------------------------------------------

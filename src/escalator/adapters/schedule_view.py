@@ -9,7 +9,7 @@ from escalator.adapters import rfc3339
 from escalator.adapters.http_types import HttpError
 from escalator.domain.ladder import iso
 from escalator.domain.policy import Policy
-from escalator.domain.schedules import Override, next_change, on_call
+from escalator.domain.schedules import EARLIEST_MS, LATEST_MS, Override, next_change, on_call
 
 # How far ahead `until` is looked for: a shift that does not end within a year (one person
 # on call, no handoff) answers `"until": null`. Finding it costs one step per handoff.
@@ -47,8 +47,13 @@ def schedule_view(
 
 def _instant(text: str) -> int:
     try:
-        return rfc3339.parse_ms(text)
+        at_ms = rfc3339.parse_ms(text)
     except rfc3339.NotRfc3339 as exc:
         # A '+' in a query string arrives as a blank (form encoding): say so.
         hint = "; write a '+' offset as %2B in a URL" if " " in text.strip() else ""
         raise HttpError(400, "invalid_time", f"at {text[:64]!r} {exc}{hint}") from None
+    if not EARLIEST_MS <= at_ms <= LATEST_MS:
+        raise HttpError(
+            400, "invalid_time", f"at {text[:64]!r}: schedules answer for the years 1900 to 8999"
+        )
+    return at_ms

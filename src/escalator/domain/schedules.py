@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import heapq
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from itertools import chain, groupby, pairwise
@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 # Restriction windows convert to UTC exactly as business hours do, so that a restriction and a
 # calendar with the same hours agree on DST days.
 from escalator.domain.calendar import _utc_windows
-from escalator.domain.durations import format_duration, parse_duration
+from escalator.domain.durations import parse_duration
 
 __all__ = [
     "Layer",
@@ -59,6 +59,10 @@ _DAY_MS: Final = 86_400_000
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS: Final = timedelta(milliseconds=1)
 _UNITS: Final = re.compile(r"[a-zA-Z]+")
+# The instants schedules answer for: far from the ends of `datetime` (years 1 and 9999), so
+# local dates and the handoffs of a two-year shift never leave its range.
+EARLIEST_MS: Final = -2_208_988_800_000  # 1900-01-01T00:00:00Z
+LATEST_MS: Final = 221_845_392_000_000  # 9000-01-01T00:00:00Z
 
 Weekly = tuple[tuple[tuple[int, int], ...], ...]
 
@@ -108,11 +112,6 @@ class ShiftLength:
             return cls(days=ms // _DAY_MS)
         return cls(elapsed_ms=ms)
 
-    def __str__(self) -> str:
-        if self.days:
-            return f"{self.days // 7}w" if self.days % 7 == 0 else f"{self.days}d"
-        return format_duration(self.elapsed_ms)
-
 
 @dataclass(frozen=True, slots=True)
 class Rotation:
@@ -131,6 +130,8 @@ class Rotation:
     def __post_init__(self) -> None:
         if not self.participants:
             raise ScheduleError("a rotation needs at least one participant")
+        if isinstance(self.start, datetime):  # a date subclass, whose time would be ignored
+            raise ScheduleError("start is a local date; the time of day is handoff_minute")
         if not 0 <= self.handoff_minute < MINUTES_PER_DAY:
             raise ScheduleError(
                 f"handoff_minute {self.handoff_minute} must be 0..1439 (minutes after midnight)"
@@ -283,15 +284,13 @@ class Shift:
     user: str | None
 
 
-def on_call(schedule: Schedule, at_ms: int, overrides: Iterable[Override] = ()) -> str | None:
+def on_call(schedule: Schedule, at_ms: int, overrides: Sequence[Override] = ()) -> str | None:
     """Who is on call in `schedule` at `at_ms`, or None (a gap); see the module docstring for
     the precedence. Overrides of other schedules are ignored."""
-    winner: str | None = None
-    for override in overrides:  # the last active one wins
+    _check_instant(at_ms)
+    for override in reversed(overrides):  # the last active one wins
         if override.schedule == schedule.name and override.covers(at_ms):
-            winner = override.user
-    if winner is not None:
-        return winner
+            return override.user
     for layer in reversed(schedule.layers):
         user = layer.on_call(at_ms)
         if user is not None:
@@ -314,10 +313,19 @@ def next_change(
 ) -> int | None:
     """When the person on call at `at_ms` stops being on call (the end of the shift holding
     it), or None if that does not happen within `horizon_ms`."""
-    first = next(_iter_shifts(schedule, at_ms, at_ms + horizon_ms, overrides), None)
-    if first is None or first.end_ms >= at_ms + horizon_ms:
+    _check_instant(at_ms)
+    horizon = min(at_ms + horizon_ms, LATEST_MS)
+    first = next(_iter_shifts(schedule, at_ms, horizon, overrides), None)
+    if first is None or first.end_ms >= horizon:
         return None
     return first.end_ms
+
+
+def _check_instant(at_ms: int) -> None:
+    if not EARLIEST_MS <= at_ms <= LATEST_MS:
+        raise ScheduleError(
+            f"{at_ms} ms lies outside the years 1900 to 8999, the range schedules answer for"
+        )
 
 
 def _iter_shifts(
@@ -325,6 +333,8 @@ def _iter_shifts(
 ) -> Iterator[Shift]:
     if to_ms <= from_ms:
         return
+    _check_instant(from_ms)
+    _check_instant(to_ms)
     mine = [o for o in overrides if o.schedule == schedule.name]
     edges = sorted(edge for o in mine for edge in (o.start_ms, o.end_ms) if from_ms < edge < to_ms)
     # Every instant where the answer may change; between two of them it cannot.
