@@ -22,6 +22,8 @@ from escalator.domain.schedules import (
     ShiftLength,
     next_change,
     on_call,
+    resolve,
+    schedule_name,
     shifts,
 )
 from tests.helpers import iso, ms
@@ -353,3 +355,16 @@ def test_shifts_tile_the_range_and_agree_with_on_call(
             assert on_call(sched, at, extra) == shift.user
     if len(found) > 1:
         assert next_change(sched, start, span, extra) == found[0].end_ms
+
+
+def test_a_schedule_recipient_resolves_to_whoever_is_on_call_and_others_stay_as_written() -> None:
+    schedules = {"primary": WEEKLY}
+    at = ms("2026-03-03T16:00:00Z")
+    assert resolve("schedule:primary", schedules, at) == "alice"
+    assert resolve("schedule:primary", schedules, at, [OVERRIDE]) == "zoe"
+    assert resolve("schedule:primary", schedules, ms("2026-03-01T00:00:00Z")) is None  # a gap
+    assert resolve("slack:#incidents", schedules, at) == "slack:#incidents"
+    assert schedule_name("schedule:primary") == "primary"
+    assert schedule_name("user:alice") is None
+    with pytest.raises(ScheduleError, match="'schedule:nope' names no schedule; defined: primary"):
+        resolve("schedule:nope", schedules, at)

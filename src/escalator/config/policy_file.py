@@ -56,6 +56,7 @@ from escalator.domain.schedules import (
     Schedule,
     ScheduleError,
     ShiftLength,
+    schedule_name,
 )
 from escalator.errors import ConfigError
 
@@ -63,7 +64,6 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 CHANNEL_KINDS = ("slack", "email", "pagerduty", "webhook", "team", "user")
 _RANGE = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 _TIME = re.compile(r"^(\d{2}):(\d{2})$")
-SCHEDULE = "schedule:"  # a recipient resolved to whoever is on call in the named schedule
 # Written as `schedule:<name>` and answered at GET /schedules/<name>: no blanks, colons, slashes.
 _SCHEDULE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # Shorter turns are a typo (`12m` for `12h`) and would print thousands of shifts a month.
@@ -540,20 +540,19 @@ def _tier(node: _Node, schedules: Mapping[str, Schedule]) -> TierDef:
 def _recipient(node: _Node, schedules: Mapping[str, Schedule]) -> str:
     """A person or team as written; `schedule:<name>` must name a schedule of the policy."""
     text = node.text()
-    if text.startswith(SCHEDULE):
-        name = text.removeprefix(SCHEDULE)
-        if name not in schedules:
-            known = ", ".join(schedules)
-            raise node.error(
-                f"schedule {name!r} is not defined; "
-                + (f"use one of: {known}" if known else "define it under schedules:")
-            )
+    name = schedule_name(text)
+    if name is not None and name not in schedules:
+        known = ", ".join(schedules)
+        raise node.error(
+            f"schedule {name!r} is not defined; "
+            + (f"use one of: {known}" if known else "define it under schedules:")
+        )
     return text
 
 
 def _notify(node: _Node, schedules: Mapping[str, Schedule]) -> str:
     """An on-call level's target: a channel, or whoever is on call in a schedule."""
-    if node.text().startswith(SCHEDULE):
+    if schedule_name(node.text()) is not None:
         return _recipient(node, schedules)
     return _channel(node)
 
@@ -793,7 +792,7 @@ def _participants(node: _Node) -> tuple[str, ...]:
     if not people:
         raise node.error("a rotation needs at least one participant (whose turn comes first)")
     for index, person in enumerate(people):
-        if person.startswith(SCHEDULE):
+        if schedule_name(person) is not None:
             raise node.child(index).error(
                 f"{person!r}: a participant is a person or team, not another schedule "
                 "(put both rotations in one schedule as layers)"

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import heapq
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from itertools import chain, groupby, pairwise
@@ -51,8 +51,14 @@ __all__ = [
     "ShiftLength",
     "next_change",
     "on_call",
+    "resolve",
+    "schedule_name",
     "shifts",
 ]
+
+# A recipient written `schedule:<name>` (an on-call level's notify, a tier's owner or backup)
+# is whoever is on call in that schedule at the moment of the page.
+SCHEDULE_PREFIX: Final = "schedule:"
 
 MINUTES_PER_DAY: Final = 24 * 60
 _DAY_MS: Final = 86_400_000
@@ -296,6 +302,30 @@ def on_call(schedule: Schedule, at_ms: int, overrides: Sequence[Override] = ()) 
         if user is not None:
             return user
     return None
+
+
+def schedule_name(recipient: str) -> str | None:
+    """The schedule a recipient names (`schedule:primary` → `primary`), or None."""
+    if recipient.startswith(SCHEDULE_PREFIX):
+        return recipient.removeprefix(SCHEDULE_PREFIX)
+    return None
+
+
+def resolve(
+    recipient: str,
+    schedules: Mapping[str, Schedule],
+    at_ms: int,
+    overrides: Sequence[Override] = (),
+) -> str | None:
+    """`recipient` itself, or for `schedule:<name>` whoever is on call then (None: a gap).
+    The policy file refuses a name it does not define, so an unknown one is a bug: raised."""
+    name = schedule_name(recipient)
+    if name is None:
+        return recipient
+    schedule = schedules.get(name)
+    if schedule is None:
+        raise ScheduleError(f"{recipient!r} names no schedule; defined: {', '.join(schedules)}")
+    return on_call(schedule, at_ms, overrides)
 
 
 def shifts(
