@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import click
 import orjson
@@ -182,9 +184,11 @@ def policy() -> None:
 def policy_check(file: Path) -> None:
     """Validate FILE; print a one-line summary, or the error with file, line and field."""
     loaded = _load_policy_or_exit(file)
+    schedules = f", schedules {', '.join(loaded.schedules)}" if loaded.schedules else ""
     click.echo(
         f"{file}: ok — version {loaded.version}, {len(loaded.targets)} target rules, "
         f"{len(loaded.calendars)} calendars, tiers {' → '.join(t.name for t in loaded.tiers)}"
+        f"{schedules}"
     )
 
 
@@ -216,6 +220,75 @@ def _load_policy_or_exit(file: Path):  # type: ignore[no-untyped-def]
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
     return loaded
+
+
+# --- schedules --------------------------------------------------------------------------------
+
+
+@main.group()
+def schedule() -> None:
+    """Inspect on-call schedules (the policy's schedules: section)."""
+
+
+@schedule.command("show")
+@click.argument("name")
+@click.option("--from", "start", required=True, help="Start of the range (RFC 3339).")
+@click.option("--to", "end", required=True, help="End of the range, excluded (RFC 3339).")
+@policy_option("Policy YAML whose schedules to read [ESCALATOR_POLICY].")
+def schedule_show(name: str, start: str, end: str, policy_file: Path) -> None:
+    """Print who is on call in schedule NAME from --from to --to: one shift per line, its start
+    and end in UTC and in the schedule's time zone, then the person, or (nobody) in a gap.
+
+    Overrides are not included: they arrive as events, which this command does not read.
+    """
+    from escalator.domain.schedules import EARLIEST_MS, LATEST_MS, shifts
+
+    from_ms, to_ms = _instant(start, "--from"), _instant(end, "--to")
+    if to_ms <= from_ms:
+        raise click.BadParameter("must be after --from", param_hint="--to")
+    for at_ms, hint in ((from_ms, "--from"), (to_ms, "--to")):
+        if not EARLIEST_MS <= at_ms <= LATEST_MS:
+            raise click.BadParameter("schedules answer for the years 1900 to 8999", param_hint=hint)
+    loaded = _load_policy_or_exit(policy_file)
+    found = loaded.schedules.get(name)
+    if found is None:
+        known = ", ".join(loaded.schedules)
+        click.echo(
+            f"error: schedule {name!r} is not defined in {policy_file}; "
+            + (f"known: {known}" if known else "it defines no schedules"),
+            err=True,
+        )
+        sys.exit(2)
+    zone = ZoneInfo(found.timezone)
+    width = max(25, len(found.timezone) + 8)  # 2026-03-09T09:00:00-04:00, or the heading
+    click.echo(
+        f"{'start (UTC)':20}  {'end (UTC)':20}  {f'start ({found.timezone})':{width}}  "
+        f"{f'end ({found.timezone})':{width}}  on call"
+    )
+    for shift in shifts(found, from_ms, to_ms):
+        click.echo(
+            f"{_utc(shift.start_ms)}  {_utc(shift.end_ms)}  "
+            f"{_local(shift.start_ms, zone):{width}}  {_local(shift.end_ms, zone):{width}}  "
+            f"{shift.user or '(nobody)'}"
+        )
+
+
+def _instant(text: str, hint: str) -> int:
+    try:
+        return parse_time(text, hint)
+    except InvalidEvent as exc:
+        raise click.BadParameter(exc.message, param_hint=hint) from None
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _utc(at_ms: int) -> str:
+    return (_EPOCH + timedelta(milliseconds=at_ms)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _local(at_ms: int, zone: ZoneInfo) -> str:
+    return (_EPOCH + timedelta(milliseconds=at_ms)).astimezone(zone).isoformat("T", "seconds")
 
 
 # --- simulate ---------------------------------------------------------------------------------

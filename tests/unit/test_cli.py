@@ -28,7 +28,7 @@ def test_policy_check_accepts_the_example_and_names_errors(tmp_path: Path) -> No
     assert failed.returncode == 2
     assert failed.stderr.decode().strip() == (
         f"error: {bad}:4: surprise: unknown key; allowed: version, calendars, warnings, "
-        "targets, pauses, tiers, triggers, alerts, lateness, import"
+        "targets, pauses, tiers, triggers, alerts, lateness, import, schedules"
     )
 
 
@@ -89,3 +89,85 @@ def test_simulate_rejects_a_bad_until() -> None:
     done = run("simulate", "--until", "tomorrow", TOUR)
     assert done.returncode == 2
     assert b"--until" in done.stderr
+
+
+SCHEDULED = """version: s
+targets:
+  - {name: all, calendar: 24x7, resolution: 4h}
+tiers:
+  - {name: L1, owner: "schedule:primary"}
+schedules:
+  primary:
+    timezone: America/New_York
+    layers:
+      - participants: ["user:alice", "user:bob", "user:carol"]
+        shift: 1w
+        handoff: "09:00"
+        start: 2026-03-02
+  backup:
+    timezone: UTC
+    layers:
+      - {participants: ["user:zoe"], shift: 1d, handoff: "00:00", start: 2026-01-01}
+"""
+
+
+def test_schedule_show_prints_the_shifts_in_utc_and_local_time(tmp_path: Path) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text(SCHEDULED)
+    span = ("--from", "2026-03-01T00:00:00Z", "--to", "2026-03-17T00:00:00Z")
+    done = run("schedule", "show", "primary", *span, "--policy", str(policy))
+    assert done.returncode == 0, done.stderr
+    # Monday 09:00 in New York on both sides of 2026-03-08: 14:00Z (EST), then 13:00Z (EDT).
+    assert done.stdout.decode().splitlines() == [
+        "start (UTC)           end (UTC)             start (America/New_York)   "
+        "end (America/New_York)     on call",
+        "2026-03-01T00:00:00Z  2026-03-02T14:00:00Z  2026-02-28T19:00:00-05:00  "
+        "2026-03-02T09:00:00-05:00  (nobody)",
+        "2026-03-02T14:00:00Z  2026-03-09T13:00:00Z  2026-03-02T09:00:00-05:00  "
+        "2026-03-09T09:00:00-04:00  user:alice",
+        "2026-03-09T13:00:00Z  2026-03-16T13:00:00Z  2026-03-09T09:00:00-04:00  "
+        "2026-03-16T09:00:00-04:00  user:bob",
+        "2026-03-16T13:00:00Z  2026-03-17T00:00:00Z  2026-03-16T09:00:00-04:00  "
+        "2026-03-16T20:00:00-04:00  user:carol",
+    ]
+
+
+def test_schedule_show_names_the_known_schedules_and_bad_ranges(tmp_path: Path) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text(SCHEDULED)
+    span = ("--from", "2026-03-01T00:00:00Z", "--to", "2026-03-17T00:00:00Z")
+    unknown = run("schedule", "show", "primry", *span, "--policy", str(policy))
+    assert unknown.returncode == 2
+    assert unknown.stderr.decode().splitlines()[-1] == (
+        f"error: schedule 'primry' is not defined in {policy}; known: primary, backup"
+    )
+    backwards = ("--from", "2026-03-17T00:00:00Z", "--to", "2026-03-01T00:00:00Z")
+    refused = run("schedule", "show", "primary", *backwards, "--policy", str(policy))
+    assert refused.returncode == 2
+    assert b"Invalid value for --to: must be after --from" in refused.stderr
+    no_offset = run("schedule", "show", "primary", "--from", "2026-03-01", "--to", "2026-03-17")
+    assert no_offset.returncode == 2
+    assert b"--from '2026-03-01' is not an RFC 3339 date-time" in no_offset.stderr
+    bare = tmp_path / "bare.yaml"
+    bare.write_text(SCHEDULED.split("schedules:")[0].replace("schedule:primary", "team:l1"))
+    none = run("schedule", "show", "primary", *span, "--policy", str(bare))
+    assert none.returncode == 2
+    assert none.stderr.decode().splitlines()[-1] == (
+        f"error: schedule 'primary' is not defined in {bare}; it defines no schedules"
+    )
+
+
+def test_schedule_show_prints_what_docs_policy_md_shows(tmp_path: Path) -> None:
+    doc = (ROOT / "docs" / "policy.md").read_text(encoding="utf-8")
+    section = doc.split("## On-call schedules")[1]
+    example = section.split("```yaml\n")[1].split("```")[0]
+    command = section.split("`escalator schedule show ")[1].split("`")[0].split()
+    shown = "start (UTC)" + section.split("```\nstart (UTC)")[1].split("```")[0]
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        "version: doc\ntargets: [{name: all, calendar: 24x7, resolution: 4h}]\n"
+        'tiers: [{name: L1, owner: "schedule:support"}]\n' + example
+    )
+    done = run("schedule", "show", *command, "--policy", str(policy))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode() == shown

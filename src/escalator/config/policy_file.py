@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Container, Iterator
+from collections.abc import Callable, Container, Iterator, Mapping
 from dataclasses import replace
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -49,11 +49,25 @@ from escalator.domain.policy import (
     TierDef,
     VipRule,
 )
+from escalator.domain.schedules import (
+    Layer,
+    Restriction,
+    Rotation,
+    Schedule,
+    ScheduleError,
+    ShiftLength,
+    schedule_name,
+)
 from escalator.errors import ConfigError
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 CHANNEL_KINDS = ("slack", "email", "pagerduty", "webhook", "team", "user")
 _RANGE = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
+_TIME = re.compile(r"^(\d{2}):(\d{2})$")
+# Written as `schedule:<name>` and answered at GET /schedules/<name>: no blanks, colons, slashes.
+_SCHEDULE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# Shorter turns are a typo (`12m` for `12h`) and would print thousands of shifts a month.
+MIN_SHIFT_MS = 3_600_000
 
 
 class _Node:
@@ -177,6 +191,13 @@ def parse_policy(text: str, file: str = "<policy>", warnings: list[str] | None =
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"not valid YAML: {problem}", file=file, line=line) from None
+    except ValueError as exc:
+        # ruamel.yaml builds unquoted dates itself and lets datetime's error out bare, without
+        # a mark: find the line ourselves.
+        line, token = _impossible_date(text)
+        raise ConfigError(
+            f"{token!r} is not a calendar date ({exc}); use YYYY-MM-DD", file=file, line=line
+        ) from None
     root = _Node(data, "", 1, file)
     top = root.mapping(
         (
@@ -190,9 +211,12 @@ def parse_policy(text: str, file: str = "<policy>", warnings: list[str] | None =
             "alerts",
             "lateness",
             "import",
+            "schedules",
         ),
         required=("version", "targets", "tiers"),
     )
+    # Before tiers and alerts: their recipients may name a schedule, checked where written.
+    schedules = _schedules(top["schedules"]) if "schedules" in top else {}
     calendars: dict[str, Calendar] = {"24x7": AlwaysOpen()}
     if "calendars" in top:
         for name, node in _named(top["calendars"]):
@@ -200,7 +224,7 @@ def parse_policy(text: str, file: str = "<policy>", warnings: list[str] | None =
                 raise node.error("'24x7' is built in and cannot be redefined")
             calendars[name] = _calendar(name, node)
     default_warnings = _thresholds(top["warnings"]) if "warnings" in top else ()
-    tiers = tuple(_tier(n) for n in top["tiers"].items())
+    tiers = tuple(_tier(n, schedules) for n in top["tiers"].items())
     if not tiers:
         raise top["tiers"].error("at least one tier is required")
     _unique(top["tiers"], [t.name for t in tiers], "tier")
@@ -218,7 +242,11 @@ def parse_policy(text: str, file: str = "<policy>", warnings: list[str] | None =
         policy_args["lateness"] = _lateness(top["lateness"])
     if "import" in top:
         policy_args["imports"] = _import(top["import"])
-    alerts = _alerts(top["alerts"], tuple(t.name for t in tiers)) if "alerts" in top else None
+    alerts = (
+        _alerts(top["alerts"], tuple(t.name for t in tiers), schedules, warnings)
+        if "alerts" in top
+        else None
+    )
     policy_args["alerts"] = _with_ladder(alerts or AlertPolicy(), tiers[-1], root, warnings)
     return Policy(
         version=top["version"].text(),
@@ -226,8 +254,23 @@ def parse_policy(text: str, file: str = "<policy>", warnings: list[str] | None =
         targets=targets,
         tiers=tiers,
         digest=hashlib.sha256(text.encode("utf-8")).hexdigest()[:16],
+        schedules=schedules,
         **policy_args,
     )
+
+
+_DATE_LIKE = re.compile(r"(?<![\w.-])(\d{4})-(\d{1,2})-(\d{1,2})(?!\d)")
+
+
+def _impossible_date(text: str) -> tuple[int | None, str]:
+    """The line and text of the first date-shaped token that is no calendar date."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        for found in _DATE_LIKE.finditer(line.split("#")[0]):
+            try:
+                date(*(int(g) for g in found.groups()))
+            except ValueError:
+                return number, found.group(0)
+    return None, "a date"
 
 
 # --- sections ---------------------------------------------------------------------------------
@@ -250,15 +293,7 @@ def _unique(node: _Node, names: list[str], what: str) -> None:
 
 def _calendar(name: str, node: _Node) -> Calendar:
     fields = node.mapping(("timezone", "hours", "holidays"), required=("timezone", "hours"))
-    weekly: list[list[tuple[int, int]]] = [[] for _ in WEEKDAYS]
-    for key, day_node in _named(fields["hours"]):
-        days = _days(key, day_node)
-        windows = [
-            _window(w)
-            for w in (day_node.items() if isinstance(day_node.value, list) else [day_node])
-        ]
-        for day in days:
-            weekly[day].extend(windows)
+    weekly = _weekly(fields["hours"])
     holidays = _holidays(fields["holidays"]) if "holidays" in fields else frozenset()
     _timezone(fields["timezone"])
     try:
@@ -270,6 +305,20 @@ def _calendar(name: str, node: _Node) -> Calendar:
         )
     except CalendarError as exc:
         raise node.error(str(exc)) from None
+
+
+def _weekly(node: _Node) -> list[list[tuple[int, int]]]:
+    """Weekday (or range) → window(s): the windows of each day, Monday first."""
+    weekly: list[list[tuple[int, int]]] = [[] for _ in WEEKDAYS]
+    for key, day_node in _named(node):
+        days = _days(key, day_node)
+        windows = [
+            _window(w)
+            for w in (day_node.items() if isinstance(day_node.value, list) else [day_node])
+        ]
+        for day in days:
+            weekly[day].extend(windows)
+    return weekly
 
 
 def _timezone(node: _Node) -> None:
@@ -456,6 +505,11 @@ def _pauses(node: _Node) -> dict[str, frozenset[str]]:
 def _channel(node: _Node) -> str:
     text = node.text()
     kind, _, rest = text.partition(":")
+    if kind == "schedule":
+        raise node.error(
+            f"{text!r}: a schedule says who is on call, not where to write; make it the "
+            "tier's owner or backup"
+        )
     if kind not in CHANNEL_KINDS or not rest:
         raise node.error(
             f"{text!r} is not a channel; use slack:#room, email:a@b, pagerduty:<routing key> "
@@ -468,7 +522,7 @@ def _channel(node: _Node) -> str:
     return text
 
 
-def _tier(node: _Node) -> TierDef:
+def _tier(node: _Node, schedules: Mapping[str, Schedule]) -> TierDef:
     fields = node.mapping(
         ("name", "title", "owner", "backup", "channels"), required=("name", "owner")
     )
@@ -477,10 +531,30 @@ def _tier(node: _Node) -> TierDef:
     )
     return TierDef(
         name=fields["name"].text(),
-        owner=fields["owner"].text(),
-        backup=fields["backup"].text() if "backup" in fields else None,
+        owner=_recipient(fields["owner"], schedules),
+        backup=_recipient(fields["backup"], schedules) if "backup" in fields else None,
         channels=channels,
     )
+
+
+def _recipient(node: _Node, schedules: Mapping[str, Schedule]) -> str:
+    """A person or team as written; `schedule:<name>` must name a schedule of the policy."""
+    text = node.text()
+    name = schedule_name(text)
+    if name is not None and name not in schedules:
+        known = ", ".join(schedules)
+        raise node.error(
+            f"schedule {name!r} is not defined; "
+            + (f"use one of: {known}" if known else "define it under schedules:")
+        )
+    return text
+
+
+def _notify(node: _Node, schedules: Mapping[str, Schedule]) -> str:
+    """An on-call level's target: a channel, or whoever is on call in a schedule."""
+    if schedule_name(node.text()) is not None:
+        return _recipient(node, schedules)
+    return _channel(node)
 
 
 def _triggers(node: _Node, tier_names: tuple[str, ...]) -> dict[str, Any]:
@@ -589,7 +663,12 @@ def _import(node: _Node) -> ImportRule:
     return ImportRule(frozenset(fields["escalate_overdue"].strings(SEVERITIES)))
 
 
-def _alerts(node: _Node, tiers: tuple[str, ...]) -> AlertPolicy:
+def _alerts(
+    node: _Node,
+    tiers: tuple[str, ...],
+    schedules: Mapping[str, Schedule],
+    warnings: list[str] | None,
+) -> AlertPolicy:
     fields = node.mapping(
         (
             "severity_label",
@@ -630,9 +709,13 @@ def _alerts(node: _Node, tiers: tuple[str, ...]) -> AlertPolicy:
             levels.append(
                 OncallLevel(
                     timeout_ms=step["timeout"].duration(),
-                    notify=tuple(_channel(c) for c in step["notify"].items()),
+                    notify=tuple(_notify(c, schedules) for c in step["notify"].items()),
                 )
             )
+            if not levels[-1].notify and warnings is not None:
+                warnings.append(
+                    policy_lint.empty_level(step["notify"].where(), len(levels), levels[-1])
+                )
         if not levels:
             raise oncall["levels"].error("at least one on-call level is required")
         args["levels"] = tuple(levels)
@@ -654,3 +737,95 @@ def _alerts(node: _Node, tiers: tuple[str, ...]) -> AlertPolicy:
             start_at=outage["start_at"].choice(tiers) if "start_at" in outage else rule.start_at,
         )
     return AlertPolicy(**args)
+
+
+# --- on-call schedules ------------------------------------------------------------------------
+
+
+def _schedules(node: _Node) -> dict[str, Schedule]:
+    result: dict[str, Schedule] = {}
+    for name, item in _named(node):
+        if not _SCHEDULE_NAME.match(name):
+            raise item.error(
+                f"{name!r} is not a schedule name; use letters, digits, '-', '_' and '.' "
+                "(it is written schedule:<name> and appears in URLs)"
+            )
+        fields = item.mapping(("timezone", "layers"), required=("timezone", "layers"))
+        _timezone(fields["timezone"])
+        timezone = fields["timezone"].text()
+        layers = tuple(_layer(layer, timezone) for layer in fields["layers"].items())
+        if not layers:
+            raise fields["layers"].error("a schedule needs at least one layer")
+        result[name] = Schedule(name, timezone, layers)
+    return result
+
+
+def _layer(node: _Node, timezone: str) -> Layer:
+    fields = node.mapping(
+        ("participants", "shift", "handoff", "start", "timezone", "restrict"),
+        required=("participants", "shift", "handoff", "start"),
+    )
+    if "timezone" in fields:
+        _timezone(fields["timezone"])
+        timezone = fields["timezone"].text()
+    rotation = Rotation(
+        participants=_participants(fields["participants"]),
+        length=_shift_length(fields["shift"]),
+        handoff_minute=_handoff(fields["handoff"]),
+        timezone=timezone,
+        start=_start_date(fields["start"]),
+    )
+    if "restrict" not in fields:
+        return Layer(rotation)
+    weekly = _weekly(fields["restrict"])
+    try:
+        restriction = Restriction(tuple(tuple(sorted(day)) for day in weekly), timezone)
+    except ScheduleError as exc:
+        raise fields["restrict"].error(
+            f"{exc}; leave restrict out for a layer that is always active"
+        ) from None
+    return Layer(rotation, restriction)
+
+
+def _participants(node: _Node) -> tuple[str, ...]:
+    people = tuple(item.text() for item in node.items())
+    if not people:
+        raise node.error("a rotation needs at least one participant (whose turn comes first)")
+    for index, person in enumerate(people):
+        if schedule_name(person) is not None:
+            raise node.child(index).error(
+                f"{person!r}: a participant is a person or team, not another schedule "
+                "(put both rotations in one schedule as layers)"
+            )
+    return people
+
+
+def _shift_length(node: _Node) -> ShiftLength:
+    ms = node.duration()
+    if ms < MIN_SHIFT_MS:
+        raise node.error(f"a shift of {node.value!r} is shorter than 1h; did you mean hours?")
+    return ShiftLength.parse(node.text())
+
+
+def _handoff(node: _Node) -> int:
+    found = _TIME.match(node.text().strip())
+    if not found or int(found.group(1)) > 23 or int(found.group(2)) > 59:
+        raise node.error(
+            f"{node.value!r} is not a handoff time; use HH:MM in local 24-hour time, e.g. 09:00"
+        )
+    return int(found.group(1)) * 60 + int(found.group(2))
+
+
+def _start_date(node: _Node) -> date:
+    value = node.value
+    if isinstance(value, datetime):
+        raise node.error(
+            f"{value.isoformat()} is an instant; start takes a date (YYYY-MM-DD), handoff the "
+            "time of day"
+        )
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(node.text())
+    except ValueError:
+        raise node.error(f"{value!r} is not a date; use YYYY-MM-DD") from None

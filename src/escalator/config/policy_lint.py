@@ -7,6 +7,8 @@ They do not stop `policy check` or a worker (the policy works as written); `poli
   rules (first match wins, as in Zendesk and Jira Service Management).
 - `d` or `w` on a business calendar: `2d` means 48 *open* hours — six working days of a
   Mon–Fri 09:00–17:00 calendar — not two working days.
+- An on-call level that notifies nobody: an incident waits out its whole timeout there, paged
+  by no one, before the next level is tried.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from escalator.domain.calendar import BusinessCalendar, Calendar
-from escalator.domain.durations import parse_duration
+from escalator.domain.durations import format_duration, parse_duration
 from escalator.domain.events import SEVERITIES
-from escalator.domain.policy import TargetRule
+from escalator.domain.policy import OncallLevel, TargetRule
 
 _OTHER = "\x00other"  # a value no rule names
 _NO_SERVICE = None  # a ticket without a service
@@ -100,3 +102,12 @@ def day_units(where: Located, text: str, calendar: Calendar) -> str | None:
 
 def _num(value: float) -> str:
     return f"{value:.0f}" if value == int(value) else f"{value:.1f}"
+
+
+def empty_level(where: Located, number: int, level: OncallLevel) -> str:
+    """A warning for an on-call level (1-based `number`) whose notify list is empty."""
+    return where.warn(
+        f"on-call level {number} notifies nobody: an incident reaching it pages no one for its "
+        f"whole timeout ({format_duration(level.timeout_ms)}) before the next level; add a "
+        "recipient or remove the level"
+    )

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from escalator.domain.calendar import Calendar
+from escalator.domain.schedules import Schedule
 
 TARGETS: Final = ("first_response", "next_update", "resolution")
 FUNCTIONAL: Final = "functional"
@@ -195,6 +196,8 @@ class Policy:
     _matched: dict[tuple[str, str, str | None], TargetRule | None] = field(
         init=False, compare=False, repr=False
     )
+    # On-call schedules by name (domain/schedules.py): whom `schedule:<name>` pages at an instant.
+    schedules: Mapping[str, Schedule] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         named = (t.customer_tiers for t in self.targets if t.customer_tiers)

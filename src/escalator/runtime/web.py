@@ -5,6 +5,7 @@
 - GET  /tickets/{id}      live SLA status, answered by the worker that owns the ticket
 - POST /incidents/{id}/ack|unack|resolve|escalate   a person acts on an incident
 - POST /tickets/{id}/ack|snooze   the ticket's tier has it; hold its inactivity escalation
+- GET  /schedules/{name}?at=…  who is on call in a policy schedule at `at` (default now)
 - POST /policy            validate a policy (YAML body) and publish it to every worker
 - GET  /health, /metrics  always open; everything else needs the bearer token when one is set
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from faust.web import Request, Response, View
@@ -21,8 +23,10 @@ from faust.web import Request, Response, View
 from escalator.adapters.alerts import alertmanager_events
 from escalator.adapters.http_actions import incident_action, ticket_action
 from escalator.adapters.http_ingest import Accepted, HttpError, parse_ingest
+from escalator.adapters.schedule_view import schedule_view
 from escalator.adapters.state_codec import decode_expired, decode_state
 from escalator.adapters.state_view import ticket_view
+from escalator.domain.schedules import Override
 from escalator.errors import ConfigError
 from escalator.runtime.policy_topic import KEY, check_version, policy_record
 from escalator.runtime.streams import wall_ms
@@ -166,6 +170,24 @@ def install(worker: Worker) -> None:
             return web.json(missing.body(), status=404)
         return web.json(ticket_view(decode_state(raw)[0], worker.processor.policy))
 
+    @app.page("/schedules/{name}")
+    async def schedule(web: View, request: Request, name: str) -> Response:
+        try:
+            check_auth(request, settings.http_token)
+            answer = schedule_view(
+                worker.policy, name, request.query.get("at"), wall_ms(), overrides_of(worker, name)
+            )
+        except HttpError as exc:
+            return web.json(exc.body(), status=exc.status)
+        return web.json(answer)
+
     @app.page("/health")
     async def health(web: View, request: Request) -> Response:
         return web.json(worker.status())
+
+
+def overrides_of(worker: Worker, name: str) -> Sequence[Override]:
+    """The overrides of schedule `name` this worker knows, oldest first (the last of
+    overlapping ones wins). None yet: the hook for the oncall.override records and
+    POST /schedules/{name}/overrides, so that this page answers as pages are resolved."""
+    return ()
