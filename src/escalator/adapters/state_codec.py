@@ -24,7 +24,10 @@ from escalator.domain.state import ExpiredTicket, Handoff, TicketState
 TICKET_FORMAT: Final = 3
 TICKET_FORMAT_2: Final = 2
 TICKET_FORMAT_1: Final = 1
-INCIDENT_FORMAT: Final = 1  # a dict with "v"
+# Incidents: a dict with "v". Format 2 added `suppressed_until` (maintenance windows); format
+# 1, without it, is still read (an incident then was never suppressed).
+INCIDENT_FORMAT: Final = 2
+INCIDENT_FORMAT_1: Final = 1
 CUSTOMER_FORMAT: Final = 1  # a dict with "v"
 # Outages: format 2 is a JSON array led by 2; format 1, {service: [incident id, time]} (one
 # incident per service, no version field), is still read.
@@ -281,10 +284,13 @@ def encode_incident(
 def decode_incident(raw: bytes) -> tuple[IncidentState, int | None]:
     doc = orjson.loads(raw)
     version = doc.pop("v", None)
-    if version != INCIDENT_FORMAT:
+    if version not in (INCIDENT_FORMAT, INCIDENT_FORMAT_1):
         raise ValueError(
-            f"unknown incident state format {version!r} (this build reads {INCIDENT_FORMAT})"
+            f"unknown incident state format {version!r} (this build reads {INCIDENT_FORMAT} "
+            f"and {INCIDENT_FORMAT_1})"
         )
+    if version == INCIDENT_FORMAT_1 and "suppressed_until" in doc:
+        raise ValueError("incident state format 1 with a field of format 2 (suppressed_until)")
     doc.pop("p", None)
     doc.pop("due", None)
     offset = doc.pop("o", None)

@@ -138,6 +138,8 @@ class IncidentAcknowledged:
 
 
 ALERT_TYPES: Final = ("alert.firing", "alert.resolved", "incident.acknowledged")
+# Ad-hoc maintenance windows, on the same topic (domain/maintenance.py; keyed by service).
+MAINTENANCE_TYPES: Final = ("maintenance.started", "maintenance.ended")
 
 
 @dataclass(frozen=True, slots=True)

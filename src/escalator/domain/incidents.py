@@ -6,10 +6,17 @@ an acknowledgement escalates to the next; after the last level the ladder starts
 level 1, `repeat` more times. An acknowledgement stops the ladder and the acknowledge clock;
 `alert.resolved` resolves the incident and stops every timer. Same time rules as tickets:
 pure, an explicit clock, instants fire once the clock has passed them.
+
+Maintenance (domain/maintenance.py; PagerDuty's maintenance windows, Alertmanager's silences):
+an alert whose service is in maintenance when it fires opens its incident suppressed — recorded
+and published (`suppressed: true`), but paging nobody, starting no outage and no SLA clock.
+The window's end is a due instant like the others: if the incident still fires then, it pages
+level 1 and everything starts from there, as if it had fired at that instant.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from escalator.domain import due
@@ -26,6 +33,7 @@ from escalator.domain.effects import (
 )
 from escalator.domain.events import AlertEvent, AlertPayload, IncidentAcknowledged
 from escalator.domain.ladder import iso
+from escalator.domain.maintenance import AdhocWindow, window_end
 from escalator.domain.policy import FUNCTIONAL, Policy
 from escalator.errors import InvalidEvent
 
@@ -52,6 +60,9 @@ class IncidentState:
     outage: bool = False
     clock: int = 0
     seen: list[str] = field(default_factory=list)
+    # Opened in maintenance: the instant its window ends (maintenance.OPEN_ENDED until a
+    # `maintenance.ended`), when it is looked at again; None once it pages (or never did).
+    suppressed_until: int | None = None
 
     @property
     def incident_id(self) -> str:
@@ -65,6 +76,11 @@ class IncidentState:
     def open(self) -> bool:
         return self.status != "resolved"
 
+    @property
+    def suppressed(self) -> bool:
+        """Open and waiting for its service's maintenance to end, having paged nobody."""
+        return self.open and self.suppressed_until is not None
+
 
 @dataclass(slots=True)
 class IncidentDecision:
@@ -73,8 +89,14 @@ class IncidentDecision:
     resent: bool = False  # an alert seen before, re-sent by its source: nothing to do
 
 
-def apply(state: IncidentState | None, event: AlertEvent, policy: Policy) -> IncidentDecision:
-    """Apply one alert event; raises InvalidEvent for duplicates and acks of nothing."""
+def apply(
+    state: IncidentState | None,
+    event: AlertEvent,
+    policy: Policy,
+    adhoc: Sequence[AdhocWindow] = (),
+) -> IncidentDecision:
+    """Apply one alert event; raises InvalidEvent for duplicates and acks of nothing.
+    `adhoc`: the ad-hoc maintenance windows known where the incident lives."""
     if state is None:
         state = IncidentState(fingerprint=event.fingerprint)
     payload = event.payload
@@ -91,29 +113,50 @@ def apply(state: IncidentState | None, event: AlertEvent, policy: Policy) -> Inc
         )
     now = max(event.arrival, state.clock)
     decision = IncidentDecision(state)
-    _fire_due(decision, policy, now)
+    _fire_due(decision, policy, now, adhoc)
     state.clock = now
     due.remember(state.seen, event.id)
     at = max(min(event.time, now), state.opened_at if state.open else 0)
     if isinstance(payload, IncidentAcknowledged):
         _acknowledge(decision, policy, at, payload.by)
     elif payload.status == "firing":
-        _fire(decision, policy, payload, at, now)
+        _fire(decision, policy, payload, at, adhoc)
     else:
         _resolve(decision, at)
     return decision
 
 
-def advance(state: IncidentState, policy: Policy, now: int) -> IncidentDecision:
-    """Fire every ladder step and SLA deadline before `now`."""
+def advance(
+    state: IncidentState, policy: Policy, now: int, adhoc: Sequence[AdhocWindow] = ()
+) -> IncidentDecision:
+    """Fire every ladder step, SLA deadline and maintenance end before `now`."""
     decision = IncidentDecision(state)
-    _fire_due(decision, policy, now)
+    _fire_due(decision, policy, now, adhoc)
     state.clock = max(state.clock, now)
     return decision
 
 
+def reconsider(
+    state: IncidentState, policy: Policy, adhoc: Sequence[AdhocWindow], at: int
+) -> IncidentDecision:
+    """The ad-hoc windows of the incident's service changed at `at` (a window ended early, was
+    moved or declared): a suppressed incident whose maintenance is now over pages at once, one
+    still covered waits for the (new) end. Never dated before the incident opened: a partition
+    learns of a change by broadcast, after alerts it already applied."""
+    decision = IncidentDecision(state)
+    if state.suppressed:
+        _maintenance_due(decision, policy, adhoc, max(at, state.opened_at))
+    return decision
+
+
 def next_due(state: IncidentState) -> int | None:
-    dues = [d for d in (state.next_level_at, state.ack_deadline, state.resolve_deadline) if d]
+    instants = (
+        state.next_level_at,
+        state.ack_deadline,
+        state.resolve_deadline,
+        state.suppressed_until,
+    )
+    dues = [d for d in instants if d]
     return min(dues) if state.open and dues else None
 
 
@@ -121,7 +164,11 @@ def next_due(state: IncidentState) -> int | None:
 
 
 def _fire(
-    decision: IncidentDecision, policy: Policy, alert: AlertPayload, at: int, now: int
+    decision: IncidentDecision,
+    policy: Policy,
+    alert: AlertPayload,
+    at: int,
+    adhoc: Sequence[AdhocWindow],
 ) -> None:
     state = decision.state
     if state.open:
@@ -136,10 +183,10 @@ def _fire(
     state.opened_at = at
     state.acknowledged_at = state.resolved_at = None
     state.level, state.loop = 0, 0
-    ack, resolve = rules.acknowledge.get(state.severity), rules.resolve.get(state.severity)
-    state.ack_deadline = at + ack if ack else None
-    state.resolve_deadline = at + resolve if resolve else None
-    state.outage = state.service is not None and state.severity in rules.outage.severities
+    state.next_level_at = state.ack_deadline = state.resolve_deadline = None
+    state.outage = False
+    state.suppressed_until = window_end(policy.maintenance, adhoc, state.service, at)
+    suppressed = state.suppressed_until is not None
     decision.effects.append(
         IncidentOpened(
             id=f"incident/{state.incident_id}/opened",
@@ -155,12 +202,47 @@ def _fire(
             starts_at=alert.starts_at,
             generator_url=alert.generator_url,
             group_key=alert.group_key,
-            outage=state.outage,
+            outage=not suppressed and _is_outage(state, policy),
+            suppressed=suppressed,
         )
     )
+    if not suppressed:
+        _start(decision, policy, at)
+
+
+def _is_outage(state: IncidentState, policy: Policy) -> bool:
+    return state.service is not None and state.severity in policy.alerts.outage.severities
+
+
+def _start(decision: IncidentDecision, policy: Policy, at: int) -> None:
+    """Everything a firing incident starts, at `at`: its SLA clocks, the outage of its service,
+    the page of level 1. At its opening, or at the end of the maintenance it opened in (the
+    ladder, the acknowledge and resolve targets then count from that end: nobody could
+    acknowledge a page that was never sent). An incident acknowledged during the maintenance
+    starts its resolve clock and the outage, and pages nobody."""
+    state = decision.state
+    rules = policy.alerts
+    resolve = rules.resolve.get(state.severity)
+    state.resolve_deadline = at + resolve if resolve else None
+    state.outage = _is_outage(state, policy)
     if state.outage and state.service:
         decision.effects.append(OutageChanged(state.service, state.incident_id, True, at))
+    if state.status != "firing":
+        return
+    ack = rules.acknowledge.get(state.severity)
+    state.ack_deadline = at + ack if ack else None
     _page(decision, policy, 0, at)
+
+
+def _maintenance_due(
+    decision: IncidentDecision, policy: Policy, adhoc: Sequence[AdhocWindow], at: int
+) -> None:
+    """A suppressed incident's maintenance ended at `at`, as far as it knew: if another window
+    (or a moved one) still covers its service, wait for that end; else start paging."""
+    state = decision.state
+    state.suppressed_until = window_end(policy.maintenance, adhoc, state.service, at)
+    if state.suppressed_until is None:
+        _start(decision, policy, at)
 
 
 def _page(decision: IncidentDecision, policy: Policy, level: int, at: int) -> None:
@@ -288,10 +370,15 @@ def _breach(decision: IncidentDecision, target: str, deadline: int) -> None:
     )
 
 
-def _fire_due(decision: IncidentDecision, policy: Policy, now: int) -> None:
+def _fire_due(
+    decision: IncidentDecision, policy: Policy, now: int, adhoc: Sequence[AdhocWindow]
+) -> None:
     state = decision.state
 
     def fire(instant: int, what: str) -> None:
+        if what == "maintenance":
+            _maintenance_due(decision, policy, adhoc, instant)
+            return
         if what == "ladder":
             _escalate(decision, policy, instant)
             return
@@ -305,10 +392,13 @@ def _fire_due(decision: IncidentDecision, policy: Policy, now: int) -> None:
 
 
 def _earliest(state: IncidentState) -> tuple[int, str] | None:
-    """The next instant due and what falls due then: an SLA target first, then the ladder."""
+    """The next instant due and what falls due then: the end of a maintenance (while one lasts
+    nothing else is armed), an SLA target, then the ladder."""
     instant = next_due(state)
     if instant is None:
         return None
+    if instant == state.suppressed_until:
+        return instant, "maintenance"
     if instant == state.ack_deadline:
         return instant, "acknowledge"
     if instant == state.resolve_deadline:

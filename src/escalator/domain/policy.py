@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from escalator.domain.calendar import Calendar
+from escalator.domain.maintenance import MaintenanceWindow
 
 TARGETS: Final = ("first_response", "next_update", "resolution")
 FUNCTIONAL: Final = "functional"
@@ -195,6 +196,9 @@ class Policy:
     _matched: dict[tuple[str, str, str | None], TargetRule | None] = field(
         init=False, compare=False, repr=False
     )
+    # When services' new incidents page nobody (docs/policy.md, "Maintenance windows"); the
+    # ad-hoc windows of `maintenance.started` events come on top, from the incident lane.
+    maintenance: tuple[MaintenanceWindow, ...] = ()
 
     def __post_init__(self) -> None:
         named = (t.customer_tiers for t in self.targets if t.customer_tiers)
