@@ -16,6 +16,7 @@ from escalator.adapters.http_types import Accepted, HttpError
 from escalator.domain.events import MAINTENANCE_TYPES
 from escalator.domain.ladder import iso
 from escalator.domain.maintenance import OPEN_ENDED, AdhocWindow, MaintenanceChange
+from escalator.domain.tickets.validation import DEFAULT_LIMITS
 from escalator.errors import InvalidEvent
 
 STARTED, ENDED = MAINTENANCE_TYPES
@@ -58,24 +59,34 @@ def maintenance_from_dict(
     if subject is not None and subject != service:
         raise InvalidEvent("invalid_field", f"subject differs from {prefix}service")
     at = min(time, arrival)  # a clock running ahead cannot start or end a window early
+    _not_too_old(at, arrival, "time")
     if kind == ENDED:
         window_id = _text(data, f"{prefix}id")
         return MaintenanceChange(AdhocWindow(window_id, service, at, at), started=False, time=at)
     window_id = _text(data, f"{prefix}id", required=False) or event_id
     start = _instant(data, "start", prefix, at)
+    _not_too_old(start, arrival, f"{prefix}start")
     end = _instant(data, "end", prefix, OPEN_ENDED)
-    if end <= start:
-        raise InvalidEvent(
-            "invalid_field", f"{prefix}end ({iso(end)}) must be after {prefix}start ({iso(start)})"
-        )
     if end <= arrival:
         raise InvalidEvent(
             "invalid_field",
             f"{prefix}end ({iso(end)}) is not after the event's arrival ({iso(arrival)}): the "
             "window would be over before anyone knew of it",
         )
+    if end <= start:
+        raise InvalidEvent(
+            "invalid_field", f"{prefix}end ({iso(end)}) must be after {prefix}start ({iso(start)})"
+        )
     reason = _text(data, f"{prefix}reason", required=False) or ""
     return MaintenanceChange(AdhocWindow(window_id, service, start, end, reason), True, at)
+
+
+def _not_too_old(at: int, arrival: int, field: str) -> None:
+    """As for ticket events (domain/tickets/validation.py): a time long before its arrival is
+    a producer's mistake (and a year-1 instant would not even print as RFC 3339)."""
+    if at < arrival - DEFAULT_LIMITS.max_age_ms:
+        days = DEFAULT_LIMITS.max_age_ms // 86_400_000
+        raise InvalidEvent("time_too_old", f"{field} is more than {days} days before its arrival")
 
 
 def _instant(data: dict[str, Any], name: str, prefix: str, default: int) -> int:

@@ -137,9 +137,12 @@ def _join(path: str, key: str) -> str:
 
 
 def _kind(value: object) -> str:
-    return {dict: "a mapping", list: "a list", type(None): "nothing"}.get(
-        type(value), type(value).__name__
-    )
+    # isinstance: ruamel's round-trip loader gives CommentedMap/CommentedSeq, not dict/list.
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return "nothing" if value is None else type(value).__name__
 
 
 def _line_of(container: Any, key: str | int, default: int | None) -> int | None:

@@ -9,8 +9,10 @@ one ends on Sunday), found by hopping from window end to window end, never day b
 
 Weekly windows are local wall time, converted with zoneinfo exactly as calendars convert
 opening hours (domain/calendar.py): a window is as long on the wall on DST days as on any
-other, so it lasts an hour less or more in UTC; a local time inside a spring-forward gap takes
-the offset before the change (fold=0), so a window wholly inside the gap is empty that day.
+other, so `01:00-03:00` lasts one hour in UTC the night the clocks spring forward and three
+the night they fall back. A local time inside a spring-forward gap takes the offset before the
+change (fold=0): 02:30 becomes 03:30 of the new offset, so `02:30-03:00` is empty that night;
+a repeated local time (fall back) is its first occurrence.
 """
 
 from __future__ import annotations
@@ -105,7 +107,8 @@ class Weekly:
         return self.end_minute <= self.start_minute
 
     def occurrence(self, day: date) -> tuple[int, int]:
-        """The UTC span of the window starting on local date `day` (empty in a DST gap)."""
+        """The UTC span of the window starting on local date `day` (empty, end <= start, when a
+        spring-forward gap swallows it)."""
         midnight = datetime(day.year, day.month, day.day, tzinfo=self._tz)
         # Aware + timedelta is wall-clock arithmetic: minute 1440 is the next local midnight.
         start = midnight + timedelta(minutes=self.start_minute)
