@@ -192,3 +192,29 @@ def offset_changes(timezone: str, start_ms: int, stop_ms: int) -> tuple[int, ...
             changes.append(at)
         previous = offset
     return tuple(changes)
+
+
+def maintenance_started(
+    service: str,
+    time: str | int,
+    *,
+    window_id: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    reason: str | None = None,
+    **kw: Any,
+) -> dict[str, Any]:
+    """A `maintenance.started` CloudEvent (on monitoring.alerts, keyed by service)."""
+    data: dict[str, Any] = {"service": service}
+    for name, value in (("id", window_id), ("start", start), ("end", end), ("reason", reason)):
+        if value is not None:
+            data[name] = value
+    doc = cloudevent("x", service, time, data, **kw)
+    doc["type"] = "maintenance.started"
+    return doc
+
+
+def maintenance_ended(service: str, window_id: str, time: str | int, **kw: Any) -> dict[str, Any]:
+    doc = cloudevent("x", service, time, {"service": service, "id": window_id}, **kw)
+    doc["type"] = "maintenance.ended"
+    return doc

@@ -13,10 +13,11 @@ from typing import Any
 import orjson
 import pytest
 
-from escalator.adapters import alerts, fact_codec, source_codec, state_codec
+from escalator.adapters import alerts, fact_codec, maintenance, source_codec, state_codec
 from escalator.adapters.deadletter import Origin, dead_letter, original_bytes, original_key
 from escalator.domain.aggregates import Windows, Worst
 from escalator.domain.effects import OutageChanged, SourceSilence
+from escalator.domain.maintenance import OPEN_ENDED, AdhocWindow, MaintenanceChange
 from escalator.domain.pages import Page
 from escalator.domain.recontact import CustomerFact, CustomerState
 from escalator.domain.sources import SourceState
@@ -112,7 +113,7 @@ def test_ticket_format_4() -> None:
     assert state_codec.encode_state(state, 3, 1_795_001_800_000, offset) == TICKET_4
 
 
-# --- incidents (table "incidents"): format 1 --------------------------------------------------
+# --- incidents (table "incidents"): format 2, and format 1 still read -------------------------
 
 INCIDENT_1 = (
     b'{"fingerprint":"fp-1","number":2,"status":"acknowledged","severity":"P1","service":"api",'
@@ -123,7 +124,18 @@ INCIDENT_1 = (
 )
 
 
-def test_incident_format_1() -> None:
+INCIDENT_2 = (
+    b'{"fingerprint":"fp-1","number":2,"status":"firing","severity":"P1","service":"api",'
+    b'"alertname":"ApiDown","summary":"API down","opened_at":1795000000000,'
+    b'"acknowledged_at":null,"resolved_at":null,"level":1,"loop":0,"next_level_at":null,'
+    b'"ack_deadline":null,"resolve_deadline":null,"outage":false,"clock":1795000030000,'
+    b'"seen":["a1","a2"],"pages":[["incident/fp-1/2026-11-17T07:06:40.000Z/level1.0",'
+    b'"pagerduty:primary","oncall-level1","",false]],"acknowledged_by":null,"resolved_by":null,'
+    b'"repages":0,"suppressed_until":1795007200000,"v":2,"p":4,"due":1795007200000,"o":17}'
+)
+
+
+def test_incident_format_1_reads_as_never_suppressed() -> None:
     state, offset = state_codec.decode_incident(INCIDENT_1)
     assert (state.fingerprint, state.status, state.outage, offset) == (
         "fp-1",
@@ -131,8 +143,46 @@ def test_incident_format_1() -> None:
         True,
         17,
     )
+    assert (state.suppressed_until, state.suppressed) == (None, False)
     assert state_codec.index_entry(INCIDENT_1) == (4, 1_795_003_600_000)
-    assert state_codec.encode_incident(state, 4, 1_795_003_600_000, 17) == INCIDENT_1
+    # Format 2 is format 1 and the open pages, who acknowledged and resolved it, the re-page
+    # count and `suppressed_until`.
+    assert (state.pages, state.acknowledged_by, state.resolved_by, state.repages) == (
+        [],
+        None,
+        None,
+        0,
+    )
+    written = orjson.loads(state_codec.encode_incident(state, 4, 1_795_003_600_000, 17))
+    assert written == {
+        **orjson.loads(INCIDENT_1),
+        "pages": [],
+        "acknowledged_by": None,
+        "resolved_by": None,
+        "repages": 0,
+        "suppressed_until": None,
+        "v": 2,
+    }
+
+
+def test_incident_format_2() -> None:
+    assert state_codec.INCIDENT_FORMAT == 2
+    state, offset = state_codec.decode_incident(INCIDENT_2)
+    assert (state.status, state.suppressed_until, state.suppressed, offset) == (
+        "firing",
+        1_795_007_200_000,
+        True,
+        17,
+    )
+    assert state.pages == [
+        Page(
+            "incident/fp-1/2026-11-17T07:06:40.000Z/level1.0",
+            "pagerduty:primary",
+            "oncall-level1",
+        )
+    ]
+    assert state_codec.index_entry(INCIDENT_2) == (4, 1_795_007_200_000)
+    assert state_codec.encode_incident(state, 4, 1_795_007_200_000, 17) == INCIDENT_2
 
 
 # --- a partition's outages (table "tickets", key __outages__/<partition>): format 1 -----------
@@ -246,6 +296,62 @@ def test_outage_broadcast_format_1() -> None:
     change = alerts.decode_outage(OUTAGE_BROADCAST_1)
     assert change == OutageChanged("api", "fp-1", True, 1_795_000_000_000)
     assert alerts.encode_outage(change) == OUTAGE_BROADCAST_1
+
+
+# --- the maintenance broadcast (monitoring.alerts, key __escalator_maintenance__) -------------
+
+MAINTENANCE_STARTED_1 = (
+    b'{"specversion":"1.0","id":"maintenance/mw-1/started/2026-11-18T11:06:40.000Z",'
+    b'"source":"escalator","type":"escalator.maintenance","time":"2026-11-18T11:06:40.000Z",'
+    b'"data":{"id":"mw-1","service":"api","started":true,"start":"2026-11-18T11:06:40.000Z",'
+    b'"end":"2026-11-18T13:06:40.000Z","reason":"database upgrade"}}'
+)
+MAINTENANCE_OPEN_1 = (
+    b'{"specversion":"1.0","id":"maintenance/mw-2/started/2026-11-18T11:06:40.000Z",'
+    b'"source":"escalator","type":"escalator.maintenance","time":"2026-11-18T11:06:40.000Z",'
+    b'"data":{"id":"mw-2","service":"api","started":true,"start":"2026-11-18T11:06:40.000Z",'
+    b'"end":null,"reason":""}}'
+)
+MAINTENANCE_ENDED_1 = (
+    b'{"specversion":"1.0","id":"maintenance/mw-1/ended/2026-11-18T11:16:40.000Z",'
+    b'"source":"escalator","type":"escalator.maintenance","time":"2026-11-18T11:16:40.000Z",'
+    b'"data":{"id":"mw-1","service":"api","started":false}}'
+)
+AT = 1_795_000_000_000  # 2026-11-18T11:06:40Z
+
+
+def test_maintenance_broadcast_format_1() -> None:
+    window = AdhocWindow("mw-1", "api", AT, AT + 7_200_000, "database upgrade")
+    started = MaintenanceChange(window, True, AT)
+    open_ended = MaintenanceChange(AdhocWindow("mw-2", "api", AT), True, AT)
+    ended = MaintenanceChange(
+        AdhocWindow("mw-1", "api", AT + 600_000, AT + 600_000), False, AT + 600_000
+    )
+    for change, raw in (
+        (started, MAINTENANCE_STARTED_1),
+        (open_ended, MAINTENANCE_OPEN_1),
+        (ended, MAINTENANCE_ENDED_1),
+    ):
+        assert maintenance.decode_maintenance_change(raw) == change
+        assert maintenance.encode_maintenance_change(change) == raw
+    assert open_ended.window.end == OPEN_ENDED
+
+
+# --- a partition's ad-hoc maintenance windows (table "incidents", key __maintenance__/<p>) ------
+
+ADHOC_1 = (
+    b'["maintenance/1",[["mw-1","api",1795000000000,1795007200000,"database upgrade"],'
+    b'["mw-2","search",1795000600000,253402300799999,""]]]'
+)
+
+
+def test_adhoc_windows_format_1() -> None:
+    windows = (
+        AdhocWindow("mw-1", "api", AT, AT + 7_200_000, "database upgrade"),
+        AdhocWindow("mw-2", "search", AT + 600_000),
+    )
+    assert maintenance.decode_adhoc_windows(ADHOC_1) == windows
+    assert maintenance.encode_adhoc_windows(windows) == ADHOC_1
 
 
 # --- a source's state (table "tickets", key __source__/<name>): format source/1 ----------------
@@ -369,7 +475,13 @@ def test_expired_ticket_format_1() -> None:
         (state_codec.decode_state, _with(TICKET_1, v=3)),
         (state_codec.decode_state, b"[3" + TICKET_2[2:]),
         (state_codec.decode_state, b"[5" + TICKET_4[2:]),
-        (state_codec.decode_incident, _with(INCIDENT_1, v=2)),
+        (state_codec.decode_incident, _with(INCIDENT_2, v=3)),
+        (state_codec.decode_incident, _with(INCIDENT_1, suppressed_until=None)),
+        (
+            maintenance.decode_maintenance_change,
+            MAINTENANCE_ENDED_1.replace(b"escalator.maintenance", b"escalator.maintenance2"),
+        ),
+        (maintenance.decode_adhoc_windows, ADHOC_1.replace(b"maintenance/1", b"maintenance/2")),
         (state_codec.decode_customer, _with(CUSTOMER_1, v=2)),
         (fact_codec.decode_windows, _with(WINDOWS_1, v=2)),
         (state_codec.decode_fact, _with(CUSTOMER_FACT_1, v=2)),
@@ -397,6 +509,8 @@ COVERED = {
     "encode_source",
     "encode_silent",
     "encode_silence",
+    "encode_maintenance_change",
+    "encode_adhoc_windows",
 }
 
 
@@ -404,7 +518,7 @@ def test_every_encoder_has_its_format_here() -> None:
     """A new encoder in the codec modules is a new stored format: add its literal above."""
     encoders = {
         name
-        for module in (state_codec, fact_codec, alerts, source_codec)
+        for module in (state_codec, fact_codec, alerts, source_codec, maintenance)
         for name in vars(module)
         if name.startswith("encode_") and callable(getattr(module, name))
     }

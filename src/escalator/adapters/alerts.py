@@ -59,6 +59,10 @@ def decode_alert_event(raw: bytes, arrival: int | None = None) -> AlertEvent:
         )
     event_id = _text(doc, "id", "id")
     fingerprint = _text(doc, "subject", "subject (the alert fingerprint)")
+    if fingerprint.startswith("__"):
+        # escalator keeps its own records in the incidents table under such keys
+        # (`__maintenance__/<partition>`), as it does in the tickets table.
+        raise InvalidEvent("invalid_field", "subject must not start with '__' (reserved)")
     if "time" not in doc:
         raise InvalidEvent("missing_field", "time is required")
     time = parse_time(doc["time"], "time")

@@ -15,7 +15,8 @@ import orjson
 from escalator.adapters.alerts import decode_alert_event
 from escalator.adapters.cloudevents import event_from_dict
 from escalator.adapters.http_types import Accepted, HttpError
-from escalator.domain.events import ALERT_TYPES
+from escalator.adapters.maintenance import maintenance_from_dict
+from escalator.domain.events import ALERT_TYPES, MAINTENANCE_TYPES
 from escalator.errors import InvalidEvent
 
 __all__ = ["BATCH", "PLAIN_JSON", "STRUCTURED", "Accepted", "HttpError", "parse_ingest"]
@@ -60,6 +61,10 @@ def _accept(doc: Any, index: int | None) -> Accepted:
         if doc.get("type") in ALERT_TYPES:
             alert = decode_alert_event(value)
             return Accepted(alert.fingerprint.encode(), value, alert.id, alert=True)
+        if doc.get("type") in MAINTENANCE_TYPES:
+            # On monitoring.alerts, keyed by service: a window's start and end keep their order.
+            change = maintenance_from_dict(doc)
+            return Accepted(change.window.service.encode(), value, str(doc["id"]), alert=True)
         event = event_from_dict(doc)
     except InvalidEvent as exc:
         raise HttpError(400, exc.reason, exc.message, index) from None

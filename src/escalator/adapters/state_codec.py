@@ -28,7 +28,8 @@ TICKET_FORMAT_3: Final = 3
 TICKET_FORMAT_2: Final = 2
 TICKET_FORMAT_1: Final = 1
 # A dict with "v". Format 2 added the open pages (as [cause, channel, recipient, about, acked]),
-# who acknowledged and resolved it, and the re-page count; format 1 (without them) is read.
+# who acknowledged and resolved it, the re-page count and `suppressed_until` (maintenance
+# windows); format 1 (without them: no page kept, never suppressed) is still read.
 INCIDENT_FORMAT: Final = 2
 INCIDENT_FORMAT_1: Final = 1
 CUSTOMER_FORMAT: Final = 1  # a dict with "v"
@@ -306,6 +307,8 @@ def decode_incident(raw: bytes) -> tuple[IncidentState, int | None]:
             f"unknown incident state format {version!r} "
             f"(this build reads {INCIDENT_FORMAT} and {INCIDENT_FORMAT_1})"
         )
+    if version == INCIDENT_FORMAT_1 and "suppressed_until" in doc:
+        raise ValueError("incident state format 1 with a field of format 2 (suppressed_until)")
     doc.pop("p", None)
     doc.pop("due", None)
     offset = doc.pop("o", None)

@@ -10,7 +10,7 @@ import hashlib
 import re
 from collections.abc import Callable, Container, Iterator, Mapping
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -34,6 +34,7 @@ from escalator.domain.durations import (
 )
 from escalator.domain.events import SEVERITIES, STATUSES
 from escalator.domain.keywords import Keyword, KeywordError
+from escalator.domain.maintenance import MaintenanceError, MaintenanceWindow, OneOff, Weekly
 from escalator.domain.policy import (
     FALLBACK_LEVEL_TIMEOUT_MS,
     TARGETS,
@@ -150,9 +151,12 @@ def _join(path: str, key: str) -> str:
 
 
 def _kind(value: object) -> str:
-    return {dict: "a mapping", list: "a list", type(None): "nothing"}.get(
-        type(value), type(value).__name__
-    )
+    # isinstance: ruamel's round-trip loader gives CommentedMap/CommentedSeq, not dict/list.
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return "nothing" if value is None else type(value).__name__
 
 
 def _line_of(container: Any, key: str | int, default: int | None) -> int | None:
@@ -212,6 +216,7 @@ def parse_policy(text: str, file: str = "<policy>", warnings: list[str] | None =
             "lateness",
             "import",
             "schedules",
+            "maintenance",
         ),
         required=("version", "targets", "tiers"),
     )
@@ -242,6 +247,8 @@ def parse_policy(text: str, file: str = "<policy>", warnings: list[str] | None =
         policy_args["lateness"] = _lateness(top["lateness"])
     if "import" in top:
         policy_args["imports"] = _import(top["import"])
+    if "maintenance" in top:
+        policy_args["maintenance"] = _maintenance(top["maintenance"])
     alerts = (
         _alerts(top["alerts"], tuple(t.name for t in tiers), schedules, warnings)
         if "alerts" in top
@@ -829,3 +836,114 @@ def _start_date(node: _Node) -> date:
         return date.fromisoformat(node.text())
     except ValueError:
         raise node.error(f"{value!r} is not a date; use YYYY-MM-DD") from None
+
+
+# --- maintenance windows (docs/policy.md, "Maintenance windows") --------------------------------
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MAINTENANCE_KEYS = ("service", "start", "end", "days", "hours", "timezone")
+_KINDS = "a window is one-off (start, end) or weekly (days, hours, timezone)"
+
+
+def _maintenance(node: _Node) -> tuple[MaintenanceWindow, ...]:
+    windows: list[MaintenanceWindow] = []
+    for item in node.items():
+        fields = item.mapping(_MAINTENANCE_KEYS, required=("service",))
+        services = fields["service"].strings()
+        if not services:
+            raise fields["service"].error("name at least one service")
+        one_off = "start" in fields or "end" in fields
+        schedule = _one_off(item, fields) if one_off else _weekly_window(item, fields)
+        windows.extend(MaintenanceWindow(service, schedule) for service in services)
+    return tuple(windows)
+
+
+def _one_off(item: _Node, fields: dict[str, _Node]) -> OneOff:
+    for key in ("days", "hours"):
+        if key in fields:
+            raise fields[key].error(f"{_KINDS}, not both")
+    for key in ("start", "end"):
+        if key not in fields:
+            raise item.error(f"missing required key {key!r}; {_KINDS}")
+    zone = None
+    if "timezone" in fields:
+        _timezone(fields["timezone"])
+        zone = ZoneInfo(fields["timezone"].text())
+    start, end = _instant(fields["start"], zone), _instant(fields["end"], zone)
+    if end <= start:
+        raise fields["end"].error(f"{fields['end'].text()!r} is not after start")
+    if end - start > MAX_POLICY_DURATION_MS:
+        raise fields["end"].error(
+            f"the window lasts longer than {MAX_POLICY_DURATION_MS // 86_400_000}d (2 years), "
+            "the longest a policy may use"
+        )
+    return OneOff(start, end)
+
+
+def _instant(node: _Node, zone: ZoneInfo | None) -> int:
+    """A one-off window's start or end: RFC 3339 with an offset, or a local date and time
+    (`2026-12-05 22:00`, or a date for its midnight) in the window's `timezone`."""
+    value = node.value
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day, tzinfo=zone)
+    else:
+        try:
+            moment = datetime.fromisoformat(node.text().strip())
+        except ValueError:
+            raise node.error(
+                f"{value!r} is not a date and time; use YYYY-MM-DD HH:MM (local time in the "
+                "window's timezone) or RFC 3339 with an offset (2026-12-05T22:00:00Z)"
+            ) from None
+    if moment.tzinfo is None:
+        if zone is None:
+            raise node.error(
+                f"{str(value)!r} has no UTC offset: give the window a timezone, or write the "
+                "offset (…Z, …+01:00)"
+            )
+        local = moment
+        moment = moment.replace(tzinfo=zone)
+        # A local time the clocks skip (spring forward) names no instant: refuse it rather
+        # than guess (fold=0 would move it by the gap). A repeated one takes the first.
+        if moment.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != local:
+            raise node.error(
+                f"{str(value)!r} does not exist in {zone.key} (the clocks skip it when "
+                "daylight saving time starts)"
+            )
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+def _weekly_window(item: _Node, fields: dict[str, _Node]) -> Weekly:
+    for key in ("days", "hours", "timezone"):
+        if key not in fields:
+            raise item.error(f"missing required key {key!r}; {_KINDS}")
+    days_node = fields["days"]
+    days: set[int] = set()
+    for day in days_node.items() if isinstance(days_node.value, list) else [days_node]:
+        days.update(_days(day.text(), day))
+    if not days:
+        raise days_node.error("name at least one weekday")
+    start, end = _hours(fields["hours"])
+    _timezone(fields["timezone"])
+    try:
+        return Weekly(frozenset(days), start, end, fields["timezone"].text())
+    except MaintenanceError as exc:
+        raise item.error(str(exc)) from None
+
+
+def _hours(node: _Node) -> tuple[int, int]:
+    """`HH:MM-HH:MM` local time; an end at or before the start is on the next day."""
+    found = _RANGE.match(node.text().strip())
+    if not found:
+        raise node.error(
+            f"{node.value!r} is not a window; use HH:MM-HH:MM, e.g. 22:00-02:00 (an end at or "
+            "before the start is on the next day)"
+        )
+    h1, m1, h2, m2 = (int(g) for g in found.groups())
+    start, end = h1 * 60 + m1, h2 * 60 + m2
+    if m1 > 59 or m2 > 59 or start >= 24 * 60 or end > 24 * 60:
+        raise node.error(f"{node.value!r}: times must lie within 00:00-24:00")
+    if start == end:
+        raise node.error(f"{node.value!r}: the window must not start and end at the same time")
+    return start, end

@@ -209,6 +209,9 @@ class IncidentOpened(_AboutAlert):
     generator_url: str | None
     group_key: str | None
     outage: bool
+    # Opened while its service was in maintenance: pages nobody until the window ends
+    # (domain/maintenance.py); `outage` is then false, as it puts no service in outage yet.
+    suppressed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

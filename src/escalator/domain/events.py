@@ -172,6 +172,8 @@ INCIDENT_ACTIONS: Final = {
     "incident.escalate_requested": "escalate",
 }
 ALERT_TYPES: Final = ("alert.firing", "alert.resolved", *INCIDENT_ACTIONS)
+# Ad-hoc maintenance windows, on the same topic (domain/maintenance.py; keyed by service).
+MAINTENANCE_TYPES: Final = ("maintenance.started", "maintenance.ended")
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,10 +13,17 @@ hand (Alertmanager's re-sends of the still-firing alert then change nothing; a n
 needs a new `startsAt`) and escalate (the next level now). Every page a ladder step opens is
 kept until the incident is acknowledged (its pages acknowledged) or resolved (resolved):
 domain/pages.py.
+
+Maintenance (domain/maintenance.py; PagerDuty's maintenance windows, Alertmanager's silences):
+an alert whose service is in maintenance when it fires opens its incident suppressed — recorded
+and published (`suppressed: true`), but paging nobody, starting no outage and no SLA clock.
+The window's end is a due instant like the others: if the incident still fires then, it pages
+level 1 and everything starts from there, as if it had fired at that instant.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from escalator.domain import due, pages
@@ -33,6 +40,7 @@ from escalator.domain.effects import (
 )
 from escalator.domain.events import AlertEvent, AlertPayload, IncidentAction
 from escalator.domain.ladder import iso
+from escalator.domain.maintenance import AdhocWindow, window_end
 from escalator.domain.policy import FUNCTIONAL, Policy
 from escalator.errors import InvalidEvent
 
@@ -63,6 +71,9 @@ class IncidentState:
     acknowledged_by: str | None = None
     resolved_by: str | None = None  # who resolved it by hand (None: its alert resolved)
     repages: int = 0  # unacknowledgements so far: each pages the current level again
+    # Opened in maintenance: the instant its window ends (maintenance.OPEN_ENDED until a
+    # `maintenance.ended`), when it is looked at again; None once it pages (or never did).
+    suppressed_until: int | None = None
 
     @property
     def incident_id(self) -> str:
@@ -76,6 +87,11 @@ class IncidentState:
     def open(self) -> bool:
         return self.status != "resolved"
 
+    @property
+    def suppressed(self) -> bool:
+        """Open and waiting for its service's maintenance to end, having paged nobody."""
+        return self.open and self.suppressed_until is not None
+
 
 @dataclass(slots=True)
 class IncidentDecision:
@@ -84,8 +100,14 @@ class IncidentDecision:
     resent: bool = False  # an alert seen before, re-sent by its source: nothing to do
 
 
-def apply(state: IncidentState | None, event: AlertEvent, policy: Policy) -> IncidentDecision:
-    """Apply one alert event; raises InvalidEvent for duplicates and acks of nothing."""
+def apply(
+    state: IncidentState | None,
+    event: AlertEvent,
+    policy: Policy,
+    adhoc: Sequence[AdhocWindow] = (),
+) -> IncidentDecision:
+    """Apply one alert event; raises InvalidEvent for duplicates and acks of nothing.
+    `adhoc`: the ad-hoc maintenance windows known where the incident lives."""
     if state is None:
         state = IncidentState(fingerprint=event.fingerprint)
     payload = event.payload
@@ -102,14 +124,14 @@ def apply(state: IncidentState | None, event: AlertEvent, policy: Policy) -> Inc
         _check_action(state, payload, event.fingerprint)
     now = max(event.arrival, state.clock)
     decision = IncidentDecision(state)
-    _fire_due(decision, policy, now)
+    _fire_due(decision, policy, now, adhoc)
     state.clock = now
     due.remember(state.seen, event.id)
     at = max(min(event.time, now), state.opened_at if state.open else 0)
     if isinstance(payload, IncidentAction):
         _act(decision, policy, at, payload)
     elif payload.status == "firing":
-        _fire(decision, policy, payload, at, now)
+        _fire(decision, policy, payload, at, adhoc)
     else:
         _resolve(decision, at)
     return decision
@@ -138,16 +160,37 @@ def _act(decision: IncidentDecision, policy: Policy, at: int, action: IncidentAc
         _escalate(decision, policy, at, action.by)
 
 
-def advance(state: IncidentState, policy: Policy, now: int) -> IncidentDecision:
-    """Fire every ladder step and SLA deadline before `now`."""
+def advance(
+    state: IncidentState, policy: Policy, now: int, adhoc: Sequence[AdhocWindow] = ()
+) -> IncidentDecision:
+    """Fire every ladder step, SLA deadline and maintenance end before `now`."""
     decision = IncidentDecision(state)
-    _fire_due(decision, policy, now)
+    _fire_due(decision, policy, now, adhoc)
     state.clock = max(state.clock, now)
     return decision
 
 
+def reconsider(
+    state: IncidentState, policy: Policy, adhoc: Sequence[AdhocWindow], at: int
+) -> IncidentDecision:
+    """The ad-hoc windows of the incident's service changed at `at` (a window ended early, was
+    moved or declared): a suppressed incident whose maintenance is now over pages at once, one
+    still covered waits for the (new) end. Never dated before the incident opened: a partition
+    learns of a change by broadcast, after alerts it already applied."""
+    decision = IncidentDecision(state)
+    if state.suppressed:
+        _maintenance_due(decision, policy, adhoc, max(at, state.opened_at))
+    return decision
+
+
 def next_due(state: IncidentState) -> int | None:
-    dues = [d for d in (state.next_level_at, state.ack_deadline, state.resolve_deadline) if d]
+    instants = (
+        state.next_level_at,
+        state.ack_deadline,
+        state.resolve_deadline,
+        state.suppressed_until,
+    )
+    dues = [d for d in instants if d]
     return min(dues) if state.open and dues else None
 
 
@@ -155,7 +198,11 @@ def next_due(state: IncidentState) -> int | None:
 
 
 def _fire(
-    decision: IncidentDecision, policy: Policy, alert: AlertPayload, at: int, now: int
+    decision: IncidentDecision,
+    policy: Policy,
+    alert: AlertPayload,
+    at: int,
+    adhoc: Sequence[AdhocWindow],
 ) -> None:
     state = decision.state
     if state.open:
@@ -173,10 +220,10 @@ def _fire(
     state.acknowledged_at = state.resolved_at = None
     state.acknowledged_by = state.resolved_by = None
     state.level, state.loop, state.repages = 0, 0, 0
-    ack, resolve = rules.acknowledge.get(state.severity), rules.resolve.get(state.severity)
-    state.ack_deadline = at + ack if ack else None
-    state.resolve_deadline = at + resolve if resolve else None
-    state.outage = state.service is not None and state.severity in rules.outage.severities
+    state.next_level_at = state.ack_deadline = state.resolve_deadline = None
+    state.outage = False
+    state.suppressed_until = window_end(policy.maintenance, adhoc, state.service, at)
+    suppressed = state.suppressed_until is not None
     decision.effects.append(
         IncidentOpened(
             id=f"incident/{state.incident_id}/opened",
@@ -192,12 +239,47 @@ def _fire(
             starts_at=alert.starts_at,
             generator_url=alert.generator_url,
             group_key=alert.group_key,
-            outage=state.outage,
+            outage=not suppressed and _is_outage(state, policy),
+            suppressed=suppressed,
         )
     )
+    if not suppressed:
+        _start(decision, policy, at)
+
+
+def _is_outage(state: IncidentState, policy: Policy) -> bool:
+    return state.service is not None and state.severity in policy.alerts.outage.severities
+
+
+def _start(decision: IncidentDecision, policy: Policy, at: int) -> None:
+    """Everything a firing incident starts, at `at`: its SLA clocks, the outage of its service,
+    the page of level 1. At its opening, or at the end of the maintenance it opened in (the
+    ladder, the acknowledge and resolve targets then count from that end: nobody could
+    acknowledge a page that was never sent). An incident acknowledged during the maintenance
+    starts its resolve clock and the outage, and pages nobody."""
+    state = decision.state
+    rules = policy.alerts
+    resolve = rules.resolve.get(state.severity)
+    state.resolve_deadline = at + resolve if resolve else None
+    state.outage = _is_outage(state, policy)
     if state.outage and state.service:
         decision.effects.append(OutageChanged(state.service, state.incident_id, True, at))
+    if state.status != "firing":
+        return
+    ack = rules.acknowledge.get(state.severity)
+    state.ack_deadline = at + ack if ack else None
     _page(decision, policy, 0, at)
+
+
+def _maintenance_due(
+    decision: IncidentDecision, policy: Policy, adhoc: Sequence[AdhocWindow], at: int
+) -> None:
+    """A suppressed incident's maintenance ended at `at`, as far as it knew: if another window
+    (or a moved one) still covers its service, wait for that end; else start paging."""
+    state = decision.state
+    state.suppressed_until = window_end(policy.maintenance, adhoc, state.service, at)
+    if state.suppressed_until is None:
+        _start(decision, policy, at)
 
 
 def _page(decision: IncidentDecision, policy: Policy, level: int, at: int) -> None:
@@ -305,6 +387,8 @@ def _unacknowledge(decision: IncidentDecision, policy: Policy, at: int, by: str)
     if state.status != "acknowledged":
         return
     state.status = "firing"
+    if state.suppressed:
+        return  # acknowledged in maintenance: nobody was paged; the window's end pages level 1
     state.repages += 1
     _page(decision, policy, state.level, at)
 
@@ -363,10 +447,15 @@ def _breach(decision: IncidentDecision, target: str, deadline: int) -> None:
     )
 
 
-def _fire_due(decision: IncidentDecision, policy: Policy, now: int) -> None:
+def _fire_due(
+    decision: IncidentDecision, policy: Policy, now: int, adhoc: Sequence[AdhocWindow]
+) -> None:
     state = decision.state
 
     def fire(instant: int, what: str) -> None:
+        if what == "maintenance":
+            _maintenance_due(decision, policy, adhoc, instant)
+            return
         if what == "ladder":
             _escalate(decision, policy, instant)
             return
@@ -380,10 +469,13 @@ def _fire_due(decision: IncidentDecision, policy: Policy, now: int) -> None:
 
 
 def _earliest(state: IncidentState) -> tuple[int, str] | None:
-    """The next instant due and what falls due then: an SLA target first, then the ladder."""
+    """The next instant due and what falls due then: the end of a maintenance (while one lasts
+    nothing else is armed), an SLA target, then the ladder."""
     instant = next_due(state)
     if instant is None:
         return None
+    if instant == state.suppressed_until:
+        return instant, "maintenance"
     if instant == state.ack_deadline:
         return instant, "acknowledge"
     if instant == state.resolve_deadline:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from escalator.domain.calendar import Calendar
+from escalator.domain.maintenance import MaintenanceWindow
 from escalator.domain.schedules import Schedule
 
 TARGETS: Final = ("first_response", "next_update", "resolution")
@@ -198,6 +199,9 @@ class Policy:
     )
     # On-call schedules by name (domain/schedules.py): whom `schedule:<name>` pages at an instant.
     schedules: Mapping[str, Schedule] = field(default_factory=dict)
+    # When services' new incidents page nobody (docs/policy.md, "Maintenance windows"); the
+    # ad-hoc windows of `maintenance.started` events come on top, from the incident lane.
+    maintenance: tuple[MaintenanceWindow, ...] = ()
 
     def __post_init__(self) -> None:
         named = (t.customer_tiers for t in self.targets if t.customer_tiers)

@@ -14,7 +14,8 @@ Design (docs/architecture.md; the Faust behaviours it relies on: docs/faust-beha
   tick is ordered after every record already in the partition, so its timestamp is a safe
   clock. Timers never write tables.
 - An incident that makes a service's outage begin or end is broadcast as a record to every
-  partition of `tickets.events`, so each ticket partition learns it in order with its events.
+  partition of `tickets.events`, so each ticket partition learns it in order with its events;
+  an ad-hoc maintenance window, to every partition of `monitoring.alerts`, for the incidents.
 - A task follows the `escalator.policy` topic and switches every main lane to a newly applied
   policy.
 """
@@ -35,7 +36,6 @@ from escalator.metrics import Metrics
 from escalator.runtime import faust_patches, web
 from escalator.runtime.policy_topic import PolicyFollower
 from escalator.runtime.streams import (
-    OUTAGE_KEY,
     TICK_KEY,
     InputStream,
     Lane,
@@ -99,11 +99,12 @@ class Worker:
             to_shadow = {"escalations": topic("shadow"), "notifications": topic("shadow")}
             lanes.append(self._lane(SHADOW_TABLE, TicketProcessor, shadow, to_shadow, main=False))
         self.ticket_stream = InputStream(self.tickets, lanes)
-        incident_routes = {**outputs, "outage": self.tickets}
+        alerts = topic("alerts")
+        incident_routes = {**outputs, "outage": self.tickets, "maintenance": alerts}
         incidents = self._lane(
             INCIDENTS_TABLE, IncidentProcessor, policy, incident_routes, main=True
         )
-        self.alert_stream = InputStream(topic("alerts"), [incidents])
+        self.alert_stream = InputStream(alerts, [incidents])
         fact_routes = {"deadletter": outputs["deadletter"], "metrics": topic("metrics")}
         facts = self._lane(CUSTOMERS_TABLE, FactProcessor, policy, fact_routes, main=True)
         self.customer_stream = InputStream(customers, [facts])
@@ -259,13 +260,19 @@ class Worker:
         """Decide and produce at once; the acks are awaited per batch, before the state that
         records them is written and before any offset is committed (runtime/checkpoint.py)."""
         await stream.step(
-            message, _apply_outage, self.broadcast, self.metrics.lag, on_silence=_apply_silence
+            message,
+            _apply_outage,
+            self.broadcast,
+            self.metrics.lag,
+            on_silence=_apply_silence,
+            on_maintenance=_apply_maintenance,
         )
 
-    async def broadcast(self, value: bytes, key: bytes = OUTAGE_KEY) -> list[Any]:
-        """Send an outage or silence change to every partition of tickets.events."""
+    async def broadcast(self, topic: Any, value: bytes, key: bytes) -> list[Any]:
+        """Send an outage or silence change to every partition of tickets.events, a
+        maintenance change to every partition of monitoring.alerts (`topic`)."""
         return [
-            await self.tickets.send(key=key, value=value, partition=partition)
+            await topic.send(key=key, value=value, partition=partition)
             for partition in range(self.settings.partitions)
         ]
 
@@ -329,4 +336,12 @@ def _apply_silence(
 ) -> list[Any]:
     if isinstance(processor, TicketProcessor):
         return processor.on_silence(partition, value, now, offset)
+    return []
+
+
+def _apply_maintenance(
+    processor: BaseProcessor, partition: int, value: bytes, now: int, offset: int
+) -> list[Any]:
+    if isinstance(processor, IncidentProcessor):
+        return processor.on_maintenance(partition, value, now, offset)
     return []

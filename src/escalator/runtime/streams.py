@@ -1,7 +1,8 @@
 """One input topic of the worker, its lanes (policy views), clocks, ticks and deadline index.
 
 The worker has three: `tickets.events` (the main lane, and a shadow lane when configured),
-`monitoring.alerts` (incidents) and the customers topic. Each record is applied in every lane
+`monitoring.alerts` (incidents, and the maintenance windows broadcast to them) and the
+customers topic. Each record is applied in every lane
 and its outputs are sent at once; its state writes are held in the lanes' `TableStore`s. When
 the outputs and the state reach Kafka, and when offsets may be committed, is the checkpoint's
 business (runtime/checkpoint.py): this module routes records and keeps time.
@@ -27,6 +28,7 @@ from escalator.service.processor import (
     CUSTOMERS,
     DEADLETTER,
     ESCALATIONS,
+    MAINTENANCE,
     OUTAGE,
     SILENCE,
     BaseProcessor,
@@ -38,8 +40,12 @@ log = logging.getLogger("escalator.worker")
 TICK_KEY: Final = b"__escalator_tick__"
 OUTAGE_KEY: Final = b"__escalator_outage__"
 SILENCE_KEY: Final = b"__escalator_source__"  # a source went silent or recovered
-# The records broadcast to every partition of tickets.events, by emission role.
-BROADCAST_KEYS: Final = {OUTAGE: OUTAGE_KEY, SILENCE: SILENCE_KEY}
+# An ad-hoc maintenance window declared or ended, on monitoring.alerts.
+MAINTENANCE_KEY: Final = b"__escalator_maintenance__"
+# The records broadcast to every partition of their topic (tickets.events; monitoring.alerts
+# for maintenance), by emission role.
+BROADCAST_KEYS: Final = {OUTAGE: OUTAGE_KEY, SILENCE: SILENCE_KEY, MAINTENANCE: MAINTENANCE_KEY}
+Broadcast = Callable[[Any, bytes, bytes], Awaitable[list[Any]]]  # (topic, value, key) → acks
 TICK_RESEND_MS: Final = 2000  # a tick not seen back within this is sent again
 
 
@@ -91,9 +97,10 @@ class InputStream:
         self,
         message: Any,
         on_outage: Any,
-        broadcast: Callable[[bytes, bytes], Awaitable[list[Any]]],
+        broadcast: Broadcast,
         lag: Any,
         on_silence: Any = None,
+        on_maintenance: Any = None,
     ) -> None:
         """Apply one record and send its outputs without waiting for their acks; settle the
         batch when it is full or old. Runs in the agent (concurrency 1)."""
@@ -101,7 +108,7 @@ class InputStream:
         await checkpoint.lock.acquire()
         try:
             checkpoint.raise_if_failed()
-            routed = self.handle(message, on_outage=on_outage, on_silence=on_silence)
+            routed = self.handle(message, on_outage, on_silence, on_maintenance)
             checkpoint.applied()
         except BaseException as exc:
             # A tick or outage broadcast that failed half-way has held state for keys whose
@@ -119,12 +126,7 @@ class InputStream:
             async with checkpoint.lock:
                 await checkpoint.settle()
 
-    async def _send(
-        self,
-        routed: list[Routed],
-        broadcast: Callable[[bytes, bytes], Awaitable[list[Any]]],
-        lag: Any,
-    ) -> None:
+    async def _send(self, routed: list[Routed], broadcast: Broadcast, lag: Any) -> None:
         try:
             self.checkpoint.sent(await produce(routed, broadcast, lag))
         except BaseException as exc:
@@ -143,8 +145,15 @@ class InputStream:
                     routed.append((topic, emission, lane.main))
         return await produce(routed, _no_broadcast, None)
 
-    def handle(self, message: Any, on_outage: Any = None, on_silence: Any = None) -> list[Routed]:
-        """Apply one record (an event, a tick, an outage or silence broadcast) in every lane."""
+    def handle(
+        self,
+        message: Any,
+        on_outage: Any = None,
+        on_silence: Any = None,
+        on_maintenance: Any = None,
+    ) -> list[Routed]:
+        """Apply one record (an event, a tick, an outage, silence or maintenance broadcast) in
+        every lane."""
         partition = message.partition
         if partition not in self.indexed and self.actives is not None:
             # After a rebalance the agents resume before the timer's sweep indexes the new
@@ -171,6 +180,12 @@ class InputStream:
                 emissions = (
                     on_silence(processor, partition, message.value, now, message.offset)
                     if on_silence
+                    else []
+                )
+            elif message.key == MAINTENANCE_KEY:
+                emissions = (
+                    on_maintenance(processor, partition, message.value, now, message.offset)
+                    if on_maintenance
                     else []
                 )
             else:
@@ -253,7 +268,7 @@ class InputStream:
         self.indexed = self.indexed - lost
 
 
-async def _no_broadcast(value: bytes, key: bytes) -> list[Any]:
+async def _no_broadcast(topic: Any, value: bytes, key: bytes) -> list[Any]:
     raise AssertionError("fact records are never broadcast")
 
 
@@ -270,9 +285,7 @@ def tick_record(partition: int, now: int) -> bytes:
     )
 
 
-async def produce(
-    routed: list[Routed], broadcast: Callable[[bytes, bytes], Awaitable[list[Any]]], lag: Any
-) -> list[Any]:
+async def produce(routed: list[Routed], broadcast: Broadcast, lag: Any) -> list[Any]:
     """Produce every output; return the futures of Kafka's acknowledgements."""
     if not routed:
         return []
@@ -280,7 +293,7 @@ async def produce(
     futures = []
     for topic, emission, main in routed:
         if emission.role in BROADCAST_KEYS:
-            futures.extend(await broadcast(emission.value, BROADCAST_KEYS[emission.role]))
+            futures.extend(await broadcast(topic, emission.value, BROADCAST_KEYS[emission.role]))
             continue
         futures.append(await topic.send(key=emission.key or None, value=emission.value))
         if main and emission.effect is not None and emission.role == ESCALATIONS:

@@ -2,6 +2,8 @@
 
 - POST /events            CloudEvents HTTP binding → tickets.events or monitoring.alerts
 - POST /alerts/alertmanager  Alertmanager webhooks (v4) → one alert CloudEvent per alert
+- POST /maintenance       declare an ad-hoc maintenance window → maintenance.started
+- POST /maintenance/end   end one early → maintenance.ended
 - GET  /tickets/{id}      live SLA status, answered by the worker that owns the ticket
 - POST /incidents/{id}/ack|unack|resolve|escalate   a person acts on an incident
 - POST /tickets/{id}/ack|snooze   the ticket's tier has it; hold its inactivity escalation
@@ -15,14 +17,17 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import orjson
 from faust.web import Request, Response, View
 
 from escalator.adapters.alerts import alertmanager_events
 from escalator.adapters.http_actions import incident_action, ticket_action
 from escalator.adapters.http_ingest import Accepted, HttpError, parse_ingest
+from escalator.adapters.maintenance import ENDED, STARTED, maintenance_request
 from escalator.adapters.schedule_view import schedule_view
 from escalator.adapters.state_codec import decode_expired, decode_state
 from escalator.adapters.state_view import ticket_view
@@ -112,8 +117,28 @@ def install(worker: Worker) -> None:
 
     app.page("/tickets/{ticket_id}/{action:[a-z]+}")(TicketActions)
 
-    async def produce_acked(view: View, accepted: list[Accepted]) -> Response:
-        """Produce to the topic of each event's kind; 202 only after Kafka acknowledged all."""
+    def maintenance_view(kind: str) -> type[View]:
+        class Maintenance(View):
+            async def post(self, request: Request) -> Response:
+                try:
+                    check_auth(request, settings.http_token)
+                    body = await read_body(request, settings.max_request_bytes)
+                    accepted = maintenance_request(body, kind, wall_ms(), str(uuid.uuid4()))
+                except HttpError as exc:
+                    return self.json(exc.body(), status=exc.status)
+                window = orjson.loads(accepted.value)["data"]["id"]
+                return await produce_acked(self, [accepted], {"id": window})
+
+        return Maintenance
+
+    app.page("/maintenance")(maintenance_view(STARTED))
+    app.page("/maintenance/end")(maintenance_view(ENDED))
+
+    async def produce_acked(
+        view: View, accepted: list[Accepted], extra: dict[str, Any] | None = None
+    ) -> Response:
+        """Produce to the topic of each event's kind; 202 only after Kafka acknowledged all.
+        `extra`: more fields of the answer (the window id of `POST /maintenance`)."""
         alerts = worker.alert_stream.topic
         try:
             futures = [
@@ -127,7 +152,8 @@ def install(worker: Worker) -> None:
             log.warning("ingest: Kafka did not acknowledge %d events: %r", len(accepted), exc)
             error = HttpError(503, "kafka_unavailable", "Kafka did not acknowledge; retry")
             return view.json(error.body(), status=503)
-        return view.json({"accepted": [item.event_id for item in accepted]}, status=202)
+        answer = {"accepted": [item.event_id for item in accepted], **(extra or {})}
+        return view.json(answer, status=202)
 
     class PolicyApply(View):
         async def post(self, request: Request) -> Response:

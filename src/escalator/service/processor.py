@@ -42,6 +42,8 @@ NOTIFICATIONS: Final = "notifications"
 DEADLETTER: Final = "deadletter"
 OUTAGE: Final = "outage"  # broadcast to every ticket partition, never published to consumers
 SILENCE: Final = "silence"  # a source went silent or recovered: broadcast like an outage
+# An ad-hoc maintenance window declared or ended: broadcast to every incident partition.
+MAINTENANCE: Final = "maintenance"
 CUSTOMERS: Final = "customers"  # facts repartitioned by customer or metric group
 METRICS: Final = "metrics"  # published aggregates (escalator.metrics)
 TICK_LIMIT: Final = 5000  # due keys one tick advances (the rest stay due for the next tick)

@@ -6,13 +6,13 @@ Before each arrival every instant lying before it fires, earliest first across a
 the emission order is the order in which a live worker would have decided.
 
 Two input modes, for where outages come from (docs/events.md, "Replaying"):
-- **derived** (events as producers send them): an incident that starts or ends an outage, and
-  a source going silent or recovering, change the state at once, as the workers would on
-  receiving their broadcast;
+- **derived** (events as producers send them): an incident that starts or ends an outage, a
+  source going silent or recovering, and a maintenance window declared or ended, change the
+  state at once, as the workers would on receiving their broadcast;
 - **recorded** (what the workers consumed: `tickets.events` and `monitoring.alerts` merged by
-  broker timestamp): the `escalator.outage` and `escalator.source` records a worker broadcast
-  are applied where they sit, and outages derived from alerts (silences derived from
-  heartbeats) are not applied again.
+  broker timestamp): the `escalator.outage`, `escalator.source` and `escalator.maintenance`
+  records a worker broadcast are applied where they sit, and outages derived from alerts
+  (silences derived from heartbeats, windows from maintenance events) are not applied again.
 Auto (the default) picks recorded when the input holds one of those records. In both,
 `escalator.tick` records are skipped: they only told a partition that time had passed.
 """
@@ -28,9 +28,10 @@ import orjson
 from escalator.adapters.alerts import OUTAGE_TYPE
 from escalator.adapters.cloudevents import TICK_TYPE, loads, parse_time
 from escalator.adapters.deadletter import Origin
+from escalator.adapters.maintenance import MAINTENANCE_TYPE
 from escalator.adapters.source_codec import SILENCE_TYPE
 from escalator.domain.aggregates import AggregateConfig
-from escalator.domain.events import ALERT_TYPES
+from escalator.domain.events import ALERT_TYPES, MAINTENANCE_TYPES
 from escalator.domain.policy import Policy
 from escalator.errors import InvalidEvent
 from escalator.service.facts import FactProcessor
@@ -38,6 +39,7 @@ from escalator.service.incidents import IncidentProcessor
 from escalator.service.processor import (
     CUSTOMERS,
     DEADLETTER,
+    MAINTENANCE,
     METRICS,
     OUTAGE,
     SILENCE,
@@ -48,6 +50,9 @@ from escalator.service.summary import Summary
 from escalator.service.tickets import TicketProcessor
 
 PARTITION = 0
+# Records of the incident lane (monitoring.alerts): alerts, acknowledgements, maintenance.
+INCIDENT_TYPES = (*ALERT_TYPES, *MAINTENANCE_TYPES)
+BROADCAST_TYPES = (OUTAGE_TYPE, SILENCE_TYPE, MAINTENANCE_TYPE)
 
 
 @dataclass(slots=True)
@@ -61,11 +66,11 @@ class Simulation:
 
 
 def _is_outage_record(raw: bytes) -> bool:
-    """A broadcast a worker recorded: an outage or a source's silence."""
-    if b'"escalator.outage"' not in raw and b'"escalator.source"' not in raw:  # most lines
+    """A broadcast a worker recorded: an outage, a source's silence, a maintenance change."""
+    if not any(f'"{kind}"'.encode() in raw for kind in BROADCAST_TYPES):  # most lines
         return False
     try:
-        return loads(raw).get("type") in (OUTAGE_TYPE, SILENCE_TYPE)
+        return loads(raw).get("type") in BROADCAST_TYPES
     except InvalidEvent:
         return False
 
@@ -109,6 +114,9 @@ class _Lanes:
             elif emission.role == SILENCE:
                 if not self.recorded:
                     self.collect(self.tickets.on_silence(PARTITION, emission.value))
+            elif emission.role == MAINTENANCE:
+                if not self.recorded:
+                    self.collect(self.incidents.on_maintenance(PARTITION, emission.value))
             elif emission.role == CUSTOMERS:
                 self.fact_offset += 1
                 origin = Origin("<customers>", PARTITION, self.fact_offset)
@@ -149,8 +157,9 @@ def run(
 ) -> Simulation:
     """Run the processors over JSONL `lines` and fire timers up to `until` (inclusive).
 
-    Ticket events and alert events (`alert.firing`, `alert.resolved`, `incident.acknowledged`)
-    may be mixed in one input, as the worker reads both topics. `outages`: one of
+    Ticket events and the events of monitoring.alerts (`alert.firing`, `alert.resolved`,
+    `incident.acknowledged`, `maintenance.started`, `maintenance.ended`) may be mixed in one
+    input, as the worker reads both topics. `outages`: one of
     `OUTAGE_MODES` (see the module's docstring).
     """
     if outages not in OUTAGE_MODES:
@@ -176,8 +185,8 @@ def run(
             continue
         lanes.fire_until(arrival)
         clock = arrival
-        if not recorded or kind in ALERT_TYPES:
-            partition = PARTITION
+        if not recorded or kind in INCIDENT_TYPES or kind == MAINTENANCE_TYPE:
+            partition = PARTITION  # one virtual partition holds every incident
         lanes.ticket_partitions.add(partition)
         if kind == OUTAGE_TYPE and recorded:
             lanes.collect(lanes.tickets.on_outage(partition, raw, arrival, number))
@@ -185,8 +194,13 @@ def run(
         if kind == SILENCE_TYPE and recorded:
             lanes.collect(lanes.tickets.on_silence(partition, raw, arrival, number))
             continue
+        if kind == MAINTENANCE_TYPE and recorded:
+            # One copy per partition of monitoring.alerts: the first changes the windows
+            # (from the change's own time), the others find them changed.
+            lanes.collect(lanes.incidents.on_maintenance(partition, raw, arrival, number))
+            continue
         origin = Origin(topic="<input>", partition=partition, offset=number)
-        lane = lanes.incidents if kind in ALERT_TYPES else lanes.tickets
+        lane = lanes.incidents if kind in INCIDENT_TYPES else lanes.tickets
         lanes.collect(lane.on_record(raw, arrival, partition, origin))
     if until is not None:
         lanes.fire_until(until + 1)
