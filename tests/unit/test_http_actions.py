@@ -102,3 +102,19 @@ def test_a_bad_snooze_is_refused_naming_the_field(
     assert "data.until" in refused.value.message
     if message is not None:
         assert refused.value.message == message
+
+
+def test_any_spelling_of_the_opening_instant_names_the_incident() -> None:
+    accepted = incident_action("fp1/2026-11-24T11:00:00+01:00", "ack", b'{"by": "a"}', NOW)
+    event = decode_alert_event(accepted.value)
+    assert isinstance(event.payload, IncidentAction)
+    assert event.payload.incident_id == "fp1/2026-11-24T10:00:00.000Z"
+
+
+def test_who_acted_is_bounded_like_every_text_field() -> None:
+    with pytest.raises(HttpError) as refused:
+        incident_action("fp1", "ack", orjson.dumps({"by": "x" * 1025}), NOW)
+    assert (refused.value.error, refused.value.message) == (
+        "field_too_long",
+        "data.by is longer than 1024 characters",
+    )

@@ -265,3 +265,26 @@ def test_a_snooze_must_end_after_it_was_asked() -> None:
     assert [d.note for d in result.dead_letters] == [
         "invalid_field: data.until must be after the event's time"
     ]
+
+
+def test_escalating_an_acknowledged_incident_makes_it_fire_until_acknowledged_again() -> None:
+    """Found in review: the escalation re-armed the ladder while the incident stayed
+    acknowledged, so a second ack was ignored and level 3 was paged anyway."""
+    result = run(
+        alert("firing", "fp1", T0),
+        ack("fp1", "2026-11-24T10:01:00Z"),
+        incident_action("incident.escalate_requested", "fp1", "2026-11-24T10:02:00Z", by="bob"),
+        ack("fp1", "2026-11-24T10:03:00Z", by="carl"),
+        until="2026-11-24T10:30:00Z",
+    )
+    level2 = f"incident/{INCIDENT}/level2.0/pagerduty:secondary-oncall/oncall-level2"
+    assert [(t, a) for t, a, k, _ in pages(result) if k == level2] == [
+        ("10:02:00", "trigger"),
+        ("10:03:00", "acknowledge"),
+    ]
+    raised = [
+        orjson.loads(e.value)["data"]["trigger"]
+        for e in result.emissions
+        if orjson.loads(e.value)["type"] == "escalation.raised"
+    ]
+    assert raised == ["manual"], "nothing more after the second acknowledgement"

@@ -6,7 +6,7 @@ from typing import Any, Final
 
 import orjson
 
-from escalator.adapters.cloudevents import loads, parse_time
+from escalator.adapters.cloudevents import MAX_TEXT, loads, parse_time
 from escalator.adapters.http_types import Accepted, HttpError
 from escalator.domain.effects import OutageChanged
 from escalator.domain.events import (
@@ -40,6 +40,8 @@ def _text(doc: dict[str, Any], field: str, label: str) -> str:
             "missing_field" if value is None else "invalid_field",
             f"{label} must be a non-empty string",
         )
+    if len(value) > MAX_TEXT:  # `by` ends up in state, titles and outputs: bounded as tickets'
+        raise InvalidEvent("field_too_long", f"{label} is longer than {MAX_TEXT} characters")
     return value
 
 

@@ -95,10 +95,11 @@ def _split(reference: str) -> tuple[str, str | None]:
     fingerprint, _, tail = reference.rpartition("/")
     if fingerprint:
         try:
-            parse_ms(tail)
+            opened = parse_ms(tail)
         except NotRfc3339:
             return reference, None
-        return fingerprint, reference
+        # Any spelling of the instant names the incident: ids are written with milliseconds, Z.
+        return fingerprint, f"{fingerprint}/{iso(opened)}"
     return reference, None
 
 

@@ -318,12 +318,16 @@ def _page(decision: IncidentDecision, policy: Policy, level: int, at: int) -> No
 
 
 def _escalate(decision: IncidentDecision, policy: Policy, at: int, by: str | None = None) -> None:
-    """Page the next level: its predecessor's timeout passed, or `by` asked for it now."""
+    """Page the next level: its predecessor's timeout passed, or `by` asked for it now (an
+    acknowledged incident escalated by hand is firing again, as in PagerDuty: the next level
+    must acknowledge in turn, or the ladder goes on)."""
     state = decision.state
     levels = policy.alerts.levels
     from_level = state.level
     if not levels:
         return
+    if by is not None and state.status == "acknowledged":
+        state.status = "firing"
     if from_level + 1 < len(levels):
         to_level = from_level + 1
     elif state.loop < policy.alerts.repeat:
