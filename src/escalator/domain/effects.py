@@ -189,6 +189,30 @@ class NotificationRequested:
         return f"{self.escalation_id}/{self.channel}/{self.recipient}"
 
 
+@dataclass(frozen=True, slots=True)
+class OncallGap:
+    """Nobody was on call in `schedule` when a page needed someone (a gap in its rotation):
+    the page went on up the ladder at once (docs/policy.md, "On-call schedules")."""
+
+    type: ClassVar[str] = "oncall.gap"
+    id: str
+    time: int
+    schedule: str | None  # None: an on-call level that notifies nobody at all
+    cause_id: str  # the escalation, warning or ladder step whose page found nobody
+    ticket_id: str | None = None
+    incident_id: str | None = None
+    tier: str | None = None  # a ticket's tier whose owner or backup is the schedule
+    level: int | None = None  # an incident's on-call level that names the schedule
+
+    @property
+    def key(self) -> str:
+        return self.schedule or self.subject
+
+    @property
+    def subject(self) -> str:
+        return self.ticket_id or self.incident_id or ""
+
+
 # --- incidents (monitoring alerts) ------------------------------------------------------------
 
 
@@ -306,6 +330,7 @@ Outbound = (
     | IncidentResolved
     | SourceSilent
     | SourceRecovered
+    | OncallGap
 )
 
 
@@ -414,4 +439,5 @@ OUTBOUND_TYPES: tuple[type, ...] = (
     NotificationRequested,
     SourceSilent,
     SourceRecovered,
+    OncallGap,
 )

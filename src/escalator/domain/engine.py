@@ -21,10 +21,13 @@ Time rules (documented in docs/time.md):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from escalator.domain import due
 from escalator.domain.effects import OutageChanged
 from escalator.domain.events import TicketEvent, TicketSnapshot
 from escalator.domain.policy import Policy
+from escalator.domain.schedules import Override
 from escalator.domain.sla import Clock
 from escalator.domain.state import TicketState
 from escalator.domain.tickets import (
@@ -60,10 +63,12 @@ def apply(
     limits: Limits | None = None,
     outage: OutageChanged | None = None,
     held: bool = False,
+    overrides: Sequence[Override] = (),
 ) -> Decision:
     """Apply one inbound event; raises InvalidEvent (with a reason code) to refuse it.
 
-    `outage` is the firing outage of the ticket's service, if any (the unified state). `held`:
+    `outage` is the firing outage of the ticket's service, if any (the unified state);
+    `overrides` the schedule overrides known where the ticket lives. `held`:
     the ticket's source is silent and its deadlines wait (docs/time.md, "Silent sources"); an
     event for it is applied before anything due fires, and what is due settles (rule 8) — a
     backlog arriving as the source comes back lands first.
@@ -72,12 +77,12 @@ def apply(
     now = event.arrival if state is None else max(event.arrival, state.processed_until)
     at = min(event.time, now)
     if isinstance(event.payload, TicketSnapshot):
-        decision = imports.import_ticket(event, at, now, policy, replaced=state)
+        decision = imports.import_ticket(event, at, now, policy, state, overrides)
     elif state is None:
         # Deadlines of an old ticket (a replayed backlog) may already be behind the clock.
-        decision = handlers.open_ticket(event, at, now, policy, outage)
+        decision = handlers.open_ticket(event, at, now, policy, outage, overrides)
     else:
-        decision = Decision(state)
+        decision = Decision(state, overrides=overrides)
         _follow_policy(decision, policy, now, outage)
         if held:
             due_at = next_due(state)
@@ -114,21 +119,27 @@ def advance(
     now: int,
     outage: OutageChanged | None = None,
     released_at: int | None = None,
+    overrides: Sequence[Override] = (),
 ) -> Decision:
     """Fire every warning and deadline of `state` that lies before `now`. `released_at`: its
     silent source's hold ended then (docs/time.md, "Silent sources"); whoever what it held
     brings in idles from then."""
-    decision = Decision(state)
+    decision = Decision(state, overrides=overrides)
     _follow_policy(decision, policy, now, outage)
     settle.fire(decision, policy, now, outage, released_at)
     state.processed_until = max(state.processed_until, now)
     return decision
 
 
-def outage_started(state: TicketState, policy: Policy, outage: OutageChanged) -> Decision:
+def outage_started(
+    state: TicketState,
+    policy: Policy,
+    outage: OutageChanged,
+    overrides: Sequence[Override] = (),
+) -> Decision:
     """The ticket's service went into outage at `outage.time` (docs/policy.md, "Outages"):
     an open ticket below the outage tier is escalated there at once, once per outage."""
-    decision = Decision(state)
+    decision = Decision(state, overrides=overrides)
     at = max(outage.time, state.created_at)
     escalation.outage_onset(
         Step(decision, policy, at, max(at, state.processed_until), None, outage)

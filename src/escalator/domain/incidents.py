@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from escalator.domain import due, pages
+from escalator.domain import due, pages, schedules
 from escalator.domain.effects import (
     Effect,
     IncidentAcked,
@@ -35,6 +35,7 @@ from escalator.domain.effects import (
     IncidentOpened,
     IncidentResolved,
     NotificationRequested,
+    OncallGap,
     OutageChanged,
     SlaBreached,
 )
@@ -42,6 +43,7 @@ from escalator.domain.events import AlertEvent, AlertPayload, IncidentAction
 from escalator.domain.ladder import iso
 from escalator.domain.maintenance import AdhocWindow, window_end
 from escalator.domain.policy import FUNCTIONAL, Policy
+from escalator.domain.schedules import Override
 from escalator.errors import InvalidEvent
 
 
@@ -98,6 +100,8 @@ class IncidentDecision:
     state: IncidentState
     effects: list[Effect] = field(default_factory=list)
     resent: bool = False  # an alert seen before, re-sent by its source: nothing to do
+    # The schedule overrides known where the incident lives: whom `schedule:<name>` pages.
+    overrides: Sequence[Override] = ()
 
 
 def apply(
@@ -105,9 +109,11 @@ def apply(
     event: AlertEvent,
     policy: Policy,
     adhoc: Sequence[AdhocWindow] = (),
+    overrides: Sequence[Override] = (),
 ) -> IncidentDecision:
     """Apply one alert event; raises InvalidEvent for duplicates and acks of nothing.
-    `adhoc`: the ad-hoc maintenance windows known where the incident lives."""
+    `adhoc`: the ad-hoc maintenance windows known where the incident lives; `overrides`: the
+    schedule overrides."""
     if state is None:
         state = IncidentState(fingerprint=event.fingerprint)
     payload = event.payload
@@ -123,7 +129,7 @@ def apply(
     if isinstance(payload, IncidentAction):
         _check_action(state, payload, event.fingerprint)
     now = max(event.arrival, state.clock)
-    decision = IncidentDecision(state)
+    decision = IncidentDecision(state, overrides=overrides)
     _fire_due(decision, policy, now, adhoc)
     state.clock = now
     due.remember(state.seen, event.id)
@@ -161,23 +167,31 @@ def _act(decision: IncidentDecision, policy: Policy, at: int, action: IncidentAc
 
 
 def advance(
-    state: IncidentState, policy: Policy, now: int, adhoc: Sequence[AdhocWindow] = ()
+    state: IncidentState,
+    policy: Policy,
+    now: int,
+    adhoc: Sequence[AdhocWindow] = (),
+    overrides: Sequence[Override] = (),
 ) -> IncidentDecision:
     """Fire every ladder step, SLA deadline and maintenance end before `now`."""
-    decision = IncidentDecision(state)
+    decision = IncidentDecision(state, overrides=overrides)
     _fire_due(decision, policy, now, adhoc)
     state.clock = max(state.clock, now)
     return decision
 
 
 def reconsider(
-    state: IncidentState, policy: Policy, adhoc: Sequence[AdhocWindow], at: int
+    state: IncidentState,
+    policy: Policy,
+    adhoc: Sequence[AdhocWindow],
+    at: int,
+    overrides: Sequence[Override] = (),
 ) -> IncidentDecision:
     """The ad-hoc windows of the incident's service changed at `at` (a window ended early, was
     moved or declared): a suppressed incident whose maintenance is now over pages at once, one
     still covered waits for the (new) end. Never dated before the incident opened: a partition
     learns of a change by broadcast, after alerts it already applied."""
-    decision = IncidentDecision(state)
+    decision = IncidentDecision(state, overrides=overrides)
     if state.suppressed:
         _maintenance_due(decision, policy, adhoc, max(at, state.opened_at))
     return decision
@@ -298,29 +312,77 @@ def _page(decision: IncidentDecision, policy: Policy, level: int, at: int) -> No
         f" on {state.service}" if state.service else ""
     )
     body = f"{state.summary}\n\nIncident {state.incident_id}; acknowledge to stop the ladder."
+    targets = _targets(decision, policy, level, cause, at)
     sent = [
         NotificationRequested(
-            id=f"{cause}/notify/{target}/oncall-level{level + 1}",
+            id=f"{cause}/notify/{channel}/{person}",
             time=at,
             ticket_id=None,
             incident_id=state.incident_id,
             escalation_id=cause,
-            channel=target,
-            recipient=f"oncall-level{level + 1}",
+            channel=channel,
+            recipient=person,
             title=title,
             body=body,
         )
-        for target in step.notify
+        for channel, person in targets
     ]
     decision.effects.extend(sent)
     state.pages.extend(pages.opened(sent))
     state.next_level_at = at + step.timeout_ms
+    if not sent:  # nobody to page at this level: the next one, at once
+        _escalate(decision, policy, at, gap=True)
 
 
-def _escalate(decision: IncidentDecision, policy: Policy, at: int, by: str | None = None) -> None:
-    """Page the next level: its predecessor's timeout passed, or `by` asked for it now (an
-    acknowledged incident escalated by hand is firing again, as in PagerDuty: the next level
-    must acknowledge in turn, or the ladder goes on)."""
+def _targets(
+    decision: IncidentDecision, policy: Policy, level: int, cause: str, at: int
+) -> list[tuple[str, str]]:
+    """(channel, recipient) of each page of ladder level `level` at `at`. A `schedule:<name>`
+    entry is whoever is on call then (paged `direct`, or on the level's channels); a channel
+    without anyone named is paged for `oncall-level<N>`. A schedule with nobody on call, or a
+    level with nobody at all, is an `oncall.gap`."""
+    state = decision.state
+    notify = policy.alerts.levels[level].notify
+    channels = [n for n in notify if schedules.schedule_name(n) is None]
+    people: list[str] = []
+    for entry in notify:
+        name = schedules.schedule_name(entry)
+        if name is None:
+            continue
+        person = schedules.resolve(entry, policy.schedules, at, decision.overrides)
+        if person is None:
+            decision.effects.append(_gap(state, cause, level, at, name))
+        elif person not in people:
+            people.append(person)
+    if channels:
+        return [(c, p) for c in channels for p in people or [f"oncall-level{level + 1}"]]
+    if not people and not notify:
+        decision.effects.append(_gap(state, cause, level, at, None))
+    return [("direct", p) for p in people]
+
+
+def _gap(state: IncidentState, cause: str, level: int, at: int, schedule: str | None) -> OncallGap:
+    return OncallGap(
+        id=f"{cause}/gap/{schedule or 'empty'}",
+        time=at,
+        schedule=schedule,
+        cause_id=cause,
+        incident_id=state.incident_id,
+        level=level + 1,
+    )
+
+
+def _escalate(
+    decision: IncidentDecision,
+    policy: Policy,
+    at: int,
+    by: str | None = None,
+    gap: bool = False,
+) -> None:
+    """Page the next level: its predecessor's timeout passed, nobody was on call there
+    (`gap`), or `by` asked for it now (an acknowledged incident escalated by hand is firing
+    again, as in PagerDuty: the next level must acknowledge in turn, or the ladder goes on).
+    Bounded: after the last level of the last repeat the ladder stops."""
     state = decision.state
     levels = policy.alerts.levels
     from_level = state.level
@@ -346,14 +408,9 @@ def _escalate(decision: IncidentDecision, policy: Policy, at: int, by: str | Non
             to_level=to_level + 1,
             loop=state.loop,
             kind=FUNCTIONAL,
-            trigger="ack_timeout" if by is None else "manual",
+            trigger="oncall_gap" if gap else "ack_timeout" if by is None else "manual",
             reason=(
-                (
-                    f"Level {from_level + 1} did not acknowledge within "
-                    f"{levels[from_level].timeout_ms // 1000}s"
-                    if by is None
-                    else f"{by} escalated it"
-                )
+                _why(levels[from_level].timeout_ms, from_level, by, gap)
                 + f"; paging level {to_level + 1}"
                 + (f" (repeat {state.loop})." if state.loop else ".")
             ),
@@ -367,6 +424,14 @@ def _escalate(decision: IncidentDecision, policy: Policy, at: int, by: str | Non
         )
     )
     _page(decision, policy, to_level, at)
+
+
+def _why(timeout_ms: int, from_level: int, by: str | None, gap: bool) -> str:
+    if gap:
+        return f"Nobody is on call at level {from_level + 1}"
+    if by is not None:
+        return f"{by} escalated it"
+    return f"Level {from_level + 1} did not acknowledge within {timeout_ms // 1000}s"
 
 
 def _acknowledge(decision: IncidentDecision, at: int, by: str) -> None:

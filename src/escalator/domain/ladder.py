@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from escalator.domain import schedules
 from escalator.domain.durations import format_duration as format_duration
-from escalator.domain.effects import NotificationRequested
+from escalator.domain.effects import NotificationRequested, OncallGap
 from escalator.domain.policy import Policy, TierDef
+from escalator.domain.schedules import Override
 from escalator.domain.state import TicketState
 
 TARGET_NAMES = {
@@ -41,13 +44,58 @@ def notify(
     body: str,
     *,
     with_backup: bool = False,
-) -> list[NotificationRequested]:
-    """One notification per channel and recipient of `tier_name`; VIPs always add the backup."""
-    tier = policy.tier(tier_name)
-    if tier is None:
-        return []
+    overrides: Sequence[Override] = (),
+) -> list[NotificationRequested | OncallGap]:
+    """One notification per channel and recipient of `tier_name`; VIPs always add the backup.
+
+    An owner or backup written `schedule:<name>` is whoever is on call at `at` (`overrides`
+    first). When the owner's schedule has nobody, the backup is paged instead; when the tier
+    has nobody at all, the tiers above, at once (each schedule found empty: an `oncall.gap`) —
+    a page finds someone if anyone on the ladder is on call.
+    """
     backup = with_backup or _vip_backup(policy, state)
-    channels = tier.channels or ("direct",)
+    sent: list[NotificationRequested | OncallGap] = []
+    tier = policy.tier(tier_name)
+    while tier is not None:
+        people, gaps = _on_call(policy, tier, backup, at, overrides)
+        sent += [_gap(state, cause_id, at, tier.name, name) for name in gaps]
+        if people:
+            return sent + _notifications(state, tier, people, cause_id, at, subject, body)
+        above = policy.next_tier(tier.name)
+        tier = policy.tier(above) if above else None
+    return sent
+
+
+def _on_call(
+    policy: Policy, tier: TierDef, backup: bool, at: int, overrides: Sequence[Override]
+) -> tuple[list[str], list[str]]:
+    """(the people `tier` pages at `at`, the schedules among them with nobody on call): its
+    owner, and its backup if asked for or if the owner's schedule has nobody."""
+    people: list[str] = []
+    gaps: list[str] = []
+
+    def add(recipient: str) -> None:
+        person = schedules.resolve(recipient, policy.schedules, at, overrides)
+        if person is None:
+            gaps.append(schedules.schedule_name(recipient) or recipient)
+        elif person not in people:
+            people.append(person)
+
+    add(tier.owner)
+    if tier.backup and (backup or not people):
+        add(tier.backup)
+    return people, gaps
+
+
+def _notifications(
+    state: TicketState,
+    tier: TierDef,
+    people: list[str],
+    cause_id: str,
+    at: int,
+    subject: str,
+    body: str,
+) -> list[NotificationRequested | OncallGap]:
     return [
         NotificationRequested(
             id=f"{cause_id}/notify/{channel}/{person}",
@@ -59,9 +107,20 @@ def notify(
             title=subject,
             body=body,
         )
-        for channel in channels
-        for person in recipients(tier, backup)
+        for channel in tier.channels or ("direct",)
+        for person in people
     ]
+
+
+def _gap(state: TicketState, cause_id: str, at: int, tier: str, schedule: str) -> OncallGap:
+    return OncallGap(
+        id=f"{cause_id}/gap/{tier}/{schedule}",
+        time=at,
+        schedule=schedule,
+        cause_id=cause_id,
+        ticket_id=state.ticket_id,
+        tier=tier,
+    )
 
 
 def _vip_backup(policy: Policy, state: TicketState) -> bool:

@@ -47,12 +47,12 @@ def dedupe_key(cause: str, channel: str, recipient: str) -> str:
     return f"{cause}/{channel}/{recipient}"
 
 
-def opened(notifications: Iterable[NotificationRequested], about: str = "") -> list[Page]:
-    """The pages `notifications` (triggers) open."""
+def opened(effects: Iterable[object], about: str = "") -> list[Page]:
+    """The pages the triggers among `effects` open."""
     return [
         Page(n.escalation_id, n.channel, n.recipient, about)
-        for n in notifications
-        if n.action == TRIGGER
+        for n in effects
+        if isinstance(n, NotificationRequested) and n.action == TRIGGER
     ]
 
 

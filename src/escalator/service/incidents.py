@@ -71,7 +71,8 @@ class IncidentProcessor(BaseProcessor):
         if raw_state is not None:
             state, offset = decode_incident(raw_state)
             self._refuse_replay(ctx, event.fingerprint, raw_state, offset)
-        decision = incidents.apply(state, event, self.policy, self.adhoc.get(ctx.partition, ()))
+        adhoc, overrides = self.adhoc.get(ctx.partition, ()), self.overrides_of(ctx.partition)
+        decision = incidents.apply(state, event, self.policy, adhoc, overrides)
         if decision.resent:
             self.recorder.alert_resent()
             return "", []  # nothing changed: no state write, no output, no dead letter
@@ -91,7 +92,8 @@ class IncidentProcessor(BaseProcessor):
             del self.store[key]  # a tombstone in the changelog
             return []
         adhoc = self.adhoc.get(ctx.partition, ())
-        return self._commit(ctx, incidents.advance(state, self.policy, ctx.now, adhoc))
+        overrides = self.overrides_of(ctx.partition)
+        return self._commit(ctx, incidents.advance(state, self.policy, ctx.now, adhoc, overrides))
 
     def _purge_at(self, state: incidents.IncidentState) -> int | None:
         if state.open or state.resolved_at is None:
@@ -168,6 +170,8 @@ class IncidentProcessor(BaseProcessor):
             raw_state = self.store.get(fingerprint)
             if raw_state is not None:
                 state = decode_incident(raw_state)[0]
-                decision = incidents.reconsider(state, self.policy, adhoc, change.time)
+                decision = incidents.reconsider(
+                    state, self.policy, adhoc, change.time, self.overrides_of(partition)
+                )
                 emissions += self._commit(ctx, decision)
         return emissions

@@ -34,6 +34,7 @@ from escalator.domain.effects import (
 )
 from escalator.domain.policy import Policy
 from escalator.domain.recontact import CustomerFact
+from escalator.domain.schedules import Override
 from escalator.errors import InvalidEvent
 from escalator.service.deadlines import DeadlineIndex
 
@@ -142,6 +143,9 @@ class BaseProcessor:
         self.recorder: Recorder = recorder or NullRecorder()
         self.max_record_bytes = max_record_bytes
         self.facts_per_batch = facts_per_batch
+        # Per partition: the on-call schedule overrides known there (broadcast records), in
+        # the order they were made; `schedule:<name>` pages whoever they put on call.
+        self.overrides: dict[int, tuple[Override, ...]] = {}
 
     def on_record(self, raw: bytes, arrival: int, partition: int, origin: Origin) -> list[Emission]:
         """Apply one inbound record arriving at `arrival`; bad input becomes a dead letter."""
@@ -184,6 +188,10 @@ class BaseProcessor:
             # lane.
             emissions.extend(self.take_fact_records())
         return emissions
+
+    def overrides_of(self, partition: int) -> tuple[Override, ...]:
+        """The schedule overrides known on `partition`: whom `schedule:<name>` pages there."""
+        return self.overrides.get(partition, ())
 
     def next_due(self, partition: int) -> int | None:
         return self.index.peek(partition)

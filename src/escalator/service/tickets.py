@@ -87,7 +87,8 @@ class TicketProcessor(BaseProcessor):
         service = state.service if state else getattr(event.payload, "service", None)
         outage = self._outage(ctx.partition, service)
         held = state is not None and self._held_by_silence(ctx, state)
-        decision = engine.apply(state, event, self.policy, self.limits, outage, held)
+        overrides = self.overrides_of(ctx.partition)
+        decision = engine.apply(state, event, self.policy, self.limits, outage, held, overrides)
         return event.type, self._commit(ctx, decision)
 
     def _advance(self, ctx: Context, key: str) -> list[Emission]:
@@ -129,7 +130,8 @@ class TicketProcessor(BaseProcessor):
         # that noticed it: the worker's ticks lag by a few hundred ms, simulate's do not.
         due = engine.next_due(state)
         at = now if due is None else min(due, now)
-        decision = engine.advance(state, self.policy, now, outage, released_at)
+        overrides = self.overrides_of(ctx.partition)
+        decision = engine.advance(state, self.policy, now, outage, released_at, overrides)
         return self._commit(replace(ctx, now=at, cause=f"due:{at}"), decision)
 
     def _hold(self, ctx: Context, state: TicketState, since: int, until: int) -> list[Emission]:
@@ -231,7 +233,9 @@ class TicketProcessor(BaseProcessor):
         for ticket_id in self.open_tickets.of_service(partition, change.service):
             state = self._load(ticket_id)
             if state is not None:
-                emissions += self._commit(ctx, engine.outage_started(state, self.policy, change))
+                overrides = self.overrides_of(partition)
+                decision = engine.outage_started(state, self.policy, change, overrides)
+                emissions += self._commit(ctx, decision)
         return emissions
 
     def _outage_over(self, partition: int, change: OutageChanged) -> list[Emission]:
@@ -246,7 +250,13 @@ class TicketProcessor(BaseProcessor):
         for ticket_id in self.open_tickets.of_service(partition, change.service):
             state = self._load(ticket_id)
             if state is not None:
-                decision = engine.outage_over(state, self.policy, change.incident_id, change.time)
+                decision = engine.outage_over(
+                    state,
+                    self.policy,
+                    change.incident_id,
+                    change.time,
+                    self.overrides_of(partition),
+                )
                 emissions.extend(self._publish(ctx, decision))
         return emissions
 

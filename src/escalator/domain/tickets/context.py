@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from escalator.domain.effects import Effect, OutageChanged
 from escalator.domain.policy import Policy
+from escalator.domain.schedules import Override
 from escalator.domain.state import TicketState
 
 
@@ -21,6 +23,8 @@ class Decision:
     # fact is dated at its own step, as `simulate`, which decides each apart, dates it.
     times: list[int | None] = field(default_factory=list)
     overdue: bool = False  # a change put an instant behind the clock: fire it now
+    # The schedule overrides known where the ticket lives: whom `schedule:<name>` pages.
+    overrides: Sequence[Override] = ()
 
     def add(self, at: int | None, *effects: Effect) -> None:
         """Record `effects` of a step at instant `at` (None: the inbound event's step)."""

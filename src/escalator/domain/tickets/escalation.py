@@ -80,6 +80,7 @@ def announce(step: Step, raised: Raised) -> None:
             ladder.subject_line(state, headline),
             f"{raised.reason}\n\n{state.summary}",
             with_backup=raised.with_backup,
+            overrides=step.decision.overrides,
         ),
     )
 

@@ -91,6 +91,7 @@ def warn(step: Step, clock: Clock, label: str) -> None:
             instant,
             ladder.subject_line(state, f"{name} due {ladder.iso(deadline)}"),
             f"{name} target (warning at {label}) is due at {ladder.iso(deadline)}.",
+            overrides=step.decision.overrides,
         ),
         about=clock.key,
     )
@@ -137,6 +138,7 @@ def breach(step: Step, clock: Clock) -> None:
                 ladder.subject_line(state, "next update overdue"),
                 reason,
                 with_backup=True,
+                overrides=step.decision.overrides,
             ),
             about=clock.key,
         )

@@ -3,6 +3,7 @@ severity changes; and the end of an outage on the ticket's service."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from escalator.domain import due, keywords, ladder
@@ -27,6 +28,7 @@ from escalator.domain.events import (
 )
 from escalator.domain.policy import FUNCTIONAL, Policy
 from escalator.domain.recontact import CustomerFact
+from escalator.domain.schedules import Override
 from escalator.domain.state import DONE_STATUSES, OPEN_STATUSES, TicketState
 from escalator.domain.tickets import clocks, escalation, firing, paging
 from escalator.domain.tickets.context import Decision, Step
@@ -34,7 +36,12 @@ from escalator.domain.tickets.escalation import Raised
 
 
 def open_ticket(
-    event: TicketEvent, at: int, now: int, policy: Policy, outage: OutageChanged | None
+    event: TicketEvent,
+    at: int,
+    now: int,
+    policy: Policy,
+    outage: OutageChanged | None,
+    overrides: Sequence[Override] = (),
 ) -> Decision:
     """A new ticket created at `at`: its targets, inactivity clock, and outage start tier."""
     created = event.payload
@@ -54,7 +61,7 @@ def open_ticket(
         source=event.source,
     )
     due.remember(state.seen, event.id)
-    decision = Decision(state)
+    decision = Decision(state, overrides=overrides)
     decision.add(None, _fact("created", state, at), opened(state, at))
     rule = policy.match(state.customer_tier, state.severity, state.service)
     state.rule = rule.name if rule else None
@@ -279,10 +286,16 @@ def _fact(kind: str, state: TicketState, at: int) -> CustomerFact:
     )
 
 
-def outage_over(state: TicketState, policy: Policy, incident_id: str, at: int) -> Decision:
+def outage_over(
+    state: TicketState,
+    policy: Policy,
+    incident_id: str,
+    at: int,
+    overrides: Sequence[Override] = (),
+) -> Decision:
     """Tell the owner of an open ticket that its service's outage is resolved."""
     cause = effect_id(state.ticket_id, state.cycle, "outage", incident_id, "resolved")
-    decision = Decision(state)
+    decision = Decision(state, overrides=overrides)
     decision.add(
         at,
         *ladder.notify(
@@ -294,6 +307,7 @@ def outage_over(state: TicketState, policy: Policy, incident_id: str, at: int) -
             ladder.subject_line(state, f"outage on {state.service} resolved"),
             f"Incident {incident_id} on {state.service} is resolved; the customer may see "
             f"their issue fixed.\n\n{state.summary}",
+            overrides=overrides,
         ),
     )
     return decision

@@ -9,10 +9,13 @@ say when the last reopen was); inactivity restarts at the snapshot's time.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from escalator.domain import due
 from escalator.domain.effects import SlaBreached
 from escalator.domain.events import TicketEvent, TicketSnapshot
 from escalator.domain.policy import Policy
+from escalator.domain.schedules import Override
 from escalator.domain.sla import Clock
 from escalator.domain.state import TicketState
 from escalator.domain.tickets import clocks, handlers
@@ -20,7 +23,12 @@ from escalator.domain.tickets.context import Decision, Step
 
 
 def import_ticket(
-    event: TicketEvent, at: int, now: int, policy: Policy, replaced: TicketState | None = None
+    event: TicketEvent,
+    at: int,
+    now: int,
+    policy: Policy,
+    replaced: TicketState | None = None,
+    overrides: Sequence[Override] = (),
 ) -> Decision:
     """The ticket `event` reports, as of `at` (the snapshot's time, clamped to its arrival);
     `replaced`: the state a `replace: true` snapshot rebuilds."""
@@ -56,7 +64,7 @@ def import_ticket(
     rule = policy.match(state.customer_tier, state.severity, state.service)
     state.rule = rule.name if rule else None
     state.policy = policy.version
-    decision = Decision(state)
+    decision = Decision(state, overrides=overrides)
     # Opened when escalator began watching it (its creation was counted long ago, elsewhere).
     decision.add(None, handlers.opened(state, at))
     step = Step(decision, policy, at, now, event.id)

@@ -9,13 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from escalator.domain import pages
-from escalator.domain.effects import NotificationRequested
+from escalator.domain.effects import NotificationRequested, OncallGap
 from escalator.domain.tickets.context import Step
 
 
-def page(step: Step, notifications: Sequence[NotificationRequested], about: str = "") -> None:
-    """Send `notifications` and keep the pages they open (`about`: the clock key of a warning
-    or re-notification, resolved when that target ends)."""
+def page(
+    step: Step, notifications: Sequence[NotificationRequested | OncallGap], about: str = ""
+) -> None:
+    """Send `notifications` (and the gaps the ladder met finding someone) and keep the pages
+    they open (`about`: the clock key of a warning or re-notification, resolved when that
+    target ends)."""
     step.emit(*notifications)
     step.state.pages.extend(pages.opened(notifications, about))
 
