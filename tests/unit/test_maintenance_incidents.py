@@ -409,3 +409,39 @@ def test_simulate_applies_recorded_maintenance_broadcasts_where_they_sit() -> No
         "12:20:00",
         "pagerduty:primary-oncall",
     )
+
+
+def test_maintenance_events_and_suppressed_incidents_match_the_schemas() -> None:
+    import json
+
+    from jsonschema import Draft202012Validator
+
+    from escalator.adapters.maintenance import STARTED, maintenance_request
+    from tests.helpers import ROOT
+
+    inbound = Draft202012Validator(
+        json.loads((ROOT / "schemas/alert-event.schema.json").read_text())
+    )
+    outbound = Draft202012Validator(
+        json.loads((ROOT / "schemas/escalator-output.schema.json").read_text())
+    )
+    events = [
+        maintenance_started("checkout", "2026-11-24T12:00:00Z", end="2026-11-24T13:00:00Z"),
+        maintenance_ended("checkout", "mw", "2026-11-24T12:30:00Z"),
+        orjson.loads(
+            maintenance_request(
+                b'{"service": "checkout"}', STARTED, ms("2026-11-24T12:00:00Z"), "e"
+            ).value
+        ),
+    ]
+    for doc in events:
+        inbound.validate(doc)
+    no_service = maintenance_started("checkout", "2026-11-24T12:00:00Z")
+    del no_service["data"]["service"]
+    assert not inbound.is_valid(no_service)
+    outputs = run(
+        events[0], alert("firing", "fp2", "2026-11-24T12:10:00Z"), until="2026-11-24T13:10:00Z"
+    )
+    for doc in outputs:
+        outbound.validate(doc)
+    assert [d["data"]["suppressed"] for d in outputs if d["type"] == "incident.opened"] == [True]
