@@ -457,3 +457,23 @@ def test_the_maintenance_decoder_only_ever_refuses(raw: bytes) -> None:
         assert change.window.start < change.window.end or not change.started
         assert decode_maintenance_change(encode_maintenance_change(change)) == change
     assert all(reasons)
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        ms("0001-01-01T00:00:00Z"),
+        ms("0002-01-01T00:00:00Z"),
+        ms("9998-12-31T23:59:59Z"),
+        ms("9999-12-31T23:00:00Z"),
+        OPEN_ENDED,
+    ],
+)
+def test_instants_at_the_ends_of_the_calendar_get_an_answer(at: int) -> None:
+    # An alert dated year 1, or a stretch chained up to an ad-hoc end in year 9999: the local
+    # date of a weekly window would be out of datetime's range there.
+    windows = [weekly("db", set(range(7)), "00:00-24:00", "Pacific/Kiritimati")]
+    windows.append(weekly("db", set(range(7)), "00:00-24:00", "Pacific/Pago_Pago"))
+    adhoc = [AdhocWindow("w", "db", ms("2026-11-24T00:00:00Z"), at)] if at > 0 else []
+    window_end(windows, adhoc, "db", at)
+    window_end(windows, adhoc, "db", ms("2026-11-24T01:00:00Z"))

@@ -32,15 +32,16 @@ from tests.helpers import (
 # Tuesdays 10:00-11:00 Berlin (UTC+1 in November: 09:00-10:00Z) for checkout; 2026-11-24 is a
 # Tuesday. The example policy pages level 1 (pagerduty:primary-oncall, slack:#incidents),
 # level 2 after 5 min; P1 incidents: acknowledge 5m, resolve 1h; P1 alerts are outages.
+EXAMPLE = EXAMPLE_POLICY.read_text()
+assert EXAMPLE.rstrip().splitlines()[-2] == "maintenance:"  # its last section: add to it
 WEEKLY = """
-maintenance:
   - service: checkout
     days: tue
     hours: "10:00-11:00"
     timezone: Europe/Berlin
 """
-POLICY = parse_policy(EXAMPLE_POLICY.read_text() + WEEKLY, "maintenance.yaml")
-PLAIN = parse_policy(EXAMPLE_POLICY.read_text(), "example.yaml")
+POLICY = parse_policy(EXAMPLE.rstrip() + WEEKLY, "maintenance.yaml")
+PLAIN = parse_policy(EXAMPLE, "example.yaml")
 INCIDENT = "fp1/2026-11-24T09:30:00.000Z"
 
 
@@ -140,7 +141,7 @@ def test_an_incident_acknowledged_during_the_window_pages_nobody_after_it() -> N
 
 def test_a_window_the_next_one_continues_keeps_the_incident_suppressed() -> None:
     policy = parse_policy(
-        EXAMPLE_POLICY.read_text()
+        EXAMPLE.rstrip()
         + WEEKLY
         + '  - {service: checkout, start: "2026-11-24T10:00:00Z", end: "2026-11-24T10:30:00Z"}\n',
         "two-windows.yaml",
@@ -408,3 +409,39 @@ def test_simulate_applies_recorded_maintenance_broadcasts_where_they_sit() -> No
         "12:20:00",
         "pagerduty:primary-oncall",
     )
+
+
+def test_maintenance_events_and_suppressed_incidents_match_the_schemas() -> None:
+    import json
+
+    from jsonschema import Draft202012Validator
+
+    from escalator.adapters.maintenance import STARTED, maintenance_request
+    from tests.helpers import ROOT
+
+    inbound = Draft202012Validator(
+        json.loads((ROOT / "schemas/alert-event.schema.json").read_text())
+    )
+    outbound = Draft202012Validator(
+        json.loads((ROOT / "schemas/escalator-output.schema.json").read_text())
+    )
+    events = [
+        maintenance_started("checkout", "2026-11-24T12:00:00Z", end="2026-11-24T13:00:00Z"),
+        maintenance_ended("checkout", "mw", "2026-11-24T12:30:00Z"),
+        orjson.loads(
+            maintenance_request(
+                b'{"service": "checkout"}', STARTED, ms("2026-11-24T12:00:00Z"), "e"
+            ).value
+        ),
+    ]
+    for doc in events:
+        inbound.validate(doc)
+    no_service = maintenance_started("checkout", "2026-11-24T12:00:00Z")
+    del no_service["data"]["service"]
+    assert not inbound.is_valid(no_service)
+    outputs = run(
+        events[0], alert("firing", "fp2", "2026-11-24T12:10:00Z"), until="2026-11-24T13:10:00Z"
+    )
+    for doc in outputs:
+        outbound.validate(doc)
+    assert [d["data"]["suppressed"] for d in outputs if d["type"] == "incident.opened"] == [True]

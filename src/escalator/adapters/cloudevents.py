@@ -80,6 +80,7 @@ REASONS: Final = (
     "ticket_exists",
     "duplicate_event",
     "unknown_tier",
+    "too_many_windows",
     "internal_error",
 )
 

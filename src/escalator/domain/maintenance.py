@@ -50,6 +50,11 @@ FORGET_AFTER_MS: Final = 24 * 3_600_000
 MINUTES_PER_DAY: Final = 24 * 60
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS: Final = timedelta(milliseconds=1)
+# Weekly windows recur between these instants (years 2 to 9998): a local date a day or two
+# beyond them is out of datetime's range, and an alert dated there (or a window chained up
+# to an ad-hoc end there) must get an answer, not an OverflowError that stops the lane.
+_FIRST_WEEKLY: Final = -62_104_060_800_000  # 0002-01-01T00:00:00Z
+_LAST_WEEKLY: Final = 253_370_764_800_000  # 9999-01-01T00:00:00Z
 
 
 class MaintenanceError(ValueError):
@@ -121,6 +126,8 @@ class Weekly:
         """The end of the occurrence covering `at`, or None. An occurrence lasts at most a
         day and an hour, so only those starting on the local date of `at` or the two before
         can cover it: three conversions, whatever the instant."""
+        if not _FIRST_WEEKLY <= at < _LAST_WEEKLY:
+            return None
         today = (_EPOCH + at * _ONE_MS).astimezone(self._tz).date()
         for back in (2, 1, 0):
             day = today - timedelta(days=back)
