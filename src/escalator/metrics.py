@@ -194,6 +194,13 @@ class Metrics:
             "Incidents resolved without ever being acknowledged.",
             ["severity"],
         )
+        # `schedule` is a name from the policy file (bounded), "none" for a level naming nobody.
+        self.oncall_gaps = counter(
+            "escalator_oncall_gaps_total",
+            "Pages that found nobody on call in a schedule (or an on-call level naming nobody) "
+            "and went up the ladder at once; `lane` is ticket or incident.",
+            ["schedule", "lane"],
+        )
         self.recontacts = counter(
             "escalator_customer_recontacts_total",
             "New tickets from a customer for a service within the re-contact window of one "
@@ -304,6 +311,9 @@ class Metrics:
                 o.value_ms / 1000
             ),
             facts.INCIDENT_UNACKED: lambda o: self.never_acked.labels(o.severity).inc(),
+            facts.ONCALL_GAP: lambda o: self.oncall_gaps.labels(
+                o.target or "none", o.channel
+            ).inc(),
         }
 
     def _first_escalation(self, seen: Observation) -> None:

@@ -22,6 +22,7 @@ from tests.helpers import (
     ms,
     status,
 )
+from tests.unit.test_schemas import OUTBOUND
 
 POLICY = example_policy()
 T0 = "2026-11-24T10:00:00Z"
@@ -288,3 +289,18 @@ def test_escalating_an_acknowledged_incident_makes_it_fire_until_acknowledged_ag
         if orjson.loads(e.value)["type"] == "escalation.raised"
     ]
     assert raised == ["manual"], "nothing more after the second acknowledgement"
+
+
+def test_incident_actions_outputs_match_the_outbound_schema() -> None:
+    result = run(
+        alert("firing", "fp1", T0),
+        incident_action("incident.escalate_requested", "fp1", "2026-11-24T10:01:00Z", by="bob"),
+        ack("fp1", "2026-11-24T10:02:00Z"),
+        incident_action("incident.resolve_requested", "fp1", "2026-11-24T10:03:00Z", by="carol"),
+    )
+    docs = [orjson.loads(e.value) for e in result.emissions]
+    assert {"escalation.raised", "incident.resolved", "notification.requested"} <= {
+        d["type"] for d in docs
+    }
+    for doc in docs:
+        OUTBOUND.validate(doc)

@@ -44,6 +44,7 @@ from escalator.domain.effects import (
     IncidentAcked,
     IncidentClosed,
     NotificationRequested,
+    OncallGap,
     SlaBreached,
     SlaBreachRetracted,
     SlaWarning,
@@ -87,6 +88,7 @@ RECONTACT: Final = "recontact"
 NOTIFICATION: Final = "notification"  # channel = the channel's kind (slack, email …)
 INCIDENT_ACKED: Final = "incident_acked"  # value = time to acknowledge
 INCIDENT_RESOLVED: Final = "incident_resolved"  # value = time to resolve
+ONCALL_GAP: Final = "oncall_gap"  # target = the schedule ("" for a level naming nobody)
 INCIDENT_UNACKED: Final = "incident_unacknowledged"  # resolved without an acknowledgement
 
 
@@ -194,6 +196,9 @@ def observe(effect: Effect) -> tuple[Observation, ...]:
                     RECONTACT, severity=effect.severity, customer_tier=effect.customer_tier
                 ),
             )
+        case OncallGap():
+            lane = "incident" if effect.incident_id is not None else "ticket"
+            return (Observation(ONCALL_GAP, target=effect.schedule or "", channel=lane),)
         case NotificationRequested() if effect.action != "trigger":
             return ()  # a follow-up (acknowledge, resolve) of a page already counted
         case NotificationRequested():
