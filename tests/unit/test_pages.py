@@ -304,3 +304,21 @@ def test_incident_actions_outputs_match_the_outbound_schema() -> None:
     }
     for doc in docs:
         OUTBOUND.validate(doc)
+
+
+def test_a_resend_with_the_same_starts_at_under_a_later_time_stays_resolved() -> None:
+    """Found in review: a producer stamping `time` with its send time (not startsAt) reopened a
+    hand-resolved incident on every re-send. The occurrence is named by its startsAt."""
+    resent = alert("firing", "fp1", "2026-11-24T10:04:00Z", event_id="src-2")
+    resent["data"]["startsAt"] = "2026-11-24T10:00:00Z"
+    result = run(
+        alert("firing", "fp1", T0, event_id="src-1"),
+        incident_action("incident.resolve_requested", "fp1", "2026-11-24T10:02:00Z", by="carol"),
+        resent,
+        until="2026-11-24T10:05:00Z",
+    )
+    opened = [d for d in map(orjson.loads, (e.value for e in result.emissions))]
+    assert [d["id"] for d in opened if d["type"] == "incident.opened"] == [
+        f"incident/{INCIDENT}/opened"
+    ]
+    assert result.dead_letters == []

@@ -131,7 +131,8 @@ INCIDENT_2 = (
     b'"ack_deadline":null,"resolve_deadline":null,"outage":false,"clock":1795000030000,'
     b'"seen":["a1","a2"],"pages":[["incident/fp-1/2026-11-17T07:06:40.000Z/level1.0",'
     b'"pagerduty:primary","oncall-level1","",false]],"acknowledged_by":null,"resolved_by":null,'
-    b'"repages":0,"suppressed_until":1795007200000,"v":2,"p":4,"due":1795007200000,"o":17}'
+    b'"repages":0,"started":1795000000000,"suppressed_until":1795007200000,"v":2,"p":4,'
+    b'"due":1795007200000,"o":17}'
 )
 
 
@@ -160,6 +161,7 @@ def test_incident_format_1_reads_as_never_suppressed() -> None:
         "acknowledged_by": None,
         "resolved_by": None,
         "repages": 0,
+        "started": 0,
         "suppressed_until": None,
         "v": 2,
     }

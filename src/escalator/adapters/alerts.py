@@ -45,6 +45,13 @@ def _text(doc: dict[str, Any], field: str, label: str) -> str:
     return value
 
 
+def _started(value: Any) -> int | None:
+    """`startsAt` as an instant (None when absent): it names the alert's occurrence."""
+    if value is None or value == ZERO_TIME:
+        return None
+    return parse_time(value, "data.startsAt")
+
+
 def decode_alert_event(raw: bytes, arrival: int | None = None) -> AlertEvent:
     """`alert.firing` / `alert.resolved` / an incident action (`incident.acknowledged`, …)
     CloudEvent → AlertEvent.
@@ -88,6 +95,7 @@ def decode_alert_event(raw: bytes, arrival: int | None = None) -> AlertEvent:
             ends_at=data.get("endsAt"),
             generator_url=data.get("generatorURL"),
             group_key=data.get("groupKey"),
+            started=_started(data.get("startsAt")),
         )
     return AlertEvent(event_id, kind, fingerprint, time, arrival, payload, str(doc.get("source")))
 

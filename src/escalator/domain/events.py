@@ -151,6 +151,7 @@ class AlertPayload:
     ends_at: str | None = None
     generator_url: str | None = None
     group_key: str | None = None
+    started: int | None = None  # `starts_at` as an instant: which occurrence of the alert
 
 
 @dataclass(frozen=True, slots=True)

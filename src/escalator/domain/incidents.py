@@ -73,6 +73,9 @@ class IncidentState:
     acknowledged_by: str | None = None
     resolved_by: str | None = None  # who resolved it by hand (None: its alert resolved)
     repages: int = 0  # unacknowledgements so far: each pages the current level again
+    # The occurrence's startsAt (else its event time): after a resolution by hand, an alert
+    # firing with the same or an earlier start is that occurrence re-sent, not a new incident.
+    started: int = 0
     # Opened in maintenance: the instant its window ends (maintenance.OPEN_ENDED until a
     # `maintenance.ended`), when it is looked at again; None once it pages (or never did).
     suppressed_until: int | None = None
@@ -221,7 +224,8 @@ def _fire(
     state = decision.state
     if state.open:
         return  # Alertmanager re-sends firing alerts every group_interval: same incident
-    if state.resolved_by is not None and at <= state.opened_at:
+    started = alert.started if alert.started is not None else at
+    if state.resolved_by is not None and started <= state.started:
         return  # the occurrence someone resolved by hand, still firing: a new one starts later
     rules = policy.alerts
     state.number += 1
@@ -230,7 +234,7 @@ def _fire(
     state.service = rules.service_of(alert.labels)
     state.alertname = alert.labels.get("alertname", "")
     state.summary = alert.annotations.get("summary") or alert.annotations.get("description", "")
-    state.opened_at = at
+    state.opened_at, state.started = at, started
     state.acknowledged_at = state.resolved_at = None
     state.acknowledged_by = state.resolved_by = None
     state.level, state.loop, state.repages = 0, 0, 0

@@ -112,6 +112,9 @@ def _retract(step: Step, clock: Clock, cause: str) -> None:
 def _note_overdue(step: Step, clock: Clock) -> None:
     """A (re)computed instant already behind the clock: the engine fires it after the event."""
     due = sla.next_instant(clock)
+    snoozed = step.state.snoozed_until
+    if due is not None and clock.target == INACTIVITY and snoozed is not None:
+        due = max(due, snoozed)  # a snoozed inactivity is not behind the clock (firing.py)
     if due is not None and due < step.now:
         step.decision.overdue = True
 
