@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from escalator.domain import engine
 from escalator.service import simulate
 from tests.helpers import (
     ack,
@@ -16,6 +17,7 @@ from tests.helpers import (
     cloudevent,
     comment,
     created,
+    event,
     example_policy,
     incident_action,
     jsonl,
@@ -322,3 +324,20 @@ def test_a_resend_with_the_same_starts_at_under_a_later_time_stays_resolved() ->
         f"incident/{INCIDENT}/opened"
     ]
     assert result.dead_letters == []
+
+
+def test_a_late_action_behind_a_snooze_puts_nothing_behind_the_clock() -> None:
+    """Found in review: a late agent note restarts inactivity from its own time; its deadline
+    (10:40) is behind the arrival (10:50) but the snooze holds it until 11:00, so nothing is
+    overdue and no settle window holds the ticket's real deadlines."""
+    state = engine.apply(None, event(created("T-1", T0)), POLICY).state
+    for doc in (
+        comment("T-1", "2026-11-24T10:05:00Z"),
+        snoozed("T-1", "2026-11-24T10:06:00Z", until="2026-11-24T11:00:00Z"),
+    ):
+        state = engine.apply(state, event(doc), POLICY).state
+    late = {**comment("T-1", "2026-11-24T10:10:00Z", public=False)}
+    late["arrivaltime"] = "2026-11-24T10:50:00Z"
+    decision = engine.apply(state, event(late), POLICY)
+    assert decision.overdue is False
+    assert (decision.state.held_from, decision.state.held_until) == (None, None)
