@@ -21,7 +21,7 @@ from escalator.domain.maintenance import OPEN_ENDED, AdhocWindow, MaintenanceCha
 from escalator.domain.pages import Page
 from escalator.domain.recontact import CustomerFact, CustomerState
 from escalator.domain.sources import SourceState
-from escalator.domain.state import ExpiredTicket, Handoff
+from escalator.domain.state import ExpiredTicket, Handoff, Visit
 from escalator.errors import InvalidEvent
 from escalator.runtime import policy_topic
 from tests.unit.test_state_codec import V1_RECORD as TICKET_1
@@ -82,16 +82,20 @@ def test_ticket_format_3() -> None:
     assert state_codec.ticket_entry(TICKET_3) == state_codec.ticket_entry(TICKET_2)
     # What it lacks defaults to nothing: no open page, no snooze. Written again, it is format 4.
     assert (state.pages, state.snoozed_until) == ([], None)
+    assert (state.visits, state.last_customer_message) == ([], None)
     assert state_codec.encode_state(state, 3, 1_795_001_800_000, offset) == TICKET_4_OF_3
 
 
-# --- tickets, format 4: format 3 and the open pages and the snooze --------------------------
+# --- tickets, format 4: format 3 and the open pages, the snooze, the stays at tiers and the
+# customer's latest message ------------------------------------------------------------------
 
-TICKET_4_OF_3 = b"[4" + TICKET_3[2:-1] + b",[],null]"
-TICKET_4 = TICKET_4_OF_3[:-9] + (
+TICKET_4_OF_3 = b"[4" + TICKET_3[2:-1] + b",[],null,[],null]"
+TICKET_4 = TICKET_4_OF_3[:-19] + (
     b',[["T-1/c1/first_response/escalation","slack:#support-l2","team:specialists","",true],'
     b'["T-1/c1/next_update.1/warning/0.75","slack:#support-l1","team:frontline",'
-    b'"next_update.1",false]],1795003600000]'
+    b'"next_update.1",false]],1795003600000,'
+    b'[["L1",1795000000000,"created","",["ann"]],'
+    b'["L2",1795000900000,"escalation","First response breached",[]]],"it is down again"]'
 )
 
 
@@ -109,6 +113,11 @@ def test_ticket_format_4() -> None:
         ),
     ]
     assert state.snoozed_until == 1_795_003_600_000
+    assert state.visits == [
+        Visit("L1", 1_795_000_000_000, "created", "", ("ann",)),
+        Visit("L2", 1_795_000_900_000, "escalation", "First response breached"),
+    ]
+    assert state.last_customer_message == "it is down again"
     assert state_codec.ticket_entry(TICKET_4) == state_codec.ticket_entry(TICKET_3)
     assert state_codec.encode_state(state, 3, 1_795_001_800_000, offset) == TICKET_4
 
@@ -131,8 +140,9 @@ INCIDENT_2 = (
     b'"ack_deadline":null,"resolve_deadline":null,"outage":false,"clock":1795000030000,'
     b'"seen":["a1","a2"],"pages":[["incident/fp-1/2026-11-17T07:06:40.000Z/level1.0",'
     b'"pagerduty:primary","oncall-level1","",false]],"acknowledged_by":null,"resolved_by":null,'
-    b'"repages":0,"started":1795000000000,"suppressed_until":1795007200000,"v":2,"p":4,'
-    b'"due":1795007200000,"o":17}'
+    b'"repages":0,"labels":{"alertname":"ApiDown","service":"api"},'
+    b'"generator_url":"http://prometheus.example/graph","started":1795000000000,'
+    b'"suppressed_until":1795007200000,"v":2,"p":4,"due":1795007200000,"o":17}'
 )
 
 
@@ -161,6 +171,8 @@ def test_incident_format_1_reads_as_never_suppressed() -> None:
         "acknowledged_by": None,
         "resolved_by": None,
         "repages": 0,
+        "labels": {},
+        "generator_url": None,
         "started": 0,
         "suppressed_until": None,
         "v": 2,

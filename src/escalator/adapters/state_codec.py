@@ -18,7 +18,7 @@ from escalator.domain.incidents import IncidentState
 from escalator.domain.pages import Page
 from escalator.domain.recontact import CustomerFact, CustomerState
 from escalator.domain.sla import Clock
-from escalator.domain.state import ExpiredTicket, Handoff, TicketState
+from escalator.domain.state import ExpiredTicket, Handoff, TicketState, Visit
 
 # Tickets: a positional array. Formats 3 (the same array before open pages and the snooze
 # were kept), 2 (before the status timeline, agent action, period starts and clock moves) and
@@ -119,17 +119,21 @@ _TICKET_FIELDS: Final = (
     "held_until",
     "pages",
     "snoozed_until",
+    "visits",
+    "last_customer_message",
 )
 # Format 2 held the first fields of each (format 1 the same, as dicts).
 _CLOCK_FIELDS_2: Final = _CLOCK_FIELDS[:-3]
-_TICKET_FIELDS_3: Final = _TICKET_FIELDS[:-2]  # format 3: before pages and snoozed_until
-_TICKET_FIELDS_2: Final = _TICKET_FIELDS[:-12]
+# Format 3: before pages, snoozed_until, visits and last_customer_message.
+_TICKET_FIELDS_3: Final = _TICKET_FIELDS[:-4]
+_TICKET_FIELDS_2: Final = _TICKET_FIELDS[:-14]
 # Attributes renamed since format 1 was written: attribute → its key in a format-1 record.
 _V1_KEYS: Final = {"processed_until": "clock"}
 _HEAD: Final = 4  # version, partition, due, offset
 _CLOCKS: Final = _HEAD + _TICKET_FIELDS.index("clocks")
 _HANDOFF: Final = _HEAD + _TICKET_FIELDS.index("handoff")
 _PAGES: Final = _HEAD + _TICKET_FIELDS.index("pages")
+_VISITS: Final = _HEAD + _TICKET_FIELDS.index("visits")
 _SEVERITY: Final = _HEAD + _TICKET_FIELDS.index("severity")
 _TIER: Final = _HEAD + _TICKET_FIELDS.index("tier")
 _SERVICE: Final = _HEAD + _TICKET_FIELDS.index("service")
@@ -141,6 +145,8 @@ _ticket_values: Final = operator.attrgetter(*_TICKET_FIELDS)
 _clock_values: Final = operator.attrgetter(*_CLOCK_FIELDS)
 # A page (tickets and incidents) as [cause, channel, recipient, about, acked].
 _page_values: Final = operator.attrgetter("cause", "channel", "recipient", "about", "acked")
+# A stay at a tier as [tier, since, how, reason, [handled by]].
+_visit_values: Final = operator.attrgetter("tier", "since", "how", "reason", "handled_by")
 
 
 def encode_state(
@@ -156,6 +162,7 @@ def encode_state(
     handoff = state.handoff
     row[_HANDOFF] = (handoff.tier, handoff.since) if handoff else None
     row[_PAGES] = [_page_values(page) for page in state.pages]
+    row[_VISITS] = [_visit_values(visit) for visit in state.visits]
     return _sized(orjson.dumps(row))
 
 
@@ -163,7 +170,8 @@ def decode_state(raw: bytes) -> tuple[TicketState, int | None]:
     """Inverse of `encode_state`: the state and the source offset that last wrote it.
 
     Reads format 4, formats 3 and 2 and the dicts of format 1 (`_upgrade` fills in what 2 and
-    1 lack; format 3 lacks only what defaults to nothing: no open pages, no snooze).
+    1 lack; format 3 lacks only what defaults to nothing: no open pages, no snooze, no stays
+    recorded, no customer excerpt).
     """
     row = orjson.loads(raw)
     if type(row) is not list:
@@ -179,6 +187,10 @@ def decode_state(raw: bytes) -> tuple[TicketState, int | None]:
             f"2 with {_ROW_LENGTH_2}, and 1)"
         )
     row[_PAGES] = [Page(*values) for values in row[_PAGES]]
+    row[_VISITS] = [
+        Visit(tier, since, how, reason, tuple(handled_by))
+        for tier, since, how, reason, handled_by in row[_VISITS]
+    ]
     return _decode_rows(row, len(_CLOCK_FIELDS), upgrade=False)
 
 

@@ -39,6 +39,7 @@ from escalator.domain.policy import (
     FALLBACK_LEVEL_TIMEOUT_MS,
     TARGETS,
     AlertPolicy,
+    ContextRule,
     HierarchicalTrigger,
     ImportRule,
     Lateness,
@@ -215,6 +216,7 @@ def parse_policy(text: str, file: str = "<policy>", warnings: list[str] | None =
             "alerts",
             "lateness",
             "import",
+            "context",
             "schedules",
             "maintenance",
         ),
@@ -247,6 +249,8 @@ def parse_policy(text: str, file: str = "<policy>", warnings: list[str] | None =
         policy_args["lateness"] = _lateness(top["lateness"])
     if "import" in top:
         policy_args["imports"] = _import(top["import"])
+    if "context" in top:
+        policy_args["context"] = _context(top["context"])
     if "maintenance" in top:
         policy_args["maintenance"] = _maintenance(top["maintenance"])
     alerts = (
@@ -668,6 +672,16 @@ def _import(node: _Node) -> ImportRule:
     if "escalate_overdue" not in fields:
         return ImportRule()
     return ImportRule(frozenset(fields["escalate_overdue"].strings(SEVERITIES)))
+
+
+def _context(node: _Node) -> ContextRule:
+    fields = node.mapping(("last_customer_message",))
+    if "last_customer_message" not in fields:
+        return ContextRule()
+    flag = fields["last_customer_message"]
+    if not isinstance(flag.value, bool):
+        raise flag.error("expected true or false")
+    return ContextRule(last_customer_message=flag.value)
 
 
 def _alerts(

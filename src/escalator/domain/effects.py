@@ -77,6 +77,9 @@ class SlaWarning(_AboutTicket):
     deadline: int
     remaining_ms: int
     tier: str
+    # Why it went out and what the tier needs to know (tickets/explain.py, docs/events.md).
+    trace: Mapping[str, Any] = field(default_factory=dict)
+    context: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +106,8 @@ class SlaBreached:
     imported: bool = False
     discovered_late: bool = False
     lateness_seconds: int | None = None
+    trace: Mapping[str, Any] = field(default_factory=dict)
+    context: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -174,6 +179,9 @@ class NotificationRequested:
     # PagerDuty Events v2: trigger opens a page, acknowledge and resolve follow it up
     # (domain/pages.py); every action about one page shares its dedupe_key.
     action: str = "trigger"
+    # What fired it, and what the person paged needs to know (docs/events.md).
+    trace: Mapping[str, Any] = field(default_factory=dict)
+    context: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -252,6 +260,7 @@ class IncidentEscalated(_AboutAlert):
     trigger: str
     reason: str
     context: Mapping[str, Any] = field(default_factory=dict)
+    trace: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,6 +73,9 @@ class IncidentState:
     acknowledged_by: str | None = None
     resolved_by: str | None = None  # who resolved it by hand (None: its alert resolved)
     repages: int = 0  # unacknowledgements so far: each pages the current level again
+    # What a page tells about the alert (its `context`): labels and the link to its graph.
+    labels: dict[str, str] = field(default_factory=dict)
+    generator_url: str | None = None
     # The occurrence's startsAt (else its event time): after a resolution by hand, an alert
     # firing with the same or an earlier start is that occurrence re-sent, not a new incident.
     started: int = 0
@@ -234,6 +237,7 @@ def _fire(
     state.service = rules.service_of(alert.labels)
     state.alertname = alert.labels.get("alertname", "")
     state.summary = alert.annotations.get("summary") or alert.annotations.get("description", "")
+    state.labels, state.generator_url = dict(alert.labels), alert.generator_url
     state.opened_at, state.started = at, started
     state.acknowledged_at = state.resolved_at = None
     state.acknowledged_by = state.resolved_by = None
@@ -286,7 +290,7 @@ def _start(decision: IncidentDecision, policy: Policy, at: int) -> None:
         return
     ack = rules.acknowledge.get(state.severity)
     state.ack_deadline = at + ack if ack else None
-    _page(decision, policy, 0, at)
+    _page(decision, policy, 0, at, "alert_firing")
 
 
 def _maintenance_due(
@@ -300,7 +304,7 @@ def _maintenance_due(
         _start(decision, policy, at)
 
 
-def _page(decision: IncidentDecision, policy: Policy, level: int, at: int) -> None:
+def _page(decision: IncidentDecision, policy: Policy, level: int, at: int, trigger: str) -> None:
     """Notify ladder level `level` and schedule its timeout."""
     state = decision.state
     levels = policy.alerts.levels
@@ -317,6 +321,14 @@ def _page(decision: IncidentDecision, policy: Policy, level: int, at: int) -> No
     )
     body = f"{state.summary}\n\nIncident {state.incident_id}; acknowledge to stop the ladder."
     targets = _targets(decision, policy, level, cause, at)
+    trace = {
+        "rule": "alerts.oncall",
+        "trigger": trigger,
+        "level": level + 1,
+        "loop": state.loop,
+        "timeout_seconds": step.timeout_ms // 1000,
+    }
+    told = context(state)
     sent = [
         NotificationRequested(
             id=f"{cause}/notify/{channel}/{person}",
@@ -328,6 +340,8 @@ def _page(decision: IncidentDecision, policy: Policy, level: int, at: int) -> No
             recipient=person,
             title=title,
             body=body,
+            trace=trace,
+            context=told,
         )
         for channel, person in targets
     ]
@@ -394,6 +408,7 @@ def _escalate(
         return
     if by is not None and state.status == "acknowledged":
         state.status = "firing"
+    trigger = "oncall_gap" if gap else "ack_timeout" if by is None else "manual"
     if from_level + 1 < len(levels):
         to_level = from_level + 1
     elif state.loop < policy.alerts.repeat:
@@ -412,22 +427,55 @@ def _escalate(
             to_level=to_level + 1,
             loop=state.loop,
             kind=FUNCTIONAL,
-            trigger="oncall_gap" if gap else "ack_timeout" if by is None else "manual",
+            trigger=trigger,
             reason=(
                 _why(levels[from_level].timeout_ms, from_level, by, gap)
                 + f"; paging level {to_level + 1}"
                 + (f" (repeat {state.loop})." if state.loop else ".")
             ),
-            context={
-                "severity": state.severity,
-                "service": state.service,
-                "alertname": state.alertname,
-                "summary": state.summary,
-                "opened_at_ms": state.opened_at,
-            },
+            context=context(state),
+            trace=_trace(policy, state, trigger, from_level, by),
         )
     )
-    _page(decision, policy, to_level, at)
+    _page(decision, policy, to_level, at, trigger)
+
+
+def _trace(
+    policy: Policy, state: IncidentState, trigger: str, level: int, by: str | None = None
+) -> dict[str, object]:
+    """Why the ladder paged: the trigger, the level (1-based) whose timeout or gap it was,
+    that level's timeout, the loop, and who asked (a manual escalation)."""
+    found: dict[str, object] = {
+        "rule": "alerts.oncall",
+        "trigger": trigger,
+        "level": level + 1,
+        "loop": state.loop,
+        "timeout_seconds": policy.alerts.levels[level].timeout_ms // 1000,
+    }
+    if by is not None:
+        found["by"] = by
+    return found
+
+
+def context(state: IncidentState) -> dict[str, object]:
+    """What the person paged needs to know about the alert, and who was paged before."""
+    return {
+        "severity": state.severity,
+        "service": state.service,
+        "alertname": state.alertname,
+        "summary": state.summary,
+        "opened_at_ms": state.opened_at,
+        "labels": dict(state.labels),
+        "generator_url": state.generator_url,
+        "levels_paged": _levels_paged(state),
+    }
+
+
+def _levels_paged(state: IncidentState) -> list[str]:
+    """`level<N>.<loop>` of every page still open (all of them until the incident resolves)."""
+    prefix = f"incident/{state.incident_id}/"
+    steps = {p.cause.removeprefix(prefix).split("/")[0] for p in state.pages}
+    return sorted(steps)
 
 
 def _why(timeout_ms: int, from_level: int, by: str | None, gap: bool) -> str:
@@ -463,13 +511,16 @@ def _unacknowledge(decision: IncidentDecision, policy: Policy, at: int, by: str)
     if state.suppressed:
         return  # acknowledged in maintenance: nobody was paged; the window's end pages level 1
     state.repages += 1
-    _page(decision, policy, state.level, at)
+    _page(decision, policy, state.level, at, "unacknowledged")
 
 
 def _follow_up(state: IncidentState, at: int, what: str) -> pages.FollowUp:
     title = f"[{state.severity}] {state.alertname or 'alert'} {what}"
     body = f"Incident {state.incident_id} was {what}."
-    return pages.FollowUp(at, title, body, incident_id=state.incident_id)
+    trace = {"rule": "alerts.oncall", "trigger": what.split(" ")[0]}
+    return pages.FollowUp(
+        at, title, body, incident_id=state.incident_id, trace=trace, context=context(state)
+    )
 
 
 def _resolve(decision: IncidentDecision, at: int, by: str | None = None) -> None:
@@ -516,6 +567,14 @@ def _breach(decision: IncidentDecision, target: str, deadline: int) -> None:
             breached_at=deadline,
             tier="oncall",
             severity=state.severity,
+            trace={
+                "rule": "alerts.targets",
+                "trigger": "sla_breach",
+                "target": target,
+                "deadline": iso(deadline),
+                "started_at": iso(state.opened_at),
+            },
+            context=context(state),
         )
     )
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,14 +46,18 @@ def notify(
     *,
     with_backup: bool = False,
     overrides: Sequence[Override] = (),
+    trace: Mapping[str, Any] | None = None,
+    context: Mapping[str, Any] | None = None,
 ) -> list[NotificationRequested | OncallGap]:
     """One notification per channel and recipient of `tier_name`; VIPs always add the backup.
 
     An owner or backup written `schedule:<name>` is whoever is on call at `at` (`overrides`
     first). When the owner's schedule has nobody, the backup is paged instead; when the tier
     has nobody at all, the tiers above, at once (each schedule found empty: an `oncall.gap`) —
-    a page finds someone if anyone on the ladder is on call.
+    a page finds someone if anyone on the ladder is on call. `trace` and `context` (what fired
+    it, what the person paged needs to know) ride on every notification.
     """
+    said = Said(subject, body, trace or {}, context or {})
     backup = with_backup or _vip_backup(policy, state)
     sent: list[NotificationRequested | OncallGap] = []
     tier = policy.tier(tier_name)
@@ -60,7 +65,7 @@ def notify(
         people, gaps = _on_call(policy, tier, backup, at, overrides)
         sent += [_gap(state, cause_id, at, tier.name, name) for name in gaps]
         if people:
-            return sent + _notifications(state, tier, people, cause_id, at, subject, body)
+            return sent + _notifications(state, tier, people, cause_id, at, said)
         above = policy.next_tier(tier.name)
         tier = policy.tier(above) if above else None
     return sent
@@ -87,14 +92,23 @@ def _on_call(
     return people, gaps
 
 
+@dataclass(frozen=True, slots=True)
+class Said:
+    """What a page says: subject, body, and the trace and context it carries."""
+
+    subject: str
+    body: str
+    trace: Mapping[str, Any]
+    context: Mapping[str, Any]
+
+
 def _notifications(
     state: TicketState,
     tier: TierDef,
     people: list[str],
     cause_id: str,
     at: int,
-    subject: str,
-    body: str,
+    said: Said,
 ) -> list[NotificationRequested | OncallGap]:
     return [
         NotificationRequested(
@@ -104,8 +118,10 @@ def _notifications(
             escalation_id=cause_id,
             channel=channel,
             recipient=person,
-            title=subject,
-            body=body,
+            title=said.subject,
+            body=said.body,
+            trace=said.trace,
+            context=said.context,
         )
         for channel in tier.channels or ("direct",)
         for person in people
@@ -129,25 +145,6 @@ def _vip_backup(policy: Policy, state: TicketState) -> bool:
         and policy.vip.always_notify_backup
         and policy.is_vip(state.customer_id)
     )
-
-
-def context(policy: Policy, state: TicketState) -> dict[str, Any]:
-    """What the next tier needs to know without asking anyone."""
-    return {
-        "customer_id": state.customer_id,
-        "customer_tier": state.customer_tier,
-        "vip": policy.is_vip(state.customer_id),
-        "severity": state.severity,
-        "service": state.service,
-        "summary": state.summary,
-        "status": state.status,
-        "cycle": state.cycle,
-        "tiers_visited": list(state.tiers_visited),
-        "assignees": list(state.assignees),
-        "comments": state.comments,
-        "reopens": state.reopens,
-        "escalations": state.escalations,
-    }
 
 
 def subject_line(state: TicketState, headline: str) -> str:

@@ -10,9 +10,9 @@ Notices (an outage is over) are triggers that are never tracked, so nothing foll
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
-from typing import Final
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
 
 from escalator.domain.effects import NotificationRequested
 
@@ -65,6 +65,8 @@ class FollowUp:
     body: str
     ticket_id: str | None = None
     incident_id: str | None = None
+    trace: Mapping[str, Any] = field(default_factory=dict)
+    context: Mapping[str, Any] = field(default_factory=dict)
 
 
 def acknowledge(
@@ -105,4 +107,6 @@ def _follow_up(page: Page, action: str, said: FollowUp) -> NotificationRequested
         body=said.body,
         incident_id=said.incident_id,
         action=action,
+        trace={**said.trace, "action": action},
+        context=said.context,
     )

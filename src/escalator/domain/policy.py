@@ -125,6 +125,14 @@ class Lateness:
 
 
 @dataclass(frozen=True, slots=True)
+class ContextRule:
+    """What outputs may carry about a ticket beyond escalator's own facts. The latest customer
+    message is personal data: off unless the policy turns it on (docs/events.md, "Context")."""
+
+    last_customer_message: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class ImportRule:
     """Imported open tickets (`ticket.snapshot`): a target already past at import is recorded
     as an imported breach that pages nobody, except for the severities in `escalate_overdue`,
@@ -184,6 +192,7 @@ class Policy:
     alerts: AlertPolicy = field(default_factory=AlertPolicy)
     lateness: Lateness = field(default_factory=Lateness)
     imports: ImportRule = field(default_factory=ImportRule)
+    context: ContextRule = field(default_factory=ContextRule)
     # What the version names: a digest of the policy file's text ("" when built in code). A
     # version is re-applied to open tickets when it changes (docs/time.md, rule 6), so one
     # version never names two contents (runtime/policy_topic.py refuses that).

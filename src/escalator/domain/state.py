@@ -19,6 +19,20 @@ class Handoff:
     since: int
 
 
+@dataclass(frozen=True, slots=True)
+class Visit:
+    """A stay of the ticket at a tier: since when, how it got there (`created`, `escalation`,
+    `transfer`, `bounceback`, `import`), why (a transfer's or escalation's reason, capped) and
+    who was assigned while it stayed (capped). What the next tier reads in an output's
+    `context` (tickets/explain.py) instead of asking the customer again."""
+
+    tier: str
+    since: int
+    how: str
+    reason: str = ""
+    handled_by: tuple[str, ...] = ()
+
+
 @dataclass(slots=True)
 class TicketState:
     """Everything escalator keeps about one ticket."""
@@ -81,6 +95,11 @@ class TicketState:
     pages: list[Page] = field(default_factory=list)
     # `ticket.snoozed`: no inactivity escalation before this instant (SLA clocks keep running).
     snoozed_until: int | None = None
+    # The latest stays at tiers (tickets/explain.py: at most VISITS_KEPT, oldest dropped).
+    visits: list[Visit] = field(default_factory=list)
+    # An excerpt of the latest customer message, kept only when the policy enables it
+    # (`context.last_customer_message`): it is personal data (docs/events.md, "Context").
+    last_customer_message: str | None = None
 
     @property
     def escalated(self) -> bool:

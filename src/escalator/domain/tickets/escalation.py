@@ -20,7 +20,7 @@ from escalator.domain.effects import (
 from escalator.domain.policy import FUNCTIONAL, HIERARCHICAL
 from escalator.domain.sla import Clock
 from escalator.domain.state import Handoff
-from escalator.domain.tickets import clocks, paging
+from escalator.domain.tickets import clocks, explain, paging
 from escalator.domain.tickets.context import Step
 
 
@@ -47,6 +47,7 @@ def announce(step: Step, raised: Raised) -> None:
         first_of_any = not state.escalated_kinds
         state.escalated_kinds.append(raised.kind)
         step.emit(FirstEscalation(raised.kind, state.severity, state.customer_tier, first_of_any))
+    context = explain.context(step.policy, state)
     step.emit(
         EscalationRaised(
             id=raised.id,
@@ -61,7 +62,7 @@ def announce(step: Step, raised: Raised) -> None:
             deadline=raised.deadline,
             reason=raised.reason,
             trace=raised.trace,
-            context=ladder.context(step.policy, state),
+            context=context,
         )
     )
     headline = (
@@ -81,13 +82,15 @@ def announce(step: Step, raised: Raised) -> None:
             f"{raised.reason}\n\n{state.summary}",
             with_backup=raised.with_backup,
             overrides=step.decision.overrides,
+            trace=raised.trace,
+            context=context,
         ),
     )
 
 
 def climb(step: Step, raised: Raised, group: str | None = None) -> None:
     """A functional escalation: the ticket moves up to `raised.to_tier` (and `group`)."""
-    move_to(step, raised.to_tier, group)
+    move_to(step, raised.to_tier, group, "escalation", raised.reason)
     step.state.escalations += 1
     announce(step, raised)
     clocks.restart_inactivity(step, step.released_at)
@@ -101,9 +104,10 @@ def escalate(step: Step, clock: Clock, trigger: str, to_tier: str | None, reason
     least to the outage tier (L3 by default), with trigger `outage`, naming the incident.
     """
     state, outage = step.state, step.outage
-    trace = _trace(step, clock)
+    idle_since = ladder.iso(clock.started_at) if clock.target == clocks.INACTIVITY else None
+    trace = explain.trace(step, clock, trigger, idle_since=idle_since)
     if outage is not None and to_tier is not None:
-        trace = {**trace, "cause": trigger, "incident_id": outage.incident_id}
+        trace = {**trace, "trigger": "outage", "cause": trigger, "incident_id": outage.incident_id}
         reason += (
             f" Service {outage.service} is in outage (incident "
             f"{outage.incident_id}): frontline is skipped."
@@ -129,20 +133,6 @@ def escalate(step: Step, clock: Clock, trigger: str, to_tier: str | None, reason
     return raised.id
 
 
-def _trace(step: Step, clock: Clock) -> dict[str, object]:
-    """How the clock reached its deadline (`step.at`), for the escalation's `trace`."""
-    elapsed, paused = clocks.spent(step, clock)
-    return {
-        "rule": step.state.rule,
-        "calendar": clock.calendar_name,
-        "clock": clock.key,
-        "target_seconds": clock.budget_ms // 1000,
-        "elapsed_seconds": elapsed // 1000,
-        "paused_seconds": paused // 1000,
-        "started_at": ladder.iso(clock.started_at),
-    }
-
-
 def destination(step: Step) -> str | None:
     """Where an automatic functional escalation goes: the next tier up — at least the
     outage tier while the ticket's service is in outage; None at the top."""
@@ -156,9 +146,10 @@ def destination(step: Step) -> str | None:
     return to_tier
 
 
-def hierarchical(step: Step, trigger: str, why: str) -> None:
+def hierarchical(step: Step, trigger: str, why: str, **cause: object) -> None:
     """Bring in management (once per cycle per trigger) without moving the ticket; the reason
-    is `why` followed by who is brought in."""
+    is `why` followed by who is brought in; `cause` (the keyword, the reopen count) goes in
+    its trace."""
     state, policy = step.state, step.policy
     once = f"c{state.cycle}/{trigger}"
     rule = policy.reopen if trigger == "reopen" else policy.keywords
@@ -175,7 +166,7 @@ def hierarchical(step: Step, trigger: str, why: str) -> None:
             from_tier=state.tier,
             to_tier=notify_tier,
             reason=f"{why}; {notify_tier} is brought in.",
-            trace={"rule": state.rule, "trigger": trigger},
+            trace=explain.trace(step, None, trigger, **cause),
         ),
     )
 
@@ -230,7 +221,7 @@ def _climb_for_outage(step: Step, outage: OutageChanged, to_tier: str, reason: s
             from_tier=state.tier,
             to_tier=to_tier,
             reason=reason,
-            trace={"rule": state.rule, "trigger": "outage", "incident_id": outage.incident_id},
+            trace=explain.trace(step, None, "outage", incident_id=outage.incident_id),
         ),
     )
 
@@ -238,13 +229,14 @@ def _climb_for_outage(step: Step, outage: OutageChanged, to_tier: str, reason: s
 # --- handoffs between tiers --------------------------------------------------------------------
 
 
-def move_to(step: Step, tier: str, group: str | None) -> None:
-    """The ticket is now with `tier` (and `group`), waiting for that tier's first action."""
+def move_to(step: Step, tier: str, group: str | None, how: str, reason: str = "") -> None:
+    """The ticket is now with `tier` (and `group`), waiting for that tier's first action;
+    `how` and `reason` say why (its `context` shows the stay)."""
     state = step.state
     state.moves += 1
     state.tier = tier
     state.group = group
-    state.tiers_visited.append(tier)
+    explain.arrive(state, tier, step.at, how, reason)
     state.handoff = Handoff(tier=tier, since=step.at)
 
 

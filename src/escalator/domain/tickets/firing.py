@@ -11,7 +11,7 @@ from escalator.domain.effects import OutageChanged, SlaBreached, SlaWarning, eff
 from escalator.domain.policy import Policy
 from escalator.domain.sla import Clock
 from escalator.domain.state import TicketState
-from escalator.domain.tickets import clocks, escalation, paging
+from escalator.domain.tickets import clocks, escalation, explain, paging
 from escalator.domain.tickets.context import Decision, Step
 
 
@@ -68,6 +68,8 @@ def warn(step: Step, clock: Clock, label: str) -> None:
     clock.warned.append(label)
     deadline = clock.deadline if clock.deadline is not None else instant
     spent = clocks.spent(step, clock)[0]
+    trace = explain.trace(step, clock, "sla_warning", threshold=label)
+    context = explain.context(step.policy, state)
     warning = SlaWarning(
         id=effect_id(state.ticket_id, state.cycle, clock.key, "warning", label),
         time=instant,
@@ -78,6 +80,8 @@ def warn(step: Step, clock: Clock, label: str) -> None:
         deadline=deadline,
         remaining_ms=max(0, clock.budget_ms - spent),
         tier=state.tier,
+        trace=trace,
+        context=context,
     )
     step.emit(warning)
     name = ladder.TARGET_NAMES.get(clock.target, clock.target)
@@ -92,6 +96,8 @@ def warn(step: Step, clock: Clock, label: str) -> None:
             ladder.subject_line(state, f"{name} due {ladder.iso(deadline)}"),
             f"{name} target (warning at {label}) is due at {ladder.iso(deadline)}.",
             overrides=step.decision.overrides,
+            trace=trace,
+            context=context,
         ),
         about=clock.key,
     )
@@ -110,6 +116,8 @@ def breach(step: Step, clock: Clock) -> None:
     clock.breach_id = clocks.instance_id(step, clock, "breach")
     clock.deadline = deadline
     clock.warn_at = clock.warn_label = None
+    trace = explain.trace(step, clock, "sla_breach")
+    context = explain.context(step.policy, state)
     step.emit(
         SlaBreached(
             id=clock.breach_id,
@@ -123,6 +131,8 @@ def breach(step: Step, clock: Clock) -> None:
             severity=state.severity,
             discovered_late=lateness_s is not None,
             lateness_seconds=lateness_s,
+            trace=trace,
+            context=context,
         )
     )
     if clock.target == clocks.NEXT_UPDATE:
@@ -139,6 +149,8 @@ def breach(step: Step, clock: Clock) -> None:
                 reason,
                 with_backup=True,
                 overrides=step.decision.overrides,
+                trace=trace,
+                context=context,
             ),
             about=clock.key,
         )

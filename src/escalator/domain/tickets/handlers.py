@@ -30,7 +30,7 @@ from escalator.domain.policy import FUNCTIONAL, Policy
 from escalator.domain.recontact import CustomerFact
 from escalator.domain.schedules import Override
 from escalator.domain.state import DONE_STATUSES, OPEN_STATUSES, TicketState
-from escalator.domain.tickets import clocks, escalation, firing, paging
+from escalator.domain.tickets import clocks, escalation, explain, firing, paging
 from escalator.domain.tickets.context import Decision, Step
 from escalator.domain.tickets.escalation import Raised
 
@@ -56,10 +56,10 @@ def open_ticket(
         tier=created.tier,
         created_at=at,
         processed_until=now,
-        tiers_visited=[created.tier],
         statuses=[(at, "new")],
         source=event.source,
     )
+    explain.arrive(state, created.tier, at, "created")
     due.remember(state.seen, event.id)
     decision = Decision(state, overrides=overrides)
     decision.add(None, _fact("created", state, at), opened(state, at))
@@ -110,6 +110,7 @@ def commented(step: Step, comment: TicketCommented) -> None:
     state = step.state
     state.comments += 1
     if comment.author_role == "customer":
+        explain.customer_wrote(state, step.policy, comment.body)
         customer_text(step, comment.body)
         return
     clocks.restart_inactivity(step)
@@ -148,15 +149,14 @@ def customer_text(step: Step, text: str, what: str = "A customer comment") -> No
         return
     found = keywords.matcher(trigger.keywords).find(text)
     if found:
-        escalation.hierarchical(step, "keyword", f"{what} mentions {found!r}")
+        escalation.hierarchical(step, "keyword", f"{what} mentions {found!r}", keyword=found)
 
 
 def assigned(step: Step, assignment: TicketAssigned) -> None:
     state = step.state
     if assignment.tier is not None and assignment.tier != state.tier:
         transferred(step, TicketTransferred(to_tier=assignment.tier, reason="assignment"))
-    if assignment.assignee not in state.assignees:
-        state.assignees.append(assignment.assignee)
+    explain.handled(state, assignment.assignee)
     clocks.restart_inactivity(step)
     acted(step)
 
@@ -184,12 +184,13 @@ def transferred(step: Step, transfer: TicketTransferred) -> None:
                 from_tier=from_tier,
                 to_tier=to_tier,
                 reason=reason,
-                trace={"rule": state.rule, "trigger": "manual"},
+                trace=explain.trace(step, None, "manual", transfer_reason=transfer.reason or None),
             ),
             transfer.group,
         )
         return
-    escalation.move_to(step, to_tier, transfer.group)
+    how = "bounceback" if up < 0 and state.escalated else "transfer"
+    escalation.move_to(step, to_tier, transfer.group, how, transfer.reason)
     if up < 0 and state.escalated:
         step.emit(
             Bounceback(
@@ -261,7 +262,10 @@ def reopen(step: Step) -> None:
     trigger = step.policy.reopen
     if trigger is not None and trigger.reopens is not None and state.reopens >= trigger.reopens:
         escalation.hierarchical(
-            step, "reopen", f"Reopened {state.reopens} times (threshold {trigger.reopens})"
+            step,
+            "reopen",
+            f"Reopened {state.reopens} times (threshold {trigger.reopens})",
+            reopens=state.reopens,
         )
 
 

@@ -18,7 +18,7 @@ from escalator.domain.policy import Policy
 from escalator.domain.schedules import Override
 from escalator.domain.sla import Clock
 from escalator.domain.state import TicketState
-from escalator.domain.tickets import clocks, handlers
+from escalator.domain.tickets import clocks, explain, handlers
 from escalator.domain.tickets.context import Decision, Step
 
 
@@ -52,12 +52,13 @@ def import_ticket(
         reopens=snapshot.reopens,
         processed_until=now,
         first_response_done=snapshot.first_reply_at is not None,
-        tiers_visited=[snapshot.tier],
-        assignees=[snapshot.assignee] if snapshot.assignee else [],
         statuses=_timeline(cycle_start, since, snapshot.status),
         acted_at=snapshot.last_reply_at,
         source=event.source,
     )
+    explain.arrive(state, snapshot.tier, at, "import")
+    if snapshot.assignee:
+        explain.handled(state, snapshot.assignee)
     if replaced is not None:
         _carry_over(state, replaced)
     due.remember(state.seen, event.id)

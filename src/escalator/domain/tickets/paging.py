@@ -44,9 +44,13 @@ def resolve_all(step: Step, why: str) -> None:
 
 
 def _follow_up(step: Step, what: str) -> pages.FollowUp:
+    """A follow-up's trace says what closed or acknowledged the page; its context is the
+    trigger's (the page it follows up), so it carries none of its own."""
     state = step.state
     title = f"[{state.severity}] {state.ticket_id}: {what}"
-    return pages.FollowUp(step.at, title, f"{what}.\n\n{state.summary}", ticket_id=state.ticket_id)
+    trace = {"rule": state.rule, "cause": what}
+    body = f"{what}.\n\n{state.summary}"
+    return pages.FollowUp(step.at, title, body, ticket_id=state.ticket_id, trace=trace)
 
 
 def _acknowledge(step: Step, which: Callable[[pages.Page], bool], what: str) -> None:
