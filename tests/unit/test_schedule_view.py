@@ -102,6 +102,13 @@ async def test_the_worker_page_answers_with_the_bearer_token_only() -> None:
         settings=SimpleNamespace(http_token="t0k3n", max_request_bytes=1_000),
         policy=POLICY,
         table=SimpleNamespace(name="tickets"),
+        # Lanes whose partitions know no overrides (tests/unit/test_overrides.py: with some).
+        alert_stream=SimpleNamespace(
+            lanes=[SimpleNamespace(processor=SimpleNamespace(overrides={}))]
+        ),
+        ticket_stream=SimpleNamespace(
+            lanes=[SimpleNamespace(processor=SimpleNamespace(overrides={}))]
+        ),
     )
     web.install(worker)  # type: ignore[arg-type]
     token = {"Authorization": "Bearer t0k3n"}

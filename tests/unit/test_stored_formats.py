@@ -13,13 +13,22 @@ from typing import Any
 import orjson
 import pytest
 
-from escalator.adapters import alerts, fact_codec, maintenance, source_codec, state_codec
+from escalator.adapters import (
+    alerts,
+    fact_codec,
+    maintenance,
+    overrides,
+    source_codec,
+    state_codec,
+)
 from escalator.adapters.deadletter import Origin, dead_letter, original_bytes, original_key
 from escalator.domain.aggregates import Windows, Worst
 from escalator.domain.effects import OutageChanged, SourceSilence
 from escalator.domain.maintenance import OPEN_ENDED, AdhocWindow, MaintenanceChange
+from escalator.domain.overrides import OverrideMade
 from escalator.domain.pages import Page
 from escalator.domain.recontact import CustomerFact, CustomerState
+from escalator.domain.schedules import Override
 from escalator.domain.sources import SourceState
 from escalator.domain.state import ExpiredTicket, Handoff, Visit
 from escalator.errors import InvalidEvent
@@ -368,6 +377,44 @@ def test_adhoc_windows_format_1() -> None:
     assert maintenance.encode_adhoc_windows(windows) == ADHOC_1
 
 
+# --- the override broadcast (both input topics, key __escalator_override__) -------------------
+
+OVERRIDE_BROADCAST_1 = (
+    b'{"specversion":"1.0","id":"override/primary/ov-1/2026-11-18T10:56:40.000Z",'
+    b'"source":"escalator","type":"escalator.override","time":"2026-11-18T10:56:40.000Z",'
+    b'"data":{"lane":"incidents","schedule":"primary","id":"ov-1","user":"user:zoe",'
+    b'"start":"2026-11-18T11:06:40.000Z","end":"2026-11-18T13:06:40.000Z"}}'
+)
+
+
+def test_override_broadcast_format_1() -> None:
+    made = OverrideMade(Override("primary", "user:zoe", AT, AT + 7_200_000, "ov-1"), AT - 600_000)
+    assert overrides.decode_override_broadcast(OVERRIDE_BROADCAST_1) == (made, "incidents")
+    assert overrides.encode_override_broadcast(made, "incidents") == OVERRIDE_BROADCAST_1
+    # The ticket lane's copy differs in its lane only.
+    for_tickets = OVERRIDE_BROADCAST_1.replace(b'"lane":"incidents"', b'"lane":"tickets"')
+    assert overrides.encode_override_broadcast(made, "tickets") == for_tickets
+    assert overrides.decode_override_broadcast(for_tickets) == (made, "tickets")
+
+
+# --- a partition's overrides (tables "incidents", "tickets", key __overrides__/<partition>) ---
+
+OVERRIDES_1 = (
+    b'["overrides/1",[["ov-1","primary","user:zoe",1795000000000,1795007200000],'
+    b'["ev-9","support","team:db",1795000600000,1795003600000]]]'
+)
+
+
+def test_overrides_format_1() -> None:
+    kept = (
+        Override("primary", "user:zoe", AT, AT + 7_200_000, "ov-1"),
+        Override("support", "team:db", AT + 600_000, AT + 3_600_000, "ev-9"),
+    )
+    assert overrides.decode_overrides(OVERRIDES_1) == kept
+    assert overrides.encode_overrides(kept) == OVERRIDES_1
+    assert state_codec.decode_expired(OVERRIDES_1) is None  # reindex tells them apart by key too
+
+
 # --- a source's state (table "tickets", key __source__/<name>): format source/1 ----------------
 
 SOURCE_1 = b'["source/1",2,1795000300000,17,"zendesk/acme",1795000000000,1795000005000,null]'
@@ -496,6 +543,11 @@ def test_expired_ticket_format_1() -> None:
             MAINTENANCE_ENDED_1.replace(b"escalator.maintenance", b"escalator.maintenance2"),
         ),
         (maintenance.decode_adhoc_windows, ADHOC_1.replace(b"maintenance/1", b"maintenance/2")),
+        (
+            overrides.decode_override_broadcast,
+            OVERRIDE_BROADCAST_1.replace(b"escalator.override", b"escalator.override2"),
+        ),
+        (overrides.decode_overrides, OVERRIDES_1.replace(b"overrides/1", b"overrides/2")),
         (state_codec.decode_customer, _with(CUSTOMER_1, v=2)),
         (fact_codec.decode_windows, _with(WINDOWS_1, v=2)),
         (state_codec.decode_fact, _with(CUSTOMER_FACT_1, v=2)),
@@ -525,6 +577,8 @@ COVERED = {
     "encode_silence",
     "encode_maintenance_change",
     "encode_adhoc_windows",
+    "encode_override_broadcast",
+    "encode_overrides",
 }
 
 
@@ -532,7 +586,7 @@ def test_every_encoder_has_its_format_here() -> None:
     """A new encoder in the codec modules is a new stored format: add its literal above."""
     encoders = {
         name
-        for module in (state_codec, fact_codec, alerts, source_codec, maintenance)
+        for module in (state_codec, fact_codec, alerts, source_codec, maintenance, overrides)
         for name in vars(module)
         if name.startswith("encode_") and callable(getattr(module, name))
     }

@@ -81,6 +81,7 @@ REASONS: Final = (
     "duplicate_event",
     "unknown_tier",
     "too_many_windows",
+    "too_many_overrides",
     "internal_error",
 )
 

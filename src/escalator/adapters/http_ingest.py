@@ -16,7 +16,8 @@ from escalator.adapters.alerts import decode_alert_event
 from escalator.adapters.cloudevents import event_from_dict
 from escalator.adapters.http_types import Accepted, HttpError
 from escalator.adapters.maintenance import maintenance_from_dict
-from escalator.domain.events import ALERT_TYPES, MAINTENANCE_TYPES
+from escalator.adapters.overrides import override_from_dict
+from escalator.domain.events import ALERT_TYPES, MAINTENANCE_TYPES, ONCALL_OVERRIDE
 from escalator.errors import InvalidEvent
 
 __all__ = ["BATCH", "PLAIN_JSON", "STRUCTURED", "Accepted", "HttpError", "parse_ingest"]
@@ -65,6 +66,12 @@ def _accept(doc: Any, index: int | None) -> Accepted:
             # On monitoring.alerts, keyed by service: a window's start and end keep their order.
             change = maintenance_from_dict(doc)
             return Accepted(change.window.service.encode(), value, str(doc["id"]), alert=True)
+        if doc.get("type") == ONCALL_OVERRIDE:
+            # On monitoring.alerts, keyed by schedule: its overrides (and their replacements)
+            # keep their order. The schedule's name is checked by the worker, against its
+            # policy (dead letter `invalid_field`).
+            override = override_from_dict(doc).override
+            return Accepted(override.schedule.encode(), value, str(doc["id"]), alert=True)
         event = event_from_dict(doc)
     except InvalidEvent as exc:
         raise HttpError(400, exc.reason, exc.message, index) from None

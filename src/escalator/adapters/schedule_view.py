@@ -28,12 +28,7 @@ def schedule_view(
     does not define, 400 for an `at` that is not an instant."""
     schedule = policy.schedules.get(name)
     if schedule is None:
-        known = ", ".join(policy.schedules) or "none"
-        raise HttpError(
-            404,
-            "not_found",
-            f"schedule {name!r} is not defined in policy {policy.version} (schedules: {known})",
-        )
+        raise unknown_schedule(policy, name)
     at_ms = now_ms if at is None else _instant(at)
     until = next_change(schedule, at_ms, UNTIL_HORIZON_MS, overrides)
     return {
@@ -43,6 +38,16 @@ def schedule_view(
         "until": None if until is None else iso(until),
         "policy_version": policy.version,
     }
+
+
+def unknown_schedule(policy: Policy, name: str) -> HttpError:
+    """404 naming the schedule and the ones the policy defines."""
+    known = ", ".join(policy.schedules) or "none"
+    return HttpError(
+        404,
+        "not_found",
+        f"schedule {name[:64]!r} is not defined in policy {policy.version} (schedules: {known})",
+    )
 
 
 def _instant(text: str) -> int:

@@ -175,6 +175,8 @@ INCIDENT_ACTIONS: Final = {
 ALERT_TYPES: Final = ("alert.firing", "alert.resolved", *INCIDENT_ACTIONS)
 # Ad-hoc maintenance windows, on the same topic (domain/maintenance.py; keyed by service).
 MAINTENANCE_TYPES: Final = ("maintenance.started", "maintenance.ended")
+# Someone else on call in a schedule for a while (domain/overrides.py; keyed by schedule name).
+ONCALL_OVERRIDE: Final = "oncall.override"
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,9 @@ Design (docs/architecture.md; the Faust behaviours it relies on: docs/faust-beha
   clock. Timers never write tables.
 - An incident that makes a service's outage begin or end is broadcast as a record to every
   partition of `tickets.events`, so each ticket partition learns it in order with its events;
-  an ad-hoc maintenance window, to every partition of `monitoring.alerts`, for the incidents.
+  an ad-hoc maintenance window, to every partition of `monitoring.alerts`, for the incidents;
+  a schedule override, to every partition of both topics (tiers and on-call levels page
+  schedules).
 - A task follows the `escalator.policy` topic and switches every main lane to a newly applied
   policy.
 """
@@ -100,7 +102,13 @@ class Worker:
             lanes.append(self._lane(SHADOW_TABLE, TicketProcessor, shadow, to_shadow, main=False))
         self.ticket_stream = InputStream(self.tickets, lanes)
         alerts = topic("alerts")
-        incident_routes = {**outputs, "outage": self.tickets, "maintenance": alerts}
+        incident_routes = {
+            **outputs,
+            "outage": self.tickets,
+            "maintenance": alerts,
+            "override": alerts,
+            "override_tickets": self.tickets,
+        }
         incidents = self._lane(
             INCIDENTS_TABLE, IncidentProcessor, policy, incident_routes, main=True
         )
@@ -270,7 +278,8 @@ class Worker:
 
     async def broadcast(self, topic: Any, value: bytes, key: bytes) -> list[Any]:
         """Send an outage or silence change to every partition of tickets.events, a
-        maintenance change to every partition of monitoring.alerts (`topic`)."""
+        maintenance change to every partition of monitoring.alerts, an override's copy to
+        every partition of its lane's topic (`topic`)."""
         return [
             await topic.send(key=key, value=value, partition=partition)
             for partition in range(self.settings.partitions)

@@ -2,10 +2,11 @@
 
 The worker has three: `tickets.events` (the main lane, and a shadow lane when configured),
 `monitoring.alerts` (incidents, and the maintenance windows broadcast to them) and the
-customers topic. Each record is applied in every lane
-and its outputs are sent at once; its state writes are held in the lanes' `TableStore`s. When
-the outputs and the state reach Kafka, and when offsets may be committed, is the checkpoint's
-business (runtime/checkpoint.py): this module routes records and keeps time.
+customers topic; schedule overrides are broadcast to every partition of the first two. Each
+record is applied in every lane and its outputs are sent at once; its state writes are held in
+the lanes' `TableStore`s. When the outputs and the state reach Kafka, and when offsets may be
+committed, is the checkpoint's business (runtime/checkpoint.py): this module routes records
+and keeps time.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from escalator.service.processor import (
     ESCALATIONS,
     MAINTENANCE,
     OUTAGE,
+    OVERRIDE,
+    OVERRIDE_TICKETS,
     SILENCE,
     BaseProcessor,
     Emission,
@@ -42,9 +45,17 @@ OUTAGE_KEY: Final = b"__escalator_outage__"
 SILENCE_KEY: Final = b"__escalator_source__"  # a source went silent or recovered
 # An ad-hoc maintenance window declared or ended, on monitoring.alerts.
 MAINTENANCE_KEY: Final = b"__escalator_maintenance__"
+# A schedule override made, on both input topics (each lane's own copy).
+OVERRIDE_KEY: Final = b"__escalator_override__"
 # The records broadcast to every partition of their topic (tickets.events; monitoring.alerts
-# for maintenance), by emission role.
-BROADCAST_KEYS: Final = {OUTAGE: OUTAGE_KEY, SILENCE: SILENCE_KEY, MAINTENANCE: MAINTENANCE_KEY}
+# for maintenance; the topic of its route for an override), by emission role.
+BROADCAST_KEYS: Final = {
+    OUTAGE: OUTAGE_KEY,
+    SILENCE: SILENCE_KEY,
+    MAINTENANCE: MAINTENANCE_KEY,
+    OVERRIDE: OVERRIDE_KEY,
+    OVERRIDE_TICKETS: OVERRIDE_KEY,
+}
 Broadcast = Callable[[Any, bytes, bytes], Awaitable[list[Any]]]  # (topic, value, key) → acks
 TICK_RESEND_MS: Final = 2000  # a tick not seen back within this is sent again
 
@@ -152,8 +163,8 @@ class InputStream:
         on_silence: Any = None,
         on_maintenance: Any = None,
     ) -> list[Routed]:
-        """Apply one record (an event, a tick, an outage, silence or maintenance broadcast) in
-        every lane."""
+        """Apply one record (an event, a tick, an outage, silence, maintenance or override
+        broadcast) in every lane."""
         partition = message.partition
         if partition not in self.indexed and self.actives is not None:
             # After a rebalance the agents resume before the timer's sweep indexes the new
@@ -188,6 +199,9 @@ class InputStream:
                     if on_maintenance
                     else []
                 )
+            elif message.key == OVERRIDE_KEY:
+                # Every lane of both topics keeps the overrides (a shadow lane's pages too).
+                emissions = processor.on_override(partition, message.value, now, message.offset)
             else:
                 emissions = processor.on_record(message.value or b"", now, partition, origin)
             for emission in emissions:

@@ -8,6 +8,7 @@
 - POST /incidents/{id}/ack|unack|resolve|escalate   a person acts on an incident
 - POST /tickets/{id}/ack|snooze   the ticket's tier has it; hold its inactivity escalation
 - GET  /schedules/{name}?at=…  who is on call in a policy schedule at `at` (default now)
+- POST /schedules/{name}/overrides  put someone on call for a while → oncall.override
 - POST /policy            validate a policy (YAML body) and publish it to every worker
 - GET  /health, /metrics  always open; everything else needs the bearer token when one is set
 """
@@ -28,6 +29,7 @@ from escalator.adapters.alerts import alertmanager_events
 from escalator.adapters.http_actions import incident_action, ticket_action
 from escalator.adapters.http_ingest import Accepted, HttpError, parse_ingest
 from escalator.adapters.maintenance import ENDED, STARTED, maintenance_request
+from escalator.adapters.overrides import override_request
 from escalator.adapters.schedule_view import schedule_view
 from escalator.adapters.state_codec import decode_expired, decode_state
 from escalator.adapters.state_view import ticket_view
@@ -134,11 +136,24 @@ def install(worker: Worker) -> None:
     app.page("/maintenance")(maintenance_view(STARTED))
     app.page("/maintenance/end")(maintenance_view(ENDED))
 
+    class ScheduleOverrides(View):
+        async def post(self, request: Request, name: str) -> Response:
+            try:
+                check_auth(request, settings.http_token)
+                body = await read_body(request, settings.max_request_bytes)
+                accepted = override_request(body, name, worker.policy, wall_ms(), str(uuid.uuid4()))
+            except HttpError as exc:
+                return self.json(exc.body(), status=exc.status)
+            override = orjson.loads(accepted.value)["data"]["id"]
+            return await produce_acked(self, [accepted], {"id": override})
+
+    app.page("/schedules/{name}/overrides")(ScheduleOverrides)
+
     async def produce_acked(
         view: View, accepted: list[Accepted], extra: dict[str, Any] | None = None
     ) -> Response:
         """Produce to the topic of each event's kind; 202 only after Kafka acknowledged all.
-        `extra`: more fields of the answer (the window id of `POST /maintenance`)."""
+        `extra`: more fields of the answer (the id of the window or override made)."""
         alerts = worker.alert_stream.topic
         try:
             futures = [
@@ -214,6 +229,15 @@ def install(worker: Worker) -> None:
 
 def overrides_of(worker: Worker, name: str) -> Sequence[Override]:
     """The overrides of schedule `name` this worker knows, oldest first (the last of
-    overlapping ones wins). None yet: the hook for the oncall.override records and
-    POST /schedules/{name}/overrides, so that this page answers as pages are resolved."""
+    overlapping ones wins), so that this page answers as pages are resolved.
+
+    Any partition's copy will do: every partition of both lanes applies the same broadcasts,
+    so all hold the same list once they are applied (a copy may lag another by the moment a
+    broadcast takes to reach it). The incident lane's lowest partition this worker owns is
+    read, else the ticket lane's; a worker that owns no partition of either knows none, and
+    answers from the rotation alone."""
+    for stream in (worker.alert_stream, worker.ticket_stream):
+        known = stream.lanes[0].processor.overrides
+        if known:
+            return [o for o in known[min(known)] if o.schedule == name]
     return ()

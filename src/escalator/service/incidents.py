@@ -1,5 +1,6 @@
 """The incident lane: alert events → per-fingerprint incident state, the on-call ladder and its
-SLAs; ad-hoc maintenance windows, broadcast to every partition of the lane."""
+SLAs; ad-hoc maintenance windows, broadcast to every partition of the lane; schedule overrides,
+broadcast to every partition of both lanes."""
 
 from __future__ import annotations
 
@@ -14,14 +15,23 @@ from escalator.adapters.maintenance import (
     encode_maintenance_change,
     maintenance_from_dict,
 )
+from escalator.adapters.overrides import (
+    INCIDENTS,
+    TICKETS,
+    encode_override_broadcast,
+    override_from_dict,
+)
 from escalator.adapters.state_codec import decode_incident, encode_incident, index_entry
 from escalator.domain import incidents, maintenance
 from escalator.domain.defaults import DEFAULT_RETENTION_MS
-from escalator.domain.events import MAINTENANCE_TYPES
+from escalator.domain.events import MAINTENANCE_TYPES, ONCALL_OVERRIDE
 from escalator.domain.maintenance import AdhocWindow, MaintenanceChange
+from escalator.domain.overrides import MAX_OVERRIDES, OverrideMade, apply_override
 from escalator.errors import InvalidEvent
 from escalator.service.processor import (
     MAINTENANCE,
+    OVERRIDE,
+    OVERRIDE_TICKETS,
     BaseProcessor,
     Context,
     Emission,
@@ -49,7 +59,15 @@ class IncidentProcessor(BaseProcessor):
     service on every partition (keyed by fingerprint). The partition it lands on validates it
     and broadcasts an `escalator.maintenance` record to every partition of the topic, itself
     included; each applies the change to its own copy of the ad-hoc windows when the record
-    comes through, in order with its alerts."""
+    comes through, in order with its alerts.
+
+    Schedule overrides: an `oncall.override` event lands on one partition (keyed by schedule)
+    but concerns every page to that schedule, from incidents on every partition of this topic
+    and from tickets on every partition of tickets.events (a tier's owner or backup may be a
+    schedule). The partition it lands on validates it once, against the policy's schedules,
+    and broadcasts an `escalator.override` record to every partition of both topics (the
+    ticket lane's copies take the route outages take); each partition applies it to its own
+    list (BaseProcessor.on_override)."""
 
     def __init__(self, *args: Any, retention_ms: int = DEFAULT_RETENTION_MS, **kw: Any) -> None:
         super().__init__(*args, **kw)
@@ -61,10 +79,13 @@ class IncidentProcessor(BaseProcessor):
         self._suppressed: dict[int, dict[str, set[str]]] = {}
 
     def _apply(self, raw: bytes, ctx: Context) -> tuple[str, list[Emission]]:
-        if b"maintenance." in raw:  # read twice only when it may be one (alerts are many)
+        if b"maintenance." in raw or b"oncall." in raw:  # read twice only when it may be one
             doc = loads(raw)
             if doc.get("type") in MAINTENANCE_TYPES:
                 return self._declare(maintenance_from_dict(doc, ctx.now), ctx)
+            if doc.get("type") == ONCALL_OVERRIDE:
+                schedules = self.policy.schedules
+                return self._override(override_from_dict(doc, ctx.now, schedules), ctx)
         event = decode_alert_event(raw, ctx.now)
         raw_state = self.store.get(event.fingerprint)
         state = None
@@ -122,6 +143,8 @@ class IncidentProcessor(BaseProcessor):
             by_service.setdefault(state.service, set()).add(state.fingerprint)
 
     def reindex(self, key: str, raw: bytes, partitions: set[int] | frozenset[int]) -> None:
+        if self._reindex_overrides(key, raw, partitions):
+            return
         if key.startswith(MAINTENANCE_KEY):
             partition = int(key.removeprefix(MAINTENANCE_KEY))
             if partition in partitions:
@@ -175,3 +198,23 @@ class IncidentProcessor(BaseProcessor):
                 )
                 emissions += self._commit(ctx, decision)
         return emissions
+
+    # -- schedule overrides --
+
+    def _override(self, change: OverrideMade, ctx: Context) -> tuple[str, list[Emission]]:
+        """A valid `oncall.override` on the partition it was keyed to: broadcast it to every
+        partition of both lanes (here included), where it takes effect. Refused beyond
+        MAX_OVERRIDES: this partition's list is every partition's."""
+        after = apply_override(self.overrides_of(ctx.partition), change)
+        if len(after) > MAX_OVERRIDES:
+            raise InvalidEvent(
+                "too_many_overrides",
+                f"{MAX_OVERRIDES} schedule overrides are kept (those that ended over a day ago "
+                "are forgotten); replace one by its id, or wait for some to end",
+            )
+        time = change.time
+        emissions = [
+            Emission(OVERRIDE, b"", encode_override_broadcast(change, INCIDENTS), time=time),
+            Emission(OVERRIDE_TICKETS, b"", encode_override_broadcast(change, TICKETS), time=time),
+        ]
+        return ONCALL_OVERRIDE, emissions

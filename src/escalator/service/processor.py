@@ -21,6 +21,11 @@ from typing import Final, Protocol
 from escalator.adapters.alerts import encode_outage
 from escalator.adapters.cloudevents import encode_effect
 from escalator.adapters.deadletter import Origin, dead_letter
+from escalator.adapters.overrides import (
+    decode_override_broadcast,
+    decode_overrides,
+    encode_overrides,
+)
 from escalator.adapters.source_codec import encode_silence
 from escalator.adapters.state_codec import encode_fact, index_entry
 from escalator.domain.defaults import DEFAULT_MAX_RECORD
@@ -32,6 +37,7 @@ from escalator.domain.effects import (
     Outbound,
     SourceSilence,
 )
+from escalator.domain.overrides import apply_override
 from escalator.domain.policy import Policy
 from escalator.domain.recontact import CustomerFact
 from escalator.domain.schedules import Override
@@ -45,6 +51,14 @@ OUTAGE: Final = "outage"  # broadcast to every ticket partition, never published
 SILENCE: Final = "silence"  # a source went silent or recovered: broadcast like an outage
 # An ad-hoc maintenance window declared or ended: broadcast to every incident partition.
 MAINTENANCE: Final = "maintenance"
+# A schedule override made: broadcast to every partition of both lanes, the incident lane's
+# topic (OVERRIDE) and the ticket lane's (OVERRIDE_TICKETS).
+OVERRIDE: Final = "override"
+OVERRIDE_TICKETS: Final = "override_tickets"
+# A partition's schedule overrides, stored in its lane's table (incidents, tickets and the
+# shadow's): ticket ids and alert fingerprints starting with `__` are refused, so no ticket or
+# incident can take this key.
+OVERRIDES_KEY: Final = "__overrides__/"
 CUSTOMERS: Final = "customers"  # facts repartitioned by customer or metric group
 METRICS: Final = "metrics"  # published aggregates (escalator.metrics)
 TICK_LIMIT: Final = 5000  # due keys one tick advances (the rest stay due for the next tick)
@@ -193,6 +207,22 @@ class BaseProcessor:
         """The schedule overrides known on `partition`: whom `schedule:<name>` pages there."""
         return self.overrides.get(partition, ())
 
+    def on_override(
+        self, partition: int, raw: bytes, now: int | None = None, offset: int | None = None
+    ) -> list[Emission]:
+        """A schedule override was made (a record broadcast to every partition of both lanes,
+        arriving at `now`). What came due before it fires first, under the overrides it came
+        due under — as for any record, and as `simulate` does; then the partition's list
+        changes (domain/overrides.py). Nothing is decided again: a page already sent stays
+        with whom it paged (PagerDuty does not re-page either), and the next page to the
+        schedule finds the override."""
+        emissions = [] if now is None else self.on_tick(partition, now, offset=offset)
+        change, _ = decode_override_broadcast(raw)
+        overrides = apply_override(self.overrides_of(partition), change)
+        self.overrides[partition] = overrides
+        self.store[f"{OVERRIDES_KEY}{partition}"] = encode_overrides(overrides)
+        return emissions
+
     def next_due(self, partition: int) -> int | None:
         return self.index.peek(partition)
 
@@ -203,12 +233,24 @@ class BaseProcessor:
     def drop_partition(self, partition: int) -> None:
         """Forget a partition this worker no longer owns."""
         self.index.drop_partition(partition)
+        self.overrides.pop(partition, None)
 
     def reindex(self, key: str, raw: bytes, partitions: set[int] | frozenset[int]) -> None:
         """Put a recovered key's next instant into the index if its partition is ours."""
         partition, due = index_entry(raw)
         if partition in partitions:
             self.index.set(partition, key, due)
+
+    def _reindex_overrides(
+        self, key: str, raw: bytes, partitions: set[int] | frozenset[int]
+    ) -> bool:
+        """Restore a partition's overrides after a rebalance, if `key` holds them (True)."""
+        if not key.startswith(OVERRIDES_KEY):
+            return False
+        partition = int(key.removeprefix(OVERRIDES_KEY))
+        if partition in partitions:
+            self.overrides[partition] = decode_overrides(raw)
+        return True
 
     # -- for subclasses --
 

@@ -7,12 +7,14 @@ the emission order is the order in which a live worker would have decided.
 
 Two input modes, for where outages come from (docs/events.md, "Replaying"):
 - **derived** (events as producers send them): an incident that starts or ends an outage, a
-  source going silent or recovering, and a maintenance window declared or ended, change the
-  state at once, as the workers would on receiving their broadcast;
+  source going silent or recovering, a maintenance window declared or ended, and a schedule
+  override made, change the state at once (an override on every partition of both lanes), as
+  the workers would on receiving their broadcast;
 - **recorded** (what the workers consumed: `tickets.events` and `monitoring.alerts` merged by
-  broker timestamp): the `escalator.outage`, `escalator.source` and `escalator.maintenance`
-  records a worker broadcast are applied where they sit, and outages derived from alerts
-  (silences derived from heartbeats, windows from maintenance events) are not applied again.
+  broker timestamp): the `escalator.outage`, `escalator.source`, `escalator.maintenance` and
+  `escalator.override` records a worker broadcast are applied where they sit, and outages
+  derived from alerts (silences derived from heartbeats, windows from maintenance events,
+  overrides from `oncall.override` events) are not applied again.
 Auto (the default) picks recorded when the input holds one of those records. In both,
 `escalator.tick` records are skipped: they only told a partition that time had passed.
 """
@@ -29,9 +31,11 @@ from escalator.adapters.alerts import OUTAGE_TYPE
 from escalator.adapters.cloudevents import TICK_TYPE, loads, parse_time
 from escalator.adapters.deadletter import Origin
 from escalator.adapters.maintenance import MAINTENANCE_TYPE
+from escalator.adapters.overrides import INCIDENTS, OVERRIDE_TYPE, decode_override_broadcast
 from escalator.adapters.source_codec import SILENCE_TYPE
 from escalator.domain.aggregates import AggregateConfig
-from escalator.domain.events import ALERT_TYPES, MAINTENANCE_TYPES
+from escalator.domain.events import ALERT_TYPES, MAINTENANCE_TYPES, ONCALL_OVERRIDE
+from escalator.domain.overrides import OverrideMade
 from escalator.domain.policy import Policy
 from escalator.errors import InvalidEvent
 from escalator.service.facts import FactProcessor
@@ -42,6 +46,8 @@ from escalator.service.processor import (
     MAINTENANCE,
     METRICS,
     OUTAGE,
+    OVERRIDE,
+    OVERRIDE_TICKETS,
     SILENCE,
     Emission,
     Recorder,
@@ -50,9 +56,10 @@ from escalator.service.summary import Summary
 from escalator.service.tickets import TicketProcessor
 
 PARTITION = 0
-# Records of the incident lane (monitoring.alerts): alerts, acknowledgements, maintenance.
-INCIDENT_TYPES = (*ALERT_TYPES, *MAINTENANCE_TYPES)
-BROADCAST_TYPES = (OUTAGE_TYPE, SILENCE_TYPE, MAINTENANCE_TYPE)
+# Records of the incident lane (monitoring.alerts): alerts, acknowledgements, maintenance,
+# schedule overrides.
+INCIDENT_TYPES = (*ALERT_TYPES, *MAINTENANCE_TYPES, ONCALL_OVERRIDE)
+BROADCAST_TYPES = (OUTAGE_TYPE, SILENCE_TYPE, MAINTENANCE_TYPE, OVERRIDE_TYPE)
 
 
 @dataclass(slots=True)
@@ -66,7 +73,8 @@ class Simulation:
 
 
 def _is_outage_record(raw: bytes) -> bool:
-    """A broadcast a worker recorded: an outage, a source's silence, a maintenance change."""
+    """A broadcast a worker recorded: an outage, a source's silence, a maintenance change, a
+    schedule override."""
     if not any(f'"{kind}"'.encode() in raw for kind in BROADCAST_TYPES):  # most lines
         return False
     try:
@@ -105,6 +113,11 @@ class _Lanes:
     recorded: bool = False  # outages come from the input's escalator.outage records
     fact_offset: int = 0
     ticket_partitions: set[int] = field(default_factory=lambda: {PARTITION})
+    # Recorded mode: the overrides the incident lane's one virtual partition has applied. A
+    # recording holds a copy per partition of monitoring.alerts; only the first copy of each
+    # is applied, so a copy read late (another partition's, appended after a later change of
+    # the same override had reached this one) cannot put the older version back.
+    applied_overrides: set[OverrideMade] = field(default_factory=set)
 
     def collect(self, emissions: list[Emission]) -> None:
         for emission in emissions:
@@ -117,6 +130,13 @@ class _Lanes:
             elif emission.role == MAINTENANCE:
                 if not self.recorded:
                     self.collect(self.incidents.on_maintenance(PARTITION, emission.value))
+            elif emission.role == OVERRIDE:
+                if not self.recorded:
+                    self.collect(self.incidents.on_override(PARTITION, emission.value))
+            elif emission.role == OVERRIDE_TICKETS:
+                if not self.recorded:
+                    for partition in sorted(self.ticket_partitions):
+                        self.collect(self.tickets.on_override(partition, emission.value))
             elif emission.role == CUSTOMERS:
                 self.fact_offset += 1
                 origin = Origin("<customers>", PARTITION, self.fact_offset)
@@ -127,6 +147,19 @@ class _Lanes:
                 self.result.aggregates.append(emission)
             else:
                 self.result.emissions.append(emission)
+
+    def override_copy(
+        self, raw: bytes, lane: str | None, partition: int, arrival: int, number: int
+    ) -> None:
+        """A recorded `escalator.override` copy: the ticket lane's on the partition it was
+        read from, the incident lane's once (see `applied_overrides`)."""
+        if lane != INCIDENTS:
+            self.collect(self.tickets.on_override(partition, raw, arrival, number))
+            return
+        change, _ = decode_override_broadcast(raw)
+        if change not in self.applied_overrides:
+            self.applied_overrides.add(change)
+            self.collect(self.incidents.on_override(PARTITION, raw, arrival, number))
 
     def fire_until(self, now: int) -> None:
         """Fire due instants before `now` one instant at a time, so output is chronological."""
@@ -158,8 +191,8 @@ def run(
     """Run the processors over JSONL `lines` and fire timers up to `until` (inclusive).
 
     Ticket events and the events of monitoring.alerts (`alert.firing`, `alert.resolved`,
-    `incident.acknowledged`, `maintenance.started`, `maintenance.ended`) may be mixed in one
-    input, as the worker reads both topics. `outages`: one of
+    `incident.acknowledged`, `maintenance.started`, `maintenance.ended`, `oncall.override`)
+    may be mixed in one input, as the worker reads both topics. `outages`: one of
     `OUTAGE_MODES` (see the module's docstring).
     """
     if outages not in OUTAGE_MODES:
@@ -185,7 +218,14 @@ def run(
             continue
         lanes.fire_until(arrival)
         clock = arrival
-        if not recorded or kind in INCIDENT_TYPES or kind == MAINTENANCE_TYPE:
+        copy = recorded and kind == OVERRIDE_TYPE
+        lane_of_copy = decode_override_broadcast(raw)[1] if copy else None
+        if (
+            not recorded
+            or kind in INCIDENT_TYPES
+            or kind == MAINTENANCE_TYPE
+            or lane_of_copy == INCIDENTS
+        ):
             partition = PARTITION  # one virtual partition holds every incident
         lanes.ticket_partitions.add(partition)
         if kind == OUTAGE_TYPE and recorded:
@@ -198,6 +238,9 @@ def run(
             # One copy per partition of monitoring.alerts: the first changes the windows
             # (from the change's own time), the others find them changed.
             lanes.collect(lanes.incidents.on_maintenance(partition, raw, arrival, number))
+            continue
+        if copy:
+            lanes.override_copy(raw, lane_of_copy, partition, arrival, number)
             continue
         origin = Origin(topic="<input>", partition=partition, offset=number)
         lane = lanes.incidents if kind in INCIDENT_TYPES else lanes.tickets

@@ -151,6 +151,8 @@ class TicketProcessor(BaseProcessor):
         return emissions
 
     def reindex(self, key: str, raw: bytes, partitions: set[int] | frozenset[int]) -> None:
+        if self._reindex_overrides(key, raw, partitions):
+            return
         if key.startswith(SOURCE_KEY):
             partition, due, source = source_entry(raw)
             if partition in partitions:
