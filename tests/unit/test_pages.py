@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from escalator.adapters.state_view import ticket_view
 from escalator.domain import engine
 from escalator.service import simulate
 from tests.helpers import (
@@ -341,3 +342,25 @@ def test_a_late_action_behind_a_snooze_puts_nothing_behind_the_clock() -> None:
     decision = engine.apply(state, event(late), POLICY)
     assert decision.overdue is False
     assert (decision.state.held_from, decision.state.held_until) == (None, None)
+
+
+def test_the_live_view_shows_the_open_pages_and_the_snooze() -> None:
+    state = engine.apply(None, event(created("T-1", T0)), POLICY).state
+    state = engine.advance(state, POLICY, ms("2026-11-24T10:16:00Z")).state
+    for doc in (
+        escalation_ack("T-1", "2026-11-24T10:17:00Z"),
+        snoozed("T-1", "2026-11-24T10:18:00Z", until="2026-11-24T11:00:00Z"),
+    ):
+        state = engine.apply(state, event(doc), POLICY).state
+    view = ticket_view(state, POLICY)
+    assert view["pages"] == [
+        {
+            "dedupe_key": f"{WARNING}/slack:#support-l1/team:frontline",
+            "acknowledged": False,
+        },
+        {
+            "dedupe_key": f"{ESCALATION}/slack:#support-l2/team:specialists",
+            "acknowledged": True,
+        },
+    ]
+    assert view["snoozed_until"] == "2026-11-24T11:00:00.000Z"

@@ -40,6 +40,11 @@ def ticket_view(state: TicketState, policy: Policy) -> dict[str, Any]:
         ),
         "next_due": _when(next_due(state)),
         "targets": [_target(state, policy, clock) for clock in state.clocks.values()],
+        # Who is paged about it now (docs/events.md, "Pages and notices"), and its snooze.
+        "pages": [
+            {"dedupe_key": page.dedupe_key, "acknowledged": page.acked} for page in state.pages
+        ],
+        "snoozed_until": _when(state.snoozed_until),
     }
 
 
