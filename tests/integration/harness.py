@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -39,6 +40,27 @@ ESCALATOR = str(Path(sys.executable).parent / "escalator")
 class Broker:
     bootstrap: str
     script: str | None
+
+
+def http_json(
+    url: str, body: dict[str, Any] | None = None, token: str | None = None
+) -> tuple[int, dict[str, Any]]:
+    """POST `body` as JSON (GET without one), with the bearer token if given: the answer's
+    status and JSON, 4xx/5xx included (the worker's errors are JSON too)."""
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(
+        url,
+        data=None if body is None else orjson.dumps(body),
+        method="GET" if body is None else "POST",
+        headers=headers,
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return answer.status, dict(orjson.loads(answer.read()))
+    except urllib.error.HTTPError as refused:
+        return refused.code, dict(orjson.loads(refused.read()))
 
 
 def free_port() -> int:

@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from tests.helpers import ROOT, created
 from tests.integration.alertmanager import TOKEN, stamp
-from tests.integration.harness import WorkerFactory, consume, produce
+from tests.integration.harness import WorkerFactory, consume, http_json, produce
 
 pytestmark = pytest.mark.integration
 
@@ -155,20 +152,6 @@ async def test_alertmanager_incident_ladder_and_outage(
     assert open_now == 2  # T-out and T-calm
 
 
-def _post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(
-        url,
-        data=orjson.dumps(body),
-        method="POST",
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return answer.status, orjson.loads(answer.read())
-    except urllib.error.HTTPError as refused:
-        return refused.code, orjson.loads(refused.read())
-
-
 async def test_a_page_acknowledged_over_http_is_followed_up_until_alertmanager_resolves_it(
     workers: WorkerFactory, alertmanager: Any, tmp_path: Path
 ) -> None:
@@ -207,11 +190,11 @@ async def test_a_page_acknowledged_over_http_is_followed_up_until_alertmanager_r
     )
 
     url = f"http://127.0.0.1:{worker.port}/incidents/{incident}"
-    assert _post(f"{url}/ack", {}) == (
+    assert http_json(f"{url}/ack", {}, TOKEN) == (
         400,
         {"error": "missing_field", "message": "by is required (who acted)"},
     )
-    status, answer = _post(f"{url}/ack", {"by": "alice"})
+    status, answer = http_json(f"{url}/ack", {"by": "alice"}, TOKEN)
     assert status == 202, answer
     records = await consume(bootstrap, notes, lambda r: len(actions(r)) >= 2, timeout=60)
     assert actions(records) == [("trigger", key), ("acknowledge", key)]

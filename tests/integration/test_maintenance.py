@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from tests.helpers import ROOT
@@ -31,6 +29,7 @@ from tests.integration.harness import (
     assert_nothing_lost_or_invented,
     compare_with_simulate,
     consume,
+    http_json,
     read_all,
 )
 
@@ -52,15 +51,9 @@ def policy_with_window(tmp_path: Path, service: str) -> Path:
 
 
 def post(port: int, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}",
-        data=orjson.dumps(body),
-        method="POST",
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
-    )
-    with urllib.request.urlopen(request, timeout=60) as answer:
-        assert answer.status == 202
-        return dict(orjson.loads(answer.read()))
+    status, answer = http_json(f"http://127.0.0.1:{port}{path}", body, TOKEN)
+    assert status == 202, answer
+    return answer
 
 
 async def test_a_service_in_maintenance_pages_nobody_until_its_window_ends(

@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from tests.helpers import ROOT
@@ -30,6 +28,7 @@ from tests.integration.harness import (
     assert_nothing_lost_or_invented,
     compare_with_simulate,
     consume,
+    http_json,
     read_all,
 )
 
@@ -63,15 +62,9 @@ def policy_with_schedule(tmp_path: Path) -> Path:
 
 def request(port: int, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     """POST `body` (202 expected) or GET, with the bearer token."""
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}",
-        data=None if body is None else orjson.dumps(body),
-        method="GET" if body is None else "POST",
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
-    )
-    with urllib.request.urlopen(request, timeout=60) as answer:
-        assert answer.status == (200 if body is None else 202)
-        return dict(orjson.loads(answer.read()))
+    status, answer = http_json(f"http://127.0.0.1:{port}{path}", body, TOKEN)
+    assert status == (200 if body is None else 202), answer
+    return answer
 
 
 def webhook(status: str, started: str, ended: str = "0001-01-01T00:00:00Z") -> dict[str, Any]:

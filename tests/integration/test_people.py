@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
 import pytest
 
 from tests.helpers import ROOT, created
@@ -21,6 +18,7 @@ from tests.integration.harness import (
     assert_nothing_lost_or_invented,
     compare_with_simulate,
     consume,
+    http_json,
     produce,
     read_all,
 )
@@ -33,17 +31,7 @@ ESCALATION = "T-ack/c1/first_response/escalation"
 
 
 def post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(
-        url,
-        data=orjson.dumps(body),
-        method="POST",
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return answer.status, orjson.loads(answer.read())
-    except urllib.error.HTTPError as refused:
-        return refused.code, orjson.loads(refused.read())
+    return http_json(url, body, TOKEN)
 
 
 async def test_ack_and_snooze_over_http_replay_alike_in_simulate(workers: WorkerFactory) -> None:

@@ -19,7 +19,7 @@ import asyncio
 import hmac
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -93,31 +93,25 @@ def install(worker: Worker) -> None:
 
     app.page("/alerts/alertmanager")(Alertmanager)
 
-    class IncidentActions(View):
-        """`{incident}` is an incident id (`<fingerprint>/<opened at>`) or a fingerprint."""
+    def action_view(build: Callable[[str, str, bytes, int], Accepted]) -> type[View]:
+        """A person's action on `{subject}` (an incident or a ticket): the event `build`
+        makes of it (adapters/http_actions.py), produced like any ingest."""
 
-        async def post(self, request: Request, incident: str, action: str) -> Response:
-            try:
-                check_auth(request, settings.http_token)
-                body = await read_body(request, settings.max_request_bytes)
-                accepted = incident_action(incident, action, body, wall_ms())
-            except HttpError as exc:
-                return self.json(exc.body(), status=exc.status)
-            return await produce_acked(self, [accepted])
+        class Action(View):
+            async def post(self, request: Request, subject: str, action: str) -> Response:
+                try:
+                    check_auth(request, settings.http_token)
+                    body = await read_body(request, settings.max_request_bytes)
+                    accepted = build(subject, action, body, wall_ms())
+                except HttpError as exc:
+                    return self.json(exc.body(), status=exc.status)
+                return await produce_acked(self, [accepted])
 
-    app.page("/incidents/{incident:.+}/{action:[a-z]+}")(IncidentActions)
+        return Action
 
-    class TicketActions(View):
-        async def post(self, request: Request, ticket_id: str, action: str) -> Response:
-            try:
-                check_auth(request, settings.http_token)
-                body = await read_body(request, settings.max_request_bytes)
-                accepted = ticket_action(ticket_id, action, body, wall_ms())
-            except HttpError as exc:
-                return self.json(exc.body(), status=exc.status)
-            return await produce_acked(self, [accepted])
-
-    app.page("/tickets/{ticket_id}/{action:[a-z]+}")(TicketActions)
+    # An incident is named by its id (`<fingerprint>/<opened at>`) or its fingerprint.
+    app.page("/incidents/{subject:.+}/{action:[a-z]+}")(action_view(incident_action))
+    app.page("/tickets/{subject}/{action:[a-z]+}")(action_view(ticket_action))
 
     def maintenance_view(kind: str) -> type[View]:
         class Maintenance(View):
