@@ -195,3 +195,48 @@ def test_a_new_ticket_stores_a_few_dozen_bytes_more_than_before() -> None:
     state.visits = []
     # Format 4 adds pages [], snooze null, visits and the excerpt null to format 3's row.
     assert with_visit - len(encode_state(state)) <= 48
+
+
+def test_a_policy_that_stops_allowing_the_customers_words_makes_the_state_drop_them() -> None:
+    allowed = dataclasses.replace(POLICY, context=ContextRule(last_customer_message=True))
+    state = engine.apply(None, event(created("T-1", T0)), allowed).state
+    words = comment("T-1", "2026-11-24T10:01:00Z", role="customer", body="call +1 555 0100")
+    state = engine.apply(state, event(words), allowed).state
+    assert state.last_customer_message == "call +1 555 0100"
+    state = engine.apply(state, event(comment("T-1", "2026-11-24T10:02:00Z")), POLICY).state
+    assert state.last_customer_message is None
+    assert b"555 0100" not in encode_state(state)
+
+
+def test_the_outage_over_notice_and_an_imported_breach_explain_themselves_too() -> None:
+    """Found in review: both went out with an empty trace and context."""
+    docs = run(
+        created("T-1", T0, service="checkout"),
+        alert("firing", "fp1", "2026-11-24T10:01:00Z"),
+        alert("resolved", "fp1", "2026-11-24T10:03:00Z"),
+        until="2026-11-24T10:04:00Z",
+    )
+    notice = one(docs, "notification.requested", "/resolved/notify/slack:")["data"]
+    assert notice["trace"] == {
+        "rule": "enterprise-P1",
+        "trigger": "outage_resolved",
+        "incident_id": "fp1/2026-11-24T10:01:00.000Z",
+    }
+    assert notice["context"]["service"] == "checkout"
+    snapshot = {
+        "specversion": "1.0",
+        "id": "import:T-9",
+        "source": "tests",
+        "type": "ticket.snapshot",
+        "time": "2026-11-24T12:00:00Z",
+        "subject": "T-9",
+        "data": {
+            "created_at": T0,
+            "customer_id": "c-9",
+            "customer_tier": "enterprise",
+            "severity": "P1",
+        },
+    }
+    breach = one(run(snapshot, until="2026-11-24T12:00:00Z"), "sla.breached", "first_response")
+    assert breach["data"]["imported"] is True
+    assert breach["data"]["trace"]["trigger"] == "imported"

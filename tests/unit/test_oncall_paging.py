@@ -170,3 +170,46 @@ def test_every_output_of_gaps_and_schedule_pages_matches_the_outbound_schema() -
     }
     for doc in docs:
         OUTBOUND.validate(doc)
+
+
+EMPTY_LADDER = POLICY_TEXT.replace(
+    """    repeat: 0
+    levels:
+      - {timeout: 5m, notify: ["schedule:night"]}
+      - {timeout: 5m, notify: ["schedule:day", "slack:#incidents"]}
+      - {timeout: 5m, notify: []}
+      - {timeout: 5m, notify: ["pagerduty:directors"]}""",
+    "    repeat: 10\n    levels:\n"
+    + '      - {timeout: 5m, notify: ["schedule:night", "schedule:night"]}\n' * 60,
+)
+
+
+def test_a_ladder_with_nobody_anywhere_climbs_one_loop_then_waits_for_its_timeout() -> None:
+    """Found in review: the climb recursed (60 empty levels overflowed the stack) and used
+    every repeat at the same instant. Now one loop at once, then the last level's timeout."""
+    policy = parse_policy(EMPTY_LADDER)
+    sim = simulate.run(jsonl(alert("firing", "fp1", T0)), policy, ms("2026-11-24T10:06:00Z"))
+    docs = [orjson.loads(e.value) for e in sim.emissions]
+    gaps = of_type(docs, "oncall.gap")
+    at_once = [g for g in gaps if g["time"] == "2026-11-24T10:00:00.000Z"]
+    assert len(at_once) == 60  # one per level (the schedule named twice counts once)
+    assert len({g["id"] for g in gaps}) == len(gaps)
+    later = [g for g in gaps if g not in at_once]
+    # The second loop began after level 60's 5 minutes, and climbed once more.
+    assert {g["time"] for g in later} == {"2026-11-24T10:05:00.000Z"}
+    assert [g["data"]["cause_id"].rsplit("/", 1)[1] for g in later] == [
+        f"level{n}.1" for n in range(1, 61)
+    ]
+    assert sim.dead_letters == []
+
+
+def test_owner_and_backup_in_one_empty_schedule_make_one_gap() -> None:
+    policy = parse_policy(
+        POLICY_TEXT.replace(
+            '{name: L3, owner: "schedule:night",',
+            '{name: L3, owner: "schedule:night", backup: "schedule:night",',
+        )
+    )
+    state = TicketState("T-1", "c-1", "enterprise", "P1", None, "", "L2", ms(T0))
+    sent = ladder.notify(policy, state, "L3", "cause", ms(T0), "s", "b", with_backup=True)
+    assert [n.id for n in sent if n.type == "oncall.gap"] == ["cause/gap/L3/night"]

@@ -22,6 +22,7 @@ from tests.helpers import (
     example_policy,
     incident_action,
     jsonl,
+    maintenance_started,
     ms,
     status,
 )
@@ -364,3 +365,64 @@ def test_the_live_view_shows_the_open_pages_and_the_snooze() -> None:
         },
     ]
     assert view["snoozed_until"] == "2026-11-24T11:00:00.000Z"
+
+
+def test_escalating_at_the_top_of_an_exhausted_ladder_keeps_the_acknowledgement() -> None:
+    """Found in review: the status went back to firing before the ladder was found exhausted,
+    so the acknowledgement was lost and nothing would ever page."""
+    # repeat 1 and three levels: escalate by hand to level 3 of loop 1, the last one.
+    actions = [
+        incident_action("incident.escalate_requested", "fp1", f"2026-11-24T10:0{n}:00Z")
+        for n in range(1, 6)
+    ]
+    result = run(
+        alert("firing", "fp1", T0),
+        *actions,
+        ack("fp1", "2026-11-24T10:06:00Z"),
+        incident_action("incident.escalate_requested", "fp1", "2026-11-24T10:07:00Z"),
+        incident_action("incident.unacknowledged", "fp1", "2026-11-24T10:08:00Z"),
+        until="2026-11-24T10:09:00Z",
+    )
+    raised = [
+        orjson.loads(e.value)["id"].split("/")[-2]
+        for e in result.emissions
+        if orjson.loads(e.value)["type"] == "escalation.raised"
+    ]
+    assert raised == ["level2.0", "level3.0", "level1.1", "level2.1", "level3.1"]
+    # Still acknowledged after the escalation that could go nowhere: the unack then re-pages.
+    repaged = [(t, a) for t, a, k, _ in pages(result) if "/repage1/" in k]
+    assert repaged == [("10:08:00", "trigger")]
+
+
+def test_an_alert_starting_far_ahead_or_with_an_odd_link_is_refused_naming_the_field() -> None:
+    """Found in review: a startsAt in 2099 silenced the fingerprint after a manual resolve,
+    and a generatorURL of any JSON type went into every page's context."""
+    ahead = alert("firing", "fp1", T0)
+    ahead["data"]["startsAt"] = "2099-01-01T00:00:00Z"
+    odd = alert("firing", "fp2", T0)
+    odd["data"]["generatorURL"] = {"not": "a link"}
+    result = run(ahead, odd, until="2026-11-24T10:01:00Z")
+    assert [d.note.split(":")[0] for d in result.dead_letters] == [
+        "time_in_future",
+        "invalid_field",
+    ]
+    assert "data.startsAt" in result.dead_letters[0].note
+    assert "data.generatorURL" in result.dead_letters[1].note
+
+
+def test_escalating_a_suppressed_incident_pages_now_and_nothing_repeats_later() -> None:
+    """Found in review: the escalation paged during maintenance and the window's end paged the
+    same ids again. Asking to escalate ends the maintenance for that incident: level 1 now."""
+    window = maintenance_started(
+        "checkout", T0, window_id="w1", start=T0, end="2026-11-24T11:00:00Z"
+    )
+    result = run(
+        window,
+        alert("firing", "fp1", "2026-11-24T10:01:00Z"),
+        incident_action("incident.escalate_requested", "fp1", "2026-11-24T10:02:00Z"),
+        until="2026-11-24T11:30:00Z",
+    )
+    ids = [i for *_, i in pages(result)]
+    assert len(ids) == len(set(ids))
+    first = [(t, k.split("/")[-2]) for t, a, k, _ in pages(result) if a == "trigger"][:2]
+    assert first == [("10:02:00", "pagerduty:primary-oncall"), ("10:02:00", "slack:#incidents")]

@@ -92,43 +92,61 @@ def test_ticket_format_3() -> None:
     # What it lacks defaults to nothing: no open page, no snooze. Written again, it is format 4.
     assert (state.pages, state.snoozed_until) == ([], None)
     assert (state.visits, state.last_customer_message) == ([], None)
-    assert state_codec.encode_state(state, 3, 1_795_001_800_000, offset) == TICKET_4_OF_3
+    assert state_codec.encode_state(state, 3, 1_795_001_800_000, offset) == TICKET_5_OF_3
 
 
-# --- tickets, format 4: format 3 and the open pages, the snooze, the stays at tiers and the
-# customer's latest message ------------------------------------------------------------------
+# --- tickets, format 4: format 3 and the open pages and the snooze (still read) --------------
 
-TICKET_4_OF_3 = b"[4" + TICKET_3[2:-1] + b",[],null,[],null]"
-TICKET_4 = TICKET_4_OF_3[:-19] + (
-    b',[["T-1/c1/first_response/escalation","slack:#support-l2","team:specialists","",true],'
+PAGES_4 = (
+    b'[["T-1/c1/first_response/escalation","slack:#support-l2","team:specialists","",true],'
     b'["T-1/c1/next_update.1/warning/0.75","slack:#support-l1","team:frontline",'
-    b'"next_update.1",false]],1795003600000,'
-    b'[["L1",1795000000000,"created","",["ann"]],'
-    b'["L2",1795000900000,"escalation","First response breached",[]]],"it is down again"]'
+    b'"next_update.1",false]]'
 )
+TICKET_4 = b"[4" + TICKET_3[2:-1] + b"," + PAGES_4 + b",1795003600000]"
+OPEN_PAGES = [
+    Page("T-1/c1/first_response/escalation", "slack:#support-l2", "team:specialists", "", True),
+    Page(
+        "T-1/c1/next_update.1/warning/0.75",
+        "slack:#support-l1",
+        "team:frontline",
+        "next_update.1",
+        False,
+    ),
+]
 
 
 def test_ticket_format_4() -> None:
-    assert state_codec.TICKET_FORMAT == 4
     state, offset = state_codec.decode_state(TICKET_4)
-    assert state.pages == [
-        Page("T-1/c1/first_response/escalation", "slack:#support-l2", "team:specialists", "", True),
-        Page(
-            "T-1/c1/next_update.1/warning/0.75",
-            "slack:#support-l1",
-            "team:frontline",
-            "next_update.1",
-            False,
-        ),
-    ]
+    assert state.pages == OPEN_PAGES
     assert state.snoozed_until == 1_795_003_600_000
+    assert (state.visits, state.last_customer_message) == ([], None)
+    assert state_codec.ticket_entry(TICKET_4) == state_codec.ticket_entry(TICKET_3)
+    written = state_codec.encode_state(state, 3, 1_795_001_800_000, offset)
+    assert written == b"[5" + TICKET_4[2:-1] + b",[],null]"
+
+
+# --- tickets, format 5: format 4 and the stays at tiers and the customer's latest words -----
+
+TICKET_5_OF_3 = b"[5" + TICKET_3[2:-1] + b",[],null,[],null]"
+TICKET_5 = (
+    b"[5"
+    + TICKET_4[2:-1]
+    + b',[["L1",1795000000000,"created","",["ann"]],'
+    + b'["L2",1795000900000,"escalation","First response breached",[]]],"it is down again"]'
+)
+
+
+def test_ticket_format_5() -> None:
+    assert state_codec.TICKET_FORMAT == 5
+    state, offset = state_codec.decode_state(TICKET_5)
+    assert state.pages == OPEN_PAGES
     assert state.visits == [
         Visit("L1", 1_795_000_000_000, "created", "", ("ann",)),
         Visit("L2", 1_795_000_900_000, "escalation", "First response breached"),
     ]
     assert state.last_customer_message == "it is down again"
-    assert state_codec.ticket_entry(TICKET_4) == state_codec.ticket_entry(TICKET_3)
-    assert state_codec.encode_state(state, 3, 1_795_001_800_000, offset) == TICKET_4
+    assert state_codec.ticket_entry(TICKET_5) == state_codec.ticket_entry(TICKET_3)
+    assert state_codec.encode_state(state, 3, 1_795_001_800_000, offset) == TICKET_5
 
 
 # --- incidents (table "incidents"): format 2, and format 1 still read -------------------------
@@ -182,7 +200,7 @@ def test_incident_format_1_reads_as_never_suppressed() -> None:
         "repages": 0,
         "labels": {},
         "generator_url": None,
-        "started": 0,
+        "started": 1795000000000,  # its opening: format 1 kept no start of its own
         "suppressed_until": None,
         "v": 2,
     }
@@ -535,7 +553,7 @@ def test_expired_ticket_format_1() -> None:
         (state_codec.decode_outages, b"[3" + OUTAGES_2[2:]),
         (state_codec.decode_state, _with(TICKET_1, v=3)),
         (state_codec.decode_state, b"[3" + TICKET_2[2:]),
-        (state_codec.decode_state, b"[5" + TICKET_4[2:]),
+        (state_codec.decode_state, b"[6" + TICKET_5[2:]),
         (state_codec.decode_incident, _with(INCIDENT_2, v=3)),
         (state_codec.decode_incident, _with(INCIDENT_1, suppressed_until=None)),
         (

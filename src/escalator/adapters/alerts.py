@@ -6,7 +6,7 @@ from typing import Any, Final
 
 import orjson
 
-from escalator.adapters.cloudevents import MAX_TEXT, loads, parse_time
+from escalator.adapters.cloudevents import MAX_AHEAD_MS, MAX_TEXT, loads, parse_time
 from escalator.adapters.http_types import Accepted, HttpError
 from escalator.domain.effects import OutageChanged
 from escalator.domain.events import (
@@ -25,12 +25,36 @@ OUTAGE_TYPE: Final = "escalator.outage"
 ZERO_TIME: Final = "0001-01-01T00:00:00Z"  # Alertmanager's endsAt while an alert fires
 
 
+# Labels and annotations ride in the incident's state and in every page's context: bounded.
+MAX_ENTRIES: Final = 64
+MAX_VALUE: Final = 4096
+
+
 def _strings(value: Any, field: str) -> dict[str, str]:
     if not isinstance(value, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
         raise InvalidEvent("invalid_field", f"{field} must be an object of strings")
+    if len(value) > MAX_ENTRIES:
+        raise InvalidEvent("field_too_long", f"{field} has more than {MAX_ENTRIES} entries")
+    for key, text in value.items():
+        if len(key) > MAX_TEXT or len(text) > MAX_VALUE:
+            raise InvalidEvent(
+                "field_too_long",
+                f"{field}.{key[:64]} is longer than {MAX_VALUE} characters (names {MAX_TEXT})",
+            )
     return dict(value)
+
+
+def _optional_text(data: dict[str, Any], field: str, label: str) -> str | None:
+    value = data.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_VALUE:
+        raise InvalidEvent(
+            "invalid_field", f"{label} must be a string of at most {MAX_VALUE} characters"
+        )
+    return value
 
 
 def _text(doc: dict[str, Any], field: str, label: str) -> str:
@@ -45,11 +69,19 @@ def _text(doc: dict[str, Any], field: str, label: str) -> str:
     return value
 
 
-def _started(value: Any) -> int | None:
-    """`startsAt` as an instant (None when absent): it names the alert's occurrence."""
+def _started(value: Any, arrival: int) -> int | None:
+    """`startsAt` as an instant (None when absent): it names the alert's occurrence, so a
+    start far ahead of the arrival (a skewed clock) is refused as event times are."""
     if value is None or value == ZERO_TIME:
         return None
-    return parse_time(value, "data.startsAt")
+    started = parse_time(value, "data.startsAt")
+    if started > arrival + MAX_AHEAD_MS:
+        raise InvalidEvent(
+            "time_in_future",
+            f"data.startsAt is {(started - arrival) // 1000}s after its arrival "
+            f"(at most {MAX_AHEAD_MS // 1000}s of clock skew is accepted)",
+        )
+    return started
 
 
 def decode_alert_event(raw: bytes, arrival: int | None = None) -> AlertEvent:
@@ -93,9 +125,9 @@ def decode_alert_event(raw: bytes, arrival: int | None = None) -> AlertEvent:
             annotations=_strings(data.get("annotations", {}), "data.annotations"),
             starts_at=data.get("startsAt"),
             ends_at=data.get("endsAt"),
-            generator_url=data.get("generatorURL"),
-            group_key=data.get("groupKey"),
-            started=_started(data.get("startsAt")),
+            generator_url=_optional_text(data, "generatorURL", "data.generatorURL"),
+            group_key=_optional_text(data, "groupKey", "data.groupKey"),
+            started=_started(data.get("startsAt"), arrival),
         )
     return AlertEvent(event_id, kind, fingerprint, time, arrival, payload, str(doc.get("source")))
 

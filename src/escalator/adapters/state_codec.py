@@ -20,10 +20,12 @@ from escalator.domain.recontact import CustomerFact, CustomerState
 from escalator.domain.sla import Clock
 from escalator.domain.state import ExpiredTicket, Handoff, TicketState, Visit
 
-# Tickets: a positional array. Formats 3 (the same array before open pages and the snooze
-# were kept), 2 (before the status timeline, agent action, period starts and clock moves) and
-# 1 (a dict, "v": 1) are still read.
-TICKET_FORMAT: Final = 4
+# Tickets: a positional array. Formats 4 (the same array before the stays at tiers and the
+# customer's latest words were kept), 3 (before open pages and the snooze), 2 (before the
+# status timeline, agent action, period starts and clock moves) and 1 (a dict, "v": 1) are
+# still read.
+TICKET_FORMAT: Final = 5
+TICKET_FORMAT_4: Final = 4
 TICKET_FORMAT_3: Final = 3
 TICKET_FORMAT_2: Final = 2
 TICKET_FORMAT_1: Final = 1
@@ -125,6 +127,7 @@ _TICKET_FIELDS: Final = (
 # Format 2 held the first fields of each (format 1 the same, as dicts).
 _CLOCK_FIELDS_2: Final = _CLOCK_FIELDS[:-3]
 # Format 3: before pages, snoozed_until, visits and last_customer_message.
+_TICKET_FIELDS_4: Final = _TICKET_FIELDS[:-2]  # format 4: before visits and the excerpt
 _TICKET_FIELDS_3: Final = _TICKET_FIELDS[:-4]
 _TICKET_FIELDS_2: Final = _TICKET_FIELDS[:-14]
 # Attributes renamed since format 1 was written: attribute → its key in a format-1 record.
@@ -139,6 +142,7 @@ _TIER: Final = _HEAD + _TICKET_FIELDS.index("tier")
 _SERVICE: Final = _HEAD + _TICKET_FIELDS.index("service")
 _STATUS: Final = _HEAD + _TICKET_FIELDS.index("status")
 _ROW_LENGTH: Final = _HEAD + len(_TICKET_FIELDS)
+_ROW_LENGTH_4: Final = _HEAD + len(_TICKET_FIELDS_4)
 _ROW_LENGTH_3: Final = _HEAD + len(_TICKET_FIELDS_3)
 _ROW_LENGTH_2: Final = _HEAD + len(_TICKET_FIELDS_2)
 _ticket_values: Final = operator.attrgetter(*_TICKET_FIELDS)
@@ -169,9 +173,9 @@ def encode_state(
 def decode_state(raw: bytes) -> tuple[TicketState, int | None]:
     """Inverse of `encode_state`: the state and the source offset that last wrote it.
 
-    Reads format 4, formats 3 and 2 and the dicts of format 1 (`_upgrade` fills in what 2 and
-    1 lack; format 3 lacks only what defaults to nothing: no open pages, no snooze, no stays
-    recorded, no customer excerpt).
+    Reads format 5, formats 4, 3 and 2 and the dicts of format 1 (`_upgrade` fills in what 2
+    and 1 lack; formats 4 and 3 lack only what defaults to nothing: no stays recorded, no
+    customer excerpt, and for 3 no open pages, no snooze).
     """
     row = orjson.loads(raw)
     if type(row) is not list:
@@ -180,11 +184,14 @@ def decode_state(raw: bytes) -> tuple[TicketState, int | None]:
         return _decode_rows(row, len(_CLOCK_FIELDS_2), upgrade=True)
     if row[0] == TICKET_FORMAT_3 and len(row) == _ROW_LENGTH_3:
         return _decode_rows(row, len(_CLOCK_FIELDS), upgrade=False)
+    if row[0] == TICKET_FORMAT_4 and len(row) == _ROW_LENGTH_4:
+        row[_PAGES] = [Page(*values) for values in row[_PAGES]]
+        return _decode_rows(row, len(_CLOCK_FIELDS), upgrade=False)
     if row[0] != TICKET_FORMAT or len(row) != _ROW_LENGTH:
         raise ValueError(
             f"unknown ticket state format {row[0]!r} with {len(row)} items "
-            f"(this build reads {TICKET_FORMAT} with {_ROW_LENGTH}, 3 with {_ROW_LENGTH_3}, "
-            f"2 with {_ROW_LENGTH_2}, and 1)"
+            f"(this build reads {TICKET_FORMAT} with {_ROW_LENGTH}, 4 with {_ROW_LENGTH_4}, "
+            f"3 with {_ROW_LENGTH_3}, 2 with {_ROW_LENGTH_2}, and 1)"
         )
     row[_PAGES] = [Page(*values) for values in row[_PAGES]]
     row[_VISITS] = [
@@ -325,6 +332,8 @@ def decode_incident(raw: bytes) -> tuple[IncidentState, int | None]:
     doc.pop("due", None)
     offset = doc.pop("o", None)
     doc["pages"] = [Page(*values) for values in doc.get("pages", ())]
+    # Written before the occurrence's start was kept: its opening is that start.
+    doc.setdefault("started", doc["opened_at"])
     return IncidentState(**doc), offset
 
 

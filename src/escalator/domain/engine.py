@@ -33,6 +33,7 @@ from escalator.domain.state import TicketState
 from escalator.domain.tickets import (
     clocks,
     escalation,
+    explain,
     handlers,
     imports,
     settle,
@@ -83,6 +84,7 @@ def apply(
         decision = handlers.open_ticket(event, at, now, policy, outage, overrides)
     else:
         decision = Decision(state, overrides=overrides)
+        explain.forget_what_is_not_allowed(state, policy)
         _follow_policy(decision, policy, now, outage)
         if held:
             due_at = next_due(state)
@@ -125,6 +127,7 @@ def advance(
     silent source's hold ended then (docs/time.md, "Silent sources"); whoever what it held
     brings in idles from then."""
     decision = Decision(state, overrides=overrides)
+    explain.forget_what_is_not_allowed(state, policy)
     _follow_policy(decision, policy, now, outage)
     settle.fire(decision, policy, now, outage, released_at)
     state.processed_until = max(state.processed_until, now)

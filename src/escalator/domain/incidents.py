@@ -168,6 +168,14 @@ def _act(decision: IncidentDecision, policy: Policy, at: int, action: IncidentAc
     elif action.action == "resolve":
         decision.state.resolved_by = action.by
         _resolve(decision, at, action.by)
+    elif decision.state.suppressed:
+        # Someone wants it paged although its service is in maintenance: the maintenance is
+        # over for this incident; the ladder starts now, at level 1 (its window's end, later,
+        # finds nothing suppressed and repeats nothing).
+        decision.state.suppressed_until = None
+        if decision.state.status == "acknowledged":
+            decision.state.status = "firing"
+        _start(decision, policy, at)
     else:
         _escalate(decision, policy, at, action.by)
 
@@ -290,7 +298,7 @@ def _start(decision: IncidentDecision, policy: Policy, at: int) -> None:
         return
     ack = rules.acknowledge.get(state.severity)
     state.ack_deadline = at + ack if ack else None
-    _page(decision, policy, 0, at, "alert_firing")
+    _page_or_climb(decision, policy, 0, at, "alert_firing")
 
 
 def _maintenance_due(
@@ -304,13 +312,21 @@ def _maintenance_due(
         _start(decision, policy, at)
 
 
-def _page(decision: IncidentDecision, policy: Policy, level: int, at: int, trigger: str) -> None:
-    """Notify ladder level `level` and schedule its timeout."""
+def _page_or_climb(
+    decision: IncidentDecision, policy: Policy, level: int, at: int, trigger: str
+) -> None:
+    """Page `level`; if nobody is there, the levels above at once (`_escalate`)."""
+    if not _page(decision, policy, level, at, trigger):
+        _escalate(decision, policy, at, gap=True)
+
+
+def _page(decision: IncidentDecision, policy: Policy, level: int, at: int, trigger: str) -> bool:
+    """Notify ladder level `level` and schedule its timeout; False if nobody was paged."""
     state = decision.state
     levels = policy.alerts.levels
     if not levels:
         state.next_level_at = None
-        return
+        return True  # no ladder at all: nothing to climb
     state.level = level
     step = levels[level]
     cause = f"incident/{state.incident_id}/level{level + 1}.{state.loop}"
@@ -348,8 +364,7 @@ def _page(decision: IncidentDecision, policy: Policy, level: int, at: int, trigg
     decision.effects.extend(sent)
     state.pages.extend(pages.opened(sent))
     state.next_level_at = at + step.timeout_ms
-    if not sent:  # nobody to page at this level: the next one, at once
-        _escalate(decision, policy, at, gap=True)
+    return bool(sent)
 
 
 def _targets(
@@ -363,7 +378,7 @@ def _targets(
     notify = policy.alerts.levels[level].notify
     channels = [n for n in notify if schedules.schedule_name(n) is None]
     people: list[str] = []
-    for entry in notify:
+    for entry in dict.fromkeys(notify):  # a schedule named twice is asked once
         name = schedules.schedule_name(entry)
         if name is None:
             continue
@@ -398,25 +413,44 @@ def _escalate(
     gap: bool = False,
 ) -> None:
     """Page the next level: its predecessor's timeout passed, nobody was on call there
-    (`gap`), or `by` asked for it now (an acknowledged incident escalated by hand is firing
-    again, as in PagerDuty: the next level must acknowledge in turn, or the ladder goes on).
-    Bounded: after the last level of the last repeat the ladder stops."""
+    (`gap`: on up, level after level, in one loop), or `by` asked for it now (an acknowledged
+    incident escalated by hand is firing again, as in PagerDuty: the next level must
+    acknowledge in turn, or the ladder goes on). A loop that found nobody anywhere does not
+    start over at once: the ladder waits for the last level's timeout, when someone may be on
+    call. After the last level of the last repeat the ladder stops."""
     state = decision.state
     levels = policy.alerts.levels
-    from_level = state.level
-    if not levels:
-        return
-    if by is not None and state.status == "acknowledged":
-        state.status = "firing"
-    trigger = "oncall_gap" if gap else "ack_timeout" if by is None else "manual"
-    if from_level + 1 < len(levels):
-        to_level = from_level + 1
-    elif state.loop < policy.alerts.repeat:
-        state.loop += 1
-        to_level = 0
-    else:
-        state.next_level_at = None  # the ladder is exhausted; the SLA clocks keep running
-        return
+    while levels:
+        from_level, from_loop = state.level, state.loop
+        wraps = from_level + 1 >= len(levels)
+        if wraps and (gap or state.loop >= policy.alerts.repeat):
+            if not gap:
+                state.next_level_at = None  # the ladder is exhausted; SLA clocks keep running
+            return  # a gap at the top waits for the timeout already set
+        if by is not None and state.status == "acknowledged":
+            state.status = "firing"
+        trigger = "oncall_gap" if gap else "ack_timeout" if by is None else "manual"
+        to_level = 0 if wraps else from_level + 1
+        if wraps:
+            state.loop += 1
+        _announce(decision, policy, at, (from_level, from_loop, to_level), trigger, by)
+        if _page(decision, policy, to_level, at, trigger):
+            return
+        gap, by = True, None
+
+
+def _announce(
+    decision: IncidentDecision,
+    policy: Policy,
+    at: int,
+    move: tuple[int, int, int],
+    trigger: str,
+    by: str | None,
+) -> None:
+    """The `escalation.raised` of a move up the ladder (from level, its loop, to level)."""
+    state, levels = decision.state, policy.alerts.levels
+    from_level, from_loop, to_level = move
+    gap = trigger == "oncall_gap"
     decision.effects.append(
         IncidentEscalated(
             id=f"incident/{state.incident_id}/level{to_level + 1}.{state.loop}/escalation",
@@ -434,14 +468,13 @@ def _escalate(
                 + (f" (repeat {state.loop})." if state.loop else ".")
             ),
             context=context(state),
-            trace=_trace(policy, state, trigger, from_level, by),
+            trace=_trace(policy, trigger, from_level, from_loop, by),
         )
     )
-    _page(decision, policy, to_level, at, trigger)
 
 
 def _trace(
-    policy: Policy, state: IncidentState, trigger: str, level: int, by: str | None = None
+    policy: Policy, trigger: str, level: int, loop: int, by: str | None = None
 ) -> dict[str, object]:
     """Why the ladder paged: the trigger, the level (1-based) whose timeout or gap it was,
     that level's timeout, the loop, and who asked (a manual escalation)."""
@@ -449,7 +482,7 @@ def _trace(
         "rule": "alerts.oncall",
         "trigger": trigger,
         "level": level + 1,
-        "loop": state.loop,
+        "loop": loop,
         "timeout_seconds": policy.alerts.levels[level].timeout_ms // 1000,
     }
     if by is not None:
@@ -511,13 +544,13 @@ def _unacknowledge(decision: IncidentDecision, policy: Policy, at: int, by: str)
     if state.suppressed:
         return  # acknowledged in maintenance: nobody was paged; the window's end pages level 1
     state.repages += 1
-    _page(decision, policy, state.level, at, "unacknowledged")
+    _page_or_climb(decision, policy, state.level, at, "unacknowledged")
 
 
 def _follow_up(state: IncidentState, at: int, what: str) -> pages.FollowUp:
     title = f"[{state.severity}] {state.alertname or 'alert'} {what}"
     body = f"Incident {state.incident_id} was {what}."
-    trace = {"rule": "alerts.oncall", "trigger": what.split(" ")[0]}
+    trace = {"rule": "alerts.oncall", "cause": what}
     return pages.FollowUp(
         at, title, body, incident_id=state.incident_id, trace=trace, context=context(state)
     )

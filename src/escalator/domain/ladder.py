@@ -82,7 +82,9 @@ def _on_call(
     def add(recipient: str) -> None:
         person = schedules.resolve(recipient, policy.schedules, at, overrides)
         if person is None:
-            gaps.append(schedules.schedule_name(recipient) or recipient)
+            name = schedules.schedule_name(recipient) or recipient
+            if name not in gaps:  # owner and backup in one schedule: one gap
+                gaps.append(name)
         elif person not in people:
             people.append(person)
 

@@ -325,6 +325,8 @@ def resolve(
     schedule = schedules.get(name)
     if schedule is None:
         raise ScheduleError(f"{recipient!r} names no schedule; defined: {', '.join(schedules)}")
+    if not _answerable(at_ms):
+        return None  # an instant no rotation answers for (a timer in the year 9000): nobody
     return on_call(schedule, at_ms, overrides)
 
 
@@ -351,8 +353,12 @@ def next_change(
     return first.end_ms
 
 
+def _answerable(at_ms: int) -> bool:
+    return EARLIEST_MS <= at_ms <= LATEST_MS
+
+
 def _check_instant(at_ms: int) -> None:
-    if not EARLIEST_MS <= at_ms <= LATEST_MS:
+    if not _answerable(at_ms):
         raise ScheduleError(
             f"{at_ms} ms lies outside the years 1900 to 8999, the range schedules answer for"
         )

@@ -61,6 +61,13 @@ def customer_wrote(state: TicketState, policy: Policy, text: str) -> None:
         state.last_customer_message = _cut(text, EXCERPT_CHARS)
 
 
+def forget_what_is_not_allowed(state: TicketState, policy: Policy) -> None:
+    """A policy that no longer allows the customer's words makes the state drop them at the
+    ticket's next decision (they are personal data: kept only while allowed)."""
+    if not policy.context.last_customer_message:
+        state.last_customer_message = None
+
+
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 

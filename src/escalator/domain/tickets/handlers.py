@@ -312,6 +312,8 @@ def outage_over(
             f"Incident {incident_id} on {state.service} is resolved; the customer may see "
             f"their issue fixed.\n\n{state.summary}",
             overrides=overrides,
+            trace={"rule": state.rule, "trigger": "outage_resolved", "incident_id": incident_id},
+            context=explain.context(policy, state),
         ),
     )
     return decision

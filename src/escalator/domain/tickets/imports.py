@@ -150,5 +150,7 @@ def _overdue_at_import(step: Step) -> None:
                 severity=state.severity,
                 imported=True,
                 lateness_seconds=(step.now - clock.deadline) // 1000,
+                trace=explain.trace(step, clock, "imported"),
+                context=explain.context(policy, state),
             )
         )
