@@ -322,15 +322,20 @@ async def test_dashboard_and_rules_on_a_real_prometheus(
 ) -> None:
     await workers.create_topics()
     # The fast policy naming the tests' source, so its watermark age is exported by name (a
-    # timeout of 1 h: it never goes silent while the test runs).
+    # timeout of 1 h: it never goes silent while the test runs), and paging a schedule nobody
+    # is on call in beside level 1's channel, so every incident counts an on-call gap.
     policy = tmp_path / "policy-fast-sources.yaml"
     fast = FAST.read_text()
+    level1 = '- {timeout: 2s, notify: ["pagerduty:primary"]}'
     assert "lateness: {settle: 1s, max: 3s}" in fast  # extended here, not repeated
+    assert level1 in fast
     policy.write_text(
         fast.replace(
             "lateness: {settle: 1s, max: 3s}",
             "lateness: {settle: 1s, max: 3s, source_timeout: 1h, sources: [tests]}",
-        )
+        ).replace(level1, '- {timeout: 2s, notify: ["pagerduty:primary", "schedule:nobody"]}')
+        + "schedules:\n  nobody:\n    timezone: UTC\n    layers:\n"
+        + '      - {participants: ["user:later"], shift: 1d, handoff: "09:00", start: 2099-01-01}\n'
     )
     worker = workers.start("w1", ESCALATOR_POLICY=str(policy))
     worker.wait_ready()
