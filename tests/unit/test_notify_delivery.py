@@ -43,7 +43,8 @@ def notification(
     n: int, channel: str, action: str = "trigger", recipient: str = "team:ops", cause: str = ""
 ) -> bytes:
     effect = NotificationRequested(
-        id=f"e{cause or n}/notify/{channel}/{recipient}" + ("" if action == "trigger" else f"/{action}"),
+        id=f"e{cause or n}/notify/{channel}/{recipient}"
+        + ("" if action == "trigger" else f"/{action}"),
         time=int(time.time() * 1000),
         ticket_id=f"T-{cause or n}",
         escalation_id=f"e{cause or n}",
@@ -201,7 +202,12 @@ async def test_every_destination_type_gets_each_action_with_ids_and_dedupe_keys(
     harness: Any, receivers: Receivers, smtp: SmtpServer
 ) -> None:
     h = harness(smtp)
-    for channel in ("pagerduty:primary", "slack:#ops", "email:oncall@example.com", "webhook:bridge"):
+    for channel in (
+        "pagerduty:primary",
+        "slack:#ops",
+        "email:oncall@example.com",
+        "webhook:bridge",
+    ):
         for action in ("trigger", "acknowledge", "resolve"):
             h.submit(notification(1, channel, action, cause="1"))
     await wait_for(lambda: h.watermarks.unsettled() == 0, 30, "every delivery settled")
@@ -283,7 +289,7 @@ async def test_a_destination_that_always_fails_is_dead_lettered_with_its_last_an
     receivers.fail("/hooks/bridge", 500, body="database on fire")
     h.submit(notification(1, "webhook:bridge"))
     await wait_for(lambda: h.watermarks.unsettled() == 0, 15, "the dead letter")
-    ((item, attempt, attempts, _),) = h.dead
+    ((_item, attempt, attempts, _),) = h.dead
     assert (attempt.status, attempt.body, attempts) == (500, "database on fire", 3)
     assert len(receivers.at("/hooks/bridge")) == 3
     assert h.watermarks.committable(0) == 1
@@ -337,10 +343,12 @@ async def test_slack_bot_mode_edits_the_page_and_replies_in_its_thread(
     (page,) = [k for k, v in receivers.messages.items() if v["thread_ts"] is None]
     assert page[0] == channel_id
     final = receivers.messages[page]
-    assert final["edited"] and final["text"].startswith(":white_check_mark: *Resolved*")
+    assert final["edited"]
+    assert final["text"].startswith(":white_check_mark: *Resolved*")
     replies = [v for v in receivers.messages.values() if v["thread_ts"] == page[1]]
     assert len(replies) == 2
-    assert "Acknowledged" in replies[0]["text"] and "Resolved" in replies[1]["text"]
+    assert "Acknowledged" in replies[0]["text"]
+    assert "Resolved" in replies[1]["text"]
 
 
 async def test_the_commit_offset_waits_for_the_oldest_unsettled_record() -> None:

@@ -97,7 +97,8 @@ def test_slack_text_escapes_control_characters_and_names_the_notification() -> N
 def test_slack_update_keeps_what_the_page_was_about_and_changes_its_status() -> None:
     original = messages.slack_text(TRIGGER)
     update = messages.slack_update(ACK, "C1", "1.2", original)
-    assert update["channel"] == "C1" and update["ts"] == "1.2"
+    assert update["channel"] == "C1"
+    assert update["ts"] == "1.2"
     assert update["text"].startswith(":eyes: *Acknowledged*")
     assert update["text"].split("\n", 1)[1] == original.split("\n", 1)[1]
     reply = messages.slack_reply(ACK, "C1", "1.2")
@@ -122,9 +123,7 @@ def test_follow_up_mails_reply_in_the_triggers_thread() -> None:
 def test_webhook_signature_is_githubs() -> None:
     # The example GitHub's documentation gives for X-Hub-Signature-256.
     signature = messages.webhook_signature(b"It's a Secret to Everybody", b"Hello, World!")
-    assert signature == (
-        "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
-    )
+    assert signature == ("sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")
     assert messages.verify_signature(b"It's a Secret to Everybody", b"Hello, World!", signature)
     assert not messages.verify_signature(b"other", b"Hello, World!", signature)
 
@@ -279,7 +278,8 @@ def test_the_file_parses_with_defaults_and_per_destination_overrides() -> None:
     assert config.retry == RetryPolicy(attempts=5, initial_ms=2000, max_ms=30_000)
     assert config.retry_for("pagerduty:senior-eng-routing-key").attempts == 2
     assert config.retry_for("slack:#support-l1") == config.retry
-    assert config.smtp is not None and config.smtp.security == "starttls"
+    assert config.smtp is not None
+    assert config.smtp.security == "starttls"
     assert config.people["alice"] == ("email:alice@example.com", "pagerduty:primary-oncall")
     missing = config.missing_env({"PD_PRIMARY": "k"})
     assert any("PD_SENIOR" in m for m in missing)
@@ -292,15 +292,18 @@ def test_direct_pages_go_to_the_persons_contacts() -> None:
     assert [r.channel for r in routes] == ["email:alice@example.com", "pagerduty:primary-oncall"]
     assert problems == []
     routes, problems = config.routes(replace(TRIGGER, channel="direct", recipient="bob"))
-    assert routes == [] and "bob" in problems[0]
+    assert routes == []
+    assert "bob" in problems[0]
     routes, problems = config.routes(replace(TRIGGER, channel="webhook:nope"))
-    assert routes == [] and "webhooks.nope" in problems[0]
+    assert routes == []
+    assert "webhooks.nope" in problems[0]
 
 
 @pytest.mark.parametrize(
     ("text", "where"),
     [
-        ("pagerduty:\n  services:\n    x: {routing_key: abc}\n", "n.yaml:3: pagerduty.services.x.routing_key"),
+        ("pagerduty:\n  services:\n    x: {routing_key: abc}\n",
+         "n.yaml:3: pagerduty.services.x.routing_key"),
         ("slack:\n  channels:\n    '#a': {}\n", "n.yaml:3: slack.channels.#a"),
         ("slack:\n  channels:\n    '#a': {bot: true}\n", "n.yaml:3: slack.channels.#a.bot"),
         ("storm: {max_messages: 1}\n", "n.yaml:1: storm.max_messages"),

@@ -406,7 +406,7 @@ class Notifier:
         return {
             "status": "ok",
             "app_id": self.settings.notifier_app_id,
-            "partitions": sorted(self.indexed),
+            "partitions": sorted(self.active_partitions()),
             "rebalancing": bool(self.app.rebalancing),
             "queued": dispatcher.queued() if dispatcher else 0,
             "in_flight": dispatcher.in_flight_count() if dispatcher else 0,

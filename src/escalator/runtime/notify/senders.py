@@ -9,6 +9,7 @@ dead-letters.
 
 from __future__ import annotations
 
+import email.policy
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -47,6 +48,7 @@ SLACK_TRANSIENT: Final = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
 USER_AGENT: Final = "escalator-notify"
+MAIL_POLICY: Final = email.policy.SMTP.clone(max_line_length=998)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,9 +220,14 @@ class Senders:
         smtp = self.config.smtp
         if smtp is None:
             return Attempt(FAILED, None, "no email.smtp configured")
+        # Flattened here: with lines up to RFC 5322's 998 characters, long ids in headers stay
+        # readable (aiosmtplib's own flattening folds them into encoded words at 78).
+        data = message.as_bytes(policy=MAIL_POLICY)
         try:
             errors, reply = await aiosmtplib.send(
-                message,
+                data,
+                sender=str(message["From"]),
+                recipients=[str(message["To"])],
                 hostname=smtp.host,
                 port=smtp.port,
                 use_tls=smtp.security == "tls",
