@@ -63,6 +63,7 @@ class Receivers:
     bot_token: str = "xoxb-test-token"
     requests: list[Received] = field(default_factory=list)
     failures: dict[str, Failure] = field(default_factory=dict)
+    delays: dict[str, float] = field(default_factory=dict)  # path prefix → seconds per answer
     messages: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     runner: web.AppRunner | None = None
@@ -104,6 +105,9 @@ class Receivers:
 
     async def _record(self, request: web.Request) -> tuple[Received, web.Response | None]:
         body = await request.read()
+        for prefix, seconds in self.delays.items():
+            if request.path.startswith(prefix):
+                await asyncio.sleep(seconds)
         received = Received(request.path, dict(request.headers), body, time.monotonic())
         for prefix, failure in self.failures.items():
             if request.path.startswith(prefix) and (
