@@ -161,6 +161,7 @@ class Dispatcher:
         self.space = asyncio.Event()  # set while the queues have room for more
         self.space.set()
         self.max_queued = 10_000
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     def submit(self, item: Item) -> None:
         destination = self.destinations.get(item.route.channel)
@@ -170,6 +171,12 @@ class Dispatcher:
         destination.put(item)
         if self.queued() >= self.max_queued:
             self.space.clear()
+
+    def background(self, coroutine: Any) -> None:
+        """Run `coroutine` on its own (kept referenced until done; stopped by `stop`)."""
+        task = asyncio.get_running_loop().create_task(coroutine, context=contextvars.Context())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def queued(self) -> int:
         return sum(d.depth for d in self.destinations.values())
@@ -209,7 +216,7 @@ class Dispatcher:
         return self.max_in_flight - self.in_flight._value
 
     async def stop(self) -> None:
-        tasks = [d.task for d in self.destinations.values()]
+        tasks = [d.task for d in self.destinations.values()] + list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -307,7 +314,9 @@ class Destination:
             attempt_no = 0
             while True:
                 attempt_no += 1
-                async with dispatcher.in_flight:
+                await dispatcher.in_flight.acquire()
+                handed_over = False
+                try:
                     if digest:
                         result = await dispatcher.senders.send_digest(
                             self.route, [i.n for i in items]
@@ -316,8 +325,21 @@ class Destination:
                         one = items[0]
                         result = await dispatcher.senders.send(self.route, one.n, one.raw, page)
                     if result.outcome == DELIVERED:
-                        await self._delivered(items, result)
+                        # The slot stays taken until the delivery is recorded in Kafka; the
+                        # destination goes on with its next notification meanwhile — except
+                        # Slack, whose follow-ups need the page the trigger recorded (and which
+                        # takes about one message a second anyway).
+                        if self.gate is not None:
+                            self.gate.record_send(dispatcher.clock(), result.messages)
+                        handed_over = True
+                        if self.route.kind == SLACK:
+                            await self._recorded(items, result)
+                        else:
+                            dispatcher.background(self._recorded(items, result))
                         return
+                finally:
+                    if not handed_over:
+                        dispatcher.in_flight.release()
                 if result.outcome == FAILED:
                     break
                 delay = self.policy.delay(attempt_no, dispatcher.rng, result.retry_after_ms)
@@ -353,15 +375,17 @@ class Destination:
         finally:
             self.busy = None
 
-    async def _delivered(self, items: list[Item], result: Attempt) -> None:
+    async def _recorded(self, items: list[Item], result: Attempt) -> None:
+        """Record `items` as delivered (their table entries acknowledged by Kafka), then free
+        the in-flight slot their request took and settle them."""
         dispatcher = self.dispatcher
-        now = dispatcher.clock()
-        if self.gate is not None:
-            self.gate.record_send(now, result.messages)
         try:
             await dispatcher.marks.delivered(items, result)
         except Exception:  # the delivery happened; only a re-read would repeat it
             log.exception("could not record %d delivered notification(s)", len(items))
+        finally:
+            dispatcher.in_flight.release()
+        now = dispatcher.clock()
         if len(items) > 1:
             dispatcher.recorder.folded(self.route.kind, len(items), result.messages)
         for item in items:
