@@ -19,6 +19,7 @@ import orjson
 import pytest
 
 from escalator.domain.notify import messages
+from escalator.domain.notify.notification import CHANNEL_TYPES
 from tests.helpers import ROOT, comment, created
 from tests.helpers import status as status_event
 from tests.integration.harness import WorkerFactory, consume, produce, read_all
@@ -281,6 +282,16 @@ async def test_the_tour_pages_people_through_every_channel(
 
     assert await read_all(bootstrap, workers.topic("deadletter")) == []
     metrics = notifier.metrics()
+    # Labels are bounded: the channel type (or a reason code), never a channel, person or id.
+    for line in metrics.splitlines():
+        if line.startswith("escalator_notify_") and "{" in line:
+            labels = dict(
+                pair.split("=", 1)
+                for pair in line[line.index("{") + 1 : line.index("}")].split(",")
+            )
+            assert set(labels) <= {"channel_type", "reason", "le"}, line
+            if "channel_type" in labels:
+                assert labels["channel_type"].strip('"') in CHANNEL_TYPES, line
     assert 'escalator_notify_delivered_total{channel_type="pagerduty"}' in metrics
     assert "escalator_notify_failed_total{channel_type=" not in metrics
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +25,7 @@ from escalator.domain.notify.retry import (
 )
 from escalator.domain.notify.storm import StormGate, StormRule
 from escalator.errors import ConfigError, InvalidEvent
-from tests.helpers import example_policy, ms
+from tests.helpers import ROOT, example_policy, ms
 
 TRIGGER = Notification(
     id="T-1/c1/first_response/escalation/notify/pagerduty:primary/team:a",
@@ -334,3 +336,76 @@ def test_coverage_of_the_example_policy() -> None:
     problems = coverage(gutted, example_policy())
     assert any("pagerduty:primary-oncall" in p for p in problems)
     assert any("slack:#support-l2" in p for p in problems)
+
+
+# --- escalator notify check --------------------------------------------------------------------
+
+
+def test_notify_check_validates_the_file_its_variables_and_the_policy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from escalator import cli
+
+    example = ROOT / "examples" / "notifier.yaml"
+    policy = ROOT / "examples" / "policy.yaml"
+    runner = CliRunner()
+    for name in (v for _, v in parse_notifier(example.read_text()).env_names()):
+        monkeypatch.delenv(name, raising=False)
+    unset = runner.invoke(cli.main, ["notify", "check", str(example)])
+    assert unset.exit_code == 2
+    assert "PD_PRIMARY_ONCALL is not set" in unset.output
+    ok = runner.invoke(
+        cli.main, ["notify", "check", str(example), "--no-env", "--policy", str(policy)]
+    )
+    assert ok.exit_code == 0, ok.output
+    assert "3 PagerDuty services" in ok.output
+    for _, name in parse_notifier(example.read_text()).env_names():
+        monkeypatch.setenv(name, "x")
+    assert runner.invoke(cli.main, ["notify", "check", str(example)]).exit_code == 0
+
+    partial = tmp_path / "partial.yaml"
+    partial.write_text('slack:\n  channels:\n    "#support-l1": {webhook_url_env: A}\n')
+    gaps = runner.invoke(
+        cli.main, ["notify", "check", str(partial), "--no-env", "--policy", str(policy)]
+    )
+    assert gaps.exit_code == 2
+    assert "policy channel pagerduty:primary-oncall" in gaps.output
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("pagerduty:\n  services:\n    x: {routing_key: abc}\n")
+    refused = runner.invoke(cli.main, ["notify", "check", str(broken)])
+    assert refused.exit_code == 2
+    assert f"{broken}:3: pagerduty.services.x.routing_key" in refused.output
+
+
+def test_notify_refuses_to_start_while_a_secret_is_unset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from click.testing import CliRunner
+
+    from escalator import cli
+
+    for name in [n for n in os.environ if n.startswith("ESCALATOR_")]:
+        monkeypatch.delenv(name)
+    started: list[Any] = []
+    monkeypatch.setattr(
+        "escalator.runtime.notify.main.run_notify", lambda *a: started.append(a) or 0
+    )
+    config = tmp_path / "n.yaml"
+    config.write_text("webhooks:\n  x: {url: 'http://127.0.0.1:9/x', secret_env: X_SECRET}\n")
+    monkeypatch.delenv("X_SECRET", raising=False)
+    result = CliRunner().invoke(cli.main, ["notify", "--notifier", str(config)])
+    assert result.exit_code == 2
+    assert "X_SECRET is not set" in result.output
+    assert started == []
+    monkeypatch.setenv("X_SECRET", "s")
+    result = CliRunner().invoke(cli.main, ["notify", "--notifier", str(config)])
+    assert result.exit_code == 0, result.output
+    ((settings, loaded),) = started
+    assert settings.notifier_app_id == "escalator-notify"
+    assert settings.notify_web_port == 6067
+    assert loaded.webhooks["x"].secret_env == "X_SECRET"
