@@ -172,6 +172,7 @@ def test_capped_commits_stop_at_the_oldest_unsettled_notification() -> None:
     faust_patches.cap_commits(consumer.app, "notifications", settled.get)
     # Nothing past the committed offset is settled: only the other topic commits (as Faust would).
     assert faust_patches._filter_committable(consumer, [notes, other]) == {other: 7}
+    assert consumer._acked[notes] == []  # Faust's own acks of the capped topic are dropped
     settled[0] = 12
     assert faust_patches._filter_committable(consumer, []) == {notes: 12}
     consumer._committed_offset[notes] = 12

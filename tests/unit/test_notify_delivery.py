@@ -403,3 +403,19 @@ async def test_at_most_max_in_flight_requests_are_under_way(receivers: Receivers
         await wait_for(lambda: h.watermarks.unsettled() == 0, 20, "all deliveries")
         await h.dispatcher.stop()
     assert most <= 3
+
+
+def test_delivered_ids_expire_after_retention_per_partition() -> None:
+    from escalator.runtime.notify.app import Retention
+
+    retention = Retention(retention_ms=1000)
+    retention.rebuild({0, 1}, [(0, 500, b"b"), (0, 100, b"a"), (1, 100, b"c"), (2, 0, b"x")])
+    retention.note(0, 900, b"d")
+    assert retention.expired(0, 1099) == []
+    assert retention.expired(0, 1100) == [b"a"]
+    assert retention.expired(0, 1900) == [b"b", b"d"]
+    assert retention.expired(1, 5000) == [b"c"]
+    assert retention.expired(2, 5000) == []  # not this notifier's partition
+    retention.forget({0})
+    retention.note(0, 10, b"e")
+    assert retention.expired(0, 5000) == [b"e"]

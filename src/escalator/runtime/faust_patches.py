@@ -108,12 +108,15 @@ def cap_commits(app: Any, topic: str, committable: Callable[[int], int | None]) 
 
 
 def _filter_committable(self: Any, tps: Any) -> dict[Any, int]:
-    offsets: dict[Any, int] = _original_filter_committable(self, tps)
     cap = getattr(self.app, _CAP_ATTR, None)
     if cap is None:
-        return offsets
+        return dict(_original_filter_committable(self, tps))
     topic, committable = cap
-    result = {tp: offset for tp, offset in offsets.items() if tp.topic != topic}
+    result = dict(_original_filter_committable(self, [tp for tp in tps if tp.topic != topic]))
+    for tp in list(self._acked):
+        if tp.topic == topic:  # Faust's acks of the capped topic are not used: drop them
+            self._acked[tp].clear()
+            self._acked_index[tp].clear()
     for tp in self.assignment():
         if tp.topic != topic:
             continue
