@@ -296,6 +296,12 @@ def test_direct_pages_go_to_the_persons_contacts() -> None:
     routes, problems = config.routes(replace(TRIGGER, channel="direct", recipient="bob"))
     assert routes == []
     assert "bob" in problems[0]
+    routes, problems = config.routes(replace(TRIGGER, channel="user:alice"))
+    assert routes == []
+    assert "'user:alice' has no contacts" in problems[0]
+    with_team = replace(config, people={**config.people, "team:ops": ("webhook:bridge",)})
+    routes, problems = with_team.routes(replace(TRIGGER, channel="team:ops"))
+    assert [r.channel for r in routes] == ["webhook:bridge"]
     routes, problems = config.routes(replace(TRIGGER, channel="webhook:nope"))
     assert routes == []
     assert "webhooks.nope" in problems[0]

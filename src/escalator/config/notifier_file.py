@@ -141,9 +141,15 @@ class NotifierConfig:
 
     def routes(self, n: Notification) -> tuple[list[Route], list[str]]:
         """Where `n` goes, and why any part of it cannot go anywhere (a message each)."""
-        channels = self.people.get(n.recipient, ()) if n.channel == DIRECT else (n.channel,)
-        if n.channel == DIRECT and not channels:
-            return [], [f"{n.recipient!r} has no contacts under people: in {self.file}"]
+        # `direct`, or a policy channel naming a person or team (`team:…`, `user:…`): their
+        # contacts under people:.
+        person = n.recipient if n.channel == DIRECT else n.channel
+        personal = n.channel == DIRECT or (
+            channel_type(n.channel) is None and n.channel.partition(":")[0] in ("team", "user")
+        )
+        channels = self.people.get(person, ()) if personal else (n.channel,)
+        if personal and not channels:
+            return [], [f"{person!r} has no contacts under people: in {self.file}"]
         routes, problems = [], []
         for channel in channels:
             problem = self.unroutable(channel)
@@ -484,6 +490,9 @@ def coverage(config: NotifierConfig, policy: Policy) -> list[str]:
             for entry in level.notify:
                 direct.extend(people_of(entry))
     for channel in dict.fromkeys(channels):
+        if channel.partition(":")[0] in ("team", "user"):
+            direct.append(channel)  # a person or team as a channel: their contacts
+            continue
         problem = config.unroutable(channel)
         if problem:
             problems.append(f"policy channel {problem}")
