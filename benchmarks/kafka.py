@@ -222,8 +222,11 @@ class Stack:
         *,
         store: str = "rocksdb",
         data_dir: Path | None = None,
+        command: str = "worker",
+        port_variable: str = "ESCALATOR_WEB_PORT",
         **extra: str,
     ) -> WorkerProc:
+        """`escalator worker` (or `command`, e.g. notify, whose port is `port_variable`)."""
         port = free_port()
         log_path = self.tmp / f"{name}.log"
         env = dict(os.environ)
@@ -236,13 +239,13 @@ class Stack:
             ESCALATOR_DATA_DIR=str(data_dir or self.tmp / f"data-{name}"),
             ESCALATOR_SESSION_TIMEOUT="10s",
             ESCALATOR_LOG_LEVEL="info",
-            ESCALATOR_WEB_PORT=str(port),
             PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
         )
+        env[port_variable] = str(port)
         env.update(extra)
         with log_path.open("ab") as out:
             proc = subprocess.Popen(
-                [ESCALATOR, "worker"], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=self.tmp
+                [ESCALATOR, command], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=self.tmp
             )
         worker = WorkerProc(name, proc, port, log_path, time.monotonic())
         self.workers.append(worker)

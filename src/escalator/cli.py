@@ -590,6 +590,194 @@ def _aggregate_config(windows: str, compliance: str, grace: str) -> Any:
         raise click.BadParameter(str(exc), param_hint="--aggregate-windows") from None
 
 
+# --- notify -----------------------------------------------------------------------------------
+
+
+def notifier_option(command: Any) -> Any:
+    return click.option(
+        "--notifier",
+        "notifier_file",
+        envvar="ESCALATOR_NOTIFIER",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=str(DEFAULTS.notifier_file),
+        show_default=True,
+        help="notifier.yaml: destinations and people [ESCALATOR_NOTIFIER].",
+    )(command)
+
+
+def _load_notifier_or_exit(file: Path):  # type: ignore[no-untyped-def]
+    from escalator.config.notifier_file import load_notifier
+
+    try:
+        return load_notifier(file)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+@main.group(invoke_without_command=True)
+@kafka_options
+@notifier_option
+@click.option(
+    "--notify-app-id",
+    envvar="ESCALATOR_NOTIFY_APP_ID",
+    default=DEFAULTS.notify_app_id,
+    show_default="<app id>-notify",
+    help="The notifier's consumer group and table prefix [ESCALATOR_NOTIFY_APP_ID].",
+)
+@click.option(
+    "--store",
+    envvar="ESCALATOR_STORE",
+    type=click.Choice(["rocksdb", "memory"]),
+    default=DEFAULTS.store,
+    show_default=True,
+    help="Store of the table of delivered ids [ESCALATOR_STORE].",
+)
+@click.option(
+    "--data-dir",
+    envvar="ESCALATOR_DATA_DIR",
+    type=click.Path(path_type=Path),
+    default=str(DEFAULTS.data_dir),
+    show_default=True,
+    help="RocksDB directory [ESCALATOR_DATA_DIR].",
+)
+@click.option(
+    "--web-bind",
+    envvar="ESCALATOR_WEB_BIND",
+    default=DEFAULTS.web_bind,
+    show_default=True,
+    help="Address of the HTTP port (/metrics, /health) [ESCALATOR_WEB_BIND].",
+)
+@click.option(
+    "--web-port",
+    "notify_web_port",
+    envvar="ESCALATOR_NOTIFY_WEB_PORT",
+    type=int,
+    default=DEFAULTS.notify_web_port,
+    show_default=True,
+    help="The notifier's HTTP port [ESCALATOR_NOTIFY_WEB_PORT].",
+)
+@click.option(
+    "--session-timeout",
+    envvar="ESCALATOR_SESSION_TIMEOUT",
+    default=_duration_default(DEFAULTS.session_timeout_s * 1000),
+    show_default=True,
+    help="Kafka group session timeout [ESCALATOR_SESSION_TIMEOUT].",
+)
+@click.option(
+    "--max-in-flight",
+    "notify_max_in_flight",
+    envvar="ESCALATOR_NOTIFY_MAX_IN_FLIGHT",
+    type=click.IntRange(1, 10_000),
+    default=DEFAULTS.notify_max_in_flight,
+    show_default=True,
+    help="Deliveries sent and not yet recorded at once: the most a crash can repeat "
+    "[ESCALATOR_NOTIFY_MAX_IN_FLIGHT].",
+)
+@click.option(
+    "--retention",
+    envvar="ESCALATOR_NOTIFY_RETENTION",
+    default=_duration_default(DEFAULTS.notify_retention_ms),
+    show_default=True,
+    help="How long a delivered id is remembered [ESCALATOR_NOTIFY_RETENTION].",
+)
+@click.option(
+    "--log-level",
+    envvar="ESCALATOR_LOG_LEVEL",
+    default=DEFAULTS.log_level,
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    help="[ESCALATOR_LOG_LEVEL]",
+)
+@click.option(
+    "--log-format",
+    envvar="ESCALATOR_LOG_FORMAT",
+    default=DEFAULTS.log_format,
+    show_default=True,
+    type=click.Choice(["text", "json"]),
+    help="[ESCALATOR_LOG_FORMAT]",
+)
+@click.pass_context
+def notify(
+    ctx: click.Context, /, notifier_file: Path, session_timeout: str, retention: str, **kw: Any
+) -> None:
+    """Deliver notification.requested events: PagerDuty, Slack, e-mail and webhooks.
+
+    Reads the notifications topic with its own consumer group, delivers each notification to
+    its destinations as notifier.yaml says (docs/notify.md), retries, dead-letters what cannot
+    be delivered, and remembers what it delivered. `escalator notify check` validates the file.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from escalator.domain.durations import DurationError, parse_duration
+    from escalator.runtime.notify.main import run_notify
+
+    config = _load_notifier_or_exit(notifier_file)
+    durations = {}
+    for hint, text in (("--session-timeout", session_timeout), ("--retention", retention)):
+        try:
+            durations[hint] = parse_duration(text)
+        except DurationError as exc:
+            raise click.BadParameter(str(exc), param_hint=hint) from None
+    import os
+
+    missing = config.missing_env(os.environ)
+    if missing:
+        for line in missing:
+            click.echo(f"error: {line}", err=True)
+        sys.exit(2)
+    settings = settings_from(
+        notifier_file=notifier_file,
+        session_timeout_s=durations["--session-timeout"] / 1000,
+        notify_retention_ms=durations["--retention"],
+        **kw,
+    )
+    sys.exit(run_notify(settings, config))
+
+
+@notify.command("check")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also check that everything this policy may page has a destination.",
+)
+@click.option(
+    "--env/--no-env",
+    "check_env",
+    default=True,
+    show_default=True,
+    help="Check that every environment variable the file names is set.",
+)
+@click.pass_context
+def notify_check(
+    ctx: click.Context, /, file: Path | None, policy_file: Path | None, check_env: bool
+) -> None:
+    """Validate notifier.yaml (FILE, default --notifier / ESCALATOR_NOTIFIER): errors name the
+    file, line and field; exit status 2 when anything is wrong."""
+    import os
+
+    from escalator.config.notifier_file import coverage
+
+    file = file or Path(ctx.parent.params["notifier_file"] if ctx.parent else "notifier.yaml")
+    config = _load_notifier_or_exit(file)
+    problems = config.missing_env(os.environ) if check_env else []
+    if policy_file is not None:
+        problems += coverage(config, _load_policy_or_exit(policy_file))
+    for problem in problems:
+        click.echo(f"error: {problem}", err=True)
+    if problems:
+        sys.exit(2)
+    click.echo(
+        f"{file}: ok — {len(config.pagerduty)} PagerDuty services, {len(config.slack)} Slack "
+        f"channels{' (bot token)' if config.slack_bot_token_env else ''}, "
+        f"{len(config.webhooks)} webhooks, "
+        f"e-mail {'via ' + config.smtp.host if config.smtp else 'off'}, "
+        f"{len(config.people)} people"
+    )
+
+
 @main.command()
 @kafka_options
 @click.option(

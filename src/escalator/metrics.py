@@ -8,6 +8,7 @@ customer ids or free text (tests/integration/test_parity.py scrapes and checks).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily
@@ -332,3 +333,128 @@ class Metrics:
     def _solved(self, seen: Observation) -> None:
         self.resolution.labels(seen.severity).observe(seen.value_ms / 1000)
         self.tickets_solved.labels(seen.severity).inc()
+
+
+# --- escalator notify ------------------------------------------------------------------------
+
+DELIVERY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0)
+
+
+class QueueSource(Protocol):
+    """What the notifier's dispatcher tells the queue gauges at scrape time."""
+
+    def queue_by_type(self) -> dict[str, tuple[int, int, float]]:
+        """Per channel type: (queued in all, deepest destination, oldest queued's age in s)."""
+        ...
+
+    def in_flight_count(self) -> int: ...
+
+
+class QueueCollector(Collector):
+    """Queue depth per destination without naming destinations: per channel type the total,
+    the deepest single destination and the age of the oldest queued notification."""
+
+    def __init__(self, source: Callable[[], QueueSource | None]) -> None:
+        self._source = source
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        total = GaugeMetricFamily(
+            "escalator_notify_queue_depth",
+            "Notifications waiting for delivery (queued, retrying or folded), per channel type.",
+            labels=["channel_type"],
+        )
+        deepest = GaugeMetricFamily(
+            "escalator_notify_queue_depth_max",
+            "The longest single destination queue of each channel type (destinations are "
+            "named in GET /health, never in labels).",
+            labels=["channel_type"],
+        )
+        oldest = GaugeMetricFamily(
+            "escalator_notify_queue_oldest_seconds",
+            "Age of the oldest notification still waiting for delivery, per channel type.",
+            labels=["channel_type"],
+        )
+        in_flight = GaugeMetricFamily(
+            "escalator_notify_in_flight",
+            "Deliveries sent and not yet recorded as delivered (what a crash may repeat).",
+        )
+        source = self._source()
+        if source is not None:
+            for kind, (queued, most, age) in sorted(source.queue_by_type().items()):
+                total.add_metric([kind], queued)
+                deepest.add_metric([kind], most)
+                oldest.add_metric([kind], age)
+            in_flight.add_metric([], source.in_flight_count())
+        yield from (total, deepest, oldest, in_flight)
+
+
+class NotifyMetrics:
+    """escalator_notify_* on the notifier's registry. The only label besides `reason` is
+    `channel_type` (pagerduty, slack, email, webhook): never a channel, recipient or id."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]
+        self.registry = registry
+
+        def counter(name: str, doc: str, labels: tuple[str, ...] = ("channel_type",)) -> Counter:
+            return Counter(name, doc, list(labels), registry=registry)
+
+        self.delivered_total = counter(
+            "escalator_notify_delivered_total", "Notifications delivered, per channel type."
+        )
+        self.retries_total = counter(
+            "escalator_notify_retries_total",
+            "Delivery attempts that failed and will be tried again.",
+        )
+        self.failed_total = counter(
+            "escalator_notify_failed_total",
+            "Notifications given up on (dead-lettered with reason delivery_failed).",
+        )
+        self.duplicates_total = counter(
+            "escalator_notify_duplicates_skipped_total",
+            "Notifications read again that had already been delivered (not sent again).",
+        )
+        self.folded_total = counter(
+            "escalator_notify_folded_total",
+            "Notifications folded into a digest by storm control.",
+        )
+        self.digests_total = counter(
+            "escalator_notify_digest_messages_total", "Digest messages sent by storm control."
+        )
+        self.deadletters = counter(
+            "escalator_notify_deadletter_total",
+            "Records the notifier dead-lettered, by reason.",
+            ("reason",),
+        )
+        self.latency = Histogram(
+            "escalator_notify_delivery_latency_seconds",
+            "A notification's time (the instant it marks) until it was delivered.",
+            ["channel_type"],
+            buckets=DELIVERY_BUCKETS,
+            registry=registry,
+        )
+
+    def watch_queues(self, source: Callable[[], QueueSource | None]) -> None:
+        self.registry.register(QueueCollector(source))
+
+    # -- the dispatcher's Recorder --
+
+    def delivered(self, kind: str, latency_s: float) -> None:
+        self.delivered_total.labels(kind).inc()
+        self.latency.labels(kind).observe(latency_s)
+
+    def retried(self, kind: str) -> None:
+        self.retries_total.labels(kind).inc()
+
+    def failed(self, kind: str) -> None:
+        self.failed_total.labels(kind).inc()
+
+    def folded(self, kind: str, count: int, messages: int) -> None:
+        self.folded_total.labels(kind).inc(count)
+        self.digests_total.labels(kind).inc(messages)
+
+    def duplicate(self, kind: str) -> None:
+        self.duplicates_total.labels(kind).inc()
+
+    def dead_lettered(self, reason: str) -> None:
+        self.deadletters.labels(reason).inc()

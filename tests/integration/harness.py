@@ -180,6 +180,26 @@ class WorkerFactory:
         self.started.append(worker)
         return worker
 
+    def start_notifier(self, notifier: Path, name: str = "n1", **extra: str) -> WorkerProcess:
+        """`escalator notify` with `notifier` (notifier.yaml) and the factory's Kafka settings;
+        its /health answers on its own port once it owns partitions."""
+        port = free_port()
+        log_path = self.tmp_path / f"{name}.log"
+        env = self.env(
+            name, ESCALATOR_NOTIFY_WEB_PORT=str(port), ESCALATOR_NOTIFIER=str(notifier), **extra
+        )
+        with log_path.open("ab") as out:
+            proc = subprocess.Popen(
+                [ESCALATOR, "notify"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.tmp_path,
+            )
+        notifier_process = WorkerProcess(name, proc, port, log_path)
+        self.started.append(notifier_process)
+        return notifier_process
+
     def stop_all(self) -> None:
         for worker in self.started:
             worker.stop(timeout=20)

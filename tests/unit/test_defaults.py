@@ -94,7 +94,8 @@ def _same(shown: str, default: Any) -> bool:
 
 
 def test_readme_settings_table_shows_the_defaults() -> None:
-    params = params_by_envvar("worker")
+    # The worker's table, and the notifier's (its own settings; shared ones are the worker's).
+    params = {**params_by_envvar("notify"), **params_by_envvar("worker")}
     row = re.compile(r"^\| `(ESCALATOR_[A-Z_]+)`(?: / `(ESCALATOR_[A-Z_]+)`)?[^|]* \| ([^|]*) \|")
     checked = 0
     for line in Path(ROOT / "README.md").read_text().splitlines():
@@ -107,7 +108,7 @@ def test_readme_settings_table_shows_the_defaults() -> None:
             continue
         assert len(shown) == len(names), line
         for name, value in zip(names, shown, strict=True):
-            assert name in params, f"README names {name}, which `escalator worker` lacks"
+            assert name in params, f"README names {name}, which `escalator worker`/`notify` lack"
             default = params[name].default
             assert _same(value, default), f"README: {name} defaults to {value}, code: {default}"
             checked += 1

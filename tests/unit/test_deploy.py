@@ -28,6 +28,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from escalator.cli import main
+from escalator.config.notifier_file import coverage, load_notifier, parse_notifier
 from escalator.config.policy_file import parse_policy
 from tests import helpers
 from tests.helpers import ROOT
@@ -376,9 +377,9 @@ def test_grafana_provisioning_matches_compose_and_dashboard() -> None:
 
 def test_compose_file_parses_mounts_exist_and_env_names_are_settings() -> None:
     compose = load_yaml(ROOT / "docker-compose.yml")
-    known = worker_env_vars()
-    assert "ESCALATOR_BOOTSTRAP_SERVERS" in known
+    assert "ESCALATOR_BOOTSTRAP_SERVERS" in worker_env_vars()
     for name, service in compose["services"].items():
+        known = command_env_vars("notify") if name == "notify" else worker_env_vars()
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
             if source.startswith("."):
@@ -392,6 +393,24 @@ def test_compose_file_parses_mounts_exist_and_env_names_are_settings() -> None:
     prometheus = load_yaml(PROMETHEUS_CONFIG)
     targets = prometheus["scrape_configs"][0]["static_configs"][0]["targets"]
     assert targets == [f"escalator:{web_port}"]
+
+
+def test_compose_runs_the_notifier_with_the_example_file_and_prometheus_scrapes_it() -> None:
+    compose = load_yaml(ROOT / "docker-compose.yml")
+    notify = compose["services"]["notify"]
+    assert notify["command"] == ["notify"]
+    env = notify["environment"]
+    mounts = dict(volume.split(":")[:2] for volume in notify["volumes"])
+    assert mounts["./examples/notifier.yaml"] == env["ESCALATOR_NOTIFIER"]
+    config = load_notifier(ROOT / "examples" / "notifier.yaml")
+    # Every secret the file names is handed to the container.
+    assert {var for _, var in config.env_names()} <= set(env)
+    assert coverage(config, parse_policy((ROOT / "examples" / "policy.yaml").read_text())) == []
+    port = env["ESCALATOR_NOTIFY_WEB_PORT"]
+    assert f"{port}:{port}" in notify["ports"]
+    jobs = {job["job_name"]: job for job in load_yaml(PROMETHEUS_CONFIG)["scrape_configs"]}
+    (target,) = jobs["escalator-notify"]["static_configs"][0]["targets"]
+    assert target == f"notify:{port}"
 
 
 def test_compose_prometheus_gets_its_rules_and_reaches_alertmanager() -> None:
@@ -458,10 +477,12 @@ def k8s_object(kind: str, name: str) -> dict[str, Any]:
 
 
 def container_env(container: dict[str, Any]) -> dict[str, Any]:
-    """Every environment variable of a container: envFrom ConfigMaps, then env (which wins)."""
+    """Every environment variable of a container the manifests define: envFrom ConfigMaps,
+    then env (which wins)."""
     env: dict[str, Any] = {}
     for source in container.get("envFrom", []):
-        env.update(k8s_object("ConfigMap", source["configMapRef"]["name"])["data"])
+        if "configMapRef" in source:  # a secretRef's keys are not in the manifests
+            env.update(k8s_object("ConfigMap", source["configMapRef"]["name"])["data"])
     for item in container.get("env", []):
         env[item["name"]] = item.get("value", item.get("valueFrom"))
     return env
@@ -472,7 +493,7 @@ def test_k8s_manifests_parse_and_kustomization_lists_them_all() -> None:
     assert sorted(load_yaml(K8S_DIR / "kustomization.yaml")["resources"]) == files
     kinds = sorted(o["kind"] for o in k8s_objects())
     expected = ["ConfigMap", "ConfigMap", "Job", "PodDisruptionBudget", "Service", "Service"]
-    assert kinds == sorted([*expected, "StatefulSet"])
+    assert kinds == sorted([*expected, "StatefulSet", "ConfigMap", "Deployment"])
 
 
 def test_k8s_env_names_are_settings_of_their_commands() -> None:
@@ -555,6 +576,36 @@ def test_k8s_statefulset_identity_volumes_and_probes() -> None:
     assert resources["limits"]["memory"]
     assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsUser"]
     assert pod["terminationGracePeriodSeconds"] >= 30
+
+
+def test_k8s_notifier_deployment_settings_probes_and_its_file() -> None:
+    deployment = k8s_object("Deployment", "escalator-notify")
+    pod = deployment["spec"]["template"]["spec"]
+    (notify,) = pod["containers"]
+    assert notify["args"] == ["notify"]
+    env = container_env(notify)
+    known = command_env_vars("notify")
+    for name in (n for n in env if n.startswith("ESCALATOR_")):
+        assert name in known, f"notify: {name} is not a setting of escalator notify"
+    assert {"configMapRef": {"name": "escalator-kafka"}} in notify["envFrom"]
+    assert {"secretRef": {"name": "escalator-notify"}} in notify["envFrom"]
+    (port,) = notify["ports"]
+    assert str(port["containerPort"]) == env["ESCALATOR_NOTIFY_WEB_PORT"]
+    assert env["ESCALATOR_WEB_BIND"] == "0.0.0.0"
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert notify[probe]["httpGet"]["path"] == "/health", probe
+        assert notify[probe]["httpGet"]["port"] in ("web", port["containerPort"]), probe
+    mounts = {m["name"]: m["mountPath"] for m in notify["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    (item,) = volumes["notifier"]["configMap"]["items"]
+    assert env["ESCALATOR_NOTIFIER"] == f"{mounts['notifier']}/{item['path']}"
+    text = k8s_object("ConfigMap", volumes["notifier"]["configMap"]["name"])["data"][item["key"]]
+    config = parse_notifier(text, "deploy/k8s/notifier-configmap.yaml")
+    policy = k8s_object("ConfigMap", "escalator-policy")["data"]["policy.yaml"]
+    assert coverage(config, parse_policy(policy)) == []
+    assert mounts["data"] == env["ESCALATOR_DATA_DIR"]
+    assert notify["resources"]["requests"]
+    assert notify["resources"]["limits"]["memory"]
 
 
 def test_k8s_policy_configmap_is_a_valid_policy() -> None:

@@ -32,6 +32,7 @@ def test_apply_installs_every_patch_once() -> None:
     assert Recovery.on_recovery_completed is faust_patches._on_recovery_completed
     assert ProducerBuffer.flush is faust_patches._buffer_flush
     assert Consumer.force_commit is faust_patches._force_commit
+    assert Consumer._filter_committable_offsets is faust_patches._filter_committable
 
 
 class SlowBuffer(ProducerBuffer):
@@ -126,3 +127,53 @@ async def test_force_commit_commits_only_after_every_checkpoint_is_durable(
     changelog.set_result("acked")
     assert await task is True
     assert log == ["state written", "offsets committed"]
+
+
+# --- 5. the notifier's commit cap -------------------------------------------------------------
+
+
+class _TP(SimpleNamespace):
+    def __hash__(self) -> int:
+        return hash((self.topic, self.partition))
+
+
+def _consumer(acked: dict[Any, list[int]], committed: dict[Any, int | None]) -> Any:
+    """Just enough of a Faust Consumer for `_filter_committable_offsets`."""
+    from collections import defaultdict
+
+    from intervaltree import IntervalTree
+
+    consumer = SimpleNamespace(
+        _acked=defaultdict(list, acked),
+        _acked_index=defaultdict(set, {tp: set(v) for tp, v in acked.items()}),
+        _committed_offset=defaultdict(lambda: None, committed),
+        _gap=defaultdict(IntervalTree),
+        app=SimpleNamespace(),
+    )
+    consumer._new_offset = lambda tp: Consumer._new_offset(consumer, tp)  # type: ignore[arg-type]
+    consumer._should_commit = lambda tp, o: Consumer._should_commit(consumer, tp, o)  # type: ignore[arg-type]
+    consumer.assignment = lambda: set(acked) | set(committed)
+    return consumer
+
+
+def test_unpatched_commit_skips_a_record_still_in_flight_right_after_the_committed_offset() -> None:
+    """faust#606's check: offsets 11 and 12 acknowledged, 10 (the next after the commit) not —
+    Faust still commits 13, past the record that is not done."""
+    tp = _TP(topic="notifications", partition=0)
+    consumer = _consumer({tp: [11, 12]}, {tp: 10})
+    assert faust_patches._original_filter_committable(consumer, [tp]) == {tp: 13}
+
+
+def test_capped_commits_stop_at_the_oldest_unsettled_notification() -> None:
+    notes = _TP(topic="notifications", partition=0)
+    other = _TP(topic="other", partition=0)
+    consumer = _consumer({notes: [11, 12], other: [5, 6]}, {notes: 10, other: 5})
+    settled = {0: 10}
+    faust_patches.cap_commits(consumer.app, "notifications", settled.get)
+    # Nothing past the committed offset is settled: only the other topic commits (as Faust would).
+    assert faust_patches._filter_committable(consumer, [notes, other]) == {other: 7}
+    assert consumer._acked[notes] == []  # Faust's own acks of the capped topic are dropped
+    settled[0] = 12
+    assert faust_patches._filter_committable(consumer, []) == {notes: 12}
+    consumer._committed_offset[notes] = 12
+    assert faust_patches._filter_committable(consumer, []) == {}

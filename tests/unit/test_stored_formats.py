@@ -17,11 +17,19 @@ from escalator.adapters import (
     alerts,
     fact_codec,
     maintenance,
+    notify_codec,
     overrides,
     source_codec,
     state_codec,
 )
-from escalator.adapters.deadletter import Origin, dead_letter, original_bytes, original_key
+from escalator.adapters.deadletter import (
+    Delivery,
+    Origin,
+    dead_letter,
+    delivery_dead_letter,
+    original_bytes,
+    original_key,
+)
 from escalator.domain.aggregates import Windows, Worst
 from escalator.domain.effects import OutageChanged, SourceSilence
 from escalator.domain.maintenance import OPEN_ENDED, AdhocWindow, MaintenanceChange
@@ -501,6 +509,43 @@ def test_dead_letter_format_1() -> None:
     assert rewritten == DEAD_LETTER_1
 
 
+# Format 2: what the notifier writes for reason delivery_failed (format 1 plus `delivery`).
+DEAD_LETTER_2 = (
+    b'{"v":2,"reason":"delivery_failed","message":"webhook:ops refused: last answer 410",'
+    b'"source_topic":"notifications","source_partition":2,"source_offset":7,'
+    b'"received_at":"2026-11-18T11:06:40.000Z","original":"eyJpZCI6Im4xIn0=",'
+    b'"original_key":"dGVhbTpvcHM=","delivery":{"destination":"webhook:ops",'
+    b'"channel_type":"webhook","attempts":1,"last_status":410,"last_body":"gone"}}'
+)
+
+
+def test_dead_letter_format_2() -> None:
+    doc, original = original_bytes(DEAD_LETTER_2)
+    assert (original, original_key(doc)) == (b'{"id":"n1"}', b"team:ops")
+    assert doc["delivery"]["last_status"] == 410
+    origin = Origin("notifications", 2, 7, b"team:ops")
+    delivery = Delivery("webhook:ops", "webhook", 1, 410, "gone")
+    written = delivery_dead_letter(original, origin, doc["message"], 1_795_000_000_000, delivery)
+    assert written == DEAD_LETTER_2
+
+
+# --- the notifier's table `delivered`: formats delivered/1 and slack-page/1 -------------------
+
+DELIVERED_1 = b'["delivered/1",5,1795000000000]'
+SLACK_PAGE_1 = b'["slack-page/1",5,1795000000000,"C0123","1795000000.000100","*Paged*: x"]'
+
+
+def test_notifier_table_formats() -> None:
+    assert notify_codec.decode_stored(DELIVERED_1) == notify_codec.Stored(5, 1795000000000)
+    assert notify_codec.encode_delivered(5, 1795000000000) == DELIVERED_1
+    page = notify_codec.decode_stored(SLACK_PAGE_1)
+    assert (page.channel_id, page.ts, page.text) == ("C0123", "1795000000.000100", "*Paged*: x")
+    assert (
+        notify_codec.encode_slack_page(5, 1795000000000, "C0123", "1795000000.000100", "*Paged*: x")
+        == SLACK_PAGE_1
+    )
+
+
 # --- the applied policy (escalator.policy, compacted: kept for good): format 1 -----------------
 
 POLICY_YAML = (
@@ -571,7 +616,9 @@ def test_expired_ticket_format_1() -> None:
         (state_codec.decode_fact, _with(CUSTOMER_FACT_1, v=2)),
         (fact_codec.decode_fact_record, _with(CUSTOMER_FACT_1, v=2)),
         (fact_codec.decode_fact_record, _with(METRIC_FACTS_1, v=2)),
-        (original_bytes, _with(DEAD_LETTER_1, v=2)),
+        (original_bytes, _with(DEAD_LETTER_1, v=3)),
+        (notify_codec.decode_stored, DELIVERED_1.replace(b"delivered/1", b"delivered/2")),
+        (notify_codec.decode_stored, SLACK_PAGE_1.replace(b"slack-page/1", b"slack-page/2")),
         (policy_topic.read_record, _with(POLICY_1, v=2)),
     ],
 )
@@ -597,6 +644,8 @@ COVERED = {
     "encode_adhoc_windows",
     "encode_override_broadcast",
     "encode_overrides",
+    "encode_delivered",
+    "encode_slack_page",
 }
 
 
@@ -604,7 +653,15 @@ def test_every_encoder_has_its_format_here() -> None:
     """A new encoder in the codec modules is a new stored format: add its literal above."""
     encoders = {
         name
-        for module in (state_codec, fact_codec, alerts, source_codec, maintenance, overrides)
+        for module in (
+            state_codec,
+            fact_codec,
+            alerts,
+            source_codec,
+            maintenance,
+            overrides,
+            notify_codec,
+        )
         for name in vars(module)
         if name.startswith("encode_") and callable(getattr(module, name))
     }

@@ -77,6 +77,17 @@ class Settings:
     recontact_window_ms: int = DEFAULT_WINDOW_MS
     aggregates: AggregateConfig = field(default_factory=AggregateConfig)
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    # `escalator notify` (docs/notify.md): its own app id (consumer group, table prefix),
+    # `<app id>-notify` unless set; its web port; notifier.yaml.
+    notify_app_id: str | None = None
+    notify_web_port: int = 6067
+    notifier_file: Path = Path("notifier.yaml")
+    notify_max_in_flight: int = 100
+    notify_retention_ms: int = DEFAULT_RETENTION_MS
+
+    @property
+    def notifier_app_id(self) -> str:
+        return self.notify_app_id or f"{self.app_id}-notify"
 
     def topic(self, role: str) -> str:
         """The full topic name for a role (tickets, escalations, …) with the prefix applied."""

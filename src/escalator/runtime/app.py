@@ -191,23 +191,7 @@ class Worker:
         )
 
     def _security(self) -> dict[str, Any]:
-        sec = self.settings.security
-        if sec.protocol == "PLAINTEXT":
-            return {}
-        import ssl
-
-        context = None
-        if sec.protocol in ("SSL", "SASL_SSL"):
-            context = ssl.create_default_context(cafile=sec.cafile)
-        if sec.protocol == "SSL":
-            return {"broker_credentials": faust.SSLCredentials(context)}
-        creds = faust.SASLCredentials(
-            username=sec.username,
-            password=sec.password,
-            mechanism=sec.sasl_mechanism or "PLAIN",
-            ssl_context=context,
-        )
-        return {"broker_credentials": creds}
+        return security_options(self.settings)
 
     # -- wiring --
 
@@ -330,6 +314,27 @@ class Worker:
             "open_deadlines": len(self.processor.index),
             "rebalancing": bool(self.app.rebalancing),
         }
+
+
+def security_options(settings: Settings) -> dict[str, Any]:
+    """Faust's broker credentials for the Kafka security settings (none for PLAINTEXT)."""
+    sec = settings.security
+    if sec.protocol == "PLAINTEXT":
+        return {}
+    import ssl
+
+    context = None
+    if sec.protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(cafile=sec.cafile)
+    if sec.protocol == "SSL":
+        return {"broker_credentials": faust.SSLCredentials(context)}
+    creds = faust.SASLCredentials(
+        username=sec.username,
+        password=sec.password,
+        mechanism=sec.sasl_mechanism or "PLAIN",
+        ssl_context=context,
+    )
+    return {"broker_credentials": creds}
 
 
 def _apply_outage(

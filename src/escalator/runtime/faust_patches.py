@@ -23,6 +23,13 @@ and the patch can go).
 4. The commit hook: every `Consumer.force_commit` (faust/transport/consumer.py; reached from
    the commit timer `_commit_handler`, from `wait_empty` on a rebalance or stop, and on an agent
    error) first makes every checkpoint of the app durable (runtime/checkpoint.py `commit`).
+5. The notifier's commit cap: `Consumer._filter_committable_offsets` (faust/transport/
+   consumer.py) picks the offsets to commit from the records the agent acknowledged — for
+   `escalator notify` a record is acknowledged when it is *queued*, long before it is
+   delivered. With `cap_commits` the app's offsets of one topic are instead what a callback
+   says (the oldest notification not yet delivered or dead-lettered, runtime/notify/dispatch.py
+   `Watermarks`). Faust's own acks cannot do this: `_new_offset` commits past a single unacked
+   record right after the committed offset (the check is `> 1` where `> 0` is meant, faust#606).
 """
 
 from __future__ import annotations
@@ -42,6 +49,8 @@ _CHECKPOINTS_ATTR: Final = "_escalator_checkpoints"
 _original_recovery_completed = Recovery.on_recovery_completed
 _original_force_commit = Consumer.force_commit
 _original_buffer_flush = ProducerBuffer.flush
+_original_filter_committable = Consumer._filter_committable_offsets
+_CAP_ATTR: Final = "_escalator_commit_cap"
 
 
 # 1. faust#596
@@ -92,8 +101,34 @@ async def _force_commit(self: Any, topics: Any = None, start_new_transaction: bo
     return bool(await checkpoint.commit(items, commit_offsets))
 
 
+# 5. the notifier's commit cap
+def cap_commits(app: Any, topic: str, committable: Callable[[int], int | None]) -> None:
+    """Commit `app`'s offsets of `topic` up to `committable(partition)` only (None: nothing)."""
+    setattr(app, _CAP_ATTR, (topic, committable))
+
+
+def _filter_committable(self: Any, tps: Any) -> dict[Any, int]:
+    cap = getattr(self.app, _CAP_ATTR, None)
+    if cap is None:
+        return dict(_original_filter_committable(self, tps))
+    topic, committable = cap
+    result = dict(_original_filter_committable(self, [tp for tp in tps if tp.topic != topic]))
+    for tp in list(self._acked):
+        if tp.topic == topic:  # Faust's acks of the capped topic are not used: drop them
+            self._acked[tp].clear()
+            self._acked_index[tp].clear()
+    for tp in self.assignment():
+        if tp.topic != topic:
+            continue
+        offset = committable(tp.partition)
+        if offset is not None and self._should_commit(tp, offset):
+            result[tp] = offset
+    return result
+
+
 def apply() -> None:
     """Install the class-level patches (idempotent)."""
     Recovery.on_recovery_completed = _on_recovery_completed  # type: ignore[method-assign]
     ProducerBuffer.flush = _buffer_flush  # type: ignore[method-assign]
     Consumer.force_commit = _force_commit  # type: ignore[method-assign]
+    Consumer._filter_committable_offsets = _filter_committable  # type: ignore[method-assign]

@@ -1,0 +1,1 @@
+"""`escalator notify`: the Faust app that delivers `notification.requested` events."""
