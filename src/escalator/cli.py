@@ -51,6 +51,52 @@ def policy_option(help_text: str) -> Callable[[F], F]:
     )
 
 
+def log_options(command: F) -> F:
+    """--log-level and --log-format, as every long-running command takes them."""
+    level = click.option(
+        "--log-level",
+        envvar="ESCALATOR_LOG_LEVEL",
+        default=DEFAULTS.log_level,
+        show_default=True,
+        type=click.Choice(["debug", "info", "warning", "error"]),
+        help="[ESCALATOR_LOG_LEVEL]",
+    )
+    form = click.option(
+        "--log-format",
+        envvar="ESCALATOR_LOG_FORMAT",
+        default=DEFAULTS.log_format,
+        show_default=True,
+        type=click.Choice(["text", "json"]),
+        help="[ESCALATOR_LOG_FORMAT]",
+    )
+    return level(form(command))
+
+
+def store_options(store_help: str, data_dir_help: str) -> Callable[[F], F]:
+    """--store and --data-dir, with what they hold for the command."""
+
+    def decorate(command: F) -> F:
+        store = click.option(
+            "--store",
+            envvar="ESCALATOR_STORE",
+            type=click.Choice(["rocksdb", "memory"]),
+            default=DEFAULTS.store,
+            show_default=True,
+            help=f"{store_help} [ESCALATOR_STORE].",
+        )
+        data_dir = click.option(
+            "--data-dir",
+            envvar="ESCALATOR_DATA_DIR",
+            type=click.Path(path_type=Path),
+            default=str(DEFAULTS.data_dir),
+            show_default=True,
+            help=f"{data_dir_help} [ESCALATOR_DATA_DIR].",
+        )
+        return store(data_dir(command))
+
+    return decorate
+
+
 def kafka_options(func: F) -> F:
     """Options every Kafka-facing command shares; each has an ESCALATOR_* variable."""
     options = [
@@ -410,21 +456,9 @@ def topics_create(**kw: Any) -> None:
     help="Also evaluate this policy on the same stream; its decisions go to "
     "escalations.shadow only [ESCALATOR_SHADOW_POLICY].",
 )
-@click.option(
-    "--store",
-    envvar="ESCALATOR_STORE",
-    type=click.Choice(["rocksdb", "memory"]),
-    default=DEFAULTS.store,
-    show_default=True,
-    help="Table store; memory replays the whole changelog at start [ESCALATOR_STORE].",
-)
-@click.option(
-    "--data-dir",
-    envvar="ESCALATOR_DATA_DIR",
-    type=click.Path(path_type=Path),
-    default=str(DEFAULTS.data_dir),
-    show_default=True,
-    help="RocksDB and worker state directory [ESCALATOR_DATA_DIR].",
+@store_options(
+    "Table store; memory replays the whole changelog at start",
+    "RocksDB and worker state directory",
 )
 @click.option(
     "--web-bind",
@@ -502,22 +536,7 @@ def topics_create(**kw: Any) -> None:
     show_default=True,
     help="How long a solved/closed ticket's state is kept [ESCALATOR_RETENTION].",
 )
-@click.option(
-    "--log-level",
-    envvar="ESCALATOR_LOG_LEVEL",
-    default=DEFAULTS.log_level,
-    show_default=True,
-    type=click.Choice(["debug", "info", "warning", "error"]),
-    help="[ESCALATOR_LOG_LEVEL]",
-)
-@click.option(
-    "--log-format",
-    envvar="ESCALATOR_LOG_FORMAT",
-    default=DEFAULTS.log_format,
-    show_default=True,
-    type=click.Choice(["text", "json"]),
-    help="[ESCALATOR_LOG_FORMAT]",
-)
+@log_options
 def worker(
     policy_file: Path,
     shadow_policy_file: Path | None,
@@ -625,22 +644,7 @@ def _load_notifier_or_exit(file: Path):  # type: ignore[no-untyped-def]
     show_default="<app id>-notify",
     help="The notifier's consumer group and table prefix [ESCALATOR_NOTIFY_APP_ID].",
 )
-@click.option(
-    "--store",
-    envvar="ESCALATOR_STORE",
-    type=click.Choice(["rocksdb", "memory"]),
-    default=DEFAULTS.store,
-    show_default=True,
-    help="Store of the table of delivered ids [ESCALATOR_STORE].",
-)
-@click.option(
-    "--data-dir",
-    envvar="ESCALATOR_DATA_DIR",
-    type=click.Path(path_type=Path),
-    default=str(DEFAULTS.data_dir),
-    show_default=True,
-    help="RocksDB directory [ESCALATOR_DATA_DIR].",
-)
+@store_options("Store of the table of delivered ids", "RocksDB directory")
 @click.option(
     "--web-bind",
     envvar="ESCALATOR_WEB_BIND",
@@ -681,22 +685,7 @@ def _load_notifier_or_exit(file: Path):  # type: ignore[no-untyped-def]
     show_default=True,
     help="How long a delivered id is remembered [ESCALATOR_NOTIFY_RETENTION].",
 )
-@click.option(
-    "--log-level",
-    envvar="ESCALATOR_LOG_LEVEL",
-    default=DEFAULTS.log_level,
-    show_default=True,
-    type=click.Choice(["debug", "info", "warning", "error"]),
-    help="[ESCALATOR_LOG_LEVEL]",
-)
-@click.option(
-    "--log-format",
-    envvar="ESCALATOR_LOG_FORMAT",
-    default=DEFAULTS.log_format,
-    show_default=True,
-    type=click.Choice(["text", "json"]),
-    help="[ESCALATOR_LOG_FORMAT]",
-)
+@log_options
 @click.pass_context
 def notify(
     ctx: click.Context, /, notifier_file: Path, session_timeout: str, retention: str, **kw: Any

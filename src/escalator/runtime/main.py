@@ -50,8 +50,14 @@ def run_worker(settings: Settings, policy: Policy, shadow: Policy | None = None)
         settings.web_port,
         settings.bootstrap_servers,
     )
+    return run_faust(worker.app, settings)
+
+
+def run_faust(app: faust.App, settings: Settings) -> int:
+    """Hand `app` to Faust until SIGTERM/SIGINT (escalator's logging stays as configured);
+    returns the process exit status."""
     faust_worker = faust.Worker(
-        worker.app,
+        app,
         loglevel=settings.log_level,
         redirect_stdouts=False,
         override_logging=False,

@@ -7,12 +7,11 @@ import logging
 import os
 import sys
 
-import faust
-
 from escalator.config.notifier_file import NotifierConfig
 from escalator.config.settings import Settings
 from escalator.errors import TopologyError
 from escalator.logs import configure_logging
+from escalator.runtime.main import run_faust
 from escalator.runtime.notify.app import Notifier, changelog_topic
 from escalator.runtime.topics import ensure_changelogs, partition_counts
 
@@ -71,15 +70,4 @@ def run_notify(settings: Settings, config: NotifierConfig) -> int:
         settings.bootstrap_servers,
     )
 
-    faust_worker = faust.Worker(
-        notifier.app,
-        loglevel=settings.log_level,
-        redirect_stdouts=False,
-        override_logging=False,
-        quiet=True,
-    )
-    try:
-        faust_worker.execute_from_commandline()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
+    return run_faust(notifier.app, settings)
