@@ -321,9 +321,15 @@ async def produce_in_real_time(
     """Send each event when the wall clock reaches its send instant: ticket events to `topic`
     keyed by ticket id, alert events (`alert.*`) to `alerts_topic` keyed by fingerprint."""
     # The load generator outlives a stopped broker (the fault tests stop it for 10 s, and a
-    # loaded machine may take as long again to start it): it must not give up first.
+    # loaded machine may take as long again to start it): it must not give up first. It is
+    # idempotent: a batch the broker wrote but whose ack the restart lost is not written again
+    # on retry (seen in CI: two events of one ticket twice, dead-lettered as duplicates).
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=5, request_timeout_ms=180_000
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=5,
+        request_timeout_ms=180_000,
+        enable_idempotence=True,
     )
     await producer.start()
     try:

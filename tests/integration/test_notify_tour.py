@@ -294,6 +294,8 @@ async def test_the_tour_pages_people_through_every_channel(
                 assert labels["channel_type"].strip('"') in CHANNEL_TYPES, line
     assert 'escalator_notify_delivered_total{channel_type="pagerduty"}' in metrics
     assert "escalator_notify_failed_total{channel_type=" not in metrics
+    # What the notifier's alerts read (their rules are unit-tested by promtool, tests/deploy).
+    assert 'escalator_notify_queue_oldest_seconds{channel_type="pagerduty"}' in metrics
 
 
 async def settled(

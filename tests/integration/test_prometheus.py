@@ -391,7 +391,12 @@ async def test_dashboard_and_rules_on_a_real_prometheus(
         for expr in (rule["record"], rule["expr"]):
             if not prom.query(expr):
                 empty.append(f"recording rule {rule['record']}: {expr}")
+    # The worker's alerts: the notifier's (job escalator-notify, a process this test does not
+    # run) are unit-tested by promtool in tests/deploy, and their metrics are asserted by the
+    # notifier's own integration tests (test_notify_tour, test_notify_faults).
     for rule in alerting_rules():
+        if 'job="escalator-notify"' in rule["expr"]:
+            continue
         if not prom.query(as_data_query(rule["expr"])):
             empty.append(f"alert {rule['alert']}: {as_data_query(rule['expr'])}")
     for title, expr in dashboard_queries():
