@@ -351,6 +351,52 @@ async def test_slack_bot_mode_edits_the_page_and_replies_in_its_thread(
     assert "Resolved" in replies[1]["text"]
 
 
+async def test_a_message_that_cannot_be_built_is_dead_lettered_and_settled(
+    harness: Any, receivers: Receivers, smtp: SmtpServer
+) -> None:
+    h = harness(smtp)
+    raw = notification(1, "email:oncall@example.com")
+    n = decode_notification(raw)
+    # Past the decoder's checks (an older record, a direct contact): a header with a line break
+    # makes the e-mail library raise while the message is built.
+    bad = replace(n, subject="[P1] broken\r\nBcc: evil@example.com")
+    record = h.watermarks.read(0, 0)
+    h.offset = 1
+    h.watermarks.expect(record, 1)
+    (route,) = h.config.routes(bad)[0]
+    origin = Origin("notifications", 0, 0, b"k")
+    h.dispatcher.submit(Item(bad, raw, route, record, None, origin, "k"))
+    h.submit(notification(2, "email:oncall@example.com"))  # the next one still goes
+    await wait_for(lambda: h.watermarks.unsettled() == 0, 15, "the dead letter")
+    ((item, attempt, attempts, why),) = h.dead
+    assert (item.n.id, attempt.outcome, attempt.status, attempts) == (n.id, "failed", None, 1)
+    assert why == "refused"
+    assert "ValueError" in attempt.body
+    assert h.watermarks.committable(0) == 2
+    assert len(smtp.mails) == 1
+
+
+async def test_an_unexpected_error_in_the_delivery_loop_still_settles_the_item(
+    harness: Any, receivers: Receivers
+) -> None:
+    h = harness()
+    calls = 0
+
+    def broken(item: Item) -> SlackPage | None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug")
+        return None
+
+    h.marks.slack_page = broken  # type: ignore[method-assign]
+    h.submit(notification(1, "webhook:bridge"))
+    h.submit(notification(2, "webhook:bridge"))
+    await wait_for(lambda: h.watermarks.unsettled() == 0, 15, "both settled")
+    assert h.watermarks.committable(0) == 2
+    assert len(receivers.at("/hooks/bridge")) == 1
+
+
 async def test_the_commit_offset_waits_for_the_oldest_unsettled_record() -> None:
     marks = Watermarks()
     records = [marks.read(3, offset) for offset in (10, 11, 12)]

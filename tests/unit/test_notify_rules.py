@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from escalator.adapters.notify_codec import decode_notification
@@ -247,6 +248,42 @@ def test_a_notification_record_decodes_and_bad_ones_are_refused_with_a_reason() 
         with pytest.raises(InvalidEvent) as caught:
             decode_notification(bad)
         assert caught.value.reason == reason
+
+
+def test_header_fields_with_cr_or_lf_and_email_channels_without_address_are_refused() -> None:
+    data = {
+        "escalation_id": "e1",
+        "channel": "email:oncall@example.com",
+        "recipient": "team:x",
+        "subject": "s",
+        "notification_id": "n1",
+        "dedupe_key": "e1/email/team:x",
+    }
+
+    def record(**changed: str) -> bytes:
+        doc = {
+            "specversion": "1.0",
+            "id": "n1",
+            "source": "escalator",
+            "type": "notification.requested",
+            "time": "2026-11-24T10:03:00.000Z",
+            "data": dict(data, **changed),
+        }
+        return orjson.dumps(doc)
+
+    assert decode_notification(record()).channel == "email:oncall@example.com"
+    for name in ("subject", "recipient", "notification_id", "dedupe_key", "escalation_id"):
+        for bad in ("a\r\nBcc: evil@example.com", "a\nb", "a\rb"):
+            with pytest.raises(InvalidEvent) as caught:
+                decode_notification(record(**{name: bad}))
+            assert caught.value.reason == "invalid_field"
+            assert f"data.{name}" in caught.value.message
+    with pytest.raises(InvalidEvent) as caught:
+        decode_notification(record(channel="email:a@b.example\nBcc: x@y"))
+    assert "data.channel" in caught.value.message
+    with pytest.raises(InvalidEvent) as caught:
+        decode_notification(record(channel="email:oncall"))
+    assert (caught.value.reason, "data.channel" in caught.value.message) == ("invalid_field", True)
 
 
 # --- notifier.yaml -----------------------------------------------------------------------------

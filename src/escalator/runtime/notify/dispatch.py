@@ -110,6 +110,7 @@ class Item:
     key: str  # its key in the table of delivered ids
     queued_at: float = field(default_factory=time.monotonic)
     cancelled: bool = False
+    settled: bool = False  # counted in its record's watermark (once only)
 
 
 class Marks(Protocol):
@@ -182,6 +183,9 @@ class Dispatcher:
         return sum(d.depth for d in self.destinations.values())
 
     def settled(self, item: Item) -> None:
+        if item.settled:
+            return
+        item.settled = True
         self.watermarks.done(item.record)
         if not self.space.is_set() and self.queued() < self.max_queued:
             self.space.set()
@@ -235,6 +239,7 @@ class Destination:
             StormGate(dispatcher.config.storm) if route.kind in FOLDED_KINDS else None
         )
         self.busy: Item | None = None
+        self.working: list[Item] = []  # taken off the queue (or the gate) and not yet settled
         # A context of its own: the task must not inherit the Faust event current where it
         # was created (table writes name their partition explicitly).
         loop = asyncio.get_running_loop()
@@ -275,7 +280,13 @@ class Destination:
                 raise
             except Exception:  # a bug must not silence a destination for good
                 log.exception("delivery to %s failed unexpectedly; going on", self.route.channel)
+                # What it was working on is settled (not re-delivered by this process): left
+                # unsettled, its record would hold its partition's commits back for good.
+                for item in self.working:
+                    self.dispatcher.settled(item)
                 await asyncio.sleep(1)
+            finally:
+                self.working = []
 
     async def step(self) -> None:
         now = self.dispatcher.clock()
@@ -285,6 +296,7 @@ class Destination:
             if digest:
                 live = [i for i in digest if not i.cancelled]
                 if live:
+                    self.working = live
                     await self.deliver(live)
                 return
         if not self.queue:
@@ -298,6 +310,7 @@ class Destination:
         item = self.queue.popleft()
         if item.cancelled:
             return
+        self.working = [item]
         if gate is not None and not gate.offer(now, item):
             return  # folded: it goes out with the digest
         await self.deliver([item])
@@ -317,13 +330,7 @@ class Destination:
                 await dispatcher.in_flight.acquire()
                 handed_over = False
                 try:
-                    if digest:
-                        result = await dispatcher.senders.send_digest(
-                            self.route, [i.n for i in items]
-                        )
-                    else:
-                        one = items[0]
-                        result = await dispatcher.senders.send(self.route, one.n, one.raw, page)
+                    result = await self._attempt(items, page)
                     if result.outcome == DELIVERED:
                         # The slot stays taken until the delivery is recorded in Kafka; the
                         # destination goes on with its next notification meanwhile — except
@@ -374,6 +381,21 @@ class Destination:
                 dispatcher.settled(item)
         finally:
             self.busy = None
+
+    async def _attempt(self, items: list[Item], page: SlackPage | None) -> Attempt:
+        """One try. A message that cannot be built or sent (an exception, not an answer) is
+        a permanent failure: trying it again would fail the same way."""
+        senders = self.dispatcher.senders
+        try:
+            if len(items) > 1:
+                return await senders.send_digest(self.route, [i.n for i in items])
+            one = items[0]
+            return await senders.send(self.route, one.n, one.raw, page)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("could not build or send to %s", self.route.channel)
+            return Attempt(FAILED, None, f"{type(exc).__name__} while building or sending")
 
     async def _recorded(self, items: list[Item], result: Attempt) -> None:
         """Record `items` as delivered (their table entries acknowledged by Kafka), then free
