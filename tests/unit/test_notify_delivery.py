@@ -64,6 +64,9 @@ class MemoryMarks:
     def slack_page(self, item: Item) -> SlackPage | None:
         return self.table.get("slack/" + item.n.dedupe_key)
 
+    def is_delivered(self, item: Item) -> bool:
+        return item.key in self.table
+
     async def delivered(self, items: Sequence[Item], attempt: Attempt) -> None:
         for item in items:
             self.table[item.key] = True
@@ -114,17 +117,25 @@ class Harness:
     async def dead_letter(self, item: Item, attempt: Attempt, attempts: int, why: str) -> None:
         self.dead.append((item, attempt, attempts, why))
 
-    def submit(self, raw: bytes, partition: int = 0) -> None:
+    def submit(self, raw: bytes, partition: int = 0, check: bool = True) -> int:
+        """As the notifier reads a record (app.py): what is delivered already or queued here
+        is skipped (unless `check` is off). How many deliveries it queued."""
         n = decode_notification(raw)
         record = self.watermarks.read(partition, self.offset)
         self.offset += 1
         routes, problems = self.config.routes(n)
         assert not problems, problems
-        self.watermarks.expect(record, len(routes))
+        items = []
         for route in routes:
             origin = Origin("notifications", partition, record.offset, b"k")
             key = delivered_key(n.id, route.channel)
-            self.dispatcher.submit(Item(n, raw, route, record, None, origin, key))
+            if check and (key in self.marks.table or self.dispatcher.has_pending(key)):
+                continue
+            items.append(Item(n, raw, route, record, None, origin, key))
+        self.watermarks.expect(record, len(items))
+        for item in items:
+            self.dispatcher.submit(item)
+        return len(items)
 
 
 @pytest.fixture
@@ -395,6 +406,42 @@ async def test_an_unexpected_error_in_the_delivery_loop_still_settles_the_item(
     await wait_for(lambda: h.watermarks.unsettled() == 0, 15, "both settled")
     assert h.watermarks.committable(0) == 2
     assert len(receivers.at("/hooks/bridge")) == 1
+
+
+async def test_a_delivery_retrying_when_its_partition_is_revoked_is_not_delivered_twice(
+    harness: Any, receivers: Receivers
+) -> None:
+    h = harness(retry=RetryPolicy(attempts=50, initial_ms=100, max_ms=200))
+    receivers.fail("/hooks/bridge", 503, seconds=1.5)
+    raw = notification(1, "webhook:bridge")
+    h.submit(raw)
+    await wait_for(lambda: len(receivers.at("/hooks/bridge")) >= 2, 10, "a retry")
+    assert h.dispatcher.drop({0}) == 1  # the busy one is cancelled too
+    assert h.submit(raw) == 1  # the partition comes back and the record is read again
+    await wait_for(lambda: h.watermarks.unsettled() == 0, 15, "the re-read copy")
+    await asyncio.sleep(0.5)
+    answered = [r for r in receivers.at("/hooks/bridge") if "x-test-answer" not in r.headers]
+    assert len(answered) == 1
+    assert h.dead == []
+
+
+async def test_a_record_read_twice_while_queued_is_delivered_once(
+    harness: Any, receivers: Receivers
+) -> None:
+    h = harness(retry=RetryPolicy(attempts=50, initial_ms=100, max_ms=200))
+    receivers.fail("/v2/enqueue", 503, seconds=0.5)
+    raw = notification(1, "pagerduty:primary")
+    assert h.submit(raw) == 1
+    assert h.submit(raw) == 0  # still queued here: skipped when read
+    # Copies that got past the read (e.g. read before the first was queued) are checked again
+    # before each attempt.
+    h.submit(notification(2, "pagerduty:primary"))
+    h.submit(notification(2, "pagerduty:primary"), check=False)
+    await wait_for(lambda: h.watermarks.unsettled() == 0, 15, "all settled")
+    answered = [r for r in receivers.at("/v2/enqueue") if "x-test-answer" not in r.headers]
+    assert sorted(r.headers["Idempotency-Key"][:3] for r in answered) == ["e1/", "e2/"]
+    assert h.watermarks.committable(0) == 4
+    assert h.dispatcher.pending == {}
 
 
 async def test_the_commit_offset_waits_for_the_oldest_unsettled_record() -> None:

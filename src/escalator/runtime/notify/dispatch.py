@@ -118,6 +118,8 @@ class Marks(Protocol):
 
     def slack_page(self, item: Item) -> SlackPage | None: ...
 
+    def is_delivered(self, item: Item) -> bool: ...
+
     async def delivered(self, items: Sequence[Item], attempt: Attempt) -> None: ...
 
 
@@ -163,8 +165,21 @@ class Dispatcher:
         self.space.set()
         self.max_queued = 10_000
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Per delivered-table key, the copy queued or under way in this process (until settled):
+        # a notification read twice is delivered once.
+        self.pending: dict[str, Item] = {}
+        self.recording: set[str] = set()  # delivered, its table entry not yet acknowledged
+
+    def has_pending(self, key: str) -> bool:
+        """Whether a live (not cancelled) copy of `key` is queued or under way."""
+        item = self.pending.get(key)
+        return item is not None and not item.cancelled
+
+    def already_delivered(self, item: Item) -> bool:
+        return item.key in self.recording or self.marks.is_delivered(item)
 
     def submit(self, item: Item) -> None:
+        self.pending[item.key] = item
         destination = self.destinations.get(item.route.channel)
         if destination is None:
             destination = Destination(self, item.route)
@@ -186,13 +201,16 @@ class Dispatcher:
         if item.settled:
             return
         item.settled = True
+        if self.pending.get(item.key) is item:
+            del self.pending[item.key]
         self.watermarks.done(item.record)
         if not self.space.is_set() and self.queued() < self.max_queued:
             self.space.set()
 
     def drop(self, partitions: set[int]) -> int:
         """Forget what is queued for partitions this process lost (their new owner re-reads
-        them from the last commit); deliveries already under way finish."""
+        them from the last commit). A delivery under way is cancelled too: a request already
+        sent finishes, but it is not tried again."""
         count = 0
         for destination in self.destinations.values():
             count += destination.drop(partitions)
@@ -263,7 +281,7 @@ class Destination:
 
     def drop(self, partitions: set[int]) -> int:
         dropped = 0
-        for item in list(self.queue) + (self.gate.folded if self.gate else []):
+        for item in list(self.queue) + (self.gate.folded if self.gate else []) + self.working:
             if item.record.partition in partitions and not item.cancelled:
                 item.cancelled = True
                 dropped += 1
@@ -330,6 +348,9 @@ class Destination:
                 await dispatcher.in_flight.acquire()
                 handed_over = False
                 try:
+                    items = self._live(items)
+                    if not items:
+                        return  # cancelled (a rebalance) or delivered by another copy
                     result = await self._attempt(items, page)
                     if result.outcome == DELIVERED:
                         # The slot stays taken until the delivery is recorded in Kafka; the
@@ -339,6 +360,8 @@ class Destination:
                         if self.gate is not None:
                             self.gate.record_send(dispatcher.clock(), result.messages)
                         handed_over = True
+                        # Until its table entry is acknowledged, a copy behind it must not go.
+                        dispatcher.recording.update(item.key for item in items)
                         if self.route.kind == SLACK:
                             await self._recorded(items, result)
                         else:
@@ -382,6 +405,17 @@ class Destination:
         finally:
             self.busy = None
 
+    def _live(self, items: list[Item]) -> list[Item]:
+        """`items` less those cancelled (their partition was revoked) or delivered meanwhile
+        (another copy of the same notification); those are settled, not sent."""
+        live = []
+        for item in items:
+            if item.cancelled or self.dispatcher.already_delivered(item):
+                self.dispatcher.settled(item)
+            else:
+                live.append(item)
+        return live
+
     async def _attempt(self, items: list[Item], page: SlackPage | None) -> Attempt:
         """One try. A message that cannot be built or sent (an exception, not an answer) is
         a permanent failure: trying it again would fail the same way."""
@@ -401,11 +435,13 @@ class Destination:
         """Record `items` as delivered (their table entries acknowledged by Kafka), then free
         the in-flight slot their request took and settle them."""
         dispatcher = self.dispatcher
+        keys = {item.key for item in items}
         try:
             await dispatcher.marks.delivered(items, result)
         except Exception:  # the delivery happened; only a re-read would repeat it
             log.exception("could not record %d delivered notification(s)", len(items))
         finally:
+            dispatcher.recording -= keys
             dispatcher.in_flight.release()
         now = dispatcher.clock()
         if len(items) > 1:
