@@ -444,6 +444,30 @@ async def test_a_record_read_twice_while_queued_is_delivered_once(
     assert h.dispatcher.pending == {}
 
 
+async def test_client_errors_never_record_the_secret_url_and_a_bad_url_is_not_retried(
+    harness: Any, receivers: Receivers
+) -> None:
+    h = harness(retry=RetryPolicy(attempts=3, initial_ms=50, max_ms=50))
+    secret = "XOXSECRETPATH0123456789"
+    h.dispatcher.senders.env = dict(
+        h.dispatcher.senders.env,
+        HOOK_OPS=f"https://hooks.example.com:notaport/services/T0/B0/{secret}",
+        HOOK_NOISY=f"http://127.0.0.1:1/services/T0/B1/{secret}",  # nothing listens
+    )
+    h.submit(notification(1, "slack:#ops"))
+    h.submit(notification(2, "slack:#noisy"))
+    await wait_for(lambda: h.watermarks.unsettled() == 0, 15, "both dead-lettered")
+    dead = {item.route.channel: (attempt, attempts, why) for item, attempt, attempts, why in h.dead}
+    bad_url, attempts, why = dead["slack:#ops"]
+    assert (bad_url.outcome, attempts, why) == ("failed", 1, "refused")
+    assert "InvalidUrlClientError" in bad_url.body or "InvalidURL" in bad_url.body
+    refused, attempts, _ = dead["slack:#noisy"]
+    assert attempts == 3  # a connection refused is worth another try
+    assert "127.0.0.1" in refused.body
+    for attempt, _, _ in dead.values():
+        assert secret not in attempt.body
+
+
 async def test_the_commit_offset_waits_for_the_oldest_unsettled_record() -> None:
     marks = Watermarks()
     records = [marks.read(3, offset) for offset in (10, 11, 12)]

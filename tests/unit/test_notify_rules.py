@@ -325,6 +325,23 @@ def test_the_file_parses_with_defaults_and_per_destination_overrides() -> None:
     assert not any("PD_PRIMARY " in m for m in missing)
 
 
+def test_url_variables_must_hold_an_http_url_and_are_never_quoted() -> None:
+    config = parse_notifier(NOTIFIER, "n.yaml")
+    ((where, var),) = [(w, v) for w, v in config.env_names() if w.endswith("webhook_url_env")][:1]
+    env = {v: "k" for _, v in config.env_names()}
+    for bad in (
+        "hooks.slack.com/services/T/B/SECRET",
+        "ftp://hooks.slack.com/SECRET",
+        "https:///SECRET",
+        "https://hooks.slack.com:port/SECRET",
+    ):
+        problems = config.missing_env(dict(env, **{var: bad}))
+        assert [p for p in problems if where in p], bad
+        assert not any("SECRET" in p for p in problems)
+    good = {v: "https://hooks.slack.com/services/T/B/x" for _, v in config.env_names()}
+    assert config.missing_env(good) == []
+
+
 def test_direct_pages_go_to_the_persons_contacts() -> None:
     config = parse_notifier(NOTIFIER, "n.yaml")
     routes, problems = config.routes(replace(TRIGGER, channel="direct", recipient="alice"))
@@ -406,6 +423,12 @@ def test_notify_check_validates_the_file_its_variables_and_the_policy(
     assert "3 PagerDuty services" in ok.output
     for _, name in parse_notifier(example.read_text()).env_names():
         monkeypatch.setenv(name, "x")
+    not_urls = runner.invoke(cli.main, ["notify", "check", str(example)])
+    assert not_urls.exit_code == 2
+    assert "is not an http(s) URL" in not_urls.output
+    for where, name in parse_notifier(example.read_text()).env_names():
+        if where.endswith("url_env"):
+            monkeypatch.setenv(name, "https://hooks.example.com/services/T/B/x")
     assert runner.invoke(cli.main, ["notify", "check", str(example)]).exit_code == 0
 
     partial = tmp_path / "partial.yaml"
