@@ -91,7 +91,14 @@ def decode_notification(raw: bytes) -> Notification:
         ticket_id=text("ticket_id", required=False),
         incident_id=text("incident_id", required=False),
         policy_version=text("policy_version", required=False) or "",
+        trace=_object(data.get("trace")),
+        context=_object(data.get("context")),
     )
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """`trace` and `context` are read leniently: absent or not an object → {}."""
+    return value if isinstance(value, dict) else {}
 
 
 # --- table records -----------------------------------------------------------------------------
