@@ -333,6 +333,26 @@ async def test_a_storm_reaches_the_channel_as_few_messages_listing_every_id(
     assert h.recorder.counts["folded:slack"] == 60 - 4
 
 
+async def test_storm_control_never_folds_acknowledges_or_resolves(
+    harness: Any, receivers: Receivers
+) -> None:
+    h = harness(storm=StormRule(max_messages=3, window_ms=60_000, quiet_ms=300))
+    for n in range(5):
+        h.submit(notification(n, "slack:#noisy", cause=str(n)))
+    for n in range(5):
+        h.submit(notification(n, "slack:#noisy", "resolve", cause=str(n)))
+    await wait_for(lambda: h.watermarks.unsettled() == 0, 20, "everything")
+    posts = [r.json["text"] for r in receivers.at("/services/T0/B1/noisy")]
+    for n in range(5):
+        trigger = f"e{n}/notify/slack:#noisy/team:ops`"
+        resolve = f"e{n}/notify/slack:#noisy/team:ops/resolve`"
+        (alone,) = [i for i, p in enumerate(posts) if resolve in p]
+        assert posts[alone].startswith(":white_check_mark: *Resolved*"), posts[alone]
+        (paged,) = [i for i, p in enumerate(posts) if trigger in p]
+        assert paged < alone, n  # the resolve never overtakes its trigger
+    assert h.recorder.counts["folded:slack"] == 3  # triggers 2, 3 and 4
+
+
 async def test_slack_bot_mode_edits_the_page_and_replies_in_its_thread(
     harness: Any, receivers: Receivers
 ) -> None:

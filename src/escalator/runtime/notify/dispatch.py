@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 from escalator.adapters.deadletter import Origin
 from escalator.config.notifier_file import NotifierConfig, Route
-from escalator.domain.notify.notification import EMAIL, SLACK, Notification
+from escalator.domain.notify.notification import EMAIL, SLACK, TRIGGER, Notification
 from escalator.domain.notify.retry import DELIVERED, FAILED
 from escalator.domain.notify.storm import StormGate
 from escalator.runtime.notify.senders import Attempt, Senders, SlackPage
@@ -39,6 +39,7 @@ from escalator.runtime.notify.senders import Attempt, Senders, SlackPage
 log = logging.getLogger("escalator.notify")
 
 FOLDED_KINDS = (SLACK, EMAIL)  # storm control is for people; PagerDuty and webhooks never fold
+# … and of those, only triggers: an acknowledge or a resolve is never folded.
 
 
 def wall_ms() -> int:
@@ -329,7 +330,16 @@ class Destination:
         if item.cancelled:
             return
         self.working = [item]
-        if gate is not None and not gate.offer(now, item):
+        if gate is not None and item.n.action != TRIGGER:
+            # Follow-ups never fold. One whose trigger is still folded waits for the digest to
+            # go first (now), so it does not overtake its page.
+            if any(i.n.dedupe_key == item.n.dedupe_key for i in gate.folded):
+                live = [i for i in gate.take_all() if not i.cancelled]
+                self.working = [*live, item]
+                if live:
+                    await self.deliver(live)
+                self.working = [item]
+        elif gate is not None and not gate.offer(now, item):
             return  # folded: it goes out with the digest
         await self.deliver([item])
 
