@@ -64,6 +64,9 @@ class MemoryMarks:
     def slack_page(self, item: Item) -> SlackPage | None:
         return self.table.get("slack/" + item.n.dedupe_key)
 
+    def is_delivered(self, item: Item) -> bool:
+        return item.key in self.table
+
     async def delivered(self, items: Sequence[Item], attempt: Attempt) -> None:
         for item in items:
             self.table[item.key] = True
@@ -114,17 +117,25 @@ class Harness:
     async def dead_letter(self, item: Item, attempt: Attempt, attempts: int, why: str) -> None:
         self.dead.append((item, attempt, attempts, why))
 
-    def submit(self, raw: bytes, partition: int = 0) -> None:
+    def submit(self, raw: bytes, partition: int = 0, check: bool = True) -> int:
+        """As the notifier reads a record (app.py): what is delivered already or queued here
+        is skipped (unless `check` is off). How many deliveries it queued."""
         n = decode_notification(raw)
         record = self.watermarks.read(partition, self.offset)
         self.offset += 1
         routes, problems = self.config.routes(n)
         assert not problems, problems
-        self.watermarks.expect(record, len(routes))
+        items = []
         for route in routes:
             origin = Origin("notifications", partition, record.offset, b"k")
             key = delivered_key(n.id, route.channel)
-            self.dispatcher.submit(Item(n, raw, route, record, None, origin, key))
+            if check and (key in self.marks.table or self.dispatcher.has_pending(key)):
+                continue
+            items.append(Item(n, raw, route, record, None, origin, key))
+        self.watermarks.expect(record, len(items))
+        for item in items:
+            self.dispatcher.submit(item)
+        return len(items)
 
 
 @pytest.fixture
@@ -322,6 +333,26 @@ async def test_a_storm_reaches_the_channel_as_few_messages_listing_every_id(
     assert h.recorder.counts["folded:slack"] == 60 - 4
 
 
+async def test_storm_control_never_folds_acknowledges_or_resolves(
+    harness: Any, receivers: Receivers
+) -> None:
+    h = harness(storm=StormRule(max_messages=3, window_ms=60_000, quiet_ms=300))
+    for n in range(5):
+        h.submit(notification(n, "slack:#noisy", cause=str(n)))
+    for n in range(5):
+        h.submit(notification(n, "slack:#noisy", "resolve", cause=str(n)))
+    await wait_for(lambda: h.watermarks.unsettled() == 0, 20, "everything")
+    posts = [r.json["text"] for r in receivers.at("/services/T0/B1/noisy")]
+    for n in range(5):
+        trigger = f"e{n}/notify/slack:#noisy/team:ops`"
+        resolve = f"e{n}/notify/slack:#noisy/team:ops/resolve`"
+        (alone,) = [i for i, p in enumerate(posts) if resolve in p]
+        assert posts[alone].startswith(":white_check_mark: *Resolved*"), posts[alone]
+        (paged,) = [i for i, p in enumerate(posts) if trigger in p]
+        assert paged < alone, n  # the resolve never overtakes its trigger
+    assert h.recorder.counts["folded:slack"] == 3  # triggers 2, 3 and 4
+
+
 async def test_slack_bot_mode_edits_the_page_and_replies_in_its_thread(
     harness: Any, receivers: Receivers
 ) -> None:
@@ -349,6 +380,112 @@ async def test_slack_bot_mode_edits_the_page_and_replies_in_its_thread(
     assert len(replies) == 2
     assert "Acknowledged" in replies[0]["text"]
     assert "Resolved" in replies[1]["text"]
+
+
+async def test_a_message_that_cannot_be_built_is_dead_lettered_and_settled(
+    harness: Any, receivers: Receivers, smtp: SmtpServer
+) -> None:
+    h = harness(smtp)
+    raw = notification(1, "email:oncall@example.com")
+    n = decode_notification(raw)
+    # Past the decoder's checks (an older record, a direct contact): a header with a line break
+    # makes the e-mail library raise while the message is built.
+    bad = replace(n, subject="[P1] broken\r\nBcc: evil@example.com")
+    record = h.watermarks.read(0, 0)
+    h.offset = 1
+    h.watermarks.expect(record, 1)
+    (route,) = h.config.routes(bad)[0]
+    origin = Origin("notifications", 0, 0, b"k")
+    h.dispatcher.submit(Item(bad, raw, route, record, None, origin, "k"))
+    h.submit(notification(2, "email:oncall@example.com"))  # the next one still goes
+    await wait_for(lambda: h.watermarks.unsettled() == 0, 15, "the dead letter")
+    ((item, attempt, attempts, why),) = h.dead
+    assert (item.n.id, attempt.outcome, attempt.status, attempts) == (n.id, "failed", None, 1)
+    assert why == "refused"
+    assert "ValueError" in attempt.body
+    assert h.watermarks.committable(0) == 2
+    assert len(smtp.mails) == 1
+
+
+async def test_an_unexpected_error_in_the_delivery_loop_still_settles_the_item(
+    harness: Any, receivers: Receivers
+) -> None:
+    h = harness()
+    calls = 0
+
+    def broken(item: Item) -> SlackPage | None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug")
+        return None
+
+    h.marks.slack_page = broken  # type: ignore[method-assign]
+    h.submit(notification(1, "webhook:bridge"))
+    h.submit(notification(2, "webhook:bridge"))
+    await wait_for(lambda: h.watermarks.unsettled() == 0, 15, "both settled")
+    assert h.watermarks.committable(0) == 2
+    assert len(receivers.at("/hooks/bridge")) == 1
+
+
+async def test_a_delivery_retrying_when_its_partition_is_revoked_is_not_delivered_twice(
+    harness: Any, receivers: Receivers
+) -> None:
+    h = harness(retry=RetryPolicy(attempts=50, initial_ms=100, max_ms=200))
+    receivers.fail("/hooks/bridge", 503, seconds=1.5)
+    raw = notification(1, "webhook:bridge")
+    h.submit(raw)
+    await wait_for(lambda: len(receivers.at("/hooks/bridge")) >= 2, 10, "a retry")
+    assert h.dispatcher.drop({0}) == 1  # the busy one is cancelled too
+    assert h.submit(raw) == 1  # the partition comes back and the record is read again
+    await wait_for(lambda: h.watermarks.unsettled() == 0, 15, "the re-read copy")
+    await asyncio.sleep(0.5)
+    answered = [r for r in receivers.at("/hooks/bridge") if "x-test-answer" not in r.headers]
+    assert len(answered) == 1
+    assert h.dead == []
+
+
+async def test_a_record_read_twice_while_queued_is_delivered_once(
+    harness: Any, receivers: Receivers
+) -> None:
+    h = harness(retry=RetryPolicy(attempts=50, initial_ms=100, max_ms=200))
+    receivers.fail("/v2/enqueue", 503, seconds=0.5)
+    raw = notification(1, "pagerduty:primary")
+    assert h.submit(raw) == 1
+    assert h.submit(raw) == 0  # still queued here: skipped when read
+    # Copies that got past the read (e.g. read before the first was queued) are checked again
+    # before each attempt.
+    h.submit(notification(2, "pagerduty:primary"))
+    h.submit(notification(2, "pagerduty:primary"), check=False)
+    await wait_for(lambda: h.watermarks.unsettled() == 0, 15, "all settled")
+    answered = [r for r in receivers.at("/v2/enqueue") if "x-test-answer" not in r.headers]
+    assert sorted(r.headers["Idempotency-Key"][:3] for r in answered) == ["e1/", "e2/"]
+    assert h.watermarks.committable(0) == 4
+    assert h.dispatcher.pending == {}
+
+
+async def test_client_errors_never_record_the_secret_url_and_a_bad_url_is_not_retried(
+    harness: Any, receivers: Receivers
+) -> None:
+    h = harness(retry=RetryPolicy(attempts=3, initial_ms=50, max_ms=50))
+    secret = "XOXSECRETPATH0123456789"
+    h.dispatcher.senders.env = dict(
+        h.dispatcher.senders.env,
+        HOOK_OPS=f"https://hooks.example.com:notaport/services/T0/B0/{secret}",
+        HOOK_NOISY=f"http://127.0.0.1:1/services/T0/B1/{secret}",  # nothing listens
+    )
+    h.submit(notification(1, "slack:#ops"))
+    h.submit(notification(2, "slack:#noisy"))
+    await wait_for(lambda: h.watermarks.unsettled() == 0, 15, "both dead-lettered")
+    dead = {item.route.channel: (attempt, attempts, why) for item, attempt, attempts, why in h.dead}
+    bad_url, attempts, why = dead["slack:#ops"]
+    assert (bad_url.outcome, attempts, why) == ("failed", 1, "refused")
+    assert "InvalidUrlClientError" in bad_url.body or "InvalidURL" in bad_url.body
+    refused, attempts, _ = dead["slack:#noisy"]
+    assert attempts == 3  # a connection refused is worth another try
+    assert "127.0.0.1" in refused.body
+    for attempt, _, _ in dead.values():
+        assert secret not in attempt.body
 
 
 async def test_the_commit_offset_waits_for_the_oldest_unsettled_record() -> None:

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from escalator.adapters.notify_codec import decode_notification
@@ -249,6 +250,42 @@ def test_a_notification_record_decodes_and_bad_ones_are_refused_with_a_reason() 
         assert caught.value.reason == reason
 
 
+def test_header_fields_with_cr_or_lf_and_email_channels_without_address_are_refused() -> None:
+    data = {
+        "escalation_id": "e1",
+        "channel": "email:oncall@example.com",
+        "recipient": "team:x",
+        "subject": "s",
+        "notification_id": "n1",
+        "dedupe_key": "e1/email/team:x",
+    }
+
+    def record(**changed: str) -> bytes:
+        doc = {
+            "specversion": "1.0",
+            "id": "n1",
+            "source": "escalator",
+            "type": "notification.requested",
+            "time": "2026-11-24T10:03:00.000Z",
+            "data": dict(data, **changed),
+        }
+        return orjson.dumps(doc)
+
+    assert decode_notification(record()).channel == "email:oncall@example.com"
+    for name in ("subject", "recipient", "notification_id", "dedupe_key", "escalation_id"):
+        for bad in ("a\r\nBcc: evil@example.com", "a\nb", "a\rb"):
+            with pytest.raises(InvalidEvent) as caught:
+                decode_notification(record(**{name: bad}))
+            assert caught.value.reason == "invalid_field"
+            assert f"data.{name}" in caught.value.message
+    with pytest.raises(InvalidEvent) as caught:
+        decode_notification(record(channel="email:a@b.example\nBcc: x@y"))
+    assert "data.channel" in caught.value.message
+    with pytest.raises(InvalidEvent) as caught:
+        decode_notification(record(channel="email:oncall"))
+    assert (caught.value.reason, "data.channel" in caught.value.message) == ("invalid_field", True)
+
+
 # --- notifier.yaml -----------------------------------------------------------------------------
 
 NOTIFIER = """\
@@ -286,6 +323,23 @@ def test_the_file_parses_with_defaults_and_per_destination_overrides() -> None:
     missing = config.missing_env({"PD_PRIMARY": "k"})
     assert any("PD_SENIOR" in m for m in missing)
     assert not any("PD_PRIMARY " in m for m in missing)
+
+
+def test_url_variables_must_hold_an_http_url_and_are_never_quoted() -> None:
+    config = parse_notifier(NOTIFIER, "n.yaml")
+    ((where, var),) = [(w, v) for w, v in config.env_names() if w.endswith("webhook_url_env")][:1]
+    env = {v: "k" for _, v in config.env_names()}
+    for bad in (
+        "hooks.slack.com/services/T/B/SECRET",
+        "ftp://hooks.slack.com/SECRET",
+        "https:///SECRET",
+        "https://hooks.slack.com:port/SECRET",
+    ):
+        problems = config.missing_env(dict(env, **{var: bad}))
+        assert [p for p in problems if where in p], bad
+        assert not any("SECRET" in p for p in problems)
+    good = {v: "https://hooks.slack.com/services/T/B/x" for _, v in config.env_names()}
+    assert config.missing_env(good) == []
 
 
 def test_direct_pages_go_to_the_persons_contacts() -> None:
@@ -369,6 +423,12 @@ def test_notify_check_validates_the_file_its_variables_and_the_policy(
     assert "3 PagerDuty services" in ok.output
     for _, name in parse_notifier(example.read_text()).env_names():
         monkeypatch.setenv(name, "x")
+    not_urls = runner.invoke(cli.main, ["notify", "check", str(example)])
+    assert not_urls.exit_code == 2
+    assert "is not an http(s) URL" in not_urls.output
+    for where, name in parse_notifier(example.read_text()).env_names():
+        if where.endswith("url_env"):
+            monkeypatch.setenv(name, "https://hooks.example.com/services/T/B/x")
     assert runner.invoke(cli.main, ["notify", "check", str(example)]).exit_code == 0
 
     partial = tmp_path / "partial.yaml"

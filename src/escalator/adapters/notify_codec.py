@@ -24,6 +24,10 @@ NOTIFICATION_TYPE: Final = "notification.requested"
 DELIVERED_FORMAT: Final = "delivered/1"
 SLACK_PAGE_FORMAT: Final = "slack-page/1"
 MAX_FIELD: Final = 1024
+# Fields that end up in e-mail headers, HTTP headers or table keys: one line each.
+ONE_LINE: Final = frozenset(
+    {"notification_id", "escalation_id", "channel", "recipient", "subject", "dedupe_key"}
+)
 
 
 def decode_notification(raw: bytes) -> Notification:
@@ -59,6 +63,8 @@ def decode_notification(raw: bytes) -> Notification:
             raise InvalidEvent("invalid_field", f"data.{name} must be a non-empty string")
         if len(value) > limit:
             raise InvalidEvent("field_too_long", f"data.{name} is longer than {limit} characters")
+        if name in ONE_LINE and ("\r" in value or "\n" in value):
+            raise InvalidEvent("invalid_field", f"data.{name} must not contain CR or LF")
         return value
 
     notification_id = text("notification_id")
@@ -68,6 +74,8 @@ def decode_notification(raw: bytes) -> Notification:
             "invalid_field", f"data.action {str(action)[:32]!r} is not one of: {', '.join(ACTIONS)}"
         )
     channel, recipient = text("channel"), text("recipient")
+    if channel.startswith("email:") and "@" not in channel:
+        raise InvalidEvent("invalid_field", "data.channel: an email: channel needs an address")
     escalation_id = text("escalation_id")
     dedupe = text("dedupe_key", required=False) or f"{escalation_id}/{channel}/{recipient}"
     return Notification(
@@ -83,7 +91,14 @@ def decode_notification(raw: bytes) -> Notification:
         ticket_id=text("ticket_id", required=False),
         incident_id=text("incident_id", required=False),
         policy_version=text("policy_version", required=False) or "",
+        trace=_object(data.get("trace")),
+        context=_object(data.get("context")),
     )
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """`trace` and `context` are read leniently: absent or not an object → {}."""
+    return value if isinstance(value, dict) else {}
 
 
 # --- table records -----------------------------------------------------------------------------

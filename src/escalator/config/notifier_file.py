@@ -37,6 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final
+from urllib.parse import urlsplit
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
@@ -217,12 +218,32 @@ class NotifierConfig:
         return names
 
     def missing_env(self, env: Mapping[str, str]) -> list[str]:
-        """One message per secret whose variable is unset or empty."""
-        return [
-            f"{self.file}: {where}: environment variable {var} is not set"
-            for where, var in self.env_names()
-            if not env.get(var)
-        ]
+        """One message per secret whose variable is unset or empty, or (a `*url_env`) does not
+        hold an http(s) URL with a host. The messages never quote a variable's value."""
+        problems = []
+        for where, var in self.env_names():
+            value = env.get(var)
+            if not value:
+                problems.append(f"{self.file}: {where}: environment variable {var} is not set")
+            elif where.endswith("url_env") and not _is_http_url(value):
+                problems.append(
+                    f"{self.file}: {where}: environment variable {var} is not an http(s) URL "
+                    "with a host"
+                )
+        return problems
+
+
+def _is_http_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value.strip())
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and not any(c.isspace() for c in value.strip())
+    )
 
 
 # --- loading -----------------------------------------------------------------------------------

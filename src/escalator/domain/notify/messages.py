@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any, Final
 
+from escalator.domain.notify.explain import clip_utf8, context_lines, explain, why_lines
 from escalator.domain.notify.notification import ACKNOWLEDGE, RESOLVE, TRIGGER, Notification
 
 PD_DEDUP_MAX: Final = 255  # PagerDuty's limit on dedup_key
 PD_SUMMARY_MAX: Final = 1024  # … and on payload.summary
+PD_DETAILS_MAX_BYTES: Final = 16 * 1024  # custom_details as JSON (PagerDuty refuses > 512 KB)
 PD_SEVERITIES: Final = {"P1": "critical", "P2": "error", "P3": "warning", "P4": "info"}
 SLACK_TEXT_MAX: Final = 38_000  # Slack truncates `text` after 40,000 characters
 SIGNATURE_HEADER: Final = "X-Escalator-Signature-256"
@@ -74,18 +77,39 @@ def pagerduty_event(
         "timestamp": _iso(n.time),
         "component": n.about or None,
         "class": "incident" if n.incident_id else "ticket escalation",
-        "custom_details": {
-            "notification_id": n.id,
-            "escalation_id": n.escalation_id,
-            "ticket_id": n.ticket_id,
-            "incident_id": n.incident_id,
-            "recipient": n.recipient,
-            "body": n.body,
-            "policy_version": n.policy_version,
-        },
+        "custom_details": pd_custom_details(n),
     }
     event["client"] = "escalator"
     return event
+
+
+def pd_custom_details(n: Notification, limit: int = PD_DETAILS_MAX_BYTES) -> dict[str, Any]:
+    """The ids, the body, "why" and "context" (rendered lines): at most `limit` bytes of JSON,
+    the body (then the context) cut to fit."""
+    details: dict[str, Any] = {
+        "notification_id": n.id,
+        "escalation_id": n.escalation_id,
+        "ticket_id": n.ticket_id,
+        "incident_id": n.incident_id,
+        "recipient": n.recipient,
+        "policy_version": n.policy_version,
+        "why": why_lines(n.trace),
+        "context": context_lines(n.context),
+        "body": "",
+    }
+    for key in ("why", "context"):
+        text = clip_utf8("\n".join(details[key]), limit // 4)
+        details[key] = text.split("\n") if text else []
+    budget = limit - _json_size(details)
+    details["body"] = clip_utf8(n.body, max(0, budget))
+    while (over := _json_size(details) - limit) > 0:  # JSON escapes took more room
+        kept = len(details["body"].encode())
+        details["body"] = clip_utf8(details["body"], max(0, kept - over - 8))
+    return details
+
+
+def _json_size(doc: Any) -> int:
+    return len(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode())
 
 
 # --- Slack -------------------------------------------------------------------------------------
@@ -109,6 +133,8 @@ def slack_text(n: Notification) -> str:
     lines = [_status_line(n)]
     if n.action == TRIGGER and n.body:
         lines.append(slack_escape(n.body))
+    if n.action == TRIGGER and (why := explain(n.trace, n.context)):
+        lines.append(slack_escape(why))
     lines.append(_footer(n))
     return "\n".join(lines)[:SLACK_TEXT_MAX]
 
@@ -195,6 +221,7 @@ def email_message(n: Notification, sender: str, to: str) -> EmailMessage:
         "",
         n.body if n.action == TRIGGER else f"This page was {n.action}d at {_iso(n.time)}.",
         "",
+        *_section(explain(n.trace, n.context)),
         f"For: {n.recipient}",
         f"About: {n.about}" if n.about else "",
         f"Notification: {n.id}",
@@ -203,6 +230,10 @@ def email_message(n: Notification, sender: str, to: str) -> EmailMessage:
     ]
     mail.set_content("\n".join(line for line in lines if line is not None).rstrip() + "\n")
     return mail
+
+
+def _section(text: str) -> list[str]:
+    return [text, ""] if text else []
 
 
 def email_digest(items: Sequence[Notification], sender: str, to: str) -> EmailMessage:

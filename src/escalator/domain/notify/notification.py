@@ -9,8 +9,9 @@ notifier.yaml) are the destinations.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Final
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 TRIGGER: Final = "trigger"
 ACKNOWLEDGE: Final = "acknowledge"
@@ -44,6 +45,10 @@ class Notification:
     ticket_id: str | None = None
     incident_id: str | None = None
     policy_version: str = ""
+    # Why it went out and what the tier needs to know (docs/events.md, "Trace and context");
+    # {} when the record has none. Never logged: context may quote the customer.
+    trace: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    context: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def about(self) -> str:

@@ -2,12 +2,14 @@
 
 Per Slack channel or mailbox (PagerDuty is never folded: each page keeps its own dedup_key, so
 its acknowledge and resolve still match; webhooks are for machines), at most `max_messages`
-messages go out in any `window_ms`. The first `max_messages - 1` notifications of a window go
-out one by one; from then on notifications are *folded*: held and listed together in one digest,
-the window's last message. The digest goes when the burst is over — no new notification for
-`quiet_ms` — or, in a burst that does not end, `window_ms` after folding began; and never
-before the window has room for one more message. So 500 notifications in 10 s reach a channel
-as 9 messages and one digest listing the other 491, sent 5 s after the burst.
+messages go out in any `window_ms`. Only triggers fold: an acknowledge or a resolve always goes
+out on its own (folded, it would leave the page it follows up stale). The first
+`max_messages - 1` notifications of a window go out one by one; from then on triggers are
+*folded*: held and listed together in one digest, the window's last message. The digest goes
+when the burst is over — no new notification for `quiet_ms` — or, in a burst that does not end,
+`window_ms` after folding began; and never before the window has room for one more message. So
+500 notifications in 10 s reach a channel as 9 messages and one digest listing the other 491,
+sent 5 s after the burst.
 """
 
 from __future__ import annotations
@@ -83,6 +85,12 @@ class StormGate(Generic[T]):
         items, self.folded = self.folded, []
         self.folding_since = self.last_arrival = None
         self._expire(now)
+        return items
+
+    def take_all(self) -> list[T]:
+        """The folded notifications now, due or not (a follow-up must not overtake them)."""
+        items, self.folded = self.folded, []
+        self.folding_since = self.last_arrival = None
         return items
 
     @property

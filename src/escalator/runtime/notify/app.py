@@ -127,6 +127,14 @@ class TableMarks:
         futures, self._captured[:] = list(self._captured), []
         return futures
 
+    def is_delivered(self, item: Item) -> bool:
+        token = self._under(item.event)
+        try:
+            return self.table.get(item.key.encode()) is not None
+        finally:
+            if token is not None:
+                _current_event.reset(token)
+
     def slack_page(self, item: Item) -> SlackPage | None:
         n = item.n
         target = channel_target(item.route.channel)
@@ -346,7 +354,9 @@ class Notifier:
         items = []
         for route in routes:
             key = delivered_key(n.id, route.channel)
-            if self.table.get(key.encode()) is not None:
+            # Delivered already, or the same notification still queued or under way here (read
+            # twice: a re-delivered record, a producer's retry).
+            if self.table.get(key.encode()) is not None or dispatcher.has_pending(key):
                 self.metrics.duplicate(route.kind)
                 continue
             items.append(Item(n, raw, route, record, event, origin, key))

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 from escalator.adapters.deadletter import Origin
 from escalator.config.notifier_file import NotifierConfig, Route
-from escalator.domain.notify.notification import EMAIL, SLACK, Notification
+from escalator.domain.notify.notification import EMAIL, SLACK, TRIGGER, Notification
 from escalator.domain.notify.retry import DELIVERED, FAILED
 from escalator.domain.notify.storm import StormGate
 from escalator.runtime.notify.senders import Attempt, Senders, SlackPage
@@ -39,6 +39,7 @@ from escalator.runtime.notify.senders import Attempt, Senders, SlackPage
 log = logging.getLogger("escalator.notify")
 
 FOLDED_KINDS = (SLACK, EMAIL)  # storm control is for people; PagerDuty and webhooks never fold
+# … and of those, only triggers: an acknowledge or a resolve is never folded.
 
 
 def wall_ms() -> int:
@@ -110,12 +111,15 @@ class Item:
     key: str  # its key in the table of delivered ids
     queued_at: float = field(default_factory=time.monotonic)
     cancelled: bool = False
+    settled: bool = False  # counted in its record's watermark (once only)
 
 
 class Marks(Protocol):
     """The table of delivered ids (runtime/notify/app.py)."""
 
     def slack_page(self, item: Item) -> SlackPage | None: ...
+
+    def is_delivered(self, item: Item) -> bool: ...
 
     async def delivered(self, items: Sequence[Item], attempt: Attempt) -> None: ...
 
@@ -162,8 +166,21 @@ class Dispatcher:
         self.space.set()
         self.max_queued = 10_000
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Per delivered-table key, the copy queued or under way in this process (until settled):
+        # a notification read twice is delivered once.
+        self.pending: dict[str, Item] = {}
+        self.recording: set[str] = set()  # delivered, its table entry not yet acknowledged
+
+    def has_pending(self, key: str) -> bool:
+        """Whether a live (not cancelled) copy of `key` is queued or under way."""
+        item = self.pending.get(key)
+        return item is not None and not item.cancelled
+
+    def already_delivered(self, item: Item) -> bool:
+        return item.key in self.recording or self.marks.is_delivered(item)
 
     def submit(self, item: Item) -> None:
+        self.pending[item.key] = item
         destination = self.destinations.get(item.route.channel)
         if destination is None:
             destination = Destination(self, item.route)
@@ -182,13 +199,19 @@ class Dispatcher:
         return sum(d.depth for d in self.destinations.values())
 
     def settled(self, item: Item) -> None:
+        if item.settled:
+            return
+        item.settled = True
+        if self.pending.get(item.key) is item:
+            del self.pending[item.key]
         self.watermarks.done(item.record)
         if not self.space.is_set() and self.queued() < self.max_queued:
             self.space.set()
 
     def drop(self, partitions: set[int]) -> int:
         """Forget what is queued for partitions this process lost (their new owner re-reads
-        them from the last commit); deliveries already under way finish."""
+        them from the last commit). A delivery under way is cancelled too: a request already
+        sent finishes, but it is not tried again."""
         count = 0
         for destination in self.destinations.values():
             count += destination.drop(partitions)
@@ -235,6 +258,7 @@ class Destination:
             StormGate(dispatcher.config.storm) if route.kind in FOLDED_KINDS else None
         )
         self.busy: Item | None = None
+        self.working: list[Item] = []  # taken off the queue (or the gate) and not yet settled
         # A context of its own: the task must not inherit the Faust event current where it
         # was created (table writes name their partition explicitly).
         loop = asyncio.get_running_loop()
@@ -258,7 +282,7 @@ class Destination:
 
     def drop(self, partitions: set[int]) -> int:
         dropped = 0
-        for item in list(self.queue) + (self.gate.folded if self.gate else []):
+        for item in list(self.queue) + (self.gate.folded if self.gate else []) + self.working:
             if item.record.partition in partitions and not item.cancelled:
                 item.cancelled = True
                 dropped += 1
@@ -275,7 +299,13 @@ class Destination:
                 raise
             except Exception:  # a bug must not silence a destination for good
                 log.exception("delivery to %s failed unexpectedly; going on", self.route.channel)
+                # What it was working on is settled (not re-delivered by this process): left
+                # unsettled, its record would hold its partition's commits back for good.
+                for item in self.working:
+                    self.dispatcher.settled(item)
                 await asyncio.sleep(1)
+            finally:
+                self.working = []
 
     async def step(self) -> None:
         now = self.dispatcher.clock()
@@ -285,6 +315,7 @@ class Destination:
             if digest:
                 live = [i for i in digest if not i.cancelled]
                 if live:
+                    self.working = live
                     await self.deliver(live)
                 return
         if not self.queue:
@@ -298,7 +329,17 @@ class Destination:
         item = self.queue.popleft()
         if item.cancelled:
             return
-        if gate is not None and not gate.offer(now, item):
+        self.working = [item]
+        if gate is not None and item.n.action != TRIGGER:
+            # Follow-ups never fold. One whose trigger is still folded waits for the digest to
+            # go first (now), so it does not overtake its page.
+            if any(i.n.dedupe_key == item.n.dedupe_key for i in gate.folded):
+                live = [i for i in gate.take_all() if not i.cancelled]
+                self.working = [*live, item]
+                if live:
+                    await self.deliver(live)
+                self.working = [item]
+        elif gate is not None and not gate.offer(now, item):
             return  # folded: it goes out with the digest
         await self.deliver([item])
 
@@ -317,13 +358,10 @@ class Destination:
                 await dispatcher.in_flight.acquire()
                 handed_over = False
                 try:
-                    if digest:
-                        result = await dispatcher.senders.send_digest(
-                            self.route, [i.n for i in items]
-                        )
-                    else:
-                        one = items[0]
-                        result = await dispatcher.senders.send(self.route, one.n, one.raw, page)
+                    items = self._live(items)
+                    if not items:
+                        return  # cancelled (a rebalance) or delivered by another copy
+                    result = await self._attempt(items, page)
                     if result.outcome == DELIVERED:
                         # The slot stays taken until the delivery is recorded in Kafka; the
                         # destination goes on with its next notification meanwhile — except
@@ -332,6 +370,8 @@ class Destination:
                         if self.gate is not None:
                             self.gate.record_send(dispatcher.clock(), result.messages)
                         handed_over = True
+                        # Until its table entry is acknowledged, a copy behind it must not go.
+                        dispatcher.recording.update(item.key for item in items)
                         if self.route.kind == SLACK:
                             await self._recorded(items, result)
                         else:
@@ -375,15 +415,43 @@ class Destination:
         finally:
             self.busy = None
 
+    def _live(self, items: list[Item]) -> list[Item]:
+        """`items` less those cancelled (their partition was revoked) or delivered meanwhile
+        (another copy of the same notification); those are settled, not sent."""
+        live = []
+        for item in items:
+            if item.cancelled or self.dispatcher.already_delivered(item):
+                self.dispatcher.settled(item)
+            else:
+                live.append(item)
+        return live
+
+    async def _attempt(self, items: list[Item], page: SlackPage | None) -> Attempt:
+        """One try. A message that cannot be built or sent (an exception, not an answer) is
+        a permanent failure: trying it again would fail the same way."""
+        senders = self.dispatcher.senders
+        try:
+            if len(items) > 1:
+                return await senders.send_digest(self.route, [i.n for i in items])
+            one = items[0]
+            return await senders.send(self.route, one.n, one.raw, page)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("could not build or send to %s", self.route.channel)
+            return Attempt(FAILED, None, f"{type(exc).__name__} while building or sending")
+
     async def _recorded(self, items: list[Item], result: Attempt) -> None:
         """Record `items` as delivered (their table entries acknowledged by Kafka), then free
         the in-flight slot their request took and settle them."""
         dispatcher = self.dispatcher
+        keys = {item.key for item in items}
         try:
             await dispatcher.marks.delivered(items, result)
         except Exception:  # the delivery happened; only a re-read would repeat it
             log.exception("could not record %d delivered notification(s)", len(items))
         finally:
+            dispatcher.recording -= keys
             dispatcher.in_flight.release()
         now = dispatcher.clock()
         if len(items) > 1:

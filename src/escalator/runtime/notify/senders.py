@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import aiohttp
 import aiosmtplib
@@ -48,6 +49,9 @@ SLACK_TRANSIENT: Final = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
 USER_AGENT: Final = "escalator-notify"
+# Client errors trying again cannot cure (a malformed or non-HTTP URL, a bad answer's framing
+# is not among them): the request never left.
+PERMANENT_CLIENT_ERRORS: Final = (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError)
 MAIL_POLICY: Final = email.policy.SMTP.clone(max_line_length=998)
 
 
@@ -156,7 +160,10 @@ class Senders:
                     _json(text),
                 )
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            return Attempt(RETRY, None, f"{type(exc).__name__}: {exc}"[:BODY_KEPT])
+            # Only the exception's class and the host: aiohttp's messages quote the URL, and
+            # a Slack incoming webhook's URL is its secret.
+            outcome = FAILED if isinstance(exc, PERMANENT_CLIENT_ERRORS) else RETRY
+            return Attempt(outcome, None, f"{type(exc).__name__} (host {_host(url)})")
 
     async def _webhook(self, name: str, raw: bytes, key: str, action: str) -> Attempt:
         hook = self.config.webhooks[name]
@@ -248,6 +255,13 @@ class Senders:
             worst = max(response.code for response in errors.values())
             return Attempt(classify_smtp(worst), worst, str(errors)[:BODY_KEPT])
         return Attempt(DELIVERED, 250, reply[:BODY_KEPT])
+
+
+def _host(url: str) -> str:
+    try:
+        return urlsplit(url).hostname or "?"
+    except ValueError:
+        return "?"
 
 
 def _json(text: str) -> Mapping[str, Any]:
