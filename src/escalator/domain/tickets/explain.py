@@ -139,6 +139,11 @@ def targets(state: TicketState) -> dict[str, dict[str, Any]]:
     for clock in state.clocks.values():
         if clock.target == clocks.INACTIVITY:
             continue
+        if clock.met_at is not None:
+            # Met while a settle window held its deadline: it ends at the release. Said as
+            # met now, as simulate (which may release it earlier) says it.
+            found[clock.target] = {"state": "met", "deadline": None}
+            continue
         deadline = iso(clock.deadline) if clock.deadline is not None else None
         found[clock.target] = {
             "state": "breached" if clock.breached else "due",
