@@ -166,39 +166,37 @@ class WorkerFactory:
 
     def start(self, name: str = "w1", **extra: str) -> WorkerProcess:
         port = int(extra.pop("ESCALATOR_WEB_PORT", 0)) or free_port()
-        log_path = self.tmp_path / f"{name}.log"
-        env = self.env(name, ESCALATOR_WEB_PORT=str(port), **extra)
-        with log_path.open("ab") as out:
-            proc = subprocess.Popen(
-                [ESCALATOR, "worker"],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=self.tmp_path,
-            )
-        worker = WorkerProcess(name, proc, port, log_path)
-        self.started.append(worker)
-        return worker
+        return self._spawn("worker", name, port, ESCALATOR_WEB_PORT=str(port), **extra)
 
     def start_notifier(self, notifier: Path, name: str = "n1", **extra: str) -> WorkerProcess:
         """`escalator notify` with `notifier` (notifier.yaml) and the factory's Kafka settings;
         its /health answers on its own port once it owns partitions."""
         port = free_port()
-        log_path = self.tmp_path / f"{name}.log"
-        env = self.env(
-            name, ESCALATOR_NOTIFY_WEB_PORT=str(port), ESCALATOR_NOTIFIER=str(notifier), **extra
+        return self._spawn(
+            "notify",
+            name,
+            port,
+            ESCALATOR_NOTIFY_WEB_PORT=str(port),
+            ESCALATOR_NOTIFIER=str(notifier),
+            **extra,
         )
+
+    def _spawn(self, command: str, name: str, port: int, **extra: str) -> WorkerProcess:
+        """`escalator <command>` with the factory's settings and `extra`, logging to
+        `<name>.log`; stopped by `stop_all`."""
+        log_path = self.tmp_path / f"{name}.log"
+        env = self.env(name, **extra)
         with log_path.open("ab") as out:
             proc = subprocess.Popen(
-                [ESCALATOR, "notify"],
+                [ESCALATOR, command],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=self.tmp_path,
             )
-        notifier_process = WorkerProcess(name, proc, port, log_path)
-        self.started.append(notifier_process)
-        return notifier_process
+        process = WorkerProcess(name, proc, port, log_path)
+        self.started.append(process)
+        return process
 
     def stop_all(self) -> None:
         for worker in self.started:
