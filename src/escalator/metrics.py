@@ -208,6 +208,15 @@ class Metrics:
             "solved (the re-contact-rate numerator; tickets solved is the denominator).",
             ["severity", "customer_tier"],
         )
+        # `source` is the door's fixed name (runtime/web.py DOORS), `outcome` one of OUTCOMES:
+        # both bounded by the code, never by what a caller sends.
+        self.ingest_requests = counter(
+            "escalator_ingest_requests_total",
+            "HTTP ingest requests, by door (cloudevents, alertmanager, jira, zendesk, pagerduty, "
+            "grafana, actions) and outcome (accepted, duplicate, refused, unauthorized, "
+            "too_large, unavailable).",
+            ["source", "outcome"],
+        )
         self.tickets_solved = counter(
             "escalator_tickets_solved_total", "Tickets solved (each cycle).", ["severity"]
         )
@@ -258,6 +267,9 @@ class Metrics:
 
     def dead_lettered(self, reason: str) -> None:
         self.deadletters.labels(reason).inc()
+
+    def ingest_request(self, source: str, outcome: str) -> None:
+        self.ingest_requests.labels(source, outcome).inc()
 
     def replayed(self) -> None:
         self.replays.inc()

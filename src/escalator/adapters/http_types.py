@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 
 class HttpError(Exception):
@@ -31,3 +32,24 @@ class Accepted:
     value: bytes
     event_id: str
     alert: bool = False  # alert.* / incident.* events go to monitoring.alerts
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    """What a door makes of one request: the events to produce and what to answer."""
+
+    events: Sequence[Accepted]
+    answer: dict[str, Any] | None = None  # a vendor's own answer (PagerDuty's dedup_key)
+    # A retried request the door recognised (the vendor's event id seen recently): nothing
+    # to produce, answered as accepted so the vendor stops retrying, counted as duplicate.
+    duplicate: bool = False
+
+
+def ingested(events: Sequence[Accepted]) -> Ingested:
+    return Ingested(events)
+
+
+# A door's parts (runtime/web.py `door`): headers are the request's (case-insensitive).
+Build: TypeAlias = Callable[[Mapping[str, str], bytes, int], Ingested]
+Authorize: TypeAlias = Callable[[Mapping[str, str], bytes], None]  # raises HttpError 401
+Refusal: TypeAlias = Callable[[HttpError], dict[str, Any]]

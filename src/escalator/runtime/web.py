@@ -28,6 +28,7 @@ from faust.web import Request, Response, View
 from escalator.adapters.alerts import alertmanager_events
 from escalator.adapters.http_actions import incident_action, ticket_action
 from escalator.adapters.http_ingest import Accepted, HttpError, parse_ingest
+from escalator.adapters.http_types import Authorize, Build, Refusal, ingested
 from escalator.adapters.maintenance import ENDED, STARTED, maintenance_request
 from escalator.adapters.overrides import override_request
 from escalator.adapters.schedule_view import schedule_view
@@ -64,34 +65,66 @@ async def read_body(request: Request, limit: int) -> bytes:
     return body
 
 
+def outcome_of(refused: HttpError) -> str:
+    """The escalator_ingest_requests_total outcome of a refused request."""
+    if refused.status == 401:
+        return "unauthorized"
+    if refused.status == 413:
+        return "too_large"
+    return "refused"
+
+
 def install(worker: Worker) -> None:
     """Register escalator's pages on the worker's Faust app."""
     app = worker.app
     settings = worker.settings
 
-    class Events(View):
-        async def post(self, request: Request) -> Response:
-            try:
-                check_auth(request, settings.http_token)
-                body = await read_body(request, settings.max_request_bytes)
-                accepted = parse_ingest(request.headers.get("Content-Type"), body)
-            except HttpError as exc:
-                return self.json(exc.body(), status=exc.status)
-            return await produce_acked(self, accepted)
+    def door(
+        source: str,
+        build: Build,
+        *,
+        authorize: Authorize | None = None,
+        refusal: Refusal | None = None,
+    ) -> type[View]:
+        """One ingest door: the bearer token (or `authorize`, a vendor's signature, which
+        sees the body), the size limit, `build` turning the request into events (an
+        adapter: HttpError naming the field otherwise), then produced and acknowledged.
+        The answer is escalator's unless `build` gives the vendor's own; `refusal` shapes
+        errors where a vendor's client expects its own (PagerDuty's). Every request counts
+        once in escalator_ingest_requests_total."""
 
-    app.page("/events")(Events)
+        class Door(View):
+            async def post(self, request: Request) -> Response:
+                headers = request.headers
+                try:
+                    if authorize is None:
+                        check_auth(request, settings.http_token)
+                    body = await read_body(request, settings.max_request_bytes)
+                    if authorize is not None:
+                        authorize(headers, body)
+                    accepted = build(headers, body, wall_ms())
+                except HttpError as exc:
+                    worker.metrics.ingest_request(source, outcome_of(exc))
+                    shown = exc.body() if refusal is None else refusal(exc)
+                    return self.json(shown, status=exc.status)
+                response = await produce_acked(self, accepted.events, answer=accepted.answer)
+                outcome = "accepted" if response.status < 300 else "unavailable"
+                if outcome == "accepted" and accepted.duplicate:
+                    outcome = "duplicate"
+                worker.metrics.ingest_request(source, outcome)
+                return response
 
-    class Alertmanager(View):
-        async def post(self, request: Request) -> Response:
-            try:
-                check_auth(request, settings.http_token)
-                body = await read_body(request, settings.max_request_bytes)
-                accepted = alertmanager_events(body, wall_ms())
-            except HttpError as exc:
-                return self.json(exc.body(), status=exc.status)
-            return await produce_acked(self, accepted)
+        return Door
 
-    app.page("/alerts/alertmanager")(Alertmanager)
+    app.page("/events")(
+        door(
+            "cloudevents",
+            lambda headers, body, _: ingested(parse_ingest(headers.get("Content-Type"), body)),
+        )
+    )
+    app.page("/alerts/alertmanager")(
+        door("alertmanager", lambda _, body, arrival: ingested(alertmanager_events(body, arrival)))
+    )
 
     def action_view(build: Callable[[str, str, bytes, int], Accepted]) -> type[View]:
         """A person's action on `{subject}` (an incident or a ticket): the event `build`
@@ -144,10 +177,14 @@ def install(worker: Worker) -> None:
     app.page("/schedules/{name}/overrides")(ScheduleOverrides)
 
     async def produce_acked(
-        view: View, accepted: list[Accepted], extra: dict[str, Any] | None = None
+        view: View,
+        accepted: Sequence[Accepted],
+        extra: dict[str, Any] | None = None,
+        answer: dict[str, Any] | None = None,
     ) -> Response:
         """Produce to the topic of each event's kind; 202 only after Kafka acknowledged all.
-        `extra`: more fields of the answer (the id of the window or override made)."""
+        `extra`: more fields of the answer (the id of the window or override made);
+        `answer`: the whole answer instead, where a vendor's client expects its own."""
         alerts = worker.alert_stream.topic
         try:
             futures = [
@@ -161,8 +198,10 @@ def install(worker: Worker) -> None:
             log.warning("ingest: Kafka did not acknowledge %d events: %r", len(accepted), exc)
             error = HttpError(503, "kafka_unavailable", "Kafka did not acknowledge; retry")
             return view.json(error.body(), status=503)
-        answer = {"accepted": [item.event_id for item in accepted], **(extra or {})}
-        return view.json(answer, status=202)
+        if answer is not None:
+            return view.json(answer, status=202)
+        body = {"accepted": [item.event_id for item in accepted], **(extra or {})}
+        return view.json(body, status=202)
 
     class PolicyApply(View):
         async def post(self, request: Request) -> Response:
