@@ -126,6 +126,11 @@ def install(worker: Worker) -> None:
         door("alertmanager", lambda _, body, arrival: ingested(alertmanager_events(body, arrival)))
     )
 
+    # Ticket systems' webhooks (Jira Service Management, Zendesk): docs/sources.md.
+
+    # Monitoring tools' alerts (PagerDuty Events API v2, Grafana Alerting): docs/sources.md.
+
+
     def action_view(build: Callable[[str, str, bytes, int], Accepted]) -> type[View]:
         """A person's action on `{subject}` (an incident or a ticket): the event `build`
         makes of it (adapters/http_actions.py), produced like any ingest."""
