@@ -433,15 +433,62 @@ def topics() -> None:
 
 @topics.command("create")
 @kafka_options
-def topics_create(**kw: Any) -> None:
-    """Create every topic escalator uses (idempotent: existing topics are left alone)."""
+@click.option(
+    "--history-retention",
+    envvar="ESCALATOR_HISTORY_RETENTION",
+    default=_duration_default(DEFAULTS.history_retention_ms),
+    show_default=True,
+    help="How long the inputs, escalations, notifications and dead letters are kept "
+    "[ESCALATOR_HISTORY_RETENTION].",
+)
+@click.option(
+    "--evidence-retention",
+    envvar="ESCALATOR_EVIDENCE_RETENTION",
+    default=_duration_default(DEFAULTS.evidence_retention_ms),
+    show_default=True,
+    help="How long escalator.metrics (compliance and aggregate records) is kept "
+    "[ESCALATOR_EVIDENCE_RETENTION].",
+)
+@click.option(
+    "--fix",
+    is_flag=True,
+    help="Set the configs of existing topics that differ from what escalator needs "
+    "(retention, timestamps, compaction; never partitions).",
+)
+def topics_create(history_retention: str, evidence_retention: str, fix: bool, **kw: Any) -> None:
+    """Create every topic escalator uses; report existing topics whose settings differ
+    (idempotent: existing topics are only changed with --fix)."""
+    from escalator.domain.durations import DurationError, parse_duration
     from escalator.runtime.topics import create_topics
 
-    settings = settings_from(**kw)
-    for item, outcome in asyncio.run(create_topics(settings)):
+    kept = {}
+    for hint, text in (
+        ("--history-retention", history_retention),
+        ("--evidence-retention", evidence_retention),
+    ):
+        try:
+            kept[hint] = parse_duration(text)
+        except DurationError as exc:
+            raise click.BadParameter(str(exc), param_hint=hint) from None
+    settings = settings_from(
+        history_retention_ms=kept["--history-retention"],
+        evidence_retention_ms=kept["--evidence-retention"],
+        **kw,
+    )
+    results = asyncio.run(create_topics(settings, fix=fix))
+    for result in results:
+        item = result.plan
         click.echo(
-            f"{outcome:8} {item.name} ({item.partitions} partitions, "
+            f"{result.outcome:8} {item.name} ({item.partitions} partitions, "
             f"replication {settings.replication})"
+        )
+        for difference in result.differences:
+            click.echo(f"         {difference.describe()}")
+    if any(result.outcome == "differs" for result in results):
+        click.echo(
+            "some existing topics differ from what escalator needs; run again with --fix "
+            "to set their configs",
+            err=True,
         )
 
 
