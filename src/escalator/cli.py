@@ -211,6 +211,14 @@ def aggregate_options(command: Any) -> Any:
             help="How long a window waits for late facts before it is published "
             "[ESCALATOR_AGGREGATE_GRACE].",
         ),
+        click.option(
+            "--aggregate-retention",
+            envvar="ESCALATOR_AGGREGATE_RETENTION",
+            default=_duration_default(DEFAULTS.aggregates.retention_ms),
+            show_default=True,
+            help="How long a metric group's or a customer's compliance state is kept after its "
+            "last window closed with no fact since [ESCALATOR_AGGREGATE_RETENTION].",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -381,6 +389,7 @@ def simulate(
     aggregate_windows: str,
     compliance_period: str,
     aggregate_grace: str,
+    aggregate_retention: str,
     compare_file: Path | None,
     outages: str,
     events: IO[bytes],
@@ -401,7 +410,9 @@ def simulate(
             until_ms = parse_time(until, "--until")
         except InvalidEvent as exc:
             raise click.BadParameter(exc.message, param_hint="--until") from None
-    config = _aggregate_config(aggregate_windows, compliance_period, aggregate_grace)
+    config = _aggregate_config(
+        aggregate_windows, compliance_period, aggregate_grace, aggregate_retention
+    )
     lines = events.read().splitlines()
     result = sim.run(lines, base_policy, until_ms, aggregates=config, outages=outages)
     for letter in result.dead_letters:
@@ -593,6 +604,7 @@ def worker(
     aggregate_windows: str,
     compliance_period: str,
     aggregate_grace: str,
+    aggregate_retention: str,
     **kw: Any,
 ) -> None:
     """Run a stream worker: consume tickets.events, keep SLA state, emit escalations.
@@ -614,7 +626,9 @@ def worker(
             durations[hint] = parse_duration(text)
         except DurationError as exc:
             raise click.BadParameter(str(exc), param_hint=hint) from None
-    aggregates = _aggregate_config(aggregate_windows, compliance_period, aggregate_grace)
+    aggregates = _aggregate_config(
+        aggregate_windows, compliance_period, aggregate_grace, aggregate_retention
+    )
     shadow = _load_policy_or_exit(shadow_policy_file) if shadow_policy_file else None
     settings = settings_from(
         policy_file=policy_file,
@@ -628,7 +642,7 @@ def worker(
     sys.exit(run_worker(settings, loaded, shadow))
 
 
-def _aggregate_config(windows: str, compliance: str, grace: str) -> Any:
+def _aggregate_config(windows: str, compliance: str, grace: str, retention: str) -> Any:
     from escalator.domain.aggregates import (
         AggregateConfig,
         AggregateError,
@@ -637,10 +651,12 @@ def _aggregate_config(windows: str, compliance: str, grace: str) -> Any:
     )
     from escalator.domain.durations import DurationError, parse_duration
 
-    try:
-        grace_ms = parse_duration(grace)
-    except DurationError as exc:
-        raise click.BadParameter(str(exc), param_hint="--aggregate-grace") from None
+    durations = {}
+    for hint, text in (("--aggregate-grace", grace), ("--aggregate-retention", retention)):
+        try:
+            durations[hint] = parse_duration(text)
+        except DurationError as exc:
+            raise click.BadParameter(str(exc), param_hint=hint) from None
 
     try:
         periods = parse_periods(windows)
@@ -651,9 +667,12 @@ def _aggregate_config(windows: str, compliance: str, grace: str) -> Any:
     except AggregateError as exc:
         raise click.BadParameter(str(exc), param_hint="--compliance-period") from None
     try:
-        return AggregateConfig(periods, period, grace_ms)
+        return AggregateConfig(
+            periods, period, durations["--aggregate-grace"], durations["--aggregate-retention"]
+        )
     except AggregateError as exc:
-        raise click.BadParameter(str(exc), param_hint="--aggregate-windows") from None
+        hint = "--aggregate-retention" if "retention" in str(exc) else "--aggregate-windows"
+        raise click.BadParameter(str(exc), param_hint=hint) from None
 
 
 # --- notify -----------------------------------------------------------------------------------

@@ -62,6 +62,7 @@ def test_simulate_aggregate_defaults_are_the_settings_defaults() -> None:
         params["ESCALATOR_AGGREGATE_WINDOWS"].default,  # type: ignore[arg-type]
         params["ESCALATOR_COMPLIANCE_PERIOD"].default,  # type: ignore[arg-type]
         params["ESCALATOR_AGGREGATE_GRACE"].default,  # type: ignore[arg-type]
+        params["ESCALATOR_AGGREGATE_RETENTION"].default,  # type: ignore[arg-type]
     )
     assert config == Settings().aggregates
 
