@@ -119,7 +119,9 @@ def install(worker: Worker) -> None:
     app.page("/events")(
         door(
             "cloudevents",
-            lambda headers, body, _: ingested(parse_ingest(headers.get("Content-Type"), body)),
+            lambda headers, body, _: ingested(
+                parse_ingest(headers.get("Content-Type"), body, headers)
+            ),
         )
     )
     app.page("/alerts/alertmanager")(
@@ -129,7 +131,6 @@ def install(worker: Worker) -> None:
     # Ticket systems' webhooks (Jira Service Management, Zendesk): docs/sources.md.
 
     # Monitoring tools' alerts (PagerDuty Events API v2, Grafana Alerting): docs/sources.md.
-
 
     def action_view(build: Callable[[str, str, bytes, int], Accepted]) -> type[View]:
         """A person's action on `{subject}` (an incident or a ticket): the event `build`
