@@ -17,6 +17,8 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from cloudevents import conversion, kafka
 from cloudevents.http import CloudEvent
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from escalator.adapters.ce_binary import (
     HTTP_BINDING,
@@ -301,3 +303,42 @@ def test_alert_on_the_wrong_partition_is_forwarded_by_fingerprint() -> None:
     assert forward.role == FORWARD
     assert forward.partition == 9
     assert forward.key == fingerprint.encode()
+
+
+# -- hostile binary records ---------------------------------------------------------------------
+
+_HEADER_NAMES = st.sampled_from(
+    [
+        "ce_specversion",
+        "ce_id",
+        "ce_source",
+        "ce_type",
+        "ce_time",
+        "ce_subject",
+        "ce_data",
+        "ce_X",
+        "content-type",
+        ARRIVAL_HEADER,
+        "other",
+    ]
+)
+
+
+POLICY = example_policy()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    headers=st.lists(st.tuples(_HEADER_NAMES, st.binary(max_size=40)), max_size=8),
+    value=st.binary(max_size=200),
+)
+def test_hostile_binary_records_are_dead_lettered_never_raised(
+    headers: list[tuple[str, bytes]], value: bytes
+) -> None:
+    processor = TicketProcessor(POLICY, {}, partitions=PARTITIONS)
+    headers = [("ce_specversion", b"1.0"), *headers]
+    out = processor.on_record(value, ms("2026-11-24T10:00:00Z"), 0, Origin("t", 0, 1), headers)
+    for emission in out:
+        if emission.role == "deadletter":
+            meta, _ = original_bytes(emission.value)
+            assert meta["reason"] != "internal_error", meta
