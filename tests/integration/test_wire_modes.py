@@ -20,7 +20,8 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import DefaultPartitioner
 from cloudevents import conversion, kafka
 from cloudevents.http import CloudEvent
@@ -31,6 +32,7 @@ from tests.integration.harness import (
     WorkerFactory,
     WorkerProcess,
     assign_all,
+    consume,
     decided_by,
     input_cut,
     outputs,
@@ -127,8 +129,9 @@ class Sender:
 async def read_logical_input(bootstrap: str, *topics: str) -> tuple[list[bytes], Counter[str]]:
     """Both input topics as `simulate` should see them: each event once, at its first arrival
     (a forwarded copy's `escalator-arrival`, on the partition it was forwarded to; the record
-    it copies is left out), binary records decoded by the SDK. Also counts, per topic, the
-    records left out (what the worker should have forwarded)."""
+    it copies is left out, and so are further copies of it, forwarded again after a crash),
+    binary records decoded by the SDK. Also counts, per topic, the records left out (what the
+    worker should have forwarded) and, as `again`, the copies beyond the first."""
     rows: list[tuple[int, int, int, int, dict[str, Any] | bytes, bool]] = []
     for rank, topic in enumerate(topics):
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
@@ -160,10 +163,16 @@ async def read_logical_input(bootstrap: str, *topics: str) -> tuple[list[bytes],
     copied = {row[4]["id"] for row in rows if row[5] and isinstance(row[4], dict)}
     kept: list[tuple[int, int, int, int, bytes]] = []
     left_out: Counter[str] = Counter()
-    for arrival, rank, partition, offset, doc, is_copy in rows:
+    seen_copies: set[str] = set()
+    for arrival, rank, partition, offset, doc, is_copy in sorted(rows, key=lambda r: r[:4]):
         if isinstance(doc, dict) and not is_copy and doc.get("id") in copied:
             left_out[topics[rank]] += 1
             continue
+        if is_copy and isinstance(doc, dict):
+            if doc["id"] in seen_copies:  # forwarded again after a crash: one event
+                left_out["again"] += 1
+                continue
+            seen_copies.add(doc["id"])
         assert isinstance(doc, dict)
         doc["arrivaltime"] = iso(arrival)
         doc["arrivalpartition"] = partition
@@ -292,6 +301,94 @@ async def test_sdk_modes_and_misplaced_records_give_the_keyed_outputs(
     # once, and counted per topic.
     assert left_out[topics[0]] >= 4  # the crossing ticket's three, the kcat created
     assert left_out[topics[1]] == 2  # the incident's firing and resolved
+    assert left_out["again"] == 0
     assert repartitioned(worker) == Counter(
         {"tickets": left_out[topics[0]], "alerts": left_out[topics[1]]}
     )
+
+
+async def committed(bootstrap: str, group: str, tp: TopicPartition) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    meta = offsets.get(tp)
+    return meta.offset if meta is not None and meta.offset >= 0 else 0
+
+
+async def test_a_forward_repeated_after_a_crash_is_applied_once(workers: WorkerFactory) -> None:
+    """The worker is killed as soon as the copy of a misplaced `created` is on its partition,
+    before the offset of the record it copies is committed (checked; else tried again with
+    another ticket). The restarted worker forwards it again; the ticket's duplicate window
+    refuses the second copy, and the outputs are simulate's on the event applied once."""
+    await workers.create_topics()
+    bootstrap, n = workers.broker.bootstrap, workers.partitions
+    tickets = workers.topic("tickets")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    watcher = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await producer.start()
+    await watcher.start()
+    try:
+        await assign_all(watcher, tickets)
+        repeated = None
+        for attempt in range(5):
+            worker = workers.start(f"w{attempt}", ESCALATOR_POLICY=str(FAST_POLICY))
+            worker.wait_ready(timeout=120)
+            ticket = misplaced_id(f"M{attempt}", n)
+            doc = created(ticket, int(time.time() * 1000), severity="P4", event_id=f"m-{attempt}")
+            wrong = crc32_partition(ticket, n)
+            sent = await (
+                await producer.send(
+                    tickets, orjson.dumps(doc), key=ticket.encode(), partition=wrong
+                )
+            )
+            deadline = time.monotonic() + 60
+            found = False
+            while not found:
+                assert time.monotonic() < deadline, "the record was never forwarded"
+                for records in (await watcher.getmany(timeout_ms=20)).values():
+                    found = found or any(
+                        ARRIVAL in dict(r.headers or ()) and r.key == ticket.encode()
+                        for r in records
+                    )
+            worker.kill()
+            tp = TopicPartition(tickets, wrong)
+            if await committed(bootstrap, workers.app_id, tp) <= sent.offset:
+                repeated = ticket
+                break
+        assert repeated is not None, "every attempt was committed before the kill"
+
+        worker = workers.start("after", ESCALATOR_POLICY=str(FAST_POLICY))
+        worker.wait_ready(timeout=120)
+        later = int(time.time() * 1000)
+        await (
+            await producer.send(
+                tickets, orjson.dumps(comment(repeated, later)), key=repeated.encode()
+            )
+        )
+    finally:
+        await watcher.stop()
+        await producer.stop()
+
+    letters = await consume(bootstrap, workers.topic("deadletter"), lambda r: bool(r), timeout=60)
+    assert [(d["reason"], d["source_partition"]) for d in letters] == [
+        ("duplicate_event", murmur2_partition(repeated, n))
+    ]
+    topics = (tickets, workers.topic("alerts"))
+    recorded, left_out = await read_logical_input(bootstrap, *topics)
+    assert left_out["again"] >= 1  # the crash really made a second copy
+    cut = input_cut(recorded, FAST_POLICY)
+    await asyncio.sleep(max(0.0, (cut + 2000) / 1000 - time.time()))
+    await wait_caught_up(bootstrap, workers.app_id, tickets, 90)
+    await asyncio.sleep(2)
+    recorded, _ = await read_logical_input(bootstrap, *topics)
+    live = await read_all(bootstrap, workers.topic("escalations"))
+    live += await read_all(bootstrap, workers.topic("notifications"))
+    live = decided_by(live, cut)
+    replay = replay_recording(recorded, FAST_POLICY, cut)
+    assert not replay.dead_letters
+    expected = {d["id"]: d for d in outputs(replay, cut)}
+    assert {r["id"] for r in live} == set(expected)
+    assert any(repeated in i for i in expected)
