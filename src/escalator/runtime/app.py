@@ -95,7 +95,13 @@ class Worker:
         outputs = {role: topic(role) for role in ("escalations", "notifications", "deadletter")}
         customers = topic("customers")
         # The main lane broadcasts its sources' silences (the shadow lane only receives them).
-        ticket_routes = {**outputs, "customers": customers, "silence": self.tickets}
+        # … and forwards records on the wrong partition (the shadow lane reads the copy).
+        ticket_routes = {
+            **outputs,
+            "customers": customers,
+            "silence": self.tickets,
+            "forward": self.tickets,
+        }
         lanes = [self._lane(TICKETS_TABLE, TicketProcessor, policy, ticket_routes, main=True)]
         if shadow is not None:
             to_shadow = {"escalations": topic("shadow"), "notifications": topic("shadow")}
@@ -108,6 +114,7 @@ class Worker:
             "maintenance": alerts,
             "override": alerts,
             "override_tickets": self.tickets,
+            "forward": alerts,
         }
         incidents = self._lane(
             INCIDENTS_TABLE, IncidentProcessor, policy, incident_routes, main=True
@@ -117,6 +124,8 @@ class Worker:
         facts = self._lane(CUSTOMERS_TABLE, FactProcessor, policy, fact_routes, main=True)
         self.customer_stream = InputStream(customers, [facts])
         self.streams = (self.ticket_stream, self.alert_stream, self.customer_stream)
+        self.ticket_stream.forwarded = lambda: self.metrics.repartitioned("tickets")
+        self.alert_stream.forwarded = lambda: self.metrics.repartitioned("alerts")
         for stream in self.streams:
             stream.actives = lambda stream=stream: self.active_partitions(stream)
         self.table = lanes[0].table
@@ -147,6 +156,8 @@ class Worker:
         extra: dict[str, Any] = {}
         if kind in (TicketProcessor, IncidentProcessor):
             extra["retention_ms"] = self.settings.retention_ms
+            # Records of another partition's ticket or incident are forwarded there.
+            extra["partitions"] = self.settings.partitions
         if kind is TicketProcessor:
             # The checkpoint sends a whole batch's metric facts at once (its step 1).
             extra["facts_per_batch"] = "customers" in topics

@@ -119,7 +119,9 @@ def install(worker: Worker) -> None:
     app.page("/events")(
         door(
             "cloudevents",
-            lambda headers, body, _: ingested(parse_ingest(headers.get("Content-Type"), body)),
+            lambda headers, body, _: ingested(
+                parse_ingest(headers.get("Content-Type"), body, headers)
+            ),
         )
     )
     app.page("/alerts/alertmanager")(

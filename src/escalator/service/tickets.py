@@ -75,6 +75,9 @@ class TicketProcessor(BaseProcessor):
         event = decode_record(raw, ctx.now)
         if isinstance(event, Heartbeat):
             return HEARTBEAT_TYPE, self._heartbeat(event, replace(ctx, cause=event.id))
+        forward = self._forward(event.ticket_id, raw, ctx)  # heartbeats stay where they land
+        if forward is not None:
+            return "", forward
         ctx = replace(ctx, cause=event.id)
         expired = self._expired(event.ticket_id)
         # Only a creation after the old ticket was done can reuse its id: an older one is the
