@@ -73,6 +73,9 @@ class Settings:
     max_record_bytes: int = DEFAULT_MAX_RECORD
     max_request_bytes: int = 5 * 1024 * 1024
     http_token: str | None = field(default=None, repr=False)
+    # The ticket systems' webhook signatures (docs/sources.md); never logged.
+    jira_webhook_secret: str | None = field(default=None, repr=False)
+    zendesk_signing_secret: str | None = field(default=None, repr=False)
     retention_ms: int = DEFAULT_RETENTION_MS
     recontact_window_ms: int = DEFAULT_WINDOW_MS
     aggregates: AggregateConfig = field(default_factory=AggregateConfig)
