@@ -25,6 +25,7 @@ from escalator.adapters.cloudevents import MAX_BODY, MAX_TEXT
 from escalator.adapters.http_types import Accepted, HttpError, Ingested
 from escalator.adapters.ticket_doors import (
     dig,
+    kind_of,
     load_object,
     lookup,
     missing,
@@ -48,7 +49,7 @@ def jira_events(body: bytes, mapping: JiraMapping) -> Ingested:
     """A Jira webhook's body → the ticket events it means (or none); HttpError 400 naming
     the payload's field otherwise."""
     doc = load_object(body)
-    kind = need(doc, "webhookEvent")
+    kind = kind_of(doc, "webhookEvent")
     if kind not in HANDLED:
         return Ingested((), {"accepted": [], "ignored": f"webhookEvent {kind[:64]!r}"})
     at = _timestamp(doc)
@@ -105,7 +106,7 @@ def _created(
             f"{SETTING}.priorities",
             "priority",
         ),
-        "summary": (text(doc, "issue.fields.summary", required=False) or "")[:MAX_TEXT],
+        "summary": (text(doc, "issue.fields.summary", required=False, limit=None) or "")[:MAX_TEXT],
     }
     for key, rule in (("service", mapping.service), ("tier", mapping.tier)):
         value = _rule(fields, rule, key, required=False)

@@ -11,7 +11,7 @@ from typing import Any, Final
 
 import orjson
 
-from escalator.adapters.cloudevents import event_from_dict
+from escalator.adapters.cloudevents import MAX_TEXT, event_from_dict
 from escalator.adapters.http_types import Accepted, HttpError, Ingested
 from escalator.domain.ladder import iso
 from escalator.errors import InvalidEvent
@@ -52,8 +52,9 @@ def dig(doc: Any, path: str) -> Any:
     return doc
 
 
-def text(doc: Any, path: str, *, required: bool = True) -> str | None:
-    """A string (or a number, as vendors send ids either way) at `path`."""
+def text(doc: Any, path: str, *, required: bool = True, limit: int | None = MAX_TEXT) -> str | None:
+    """A string (or a number, as vendors send ids either way) at `path`, at most `limit`
+    characters (None: any; the caller cuts it)."""
     value = dig(doc, path)
     if value is None or value == "":
         if required:
@@ -61,7 +62,18 @@ def text(doc: Any, path: str, *, required: bool = True) -> str | None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise refused(path, f"expected a string, got {type(value).__name__}")
-    return str(value)
+    found = str(value)
+    if limit is not None and len(found) > limit:
+        raise HttpError(400, "field_too_long", f"{path}: longer than {limit} characters")
+    return found
+
+
+def kind_of(doc: dict[str, Any], path: str) -> str:
+    """The vendor's event type: a string, nothing else."""
+    value = doc.get(path)
+    if not isinstance(value, str) or not value:
+        raise missing(path) if value is None else refused(path, "expected a string")
+    return value
 
 
 def need(doc: Any, path: str) -> str:

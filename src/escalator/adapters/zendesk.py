@@ -20,6 +20,7 @@ from escalator.adapters.cloudevents import MAX_BODY, MAX_TEXT
 from escalator.adapters.http_types import Accepted, HttpError, Ingested
 from escalator.adapters.ticket_doors import (
     dig,
+    kind_of,
     load_object,
     lookup,
     need,
@@ -62,7 +63,7 @@ def zendesk_events(body: bytes, mapping: ZendeskMapping) -> Ingested:
     """A Zendesk webhook's body → the ticket events it means (or none); HttpError 400
     naming the payload's field otherwise."""
     doc = load_object(body)
-    kind = need(doc, "type")
+    kind = kind_of(doc, "type")
     handler = HANDLERS.get(kind.removeprefix(PREFIX)) if kind.startswith(PREFIX) else None
     if handler is None:
         return Ingested((), {"accepted": [], "ignored": f"type {kind[:64]!r}"})
@@ -106,7 +107,7 @@ def _created(doc: dict[str, Any], mapping: ZendeskMapping, made: Made) -> list[A
         "customer_id": _customer(detail, mapping),
         "customer_tier": _tagged(detail, mapping.customer_tier, "customer_tier", required=True),
         "severity": _priority(mapping, priority, "detail.priority"),
-        "summary": (text(doc, "detail.subject", required=False) or "")[:MAX_TEXT],
+        "summary": (text(doc, "detail.subject", required=False, limit=None) or "")[:MAX_TEXT],
     }
     service = _tagged(detail, mapping.service, "service", required=False)
     if service is not None:
