@@ -103,8 +103,11 @@ async def test_a_jsm_ticket_life_through_the_jira_door_decides_as_its_cloudevent
         )
     )
     # A retry of the first delivery (Jira resends what it thinks failed): nothing new.
-    status, _ = post(worker, "/webhooks/jira", orjson.dumps(created), headers)
-    assert status == 202
+    status, answer = post(worker, "/webhooks/jira", orjson.dumps(created), headers)
+    assert (status, answer) == (
+        202,
+        {"accepted": [], "duplicate": ["jira/10042/created", "jira/10042/created/status"]},
+    )
     resolved = jira_item("status", "Waiting for customer", "Resolved")
     send(jira_updated(key, issue, await at(t0, 11), "30003", [resolved]))
     # Not bearing the token: refused, nothing produced.
@@ -241,7 +244,9 @@ async def test_a_zendesk_life_through_the_signed_door(workers: WorkerFactory) ->
             {"current": {"id": "901"}, "previous": None},
         )
     )
-    send(created)  # Zendesk retries a delivery: answered, nothing new
+    # Zendesk retries a delivery: answered, nothing new.
+    status, answer = post(worker, "/webhooks/zendesk", *signed(created))
+    assert (status, answer) == (202, {"accepted": [], "duplicate": ["zendesk/01HQ-1"]})
     send(
         zendesk_event(
             "priority_changed",

@@ -468,6 +468,7 @@ def test_a_delivery_produced_recently_is_a_duplicate() -> None:
     again = recent.check(made("a", "b"), T0 + 60_000)
     assert again.duplicate
     assert again.events == ()
+    assert again.answer == {"accepted": [], "duplicate": ["a", "b"]}
     assert not recent.check(made("a", "c"), T0).duplicate  # something new in it: produced
     assert not recent.check(made(), T0).duplicate  # nothing to produce is not a retry
     assert not recent.check(made("a", "b"), T0 + RECENT_MS + 1).duplicate

@@ -139,11 +139,11 @@ class RecentDeliveries:
 
     def check(self, made: Ingested, now: int) -> Ingested:
         """`made` as it is, or a duplicate with nothing to produce when every event of it
-        was produced recently."""
+        was produced recently (answered `{"accepted": [], "duplicate": [its ids]}`)."""
         self._forget(now)
         ids = [item.event_id for item in made.events]
         if ids and all(event_id in self._seen for event_id in ids):
-            return Ingested((), made.answer, duplicate=True)
+            return Ingested((), {"accepted": [], "duplicate": ids}, duplicate=True)
         return made
 
     def remember(self, events: Sequence[Accepted], now: int) -> None:
