@@ -9,6 +9,8 @@ produces nothing new."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import time
 import urllib.error
 import urllib.request
@@ -45,6 +47,7 @@ pytestmark = pytest.mark.integration
 POLICY = ROOT / "tests" / "data" / "policy-fast-doors.yaml"  # enterprise: first response 5 s
 TOKEN = "doors-token"
 SECRET = "zendesk-signing-secret"
+JIRA_SECRET = "jira-webhook-secret"
 
 
 def post(
@@ -191,7 +194,10 @@ async def test_a_jsm_ticket_life_through_the_jira_door_decides_as_its_cloudevent
 async def test_a_zendesk_life_through_the_signed_door(workers: WorkerFactory) -> None:
     await workers.create_topics()
     worker = workers.start(
-        "w1", ESCALATOR_POLICY=str(POLICY), ESCALATOR_ZENDESK_SIGNING_SECRET=SECRET
+        "w1",
+        ESCALATOR_POLICY=str(POLICY),
+        ESCALATOR_ZENDESK_SIGNING_SECRET=SECRET,
+        ESCALATOR_JIRA_WEBHOOK_SECRET=JIRA_SECRET,
     )
     worker.wait_ready()
     t0 = time.time() + 1
@@ -266,10 +272,18 @@ async def test_a_zendesk_life_through_the_signed_door(workers: WorkerFactory) ->
         )
     )
 
+    # The same worker's Jira door, with a webhook secret: Jira's X-Hub-Signature is checked.
+    jira = orjson.dumps(jira_created("OPS-1", "20001", int(time.time() * 1000)))
+    hub = "sha256=" + hmac.new(JIRA_SECRET.encode(), jira, hashlib.sha256).hexdigest()
+    assert post(worker, "/webhooks/jira", jira, {"X-Hub-Signature": hub})[0] == 202
+    assert post(worker, "/webhooks/jira", jira, {"X-Hub-Signature": hub[:-1] + "x"})[0] == 401
+
     result = await compare_with_simulate(workers, POLICY)
     assert_nothing_lost_or_invented(result)
     assert not result.dead_letters
     assert "ZD-5158/c1/first_response/breach" in result.expected
+    assert counted(worker, "jira", "accepted") == 1
+    assert counted(worker, "jira", "unauthorized") == 1
     made = [
         r
         for r in await read_all(workers.broker.bootstrap, workers.topic("tickets"))
