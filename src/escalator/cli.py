@@ -579,6 +579,19 @@ def topics_create(history_retention: str, evidence_retention: str, fix: bool, **
     "[ESCALATOR_HTTP_TOKEN].",
 )
 @click.option(
+    "--jira-webhook-secret",
+    envvar="ESCALATOR_JIRA_WEBHOOK_SECRET",
+    help="POST /webhooks/jira needs Jira's X-Hub-Signature made with this secret instead of "
+    "the bearer token; prefer the env variable [ESCALATOR_JIRA_WEBHOOK_SECRET].",
+)
+@click.option(
+    "--zendesk-signing-secret",
+    envvar="ESCALATOR_ZENDESK_SIGNING_SECRET",
+    help="POST /webhooks/zendesk needs Zendesk's X-Zendesk-Webhook-Signature made with this "
+    "secret instead of the bearer token; prefer the env variable "
+    "[ESCALATOR_ZENDESK_SIGNING_SECRET].",
+)
+@click.option(
     "--recontact-window",
     envvar="ESCALATOR_RECONTACT_WINDOW",
     default=_duration_default(DEFAULTS.recontact_window_ms),

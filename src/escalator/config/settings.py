@@ -77,6 +77,9 @@ class Settings:
     max_record_bytes: int = DEFAULT_MAX_RECORD
     max_request_bytes: int = 5 * 1024 * 1024
     http_token: str | None = field(default=None, repr=False)
+    # The ticket systems' webhook signatures (docs/sources.md); never logged.
+    jira_webhook_secret: str | None = field(default=None, repr=False)
+    zendesk_signing_secret: str | None = field(default=None, repr=False)
     retention_ms: int = DEFAULT_RETENTION_MS
     # Topic retention (`escalator topics create`, docs/architecture.md "Topics and retention"):
     # the evidence an audit needs (escalator.metrics: compliance, aggregates) for 13 months and
