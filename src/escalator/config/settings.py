@@ -73,6 +73,8 @@ class Settings:
     max_record_bytes: int = DEFAULT_MAX_RECORD
     max_request_bytes: int = 5 * 1024 * 1024
     http_token: str | None = field(default=None, repr=False)
+    # PagerDuty routing key → service (docs/sources.md): each key is a credential too.
+    pagerduty_routing_keys: dict[str, str] = field(default_factory=dict, repr=False)
     retention_ms: int = DEFAULT_RETENTION_MS
     recontact_window_ms: int = DEFAULT_WINDOW_MS
     aggregates: AggregateConfig = field(default_factory=AggregateConfig)

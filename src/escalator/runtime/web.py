@@ -2,6 +2,8 @@
 
 - POST /events            CloudEvents HTTP binding → tickets.events or monitoring.alerts
 - POST /alerts/alertmanager  Alertmanager webhooks (v4) → one alert CloudEvent per alert
+- POST /v2/enqueue, /alerts/pagerduty  PagerDuty Events API v2 → one alert or incident event
+- POST /alerts/grafana    Grafana Alerting's webhook contact point → one per alert
 - POST /maintenance       declare an ad-hoc maintenance window → maintenance.started
 - POST /maintenance/end   end one early → maintenance.ended
 - GET  /tickets/{id}      live SLA status, answered by the worker that owns the ticket
@@ -19,16 +21,17 @@ import asyncio
 import hmac
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from faust.web import Request, Response, View
 
-from escalator.adapters.alerts import alertmanager_events
+from escalator.adapters import pagerduty
+from escalator.adapters.alerts import alertmanager_events, grafana_events
 from escalator.adapters.http_actions import incident_action, ticket_action
 from escalator.adapters.http_ingest import Accepted, HttpError, parse_ingest
-from escalator.adapters.http_types import Authorize, Build, Refusal, ingested
+from escalator.adapters.http_types import Authorize, Build, Ingested, Refusal, ingested
 from escalator.adapters.maintenance import ENDED, STARTED, maintenance_request
 from escalator.adapters.overrides import override_request
 from escalator.adapters.schedule_view import schedule_view
@@ -47,12 +50,15 @@ log = logging.getLogger("escalator.web")
 
 def check_auth(request: Request, token: str | None) -> None:
     """Bearer-token check (constant time); no token configured means open."""
-    if not token:
-        return
-    header = request.headers.get("Authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+    if not bearer_ok(request.headers, token):
         raise HttpError(401, "unauthorized", "missing or wrong bearer token")
+
+
+def bearer_ok(headers: Mapping[str, str], token: str | None) -> bool:
+    if not token:
+        return True
+    scheme, _, given = headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), token.encode())
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -109,6 +115,8 @@ def install(worker: Worker) -> None:
                     return self.json(shown, status=exc.status)
                 response = await produce_acked(self, accepted.events, answer=accepted.answer)
                 outcome = "accepted" if response.status < 300 else "unavailable"
+                if outcome == "accepted" and accepted.accepted is not None:
+                    accepted.accepted()
                 if outcome == "accepted" and accepted.duplicate:
                     outcome = "duplicate"
                 worker.metrics.ingest_request(source, outcome)
@@ -129,7 +137,35 @@ def install(worker: Worker) -> None:
     # Ticket systems' webhooks (Jira Service Management, Zendesk): docs/sources.md.
 
     # Monitoring tools' alerts (PagerDuty Events API v2, Grafana Alerting): docs/sources.md.
+    routes = settings.pagerduty_routing_keys
+    recent = pagerduty.RecentRequests()
 
+    def pagerduty_authorize(headers: Mapping[str, str], body: bytes) -> None:
+        """The bearer token, or a routing key of ESCALATOR_PAGERDUTY_ROUTING_KEYS (most
+        tools that page PagerDuty can send nothing but the routing key)."""
+        if bearer_ok(headers, settings.http_token):
+            return
+        given = (pagerduty.routing_key_of(body) or "").encode()
+        # Every key compared (a list, not a generator): no early exit to time.
+        if any([hmac.compare_digest(given, key.encode()) for key in routes]):
+            return
+        raise HttpError(
+            401, "unauthorized", "missing or wrong bearer token, and no known routing_key"
+        )
+
+    def pagerduty_build(_: Mapping[str, str], body: bytes, arrival: int) -> Ingested:
+        rules = worker.policy.alerts
+        names = pagerduty.Labels(rules.severity_label, next(iter(rules.service_labels), None))
+        return pagerduty.pagerduty_request(body, arrival, routes, recent, names)
+
+    pagerduty_door = door(
+        "pagerduty", pagerduty_build, authorize=pagerduty_authorize, refusal=pagerduty.refusal
+    )
+    app.page("/v2/enqueue")(pagerduty_door)
+    app.page("/alerts/pagerduty")(pagerduty_door)
+    app.page("/alerts/grafana")(
+        door("grafana", lambda _, body, arrival: ingested(grafana_events(body, arrival)))
+    )
 
     def action_view(build: Callable[[str, str, bytes, int], Accepted]) -> type[View]:
         """A person's action on `{subject}` (an incident or a ticket): the event `build`
