@@ -257,6 +257,10 @@ def _alert(
         raise HttpError(400, "not_an_object", "each alert must be an object", index)
     try:
         fingerprint = _text(alert, "fingerprint", f"alerts[{index}].fingerprint")
+        if fingerprint.startswith("__"):  # refused at the door, as the worker would
+            raise InvalidEvent(
+                "invalid_field", f"alerts[{index}].fingerprint must not start with '__' (reserved)"
+            )
         status = alert.get("status")
         if status not in ("firing", "resolved"):
             raise InvalidEvent(
