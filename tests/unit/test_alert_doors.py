@@ -31,7 +31,7 @@ from escalator.adapters.pagerduty import (
     refusal,
 )
 from escalator.domain import incidents
-from escalator.domain.effects import IncidentOpened, IncidentResolved
+from escalator.domain.effects import Effect, IncidentOpened, IncidentResolved
 from tests.helpers import example_policy, ms
 
 ARRIVAL = ms("2026-11-24T10:00:00Z")
@@ -237,7 +237,7 @@ def test_acknowledge_is_a_person_acknowledging_and_resolve_the_alert_resolving()
     # Through the incident: trigger → acknowledge → resolve, its alert resolved (no one by hand).
     policy = example_policy()
     state = None
-    effects = []
+    effects: list[Effect] = []
     trigger = {**PD_TRIGGER, "dedup_key": "dedupkeyhere"}
     for doc in (event(pd(trigger)), ack, resolve):
         decision = incidents.apply(state, decode_alert_event(orjson.dumps(doc), ARRIVAL), policy)
