@@ -33,6 +33,7 @@ from escalator.adapters.pagerduty import (
 from escalator.domain import incidents
 from escalator.domain.effects import Effect, IncidentOpened, IncidentResolved
 from tests.helpers import example_policy, ms
+from tests.unit.test_hostile_input import json_values
 
 ARRIVAL = ms("2026-11-24T10:00:00Z")
 HOSTILE = Path(__file__).resolve().parents[1] / "data" / "hostile"
@@ -223,6 +224,11 @@ def test_the_policys_label_names_carry_severity_and_service() -> None:
     assert (labels["priority"], labels["app"]) == ("info", "checkout")
     assert "severity" not in labels
     assert "service" not in labels
+    # A policy reading the service from `group` gets the routing key's service, not PD's group.
+    ingested = pagerduty_request(
+        orjson.dumps(PD_TRIGGER), ARRIVAL, ROUTES, RecentRequests(), Labels("severity", "group")
+    )
+    assert event(ingested)["data"]["labels"]["group"] == "checkout"
 
 
 def test_acknowledge_is_a_person_acknowledging_and_resolve_the_alert_resolving() -> None:
@@ -504,15 +510,6 @@ def test_hostile_grafana_webhooks_are_refused_naming_the_field(name: str) -> Non
     assert caught.value.message.startswith(expected)
 
 
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**63 - 1)
-    | st.floats(allow_nan=False)
-    | st.text(),
-    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
-    max_leaves=20,
-)
 pd_requests = st.fixed_dictionaries(
     {
         "routing_key": json_values | st.text(),

@@ -204,12 +204,15 @@ def _firing(
     severity = payload.get("severity")
     if severity not in SEVERITIES:
         raise _invalid(f"'payload.severity' must be one of: {', '.join(SEVERITIES)}")
-    labels = {names.severity: severity, "alertname": summary}
-    if names.service:
-        labels[names.service] = service
+    labels = {"alertname": summary}
     for name in ("source", "component", "group", "class"):
         if payload.get(name) is not None:
             labels[name] = _string(payload, name, MAX_TEXT, f"payload.{name}")
+    # Last: where the policy reads severity or service from a label of the same name as one
+    # above (service_labels: [group]), the routing key's service and the severity win.
+    labels[names.severity] = severity
+    if names.service:
+        labels[names.service] = service
     annotations = {"summary": summary}
     details = payload.get("custom_details")
     if details is not None:

@@ -96,8 +96,9 @@ def install(worker: Worker) -> None:
         sees the body), the size limit, `build` turning the request into events (an
         adapter: HttpError naming the field otherwise), then produced and acknowledged.
         The answer is escalator's unless `build` gives the vendor's own; `refusal` shapes
-        errors where a vendor's client expects its own (PagerDuty's). Every request counts
-        once in escalator_ingest_requests_total."""
+        errors where a vendor's client expects its own (PagerDuty's); `Ingested.accepted`
+        is told once Kafka acknowledged. Every request counts once in
+        escalator_ingest_requests_total."""
 
         class Door(View):
             async def post(self, request: Request) -> Response:
@@ -137,7 +138,6 @@ def install(worker: Worker) -> None:
     # Ticket systems' webhooks (Jira Service Management, Zendesk): docs/sources.md.
 
     # Monitoring tools' alerts (PagerDuty Events API v2, Grafana Alerting): docs/sources.md.
-    routes = settings.pagerduty_routing_keys
     recent = pagerduty.RecentRequests()
 
     def pagerduty_authorize(headers: Mapping[str, str], body: bytes) -> None:
@@ -146,6 +146,7 @@ def install(worker: Worker) -> None:
         if bearer_ok(headers, settings.http_token):
             return
         given = (pagerduty.routing_key_of(body) or "").encode()
+        routes = settings.pagerduty_routing_keys
         # Every key compared (a list, not a generator): no early exit to time.
         if any([hmac.compare_digest(given, key.encode()) for key in routes]):
             return
@@ -156,6 +157,7 @@ def install(worker: Worker) -> None:
     def pagerduty_build(_: Mapping[str, str], body: bytes, arrival: int) -> Ingested:
         rules = worker.policy.alerts
         names = pagerduty.Labels(rules.severity_label, next(iter(rules.service_labels), None))
+        routes = settings.pagerduty_routing_keys
         return pagerduty.pagerduty_request(body, arrival, routes, recent, names)
 
     pagerduty_door = door(
