@@ -630,6 +630,14 @@ def topics_create(history_retention: str, evidence_retention: str, fix: bool, **
     "[ESCALATOR_ZENDESK_SIGNING_SECRET].",
 )
 @click.option(
+    "--pagerduty-routing-keys",
+    envvar="ESCALATOR_PAGERDUTY_ROUTING_KEYS",
+    callback=lambda _ctx, _param, value: _routing_keys(value),
+    help="PagerDuty routing keys the Events API v2 door accepts without the bearer token, "
+    "each with the service it names: 'key=service,…'; prefer the env variable "
+    "[ESCALATOR_PAGERDUTY_ROUTING_KEYS].",
+)
+@click.option(
     "--recontact-window",
     envvar="ESCALATOR_RECONTACT_WINDOW",
     default=_duration_default(DEFAULTS.recontact_window_ms),
@@ -685,6 +693,15 @@ def worker(
         **kw,
     )
     sys.exit(run_worker(settings, loaded, shadow))
+
+
+def _routing_keys(text: str | None) -> dict[str, str]:
+    from escalator.adapters.pagerduty import RoutingKeysError, parse_routing_keys
+
+    try:
+        return parse_routing_keys(text or "")
+    except RoutingKeysError as exc:
+        raise click.BadParameter(str(exc), param_hint="--pagerduty-routing-keys") from None
 
 
 def _aggregate_config(windows: str, compliance: str, grace: str, retention: str) -> Any:
