@@ -100,7 +100,7 @@ def test_ticket_format_3() -> None:
     # What it lacks defaults to nothing: no open page, no snooze. Written again, it is format 4.
     assert (state.pages, state.snoozed_until) == ([], None)
     assert (state.visits, state.last_customer_message) == ([], None)
-    assert state_codec.encode_state(state, 3, 1_795_001_800_000, offset) == TICKET_5_OF_3
+    assert state_codec.encode_state(state, 3, 1_795_001_800_000, offset) == TICKET_6_OF_3
 
 
 # --- tickets, format 4: format 3 and the open pages and the snooze (still read) --------------
@@ -130,12 +130,12 @@ def test_ticket_format_4() -> None:
     assert (state.visits, state.last_customer_message) == ([], None)
     assert state_codec.ticket_entry(TICKET_4) == state_codec.ticket_entry(TICKET_3)
     written = state_codec.encode_state(state, 3, 1_795_001_800_000, offset)
-    assert written == b"[5" + TICKET_4[2:-1] + b",[],null]"
+    assert written == b"[6" + TICKET_4[2:-1] + b",[],null,[],null,false]"
 
 
 # --- tickets, format 5: format 4 and the stays at tiers and the customer's latest words -----
 
-TICKET_5_OF_3 = b"[5" + TICKET_3[2:-1] + b",[],null,[],null]"
+TICKET_6_OF_3 = b"[6" + TICKET_3[2:-1] + b",[],null,[],null,[],null,false]"
 TICKET_5 = (
     b"[5"
     + TICKET_4[2:-1]
@@ -145,7 +145,6 @@ TICKET_5 = (
 
 
 def test_ticket_format_5() -> None:
-    assert state_codec.TICKET_FORMAT == 5
     state, offset = state_codec.decode_state(TICKET_5)
     assert state.pages == OPEN_PAGES
     assert state.visits == [
@@ -154,7 +153,25 @@ def test_ticket_format_5() -> None:
     ]
     assert state.last_customer_message == "it is down again"
     assert state_codec.ticket_entry(TICKET_5) == state_codec.ticket_entry(TICKET_3)
-    assert state_codec.encode_state(state, 3, 1_795_001_800_000, offset) == TICKET_5
+    # What it lacks defaults to nothing: no scores, no churn risk, not a VIP by data.
+    assert (state.sentiments, state.churn_risk, state.vip) == ([], None, False)
+    written = state_codec.encode_state(state, 3, 1_795_001_800_000, offset)
+    assert written == b"[6" + TICKET_5[2:-1] + b",[],null,false]"
+
+
+# --- tickets, format 6: format 5 and the sentiment scores, the churn risk and the VIP flag ---
+
+TICKET_6 = b"[6" + TICKET_5[2:-1] + b",[-0.7269,-0.8316],0.85,true]"
+
+
+def test_ticket_format_6() -> None:
+    assert state_codec.TICKET_FORMAT == 6
+    state, offset = state_codec.decode_state(TICKET_6)
+    assert state.sentiments == [-0.7269, -0.8316]
+    assert (state.churn_risk, state.vip) == (0.85, True)
+    assert state.last_customer_message == "it is down again"
+    assert state_codec.ticket_entry(TICKET_6) == state_codec.ticket_entry(TICKET_3)
+    assert state_codec.encode_state(state, 3, 1_795_001_800_000, offset) == TICKET_6
 
 
 # --- incidents (table "incidents"): format 2, and format 1 still read -------------------------
@@ -598,6 +615,7 @@ def test_expired_ticket_format_1() -> None:
         (state_codec.decode_outages, b"[3" + OUTAGES_2[2:]),
         (state_codec.decode_state, _with(TICKET_1, v=3)),
         (state_codec.decode_state, b"[3" + TICKET_2[2:]),
+        (state_codec.decode_state, b"[7" + TICKET_6[2:]),
         (state_codec.decode_state, b"[6" + TICKET_5[2:]),
         (state_codec.decode_incident, _with(INCIDENT_2, v=3)),
         (state_codec.decode_incident, _with(INCIDENT_1, suppressed_until=None)),

@@ -46,6 +46,7 @@ from escalator.domain.policy import (
     OncallLevel,
     OutageRule,
     Policy,
+    SentimentTrigger,
     TargetRule,
     Threshold,
     TierDef,
@@ -60,6 +61,7 @@ from escalator.domain.schedules import (
     ShiftLength,
     schedule_name,
 )
+from escalator.domain.sentiment import SCORES_KEPT
 from escalator.errors import ConfigError
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -569,13 +571,14 @@ def _notify(node: _Node, schedules: Mapping[str, Schedule]) -> str:
 
 
 def _triggers(node: _Node, tier_names: tuple[str, ...]) -> dict[str, Any]:
-    fields = node.mapping(("inactivity", "reopen", "keywords", "vip"))
+    fields = node.mapping(("inactivity", "reopen", "keywords", "vip", "sentiment"))
     result: dict[str, Any] = {}
     parsers: dict[str, Callable[[_Node], Any]] = {
         "inactivity": lambda n: {s: d.duration() for s, d in _severity_map(n)},
         "reopen": lambda n: _reopen(n, tier_names),
         "keywords": lambda n: _keywords(n, tier_names),
         "vip": _vip,
+        "sentiment": lambda n: _sentiment(n, tier_names),
     }
     for key, parse in parsers.items():
         if key in fields:
@@ -607,6 +610,30 @@ def _keywords(node: _Node, tiers: tuple[str, ...]) -> HierarchicalTrigger:
         except KeywordError as exc:
             raise fields["words"].error(str(exc)) from None
     return HierarchicalTrigger(notify_tier=fields["notify"].choice(tiers), keywords=words)
+
+
+def _sentiment(node: _Node, tiers: tuple[str, ...]) -> SentimentTrigger:
+    """`{below: -0.6, sustained: 2, notify: L4}`; `below` and `sustained` have defaults
+    (docs/policy.md, "Negative sentiment")."""
+    fields = node.mapping(("below", "sustained", "notify"), required=("notify",))
+    below = -0.6
+    if "below" in fields:
+        value = fields["below"].value
+        if isinstance(value, bool) or not isinstance(value, int | float) or not -1 < value <= 1:
+            raise fields["below"].error(
+                "expected a compound score above -1 and at most 1 (e.g. -0.6): VADER scores "
+                "text from -1 (most negative) to +1"
+            )
+        below = float(value)
+    sustained = 2
+    if "sustained" in fields:
+        value = fields["sustained"].value
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= SCORES_KEPT:
+            raise fields["sustained"].error(
+                f"expected a whole number of customer messages from 1 to {SCORES_KEPT}"
+            )
+        sustained = value
+    return SentimentTrigger(fields["notify"].choice(tiers), below, sustained)
 
 
 def _vip(node: _Node) -> VipRule:

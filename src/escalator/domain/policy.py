@@ -75,6 +75,16 @@ class HierarchicalTrigger:
 
 
 @dataclass(frozen=True, slots=True)
+class SentimentTrigger:
+    """Bring management in when the customer's latest `sustained` texts (comments, the new
+    ticket's summary) all score below `below` (domain/sentiment.py; VADER compound, -1 … +1)."""
+
+    notify_tier: str
+    below: float = -0.6
+    sustained: int = 2
+
+
+@dataclass(frozen=True, slots=True)
 class VipRule:
     customers: frozenset[str]
     extra_warnings: tuple[Threshold, ...] = ()
@@ -189,6 +199,7 @@ class Policy:
     reopen: HierarchicalTrigger | None = None
     keywords: HierarchicalTrigger | None = None
     vip: VipRule | None = None
+    sentiment: SentimentTrigger | None = None
     alerts: AlertPolicy = field(default_factory=AlertPolicy)
     lateness: Lateness = field(default_factory=Lateness)
     imports: ImportRule = field(default_factory=ImportRule)

@@ -8,6 +8,7 @@ from typing import Any, Final
 from escalator.adapters.alerts import decode_outage
 from escalator.adapters.cloudevents import HEARTBEAT_TYPE, decode_record
 from escalator.adapters.fact_codec import encode_facts
+from escalator.adapters.sentiment import vader_scorer
 from escalator.adapters.source_codec import (
     decode_silence,
     decode_silent,
@@ -32,6 +33,7 @@ from escalator.domain.defaults import DEFAULT_RETENTION_MS
 from escalator.domain.durations import format_duration
 from escalator.domain.effects import OutageChanged
 from escalator.domain.ladder import iso
+from escalator.domain.sentiment import Scorer
 from escalator.domain.sources import Heartbeat, SourceState
 from escalator.domain.state import DONE_STATUSES, ExpiredTicket, TicketState
 from escalator.errors import InvalidEvent
@@ -54,10 +56,14 @@ class TicketProcessor(BaseProcessor):
         *args: Any,
         limits: engine.Limits | None = None,
         retention_ms: int = DEFAULT_RETENTION_MS,
+        scorer: Scorer | None = vader_scorer,
         **kw: Any,
     ) -> None:
         super().__init__(*args, **kw)
         self.limits = limits or engine.DEFAULT_LIMITS
+        # Scores customer text for the sentiment trigger; the worker and simulate both build
+        # this processor, so both use VADER and agree on every score (adapters/sentiment.py).
+        self.scorer = scorer
         self.retention_ms = retention_ms
         self.purged = 0
         # Per partition, by service: every incident keeping the service in outage, in order.
@@ -88,7 +94,9 @@ class TicketProcessor(BaseProcessor):
         outage = self._outage(ctx.partition, service)
         held = state is not None and self._held_by_silence(ctx, state)
         overrides = self.overrides_of(ctx.partition)
-        decision = engine.apply(state, event, self.policy, self.limits, outage, held, overrides)
+        decision = engine.apply(
+            state, event, self.policy, self.limits, outage, held, overrides, self.scorer
+        )
         return event.type, self._commit(ctx, decision)
 
     def _advance(self, ctx: Context, key: str) -> list[Emission]:

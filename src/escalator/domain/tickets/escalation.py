@@ -17,7 +17,13 @@ from escalator.domain.effects import (
     OutageChanged,
     effect_id,
 )
-from escalator.domain.policy import FUNCTIONAL, HIERARCHICAL
+from escalator.domain.policy import (
+    FUNCTIONAL,
+    HIERARCHICAL,
+    HierarchicalTrigger,
+    Policy,
+    SentimentTrigger,
+)
 from escalator.domain.sla import Clock
 from escalator.domain.state import Handoff
 from escalator.domain.tickets import clocks, explain, paging
@@ -152,8 +158,7 @@ def hierarchical(step: Step, trigger: str, why: str, **cause: object) -> None:
     its trace."""
     state, policy = step.state, step.policy
     once = f"c{state.cycle}/{trigger}"
-    rule = policy.reopen if trigger == "reopen" else policy.keywords
-    notify_tier = rule.notify_tier if rule else None
+    notify_tier = _notify_tier(policy, trigger)
     if once in state.fired or notify_tier is None:
         return
     state.fired.append(once)
@@ -169,6 +174,17 @@ def hierarchical(step: Step, trigger: str, why: str, **cause: object) -> None:
             trace=explain.trace(step, None, trigger, **cause),
         ),
     )
+
+
+def _notify_tier(policy: Policy, trigger: str) -> str | None:
+    """The tier a hierarchical trigger brings in, None when the policy lacks the trigger."""
+    rule: dict[str, HierarchicalTrigger | SentimentTrigger | None] = {
+        "reopen": policy.reopen,
+        "keyword": policy.keywords,
+        "sentiment": policy.sentiment,
+    }
+    found = rule.get(trigger)
+    return found.notify_tier if found is not None else None
 
 
 def start_in_outage(step: Step) -> None:
