@@ -15,6 +15,7 @@ import pytest
 
 from escalator.adapters import (
     alerts,
+    customer_codec,
     fact_codec,
     maintenance,
     notify_codec,
@@ -31,6 +32,7 @@ from escalator.adapters.deadletter import (
     original_key,
 )
 from escalator.domain.aggregates import Windows, Worst
+from escalator.domain.customers import CustomerAttributes, CustomerUpdated
 from escalator.domain.effects import OutageChanged, SourceSilence
 from escalator.domain.maintenance import OPEN_ENDED, AdhocWindow, MaintenanceChange
 from escalator.domain.overrides import OverrideMade
@@ -504,6 +506,38 @@ def test_silence_broadcast_format_1() -> None:
     assert source_codec.encode_silence(change) == SILENCE_BROADCAST_1
 
 
+# --- a partition's customers (table "tickets", key __customers__/<partition>): customers/1 ---
+
+CUSTOMERS_1 = b'["customers/1",[["c-2",null,true,1795000000000],["c-1",0.85,false,1795000300000]]]'
+
+
+def test_customer_table_format_1() -> None:
+    table = customer_codec.decode_customers(CUSTOMERS_1)
+    assert table == {
+        "c-2": CustomerAttributes(None, True, 1_795_000_000_000),
+        "c-1": CustomerAttributes(0.85, False, 1_795_000_300_000),
+    }
+    assert list(table) == ["c-2", "c-1"]  # least recently updated first: evicted first
+    assert customer_codec.encode_customers(table) == CUSTOMERS_1
+
+
+# --- the customer broadcast (tickets.events, key __escalator_customer__): escalator.customer --
+
+CUSTOMER_BROADCAST_1 = (
+    b'{"specversion":"1.0","id":"customer/crm-41","source":"escalator",'
+    b'"type":"escalator.customer","time":"2026-11-18T11:11:40.000Z",'
+    b'"data":{"event_id":"crm-41","customer_id":"c-1","churn_risk":0.85,"vip":null}}'
+)
+
+
+def test_customer_broadcast_format_1() -> None:
+    update = customer_codec.decode_customer_update(CUSTOMER_BROADCAST_1)
+    assert update == CustomerUpdated(
+        "crm-41", "c-1", 1_795_000_300_000, 1_795_000_300_000, 0.85, None
+    )
+    assert customer_codec.encode_customer_update(update) == CUSTOMER_BROADCAST_1
+
+
 # --- dead letters (escalator.deadletter, read back by `deadletter replay`): format 1 ----------
 
 DEAD_LETTER_1 = (
@@ -629,6 +663,11 @@ def test_expired_ticket_format_1() -> None:
             OVERRIDE_BROADCAST_1.replace(b"escalator.override", b"escalator.override2"),
         ),
         (overrides.decode_overrides, OVERRIDES_1.replace(b"overrides/1", b"overrides/2")),
+        (customer_codec.decode_customers, CUSTOMERS_1.replace(b"customers/1", b"customers/2")),
+        (
+            customer_codec.decode_customer_update,
+            CUSTOMER_BROADCAST_1.replace(b"escalator.customer", b"escalator.customer2"),
+        ),
         (state_codec.decode_customer, _with(CUSTOMER_1, v=2)),
         (fact_codec.decode_windows, _with(WINDOWS_1, v=2)),
         (state_codec.decode_fact, _with(CUSTOMER_FACT_1, v=2)),

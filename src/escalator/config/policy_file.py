@@ -39,6 +39,7 @@ from escalator.domain.policy import (
     FALLBACK_LEVEL_TIMEOUT_MS,
     TARGETS,
     AlertPolicy,
+    ChurnRule,
     ContextRule,
     HierarchicalTrigger,
     ImportRule,
@@ -571,7 +572,7 @@ def _notify(node: _Node, schedules: Mapping[str, Schedule]) -> str:
 
 
 def _triggers(node: _Node, tier_names: tuple[str, ...]) -> dict[str, Any]:
-    fields = node.mapping(("inactivity", "reopen", "keywords", "vip", "sentiment"))
+    fields = node.mapping(("inactivity", "reopen", "keywords", "vip", "sentiment", "churn"))
     result: dict[str, Any] = {}
     parsers: dict[str, Callable[[_Node], Any]] = {
         "inactivity": lambda n: {s: d.duration() for s, d in _severity_map(n)},
@@ -579,6 +580,7 @@ def _triggers(node: _Node, tier_names: tuple[str, ...]) -> dict[str, Any]:
         "keywords": lambda n: _keywords(n, tier_names),
         "vip": _vip,
         "sentiment": lambda n: _sentiment(n, tier_names),
+        "churn": lambda n: _churn(n, tier_names),
     }
     for key, parse in parsers.items():
         if key in fields:
@@ -637,14 +639,54 @@ def _sentiment(node: _Node, tiers: tuple[str, ...]) -> SentimentTrigger:
 
 
 def _vip(node: _Node) -> VipRule:
-    fields = node.mapping(("customers", "warnings", "notify_backup"), required=("customers",))
-    notify = fields["notify_backup"].value if "notify_backup" in fields else True
-    if not isinstance(notify, bool):
-        raise fields["notify_backup"].error("expected true or false")
+    fields = node.mapping(("customers", "from_data", "warnings", "notify_backup"))
+    notify = _flag(fields, "notify_backup", True)
+    from_data = _flag(fields, "from_data", False)
+    if "customers" not in fields and not from_data:
+        raise node.error(
+            "missing required key 'customers' (or from_data: true, for tickets whose data "
+            "says vip: true)"
+        )
     return VipRule(
-        customers=frozenset(fields["customers"].strings()),
+        customers=frozenset(fields["customers"].strings())
+        if "customers" in fields
+        else frozenset(),
         extra_warnings=_thresholds(fields["warnings"]) if "warnings" in fields else (),
         always_notify_backup=notify,
+        from_data=from_data,
+    )
+
+
+def _flag(fields: dict[str, _Node], key: str, default: bool) -> bool:
+    if key not in fields:
+        return default
+    value = fields[key].value
+    if not isinstance(value, bool):
+        raise fields[key].error("expected true or false")
+    return value
+
+
+def _churn(node: _Node, tiers: tuple[str, ...]) -> ChurnRule:
+    """`{at_least: 0.7, warnings: [0.25], notify_backup: true, start_at: L2}` (docs/policy.md,
+    "Churn risk and VIP")."""
+    fields = node.mapping(
+        ("at_least", "warnings", "notify_backup", "start_at"), required=("at_least",)
+    )
+    at_least = fields["at_least"].value
+    if (
+        isinstance(at_least, bool)
+        or not isinstance(at_least, int | float)
+        or not 0 <= at_least <= 1
+    ):
+        raise fields["at_least"].error(
+            "expected a churn risk from 0 to 1 (e.g. 0.7): tickets of customers at or above it "
+            "are at risk"
+        )
+    return ChurnRule(
+        at_least=float(at_least),
+        extra_warnings=_thresholds(fields["warnings"]) if "warnings" in fields else (),
+        notify_backup=_flag(fields, "notify_backup", False),
+        start_at=fields["start_at"].choice(tiers) if "start_at" in fields else None,
     )
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from escalator.domain import due
+from escalator.domain.customers import CustomerAttributes
 from escalator.domain.effects import OutageChanged
 from escalator.domain.events import TicketEvent, TicketSnapshot
 from escalator.domain.policy import Policy
@@ -67,6 +68,7 @@ def apply(
     held: bool = False,
     overrides: Sequence[Override] = (),
     scorer: Scorer | None = None,
+    customer: CustomerAttributes | None = None,
 ) -> Decision:
     """Apply one inbound event; raises InvalidEvent (with a reason code) to refuse it.
 
@@ -76,6 +78,8 @@ def apply(
     event for it is applied before anything due fires, and what is due settles (rule 8) — a
     backlog arriving as the source comes back lands first. `scorer` scores customer text for
     the sentiment trigger (the shell's VADER, adapters/sentiment.py; None: nothing is scored).
+    `customer`: what the ticket's partition knows of its customer (domain/customers.py), read
+    by a `ticket.created` that does not say it itself.
     """
     validation.check(state, event, policy, limits or DEFAULT_LIMITS)
     now = event.arrival if state is None else max(event.arrival, state.processed_until)
@@ -84,7 +88,7 @@ def apply(
         decision = imports.import_ticket(event, at, now, policy, state, overrides)
     elif state is None:
         # Deadlines of an old ticket (a replayed backlog) may already be behind the clock.
-        decision = handlers.open_ticket(event, at, now, policy, outage, overrides, scorer)
+        decision = handlers.open_ticket(event, at, now, policy, outage, overrides, scorer, customer)
     else:
         decision = Decision(state, overrides=overrides)
         explain.forget_what_is_not_allowed(state, policy)

@@ -86,9 +86,25 @@ class SentimentTrigger:
 
 @dataclass(frozen=True, slots=True)
 class VipRule:
+    """Who is a VIP: the listed customers, and with `from_data` every ticket whose
+    `ticket.created` (or its customer's latest `customer.updated`) says `vip: true`."""
+
     customers: frozenset[str]
     extra_warnings: tuple[Threshold, ...] = ()
     always_notify_backup: bool = True
+    from_data: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChurnRule:
+    """A ticket whose customer's churn risk (0–1, from the CRM) is at least `at_least` gets
+    extra warnings, its tier's backup on every notification (`notify_backup`), and optionally
+    starts at a higher tier (`start_at`)."""
+
+    at_least: float
+    extra_warnings: tuple[Threshold, ...] = ()
+    notify_backup: bool = False
+    start_at: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +216,7 @@ class Policy:
     keywords: HierarchicalTrigger | None = None
     vip: VipRule | None = None
     sentiment: SentimentTrigger | None = None
+    churn: ChurnRule | None = None
     alerts: AlertPolicy = field(default_factory=AlertPolicy)
     lateness: Lateness = field(default_factory=Lateness)
     imports: ImportRule = field(default_factory=ImportRule)
@@ -275,5 +292,15 @@ class Policy:
     def paused_targets(self, status: str) -> frozenset[str]:
         return self.pauses.get(status, frozenset())
 
-    def is_vip(self, customer_id: str) -> bool:
-        return self.vip is not None and customer_id in self.vip.customers
+    def is_vip(self, customer_id: str, flagged: bool = False) -> bool:
+        """Whether the VIP rule applies: a listed customer, or (`from_data`) a ticket whose
+        data flags its customer as a VIP (`flagged`)."""
+        vip = self.vip
+        if vip is None:
+            return False
+        return customer_id in vip.customers or (vip.from_data and flagged)
+
+    def at_risk(self, churn_risk: float | None) -> bool:
+        """Whether the churn rule applies to a ticket whose customer has `churn_risk`."""
+        churn = self.churn
+        return churn is not None and churn_risk is not None and churn_risk >= churn.at_least

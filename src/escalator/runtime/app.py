@@ -94,8 +94,14 @@ class Worker:
         self.policy_topic = topic("policy")
         outputs = {role: topic(role) for role in ("escalations", "notifications", "deadletter")}
         customers = topic("customers")
-        # The main lane broadcasts its sources' silences (the shadow lane only receives them).
-        ticket_routes = {**outputs, "customers": customers, "silence": self.tickets}
+        # The main lane broadcasts its sources' silences and its customers' new attributes
+        # (the shadow lane only receives them).
+        ticket_routes = {
+            **outputs,
+            "customers": customers,
+            "silence": self.tickets,
+            "crm": self.tickets,
+        }
         lanes = [self._lane(TICKETS_TABLE, TicketProcessor, policy, ticket_routes, main=True)]
         if shadow is not None:
             to_shadow = {"escalations": topic("shadow"), "notifications": topic("shadow")}
@@ -261,7 +267,7 @@ class Worker:
         )
 
     async def broadcast(self, topic: Any, value: bytes, key: bytes) -> list[Any]:
-        """Send an outage or silence change to every partition of tickets.events, a
+        """Send an outage, silence or customer change to every partition of tickets.events, a
         maintenance change to every partition of monitoring.alerts, an override's copy to
         every partition of its lane's topic (`topic`)."""
         return [

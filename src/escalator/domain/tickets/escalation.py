@@ -204,6 +204,34 @@ def start_in_outage(step: Step) -> None:
     )
 
 
+def start_at_risk(step: Step) -> None:
+    """A new ticket of a customer at risk of churning starts at the churn rule's `start_at`
+    tier, when that is above where it was created (and where an outage put it): one functional
+    escalation, `<ticket>/c1/churn/escalation`."""
+    state, policy = step.state, step.policy
+    churn = policy.churn
+    if churn is None or churn.start_at is None or not policy.at_risk(state.churn_risk):
+        return
+    if policy.tier_rank(churn.start_at) <= policy.tier_rank(state.tier):
+        return
+    climb(
+        step,
+        Raised(
+            id=effect_id(state.ticket_id, state.cycle, "churn", "escalation"),
+            kind=FUNCTIONAL,
+            trigger="churn",
+            from_tier=state.tier,
+            to_tier=churn.start_at,
+            reason=f"The customer's churn risk is {state.churn_risk:.2f} (at least "
+            f"{churn.at_least:.2f}): the ticket starts at {churn.start_at} instead of "
+            f"{state.tier}.",
+            trace=explain.trace(
+                step, None, "churn", churn_risk=state.churn_risk, at_least=churn.at_least
+            ),
+        ),
+    )
+
+
 def outage_onset(step: Step) -> None:
     """The ticket's service went into outage: an open ticket below the outage tier (L3 by
     default) is escalated there at once, once per outage (the incident that started it)."""

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from escalator.domain import due, keywords, ladder, sentiment
+from escalator.domain.customers import CustomerAttributes
 from escalator.domain.effects import (
     Bounceback,
     OutageChanged,
@@ -44,10 +45,17 @@ def open_ticket(
     outage: OutageChanged | None,
     overrides: Sequence[Override] = (),
     scorer: Scorer | None = None,
+    customer: CustomerAttributes | None = None,
 ) -> Decision:
-    """A new ticket created at `at`: its targets, inactivity clock, and outage start tier."""
+    """A new ticket created at `at`: its targets, inactivity clock, and outage start tier.
+    Its customer's churn risk and VIP flag are the event's own, else `customer`'s (the
+    partition's customer table)."""
     created = event.payload
     assert isinstance(created, TicketCreated)
+    churn_risk, vip = created.churn_risk, created.vip
+    if customer is not None:
+        churn_risk = customer.churn_risk if churn_risk is None else churn_risk
+        vip = customer.vip if vip is None else vip
     state = TicketState(
         ticket_id=event.ticket_id,
         customer_id=created.customer_id,
@@ -60,6 +68,8 @@ def open_ticket(
         processed_until=now,
         statuses=[(at, "new")],
         source=event.source,
+        churn_risk=churn_risk,
+        vip=bool(vip),
     )
     explain.arrive(state, created.tier, at, "created")
     due.remember(state.seen, event.id)
@@ -73,6 +83,7 @@ def open_ticket(
         clocks.start_target(step, target, target)
     clocks.restart_inactivity(step)
     escalation.start_in_outage(step)
+    escalation.start_at_risk(step)
     customer_text(step, state.summary, "The new ticket's summary")
     customer_mood(step, state.summary)
     return decision
