@@ -32,6 +32,7 @@ from escalator.adapters.deadletter import (
     original_key,
 )
 from escalator.domain.aggregates import Windows, Worst
+from escalator.domain.credits import Breach
 from escalator.domain.customers import CustomerAttributes, CustomerUpdated
 from escalator.domain.effects import OutageChanged, SourceSilence
 from escalator.domain.maintenance import OPEN_ENDED, AdhocWindow, MaintenanceChange
@@ -316,7 +317,41 @@ def test_window_state_format_1() -> None:
     assert tally.worst == Worst("T-1", "first_response", "P1", 60_000)
     assert (tally.counts["created"], tally.late, tally.customer_tiers) == (2, 1, {"enterprise"})
     assert state_codec.index_entry(WINDOWS_1) == (2, 1_796_083_500_000)
-    assert fact_codec.encode_windows(state, 2, 1_796_083_500_000, 99) == WINDOWS_1
+    # No evidence kept before format 2. Written again, it is format 2.
+    assert (tally.breaches, tally.unlisted) == ({}, 0)
+    written = fact_codec.encode_windows(state, 2, 1_796_083_500_000, 99)
+    assert written == WINDOWS_1.replace(b'"v":1', b'"v":2').replace(
+        b'"ct":["enterprise"]}', b'"ct":["enterprise"],"b":[],"u":0}'
+    )
+
+
+# --- windows, format 2: format 1 and each tally's breaches (the credits' evidence) ----------
+
+WINDOWS_2 = WINDOWS_1.replace(b'"v":1', b'"v":2').replace(
+    b'"ct":["enterprise"]}',
+    b'"ct":["enterprise"],"b":[["T-1/c1/first_response/breach","T-1","first_response","P1",'
+    b'1793500000000,60000,false],["T-2/c1/resolution/breach","T-2","resolution","P1",'
+    b'1793600000000,0,true]],"u":3}',
+)
+
+
+def test_window_state_format_2() -> None:
+    state, _ = fact_codec.decode_windows(WINDOWS_2)
+    tally = state.open["month", 1_793_491_200_000]
+    assert list(tally.breaches.values()) == [
+        Breach(
+            "T-1/c1/first_response/breach",
+            "T-1",
+            "first_response",
+            "P1",
+            1793500000000,
+            60000,
+            False,
+        ),
+        Breach("T-2/c1/resolution/breach", "T-2", "resolution", "P1", 1793600000000, 0, True),
+    ]
+    assert tally.unlisted == 3
+    assert fact_codec.encode_windows(state, 2, 1_796_083_500_000, 99) == WINDOWS_2
 
 
 # --- records on the repartition topic (escalator.customers): format 1 of each -----------------
@@ -348,7 +383,32 @@ def test_metric_fact_record_format_1() -> None:
         ("created", "L1", 0),
         ("handoff", "L2", 300_000),
     ]
-    assert fact_codec.encode_facts(key, facts) == METRIC_FACTS_1
+    assert [f.ref for f in facts] == ["", ""]
+    written = fact_codec.encode_facts(key, facts)
+    assert written == b'{"v":2,' + METRIC_FACTS_1[1:].replace(b",0]", b',0,""]').replace(
+        b",300000]", b',300000,""]'
+    )
+
+
+# --- metric facts, format 2: format 1 ("v" absent) and each fact's ref ----------------------
+
+METRIC_FACTS_2 = (
+    b'{"v":2,"key":"__compliance__/acme","metric_facts":[["T-1/1795000900000/breach/'
+    b'first_response","breach",1795000900000,"T-1","acme","enterprise","P1","L1",'
+    b'"first_response",0,"T-1/c1/first_response/breach"]]}'
+)
+
+
+def test_metric_fact_record_format_2() -> None:
+    record = fact_codec.decode_fact_record(METRIC_FACTS_2)
+    assert isinstance(record, tuple)
+    key, (fact,) = record
+    assert (fact.kind, fact.target, fact.ref) == (
+        "breach",
+        "first_response",
+        "T-1/c1/first_response/breach",
+    )
+    assert fact_codec.encode_facts(key, [fact]) == METRIC_FACTS_2
 
 
 # --- the outage broadcast (tickets.events, key __escalator_outage__): type escalator.outage ----
@@ -669,10 +729,10 @@ def test_expired_ticket_format_1() -> None:
             CUSTOMER_BROADCAST_1.replace(b"escalator.customer", b"escalator.customer2"),
         ),
         (state_codec.decode_customer, _with(CUSTOMER_1, v=2)),
-        (fact_codec.decode_windows, _with(WINDOWS_1, v=2)),
+        (fact_codec.decode_windows, _with(WINDOWS_1, v=3)),
         (state_codec.decode_fact, _with(CUSTOMER_FACT_1, v=2)),
         (fact_codec.decode_fact_record, _with(CUSTOMER_FACT_1, v=2)),
-        (fact_codec.decode_fact_record, _with(METRIC_FACTS_1, v=2)),
+        (fact_codec.decode_fact_record, _with(METRIC_FACTS_1, v=3)),
         (original_bytes, _with(DEAD_LETTER_1, v=3)),
         (notify_codec.decode_stored, DELIVERED_1.replace(b"delivered/1", b"delivered/2")),
         (notify_codec.decode_stored, SLACK_PAGE_1.replace(b"slack-page/1", b"slack-page/2")),

@@ -37,10 +37,14 @@ from escalator.domain.keywords import Keyword, KeywordError
 from escalator.domain.maintenance import MaintenanceError, MaintenanceWindow, OneOff, Weekly
 from escalator.domain.policy import (
     FALLBACK_LEVEL_TIMEOUT_MS,
+    OTHER_LABEL,
     TARGETS,
     AlertPolicy,
     ChurnRule,
     ContextRule,
+    CreditBand,
+    CreditRule,
+    CriticalRule,
     HierarchicalTrigger,
     ImportRule,
     Lateness,
@@ -222,6 +226,7 @@ def parse_policy(text: str, file: str = "<policy>", warnings: list[str] | None =
             "context",
             "schedules",
             "maintenance",
+            "credits",
         ),
         required=("version", "targets", "tiers"),
     )
@@ -256,6 +261,8 @@ def parse_policy(text: str, file: str = "<policy>", warnings: list[str] | None =
         policy_args["context"] = _context(top["context"])
     if "maintenance" in top:
         policy_args["maintenance"] = _maintenance(top["maintenance"])
+    if "credits" in top:
+        policy_args["credits"] = _credits(top["credits"], targets)
     alerts = (
         _alerts(top["alerts"], tuple(t.name for t in tiers), schedules, warnings)
         if "alerts" in top
@@ -636,6 +643,66 @@ def _sentiment(node: _Node, tiers: tuple[str, ...]) -> SentimentTrigger:
             )
         sustained = value
     return SentimentTrigger(fields["notify"].choice(tiers), below, sustained)
+
+
+def _credits(node: _Node, targets: tuple[TargetRule, ...]) -> dict[str, CreditRule]:
+    """`credits: {<customer tier>: {compliance: [...], targets: [...], critical: [...]}}`
+    (docs/policy.md, "Service credits"). A tier must be one a target names (or `other`, the
+    tiers no target names): compliance periods know a customer's tier by that label."""
+    named = frozenset().union(*(t.customer_tiers for t in targets if t.customer_tiers))
+    allowed = (*sorted(named), OTHER_LABEL)
+    rules: dict[str, CreditRule] = {}
+    for tier, value in _named(node):
+        if tier not in allowed:
+            raise value.error(
+                f"no target names customer tier {tier!r}: its tickets count as "
+                f"{OTHER_LABEL!r}; use one of: {', '.join(allowed)}"
+            )
+        rules[tier] = _credit_rule(value)
+    return rules
+
+
+def _credit_rule(node: _Node) -> CreditRule:
+    fields = node.mapping(("compliance", "targets", "critical"))
+    if "compliance" not in fields and "critical" not in fields:
+        raise node.error("expected 'compliance' bands, 'critical' rules or both")
+    bands = tuple(_band(n) for n in fields["compliance"].items()) if "compliance" in fields else ()
+    critical = (
+        tuple(_critical(n) for n in fields["critical"].items()) if "critical" in fields else ()
+    )
+    chosen = frozenset(fields["targets"].strings(TARGETS)) if "targets" in fields else None
+    return CreditRule(bands=bands, targets=chosen, critical=critical)
+
+
+def _band(node: _Node) -> CreditBand:
+    fields = node.mapping(("below", "credit"), required=("below", "credit"))
+    return CreditBand(
+        below=_percent(fields["below"], "a compliance percentage (e.g. 99.5)", low_open=True),
+        credit=_percent(fields["credit"], "a credit percentage (e.g. 10)"),
+    )
+
+
+def _critical(node: _Node) -> CriticalRule:
+    fields = node.mapping(
+        ("severity", "target", "later_than", "credit"),
+        required=("severity", "target", "later_than", "credit"),
+    )
+    return CriticalRule(
+        severities=frozenset(fields["severity"].strings(SEVERITIES)),
+        target=fields["target"].choice(TARGETS),
+        later_than_ms=fields["later_than"].duration(),
+        credit=_percent(fields["credit"], "a credit percentage (e.g. 50)"),
+    )
+
+
+def _percent(node: _Node, what: str, low_open: bool = False) -> float:
+    value = node.value
+    low_ok = value > 0 if low_open and isinstance(value, int | float) else True
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
+        raise node.error(f"expected {what}, from 0 to 100")
+    if not low_ok:
+        raise node.error(f"expected {what} above 0")
+    return float(value)
 
 
 def _vip(node: _Node) -> VipRule:

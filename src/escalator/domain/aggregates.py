@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Final
 
 from escalator.domain import facts
+from escalator.domain.credits import EVIDENCE_KEPT, Breach
 from escalator.domain.durations import DurationError, parse_duration
 from escalator.domain.effects import Effect, EscalationRaised
 from escalator.domain.facts import (
@@ -171,6 +172,7 @@ class MetricFact:
     tier: str
     target: str = ""
     value_ms: int = 0
+    ref: str = ""  # a breach, or a retraction: the breach's id (the credits' evidence)
 
     @property
     def group(self) -> str:
@@ -237,6 +239,7 @@ def facts_of(
                     tier=_tier(seen, left) or state.tier,
                     target=target,
                     value_ms=seen.value_ms,
+                    ref=seen.ref if seen.kind in (BREACH, RETRACTED) else "",
                 )
             )
     return facts
@@ -276,8 +279,12 @@ class Tally:
     worst: Worst | None = None
     late: int = 0
     customer_tiers: set[str] = field(default_factory=set)
+    # A customer's period only: its breaches by id, the evidence of its service credit
+    # (domain/credits.py; at most EVIDENCE_KEPT, the later ones counted in `unlisted`).
+    breaches: dict[str, Breach] = field(default_factory=dict)
+    unlisted: int = 0
 
-    def add(self, fact: MetricFact, *, late: bool = False) -> None:
+    def add(self, fact: MetricFact, *, late: bool = False, evidence: bool = False) -> None:
         kind = fact.kind
         if late and kind == RETRACTED:
             # Its breach was counted in a window already closed (and published): that record
@@ -294,6 +301,31 @@ class Tally:
             candidate = Worst(fact.ticket_id, fact.target, fact.severity, fact.value_ms)
             if self.worst is None or _rank(candidate) > _rank(self.worst):
                 self.worst = candidate
+        if evidence:
+            self._evidence(fact, kind)
+
+    def _evidence(self, fact: MetricFact, kind: str) -> None:
+        """Keep the breaches of the period: added by BREACH, withdrawn by a retraction, and
+        completed (how late) by the target's end."""
+        if kind == BREACH and fact.ref:
+            if len(self.breaches) >= EVIDENCE_KEPT:
+                self.unlisted += 1
+                return
+            self.breaches[fact.ref] = Breach(
+                fact.ref, fact.ticket_id, fact.target, fact.severity, fact.time, 0, True
+            )
+        elif kind == RETRACTED and fact.ref:
+            self.breaches.pop(fact.ref, None)
+        elif kind == ENDED_BREACHED:
+            # The ticket's open breach of that target (a cycle breaches a clock once).
+            ended = [
+                b
+                for b in self.breaches.values()
+                if b.open and b.ticket_id == fact.ticket_id and b.target == fact.target
+            ]
+            if ended:
+                last = max(ended, key=lambda b: b.deadline)
+                self.breaches[last.breach_id] = replace(last, overdue_ms=fact.value_ms, open=False)
 
     def count(self, kind: str) -> int:
         return self.counts.get(kind, 0)
@@ -341,7 +373,8 @@ def add_fact(state: Windows, fact: MetricFact, periods: Sequence[Period]) -> boo
         tally_key = (period.name, start)
         if late:
             state.open.setdefault(tally_key, Tally()).late += 1
-        state.open.setdefault(tally_key, Tally()).add(fact, late=late)
+        evidence = state.key.startswith(COMPLIANCE_PREFIX)
+        state.open.setdefault(tally_key, Tally()).add(fact, late=late, evidence=evidence)
     return True
 
 

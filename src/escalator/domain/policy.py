@@ -108,6 +108,33 @@ class ChurnRule:
 
 
 @dataclass(frozen=True, slots=True)
+class CreditBand:
+    """Compliance (in %) strictly below `below` earns `credit` % of the period's fee."""
+
+    below: float
+    credit: float
+
+
+@dataclass(frozen=True, slots=True)
+class CriticalRule:
+    """A breach of `target` at one of `severities` later than `later_than_ms` earns `credit` %."""
+
+    severities: frozenset[str]
+    target: str
+    later_than_ms: int
+    credit: float
+
+
+@dataclass(frozen=True, slots=True)
+class CreditRule:
+    """The credits of one customer tier."""
+
+    bands: tuple[CreditBand, ...] = ()
+    targets: frozenset[str] | None = None  # None: every target counts in the compliance
+    critical: tuple[CriticalRule, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class OncallLevel:
     """One step of an on-call ladder: who is paged, and how long they have to acknowledge."""
 
@@ -217,6 +244,9 @@ class Policy:
     vip: VipRule | None = None
     sentiment: SentimentTrigger | None = None
     churn: ChurnRule | None = None
+    # Service credits per customer tier (domain/credits.py), published at each compliance
+    # period's close.
+    credits: Mapping[str, CreditRule] = field(default_factory=dict)
     alerts: AlertPolicy = field(default_factory=AlertPolicy)
     lateness: Lateness = field(default_factory=Lateness)
     imports: ImportRule = field(default_factory=ImportRule)
