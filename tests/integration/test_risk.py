@@ -5,6 +5,8 @@ decides on the same recorded input, ids and contents alike.
 - Churn risk and VIP from data: `customer.updated` is broadcast to every ticket partition; the
   customer's later tickets, wherever they land, get the churn rule (a start at L2, earlier
   warnings, the backup) and the VIP rule; a ticket's own fields win.
+- Service credits: the worker publishes the `escalator.sla.credit` records simulate computes
+  (compliance periods shortened to 20 s), a critical failure among them.
 """
 
 from __future__ import annotations
@@ -12,16 +14,22 @@ from __future__ import annotations
 import asyncio
 import time
 
+import orjson
 import pytest
 
-from tests.helpers import ROOT, comment, created, iso
+from escalator.config.policy_file import load_policy
+from escalator.domain.aggregates import AggregateConfig, parse_period, parse_periods
+from escalator.service import simulate
+from tests.helpers import ROOT, comment, created, iso, status
 from tests.integration.harness import (
     WorkerFactory,
     assert_nothing_lost_or_invented,
     compare_with_simulate,
+    consume,
     produce,
     produce_in_real_time,
     read_all,
+    read_input,
 )
 from tests.integration.test_parity import processed_count
 
@@ -153,3 +161,65 @@ async def test_customer_updates_reach_every_partition_and_match_simulate(
     }
     assert "V-1" in backups  # the VIP's L1 warnings reach L1's backup
     assert "O-1" not in backups
+
+
+CREDIT_ENV = {
+    "ESCALATOR_POLICY": str(POLICY),
+    "ESCALATOR_AGGREGATE_WINDOWS": "10s",
+    "ESCALATOR_COMPLIANCE_PERIOD": "20s",
+    "ESCALATOR_AGGREGATE_GRACE": "15s",
+}
+CREDIT_CONFIG = AggregateConfig(parse_periods("10s"), parse_period("20s"), 15_000)
+
+
+async def test_credits_match_simulate(workers: WorkerFactory) -> None:
+    await workers.create_topics()
+    worker = workers.start("w1", **CREDIT_ENV)
+    worker.wait_ready()
+    bootstrap, tickets = workers.broker.bootstrap, workers.topic("tickets")
+    t0 = int(time.time() * 1000) + 1000
+    p2 = {"severity": "P2"}
+    standard = {"customer_tier": "standard", "severity": "P3"}
+    timed = [
+        # acct-1, enterprise P1: nobody answers; solved at 6 s, its first response (due 3 s)
+        # 3 s late: the critical rule (> 1 s) → 40 %.
+        (t0, created("K-1", t0, customer="acct-1")),
+        (t0 + 6000, status("K-1", t0 + 6000, "solved")),
+        # acct-2, enterprise P2, and acct-3, standard (tier `other`): everything met → 0 %.
+        (t0 + 100, created("K-2", t0 + 100, customer="acct-2", **p2)),
+        (t0 + 1100, comment("K-2", t0 + 1100)),
+        (t0 + 2100, status("K-2", t0 + 2100, "solved")),
+        (t0 + 200, created("K-3", t0 + 200, customer="acct-3", **standard)),
+        (t0 + 1200, comment("K-3", t0 + 1200)),
+        (t0 + 2200, status("K-3", t0 + 2200, "solved")),
+    ]
+    timed.sort(key=lambda pair: pair[0])
+    await produce_in_real_time(bootstrap, tickets, timed)
+    deadline = time.monotonic() + 60
+    while processed_count(worker.metrics()) < len(timed) and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+    assert processed_count(worker.metrics()) == len(timed)
+
+    recorded = await read_input(bootstrap, tickets)
+    far = int(time.time() * 1000) + 600_000
+    replay = simulate.run(recorded, load_policy(POLICY), until=far, aggregates=CREDIT_CONFIG)
+    docs = [orjson.loads(e.value) for e in replay.aggregates]
+    expected = {d["id"]: d for d in docs if d["type"] == "escalator.sla.credit"}
+    by_customer: dict[str, list[dict]] = {}
+    for doc in expected.values():
+        by_customer.setdefault(doc["subject"], []).append(doc)
+    assert set(by_customer) == {"acct-1", "acct-2", "acct-3"}
+    critical = [d for d in by_customer["acct-1"] if d["data"]["credit_percent"] == 40]
+    assert len(critical) == 1
+    assert critical[0]["data"]["rule"]["breach_ids"] == ["K-1/c1/first_response/breach"]
+    assert all(d["data"]["credit_percent"] == 0 for d in by_customer["acct-2"])
+    assert {d["data"]["customer_tier"] for d in by_customer["acct-3"]} == {"other"}
+
+    def complete(records: list[dict]) -> bool:
+        return {r["id"] for r in records} >= set(expected)
+
+    live = await consume(bootstrap, workers.topic("metrics"), complete, timeout=120)
+    credits = [r for r in live if r["type"] == "escalator.sla.credit"]
+    assert sorted(r["id"] for r in credits) == sorted(expected)  # each once
+    for record in credits:
+        assert record["data"] == expected[record["id"]]["data"], record["id"]
