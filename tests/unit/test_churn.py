@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from escalator.adapters.cloudevents import decode_record
+from escalator.adapters.http_ingest import STRUCTURED, HttpError, parse_ingest
 from escalator.config.policy_file import parse_policy
 from escalator.domain.customers import (
     CUSTOMERS_KEPT,
@@ -227,3 +228,15 @@ def test_vip_from_data_counts_a_ticket_flagged_vip_as_a_vip() -> None:
     assert not example.vip.from_data
     listed = run(example, new("T-1", T0, vip=True), until="2026-11-24T10:08:00Z")
     assert of(listed, "sla.warning") == []
+
+
+# --- the HTTP door ------------------------------------------------------------------------------
+
+
+def test_http_ingest_keys_customer_updated_by_customer_and_names_bad_fields() -> None:
+    (item,) = parse_ingest(STRUCTURED, orjson.dumps(updated("c-7", T0, churn_risk=0.9)))
+    assert (item.key, item.alert) == (b"c-7", False)
+    with pytest.raises(HttpError) as caught:
+        parse_ingest(STRUCTURED, orjson.dumps(updated("c-7", T0, vip="yes")))
+    assert (caught.value.status, caught.value.error) == (400, "invalid_field")
+    assert "data.vip" in caught.value.message
