@@ -6,9 +6,12 @@ once to a fresh `tickets.events`; then, one after the other so they never share 
 - kcat reads the whole topic to /dev/null (the broker/librdkafka ceiling);
 - a bare aiokafka consume → orjson decode → encode → produce loop (benchmarks/raw_loop.py,
   its own process, its own consumer group);
+- a trivial Faust worker with escalator's app settings (benchmarks/faust_ceiling.py: a RocksDB
+  table set per record, one output per ten): the ceiling of faust-streaming here;
 - one `escalator worker` (RocksDB store, the default) consumes the backlog. Its sustained rate
-  is measured from outside: the consumer group's committed offsets, polled every 0.5 s, between
-  10 % and 90 % of the input (start-up and the last commit interval excluded).
+  (and the Faust ceiling's) is measured from outside: the consumer group's committed offsets,
+  polled every 0.5 s, between 10 % and 90 % of the input (start-up and the last commit
+  interval excluded).
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ from pathlib import Path
 import orjson
 
 from benchmarks import workload
-from benchmarks.common import Result, Size, pick, progress, run_module
-from benchmarks.kafka import GroupOffsets, Stack, read_topic
+from benchmarks.common import Result, Size, module_command, pick, progress, run_module
+from benchmarks.kafka import GroupOffsets, Stack, WorkerProc, read_topic
 from benchmarks.profile import profile_dir, record_worker, summarise
 
 GOAL = 0.3
@@ -39,25 +42,36 @@ async def _run(size: Size) -> list[Result]:
     events = pick(size, 2_000, 100_000)
     timeout = pick(size, 60, 300)
     async with Stack("e2e") as stack:
-        return await _measure(stack, events, timeout)
+        stream = workload.stream(events)
+        return await measure(stack, stream, timeout)
 
 
-async def _measure(stack: Stack, size: int, timeout: float) -> list[Result]:
+async def measure(
+    stack: Stack,
+    events: list[workload.Event],
+    timeout: float,
+    name: str = "e2e",
+    goal: float = GOAL,
+) -> list[Result]:
+    """kcat, the raw loop, the Faust ceiling and the worker on `events`, one after the other;
+    `goal`: the worker ÷ raw aiokafka this workload is to reach."""
     await stack.create_topics()
     await stack.create_topic(stack.prefix + "raw.out")
     tickets = stack.topic("tickets")
     now = int(time.time() * 1000)
-    stream = workload.rebase(workload.stream(size), end_ms=now, span_ms=60_000)
+    stream = workload.rebase(events, end_ms=now, span_ms=60_000)
     produced, seconds = await stack.produce(tickets, ((e.key, e.raw()) for e in stream))
     mean_bytes = sum(len(e.raw()) for e in stream[:2000]) / min(len(stream), 2000)
-    progress(f"e2e: produced {produced} events in {seconds:.1f}s")
+    progress(f"{name}: produced {produced} events in {seconds:.1f}s")
 
     kcat_rate, kcat_note = _kcat(stack, tickets, produced)
-    progress(f"e2e: kcat {kcat_rate:,.0f}/s")
+    progress(f"{name}: kcat {kcat_rate:,.0f}/s")
     raw = _raw_loop(stack, tickets, produced)
-    progress(f"e2e: raw aiokafka {raw['rate']:,.0f}/s")
+    progress(f"{name}: raw aiokafka {raw['rate']:,.0f}/s")
+    ceiling_rate, ceiling_detail = await _faust_ceiling(stack, tickets, produced, timeout)
+    progress(f"{name}: Faust ceiling {ceiling_rate:,.0f}/s")
     worker_rate, detail = await _worker(stack, tickets, produced, timeout)
-    progress(f"e2e: worker {worker_rate:,.0f}/s")
+    progress(f"{name}: worker {worker_rate:,.0f}/s")
 
     escalations = await read_topic(
         stack, stack.topic("escalations"), lambda r: False, timeout=pick_read(produced)
@@ -70,29 +84,54 @@ async def _measure(stack: Stack, size: int, timeout: float) -> list[Result]:
     ratio = worker_rate / raw["rate"] if raw["rate"] else None
     return [
         Result(
-            "e2e.worker",
+            f"{name}.worker",
             worker_rate,
             "events/s",
             raw["rate"],
             "raw aiokafka",
             ratio=ratio,
-            goal=f"÷ raw ≥ {GOAL} (stretch {STRETCH})",
-            met=None if ratio is None else ratio >= GOAL,
+            goal=f"÷ raw ≥ {goal}" + (f" (stretch {STRETCH})" if goal == GOAL else ""),
+            met=None if ratio is None else ratio >= goal,
             notes=(
-                f"{produced} events ({mean_bytes:.0f} B mean) for {tickets_n} tickets, 12 "
+                f"{produced} events ({mean_bytes:.0f} B mean) for {tickets_n} tickets, "
+                f"{stack.partitions} "
                 f"partitions, RocksDB store; {share:.0%} of tickets escalated; {detail}"
             ),
-            extra={"kcat": kcat_rate, "raw": raw, "escalated_share": share},
+            extra={
+                "kcat": kcat_rate,
+                "raw": raw,
+                "faust_ceiling": ceiling_rate,
+                "escalated_share": share,
+            },
         ),
         Result(
-            "e2e.raw_aiokafka",
+            f"{name}.worker_vs_faust",
+            worker_rate,
+            "events/s",
+            ceiling_rate,
+            "Faust ceiling",
+            ratio=worker_rate / ceiling_rate if ceiling_rate else None,
+            goal="÷ Faust ceiling ≥ 0.5",
+            met=None if not ceiling_rate else worker_rate / ceiling_rate >= 0.5,
+            notes="the same run's worker against a trivial Faust agent on the same topic",
+        ),
+        Result(
+            f"{name}.faust_ceiling",
+            ceiling_rate,
+            "events/s",
+            raw["rate"],
+            "raw aiokafka",
+            notes=f"trivial agent: RocksDB table set per record, output per ten; {ceiling_detail}",
+        ),
+        Result(
+            f"{name}.raw_aiokafka",
             raw["rate"],
             "events/s",
             kcat_rate,
             "kcat read",
             notes="consume → orjson decode → encode → produce (acks=1) → commit, own process",
         ),
-        Result("e2e.kcat_read", kcat_rate, "events/s", notes=kcat_note),
+        Result(f"{name}.kcat_read", kcat_rate, "events/s", notes=kcat_note),
     ]
 
 
@@ -130,20 +169,55 @@ def _raw_loop(stack: Stack, topic: str, count: int) -> dict[str, float]:
     )
 
 
+async def _faust_ceiling(stack: Stack, topic: str, count: int, timeout: float) -> tuple[float, str]:
+    """The trivial Faust worker on the same backlog, in its own consumer group."""
+    app_id = f"{stack.app_id}-ceiling"
+    out = stack.prefix + "ceiling.out"
+    await stack.create_topic(out)
+    # Created before Faust starts, as the worker's own (runtime/topics.py ensure_changelogs).
+    await stack.create_topic(f"{app_id}-ceiling-changelog", {"cleanup.policy": "compact"})
+    command, env, cwd = module_command(
+        "benchmarks.faust_ceiling",
+        stack.bootstrap,
+        topic,
+        out,
+        app_id,
+        str(stack.partitions),
+        str(stack.tmp / "data-ceiling"),
+    )
+    log_path = stack.tmp / "ceiling.log"
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+    ceiling = WorkerProc("ceiling", proc, 0, log_path, time.monotonic())
+    stack.workers.append(ceiling)
+    return await _sustained(stack, ceiling, topic, count, timeout, app_id)
+
+
 async def _worker(stack: Stack, topic: str, count: int, timeout: float) -> tuple[float, str]:
-    worker = stack.start_worker("w1")
-    folder = profile_dir()
+    return await _sustained(stack, stack.start_worker("w1"), topic, count, timeout)
+
+
+async def _sustained(
+    stack: Stack,
+    worker: WorkerProc,
+    topic: str,
+    count: int,
+    timeout: float,
+    group: str | None = None,
+) -> tuple[float, str]:
+    """A consumer process's sustained rate on the backlog, from its group's commits."""
+    folder = profile_dir() if group is None else None  # py-spy profiles the worker only
     spy = None
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
         spy = record_worker(worker.pid, min(timeout, 60), folder / "worker.raw")
     samples: list[tuple[float, int, float]] = []  # (when, committed, worker CPU seconds)
-    async with GroupOffsets(stack, topic) as group:
+    async with GroupOffsets(stack, topic, group) as offsets:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not worker.alive():
-                raise RuntimeError(f"worker exited:\n{worker.log()[-3000:]}")
-            committed = await group.committed()
+                raise RuntimeError(f"{worker.name} exited:\n{worker.log()[-3000:]}")
+            committed = await offsets.committed()
             samples.append((time.monotonic(), committed, cpu_seconds(worker.pid)))
             if committed >= count:
                 break

@@ -30,9 +30,21 @@ from benchmarks.common import (
     text_table,
 )
 
-BENCHMARKS = ("core", "e2e", "timers", "lag", "memory", "recovery", "importer", "notify")
+BENCHMARKS = (
+    "core",
+    "e2e",
+    "lifecycle",
+    "timers",
+    "lag",
+    "memory",
+    "recovery",
+    "importer",
+    "notify",
+)
 # Which of them start workers and need the broker.
-BROKER = frozenset({"e2e", "timers", "lag", "memory", "recovery", "importer", "notify"})
+BROKER = frozenset(
+    {"e2e", "lifecycle", "timers", "lag", "memory", "recovery", "importer", "notify"}
+)
 
 
 def run_one(name: str, size: str) -> tuple[list[Result], float, str | None]:

@@ -198,6 +198,34 @@ def stream(
     return [item[2] for item in out]
 
 
+def lifecycle(tickets: int, start_ms: int = START_MS, prefix: str = "L") -> list[Event]:
+    """The plainest support workload (issue 21): every ticket created → a public agent reply
+    → solved, three events each, tickets a second apart, sorted by arrival. Nothing escalates:
+    what it measures is the cost of keeping SLA state, not of deciding escalations."""
+    out: list[Event] = []
+    for n in range(tickets):
+        ticket = f"{prefix}-{n}"
+        t0 = start_ms + n * 1000
+        created = {
+            "ticket_id": ticket,
+            "customer_id": f"cust-{n % 5000}",
+            "customer_tier": ("enterprise", "business", "standard")[n % 3],
+            "severity": ("P1", "P2", "P3", "P4")[n % 4],
+            "summary": "cannot log in",
+        }
+        steps = (
+            (t0, "created", created),
+            (t0 + 5 * MINUTE, "commented", _comment("agent", True, "looking into it")),
+            (t0 + 20 * MINUTE, "status_changed", {"status": "solved"}),
+        )
+        for k, (at, kind, data) in enumerate(steps):
+            out.append(
+                Event(ticket.encode(), at, at, cloudevent(kind, ticket, at, f"{ticket}-{k}", data))
+            )
+    out.sort(key=lambda e: e.arrival)
+    return out
+
+
 def records(events: list[Event]) -> list[tuple[bytes, int, int, Origin]]:
     """What the processor is called with: value, arrival, partition and origin per event.
 

@@ -211,6 +211,14 @@ def aggregate_options(command: Any) -> Any:
             help="How long a window waits for late facts before it is published "
             "[ESCALATOR_AGGREGATE_GRACE].",
         ),
+        click.option(
+            "--aggregate-retention",
+            envvar="ESCALATOR_AGGREGATE_RETENTION",
+            default=_duration_default(DEFAULTS.aggregates.retention_ms),
+            show_default=True,
+            help="How long a metric group's or a customer's compliance state is kept after its "
+            "last window closed with no fact since [ESCALATOR_AGGREGATE_RETENTION].",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -381,6 +389,7 @@ def simulate(
     aggregate_windows: str,
     compliance_period: str,
     aggregate_grace: str,
+    aggregate_retention: str,
     compare_file: Path | None,
     outages: str,
     events: IO[bytes],
@@ -401,7 +410,9 @@ def simulate(
             until_ms = parse_time(until, "--until")
         except InvalidEvent as exc:
             raise click.BadParameter(exc.message, param_hint="--until") from None
-    config = _aggregate_config(aggregate_windows, compliance_period, aggregate_grace)
+    config = _aggregate_config(
+        aggregate_windows, compliance_period, aggregate_grace, aggregate_retention
+    )
     lines = events.read().splitlines()
     result = sim.run(lines, base_policy, until_ms, aggregates=config, outages=outages)
     for letter in result.dead_letters:
@@ -433,15 +444,62 @@ def topics() -> None:
 
 @topics.command("create")
 @kafka_options
-def topics_create(**kw: Any) -> None:
-    """Create every topic escalator uses (idempotent: existing topics are left alone)."""
+@click.option(
+    "--history-retention",
+    envvar="ESCALATOR_HISTORY_RETENTION",
+    default=_duration_default(DEFAULTS.history_retention_ms),
+    show_default=True,
+    help="How long the inputs, escalations, notifications and dead letters are kept "
+    "[ESCALATOR_HISTORY_RETENTION].",
+)
+@click.option(
+    "--evidence-retention",
+    envvar="ESCALATOR_EVIDENCE_RETENTION",
+    default=_duration_default(DEFAULTS.evidence_retention_ms),
+    show_default=True,
+    help="How long escalator.metrics (compliance and aggregate records) is kept "
+    "[ESCALATOR_EVIDENCE_RETENTION].",
+)
+@click.option(
+    "--fix",
+    is_flag=True,
+    help="Set the configs of existing topics that differ from what escalator needs "
+    "(retention, timestamps, compaction; never partitions).",
+)
+def topics_create(history_retention: str, evidence_retention: str, fix: bool, **kw: Any) -> None:
+    """Create every topic escalator uses; report existing topics whose settings differ
+    (idempotent: existing topics are only changed with --fix)."""
+    from escalator.domain.durations import DurationError, parse_duration
     from escalator.runtime.topics import create_topics
 
-    settings = settings_from(**kw)
-    for item, outcome in asyncio.run(create_topics(settings)):
+    kept = {}
+    for hint, text in (
+        ("--history-retention", history_retention),
+        ("--evidence-retention", evidence_retention),
+    ):
+        try:
+            kept[hint] = parse_duration(text)
+        except DurationError as exc:
+            raise click.BadParameter(str(exc), param_hint=hint) from None
+    settings = settings_from(
+        history_retention_ms=kept["--history-retention"],
+        evidence_retention_ms=kept["--evidence-retention"],
+        **kw,
+    )
+    results = asyncio.run(create_topics(settings, fix=fix))
+    for result in results:
+        item = result.plan
         click.echo(
-            f"{outcome:8} {item.name} ({item.partitions} partitions, "
+            f"{result.outcome:8} {item.name} ({item.partitions} partitions, "
             f"replication {settings.replication})"
+        )
+        for difference in result.differences:
+            click.echo(f"         {difference.describe()}")
+    if any(result.outcome == "differs" for result in results):
+        click.echo(
+            "some existing topics differ from what escalator needs; run again with --fix "
+            "to set their configs",
+            err=True,
         )
 
 
@@ -521,6 +579,19 @@ def topics_create(**kw: Any) -> None:
     "[ESCALATOR_HTTP_TOKEN].",
 )
 @click.option(
+    "--jira-webhook-secret",
+    envvar="ESCALATOR_JIRA_WEBHOOK_SECRET",
+    help="POST /webhooks/jira needs Jira's X-Hub-Signature made with this secret instead of "
+    "the bearer token; prefer the env variable [ESCALATOR_JIRA_WEBHOOK_SECRET].",
+)
+@click.option(
+    "--zendesk-signing-secret",
+    envvar="ESCALATOR_ZENDESK_SIGNING_SECRET",
+    help="POST /webhooks/zendesk needs Zendesk's X-Zendesk-Webhook-Signature made with this "
+    "secret instead of the bearer token; prefer the env variable "
+    "[ESCALATOR_ZENDESK_SIGNING_SECRET].",
+)
+@click.option(
     "--recontact-window",
     envvar="ESCALATOR_RECONTACT_WINDOW",
     default=_duration_default(DEFAULTS.recontact_window_ms),
@@ -546,6 +617,7 @@ def worker(
     aggregate_windows: str,
     compliance_period: str,
     aggregate_grace: str,
+    aggregate_retention: str,
     **kw: Any,
 ) -> None:
     """Run a stream worker: consume tickets.events, keep SLA state, emit escalations.
@@ -567,7 +639,9 @@ def worker(
             durations[hint] = parse_duration(text)
         except DurationError as exc:
             raise click.BadParameter(str(exc), param_hint=hint) from None
-    aggregates = _aggregate_config(aggregate_windows, compliance_period, aggregate_grace)
+    aggregates = _aggregate_config(
+        aggregate_windows, compliance_period, aggregate_grace, aggregate_retention
+    )
     shadow = _load_policy_or_exit(shadow_policy_file) if shadow_policy_file else None
     settings = settings_from(
         policy_file=policy_file,
@@ -581,7 +655,7 @@ def worker(
     sys.exit(run_worker(settings, loaded, shadow))
 
 
-def _aggregate_config(windows: str, compliance: str, grace: str) -> Any:
+def _aggregate_config(windows: str, compliance: str, grace: str, retention: str) -> Any:
     from escalator.domain.aggregates import (
         AggregateConfig,
         AggregateError,
@@ -590,10 +664,12 @@ def _aggregate_config(windows: str, compliance: str, grace: str) -> Any:
     )
     from escalator.domain.durations import DurationError, parse_duration
 
-    try:
-        grace_ms = parse_duration(grace)
-    except DurationError as exc:
-        raise click.BadParameter(str(exc), param_hint="--aggregate-grace") from None
+    durations = {}
+    for hint, text in (("--aggregate-grace", grace), ("--aggregate-retention", retention)):
+        try:
+            durations[hint] = parse_duration(text)
+        except DurationError as exc:
+            raise click.BadParameter(str(exc), param_hint=hint) from None
 
     try:
         periods = parse_periods(windows)
@@ -604,9 +680,12 @@ def _aggregate_config(windows: str, compliance: str, grace: str) -> Any:
     except AggregateError as exc:
         raise click.BadParameter(str(exc), param_hint="--compliance-period") from None
     try:
-        return AggregateConfig(periods, period, grace_ms)
+        return AggregateConfig(
+            periods, period, durations["--aggregate-grace"], durations["--aggregate-retention"]
+        )
     except AggregateError as exc:
-        raise click.BadParameter(str(exc), param_hint="--aggregate-windows") from None
+        hint = "--aggregate-retention" if "retention" in str(exc) else "--aggregate-windows"
+        raise click.BadParameter(str(exc), param_hint=hint) from None
 
 
 # --- notify -----------------------------------------------------------------------------------

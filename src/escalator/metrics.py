@@ -220,6 +220,13 @@ class Metrics:
         self.tickets_solved = counter(
             "escalator_tickets_solved_total", "Tickets solved (each cycle).", ["severity"]
         )
+        # `topic` is the input's role (tickets or alerts), fixed by the worker's wiring.
+        self.records_repartitioned = counter(
+            "escalator_records_repartitioned_total",
+            "Input records that arrived on another partition than their ticket's or incident's "
+            "(murmur2 of its id) and were forwarded there, by topic (tickets, alerts).",
+            ["topic"],
+        )
         self.open_deadlines = Gauge(
             "escalator_open_deadlines",
             "Tickets with a pending deadline on this worker.",
@@ -267,6 +274,9 @@ class Metrics:
 
     def dead_lettered(self, reason: str) -> None:
         self.deadletters.labels(reason).inc()
+
+    def repartitioned(self, topic: str) -> None:
+        self.records_repartitioned.labels(topic).inc()
 
     def ingest_request(self, source: str, outcome: str) -> None:
         self.ingest_requests.labels(source, outcome).inc()

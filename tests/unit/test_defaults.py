@@ -62,6 +62,7 @@ def test_simulate_aggregate_defaults_are_the_settings_defaults() -> None:
         params["ESCALATOR_AGGREGATE_WINDOWS"].default,  # type: ignore[arg-type]
         params["ESCALATOR_COMPLIANCE_PERIOD"].default,  # type: ignore[arg-type]
         params["ESCALATOR_AGGREGATE_GRACE"].default,  # type: ignore[arg-type]
+        params["ESCALATOR_AGGREGATE_RETENTION"].default,  # type: ignore[arg-type]
     )
     assert config == Settings().aggregates
 
@@ -94,8 +95,13 @@ def _same(shown: str, default: Any) -> bool:
 
 
 def test_readme_settings_table_shows_the_defaults() -> None:
-    # The worker's table, and the notifier's (its own settings; shared ones are the worker's).
-    params = {**params_by_envvar("notify"), **params_by_envvar("worker")}
+    # The worker's table, the notifier's and `topics create`'s (their own settings; shared
+    # ones are the worker's).
+    params = {
+        **params_by_envvar("topics", "create"),
+        **params_by_envvar("notify"),
+        **params_by_envvar("worker"),
+    }
     row = re.compile(r"^\| `(ESCALATOR_[A-Z_]+)`(?: / `(ESCALATOR_[A-Z_]+)`)?[^|]* \| ([^|]*) \|")
     checked = 0
     for line in Path(ROOT / "README.md").read_text().splitlines():

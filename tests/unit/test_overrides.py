@@ -31,6 +31,7 @@ from escalator.adapters.overrides import (
     override_request,
 )
 from escalator.config.policy_file import parse_policy
+from escalator.config.settings import Settings
 from escalator.domain.overrides import (
     FORGET_AFTER_MS,
     MAX_OVERRIDES,
@@ -704,7 +705,7 @@ def fake_worker(overrides: dict[int, tuple[Override, ...]]) -> SimpleNamespace:
 
     return SimpleNamespace(
         app=faust.App("overrides-page-test", broker="memory://", web_enabled=True),
-        settings=SimpleNamespace(http_token="t0k3n", max_request_bytes=1_000),
+        settings=Settings(http_token="t0k3n", max_request_bytes=1_000),
         policy=POLICY,
         table=SimpleNamespace(name="tickets"),
         alert_stream=stream(overrides),

@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from escalator.adapters.http_types import HttpError
 from escalator.adapters.schedule_view import schedule_view
+from escalator.config.settings import Settings
 from escalator.domain.schedules import Override
 from escalator.runtime import web
 from tests.helpers import example_policy, ms
@@ -99,7 +100,7 @@ async def test_the_worker_page_answers_with_the_bearer_token_only() -> None:
     app = faust.App("schedule-page-test", broker="memory://", web_enabled=True)
     worker = SimpleNamespace(
         app=app,
-        settings=SimpleNamespace(http_token="t0k3n", max_request_bytes=1_000),
+        settings=Settings(http_token="t0k3n", max_request_bytes=1_000),
         policy=POLICY,
         table=SimpleNamespace(name="tickets"),
         # Lanes whose partitions know no overrides (tests/unit/test_overrides.py: with some).

@@ -1,18 +1,27 @@
 """CloudEvents HTTP binding for ingest: request bodies → validated events, or a precise error.
 
-Structured mode (`application/cloudevents+json`, one event) and batch mode
-(`application/cloudevents-batch+json`, a JSON array). A batch is all-or-nothing: one bad event
+Structured mode (`application/cloudevents+json`, one event), batch mode
+(`application/cloudevents-batch+json`, a JSON array) and binary mode (`ce-` headers, the data as
+the body: adapters/ce_binary.py). A batch is all-or-nothing: one bad event
 refuses the whole request, naming its index and field, so a client never has to work out which
 half was accepted.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final
 
 import orjson
 
 from escalator.adapters.alerts import decode_alert_event
+from escalator.adapters.ce_binary import (
+    HTTP_BINDING,
+    header_map,
+    header_named,
+    is_binary,
+    to_structured,
+)
 from escalator.adapters.cloudevents import (
     CUSTOMER_UPDATED_TYPE,
     customer_from_dict,
@@ -36,8 +45,14 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";")[0].strip().lower()
 
 
-def parse_ingest(content_type: str | None, body: bytes) -> list[Accepted]:
-    """Validate an ingest request; raise HttpError (400/415) naming what is wrong."""
+def parse_ingest(
+    content_type: str | None, body: bytes, headers: Mapping[str, str] | None = None
+) -> list[Accepted]:
+    """Validate an ingest request; raise HttpError (400/415) naming what is wrong (the header,
+    in binary mode)."""
+    pairs = header_map(headers)
+    if is_binary(pairs, HTTP_BINDING):
+        return [_binary(pairs, body)]
     kind = media_type(content_type)
     if kind not in (STRUCTURED, BATCH, PLAIN_JSON):
         raise HttpError(
@@ -84,3 +99,17 @@ def _accept(doc: Any, index: int | None) -> Accepted:
     except InvalidEvent as exc:
         raise HttpError(400, exc.reason, exc.message, index) from None
     return Accepted(event.ticket_id.encode(), value, event.id)
+
+
+def _binary(headers: list[tuple[str, bytes]], body: bytes) -> Accepted:
+    """Binary mode: the `ce-` headers and the body rebuilt into the structured event, then
+    validated like one; errors about an attribute name its header."""
+    try:
+        doc = to_structured(headers, body, HTTP_BINDING)
+    except InvalidEvent as exc:
+        raise HttpError(400, exc.reason, exc.message) from None
+    try:
+        return _accept(doc, None)
+    except HttpError as exc:
+        exc.message = header_named(exc.message, HTTP_BINDING)
+        raise

@@ -404,11 +404,11 @@ def fact_from_doc(doc: dict[str, Any]) -> CustomerFact:
     return CustomerFact(**doc)
 
 
-def encode_customer(state: CustomerState, partition: int) -> bytes:
+def encode_customer(state: CustomerState, partition: int, due: int | None = None) -> bytes:
     doc = {
         "v": CUSTOMER_FORMAT,
         "p": partition,
-        "due": None,
+        "due": due,  # when its newest solve leaves the re-contact window (then it goes)
         "customer_id": state.customer_id,
         "last_solved": state.last_solved,
         "seen": state.seen,

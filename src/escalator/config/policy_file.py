@@ -67,6 +67,14 @@ from escalator.domain.schedules import (
     schedule_name,
 )
 from escalator.domain.sentiment import SCORES_KEPT
+from escalator.domain.ticket_sources import (
+    FieldRule,
+    JiraMapping,
+    TagRule,
+    TicketSources,
+    ZendeskMapping,
+    folded,
+)
 from escalator.errors import ConfigError
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -226,6 +234,7 @@ def parse_policy(text: str, file: str = "<policy>", warnings: list[str] | None =
             "context",
             "schedules",
             "maintenance",
+            "sources",
             "credits",
         ),
         required=("version", "targets", "tiers"),
@@ -261,6 +270,8 @@ def parse_policy(text: str, file: str = "<policy>", warnings: list[str] | None =
         policy_args["context"] = _context(top["context"])
     if "maintenance" in top:
         policy_args["maintenance"] = _maintenance(top["maintenance"])
+    if "sources" in top:
+        policy_args["sources"] = _sources(top["sources"], tuple(t.name for t in tiers))
     if "credits" in top:
         policy_args["credits"] = _credits(top["credits"], targets)
     alerts = (
@@ -1097,3 +1108,127 @@ def _hours(node: _Node) -> tuple[int, int]:
     if start == end:
         raise node.error(f"{node.value!r}: the window must not start and end at the same time")
     return start, end
+
+
+# --- sources: the ticket systems' doors (docs/sources.md) ---------------------------------------
+
+
+def _sources(node: _Node, tiers: tuple[str, ...]) -> TicketSources:
+    fields = node.mapping(("jira", "zendesk"))
+    jira = _jira(fields["jira"], tiers) if "jira" in fields else JiraMapping()
+    zendesk = _zendesk(fields["zendesk"], tiers) if "zendesk" in fields else ZendeskMapping()
+    return TicketSources(jira=jira, zendesk=zendesk)
+
+
+def _names(node: _Node, allowed: tuple[str, ...] | None = None) -> Mapping[str, str]:
+    """A map of the vendor's names (matched ignoring case) to escalator's values."""
+    if not isinstance(node.value, dict):
+        raise node.error(f"expected a mapping of names to values, got {_kind(node.value)}")
+    names: dict[str, str] = {}
+    for key in node.value:
+        child = node.child(key)
+        if not isinstance(key, str | int) or isinstance(key, bool):
+            raise child.error("expected a name (a string)")
+        if str(key).casefold() in names:
+            raise child.error(f"{key!r} is given twice (names are matched ignoring case)")
+        names[str(key).casefold()] = child.choice(allowed) if allowed else child.text()
+    return folded(names)
+
+
+def _customer_tiers(node: _Node) -> Mapping[str, str]:
+    names = _names(node)
+    for value in names.values():
+        if "/" in value:
+            raise node.error(f"customer tier {value!r} must not contain '/'")
+    return names
+
+
+def _jira(node: _Node, tiers: tuple[str, ...]) -> JiraMapping:
+    fields = node.mapping(
+        ("statuses", "priorities", "customer", "customer_tier", "service", "tier")
+    )
+    base = JiraMapping()
+    return JiraMapping(
+        statuses=_names(fields["statuses"], STATUSES) if "statuses" in fields else base.statuses,
+        priorities=(
+            _names(fields["priorities"], SEVERITIES) if "priorities" in fields else base.priorities
+        ),
+        customer=_field_rule(fields["customer"], None) if "customer" in fields else base.customer,
+        customer_tier=(
+            _field_rule(fields["customer_tier"], None, tier_values=True)
+            if "customer_tier" in fields
+            else base.customer_tier
+        ),
+        service=_field_rule(fields["service"], None) if "service" in fields else base.service,
+        tier=_field_rule(fields["tier"], tiers) if "tier" in fields else base.tier,
+    )
+
+
+def _field_rule(
+    node: _Node, allowed: tuple[str, ...] | None, *, tier_values: bool = False
+) -> FieldRule:
+    fields = node.mapping(("field", "values", "default"))
+    values: Mapping[str, str] = {}
+    if "values" in fields:
+        values = _customer_tiers(fields["values"]) if tier_values else _names(fields["values"])
+        if allowed:
+            _names(fields["values"], allowed)
+    default = fields["default"].text() if "default" in fields else None
+    if default is not None and allowed:
+        fields["default"].choice(allowed)
+    if "field" not in fields and default is None:
+        raise node.error("give `field` (the Jira field id to read) or a `default`")
+    return FieldRule(
+        field=fields["field"].text() if "field" in fields else None,
+        values=values,
+        default=default,
+    )
+
+
+def _zendesk(node: _Node, tiers: tuple[str, ...]) -> ZendeskMapping:
+    fields = node.mapping(
+        (
+            "statuses",
+            "priorities",
+            "groups",
+            "organizations",
+            "customer_tier",
+            "service",
+            "ticket_prefix",
+        )
+    )
+    base = ZendeskMapping()
+    prefix = fields["ticket_prefix"].text() if "ticket_prefix" in fields else base.ticket_prefix
+    if prefix.startswith("__"):
+        raise fields["ticket_prefix"].error("ticket ids starting with '__' are escalator's own")
+    return ZendeskMapping(
+        statuses=_names(fields["statuses"], STATUSES) if "statuses" in fields else base.statuses,
+        priorities=(
+            _names(fields["priorities"], SEVERITIES) if "priorities" in fields else base.priorities
+        ),
+        groups=_names(fields["groups"], tiers) if "groups" in fields else base.groups,
+        organizations=(
+            _names(fields["organizations"]) if "organizations" in fields else base.organizations
+        ),
+        customer_tier=(
+            _tag_rule(fields["customer_tier"], tier_values=True)
+            if "customer_tier" in fields
+            else base.customer_tier
+        ),
+        service=_tag_rule(fields["service"]) if "service" in fields else base.service,
+        ticket_prefix=prefix,
+    )
+
+
+def _tag_rule(node: _Node, *, tier_values: bool = False) -> TagRule:
+    fields = node.mapping(("tags", "organizations", "forms", "default"))
+    read = _customer_tiers if tier_values else _names
+    default = fields["default"].text() if "default" in fields else None
+    if tier_values and default is not None and "/" in default:
+        raise fields["default"].error(f"customer tier {default!r} must not contain '/'")
+    return TagRule(
+        tags=read(fields["tags"]) if "tags" in fields else {},
+        organizations=read(fields["organizations"]) if "organizations" in fields else {},
+        forms=read(fields["forms"]) if "forms" in fields else {},
+        default=default,
+    )

@@ -16,6 +16,10 @@ from escalator.domain.aggregates import AggregateConfig
 from escalator.domain.defaults import DEFAULT_MAX_RECORD, DEFAULT_RETENTION_MS
 from escalator.domain.recontact import DEFAULT_WINDOW_MS
 
+DAY_MS: Final = 24 * 3600 * 1000
+DEFAULT_EVIDENCE_RETENTION_MS: Final = 400 * DAY_MS  # 13 months and a margin for the audit
+DEFAULT_HISTORY_RETENTION_MS: Final = 90 * DAY_MS  # a quarter of escalations, pages, inputs
+
 DEFAULT_POLICY: Final = Path(__file__).resolve().parent.parent / "default_policy.yaml"
 
 TOPIC_DEFAULTS: Final = {
@@ -73,7 +77,15 @@ class Settings:
     max_record_bytes: int = DEFAULT_MAX_RECORD
     max_request_bytes: int = 5 * 1024 * 1024
     http_token: str | None = field(default=None, repr=False)
+    # The ticket systems' webhook signatures (docs/sources.md); never logged.
+    jira_webhook_secret: str | None = field(default=None, repr=False)
+    zendesk_signing_secret: str | None = field(default=None, repr=False)
     retention_ms: int = DEFAULT_RETENTION_MS
+    # Topic retention (`escalator topics create`, docs/architecture.md "Topics and retention"):
+    # the evidence an audit needs (escalator.metrics: compliance, aggregates) for 13 months and
+    # more; inputs, outputs and dead letters for a quarter.
+    evidence_retention_ms: int = DEFAULT_EVIDENCE_RETENTION_MS
+    history_retention_ms: int = DEFAULT_HISTORY_RETENTION_MS
     recontact_window_ms: int = DEFAULT_WINDOW_MS
     aggregates: AggregateConfig = field(default_factory=AggregateConfig)
     security: KafkaSecurity = field(default_factory=KafkaSecurity)

@@ -29,6 +29,7 @@ from typing import Final
 
 from escalator.domain import facts
 from escalator.domain.credits import EVIDENCE_KEPT, Breach
+from escalator.domain.defaults import DAY_MS, MAX_EVENT_AGE_MS
 from escalator.domain.durations import DurationError, parse_duration
 from escalator.domain.effects import Effect, EscalationRaised
 from escalator.domain.facts import (
@@ -146,6 +147,12 @@ class AggregateConfig:
     windows: tuple[Period, ...] = (Period("1h", 3_600_000), Period("1d", 86_400_000))
     compliance: Period = MONTH
     grace_ms: int = 5 * 60_000
+    # How long a key (a metric group, a customer's compliance) is kept once its last window
+    # closed and none is open: then it is deleted. The default outlives every fact that can
+    # still arrive for a closed period (an event may be MAX_EVENT_AGE_MS old, a period a
+    # month), so deleting never changes a record; shorter, a fact later than it for a period
+    # already published opens that period again and it is published twice (docs/metrics.md).
+    retention_ms: int = MAX_EVENT_AGE_MS + 35 * DAY_MS
 
     def __post_init__(self) -> None:
         names = [p.name for p in self.windows]
@@ -153,6 +160,8 @@ class AggregateConfig:
             raise AggregateError(f"window periods must be distinct, got {names}")
         if self.grace_ms < 0:
             raise AggregateError(f"grace must not be negative, got {self.grace_ms} ms")
+        if self.retention_ms <= 0:
+            raise AggregateError(f"retention must be positive, got {self.retention_ms} ms")
 
 
 # --- facts --------------------------------------------------------------------------------
@@ -394,6 +403,14 @@ def close_due(state: Windows, periods: Sequence[Period], now: int, grace_ms: int
         closed.append(Closed(state.key, period, start, end, state.open.pop((name, start))))
         state.closed_until[name] = max(end, state.closed_until.get(name, end))
     return closed
+
+
+def forget_at(state: Windows, retention_ms: int) -> int | None:
+    """When a key with no open window may be deleted: `retention_ms` after the end of the last
+    window it closed (None while a window is open, or if it never closed one)."""
+    if state.open or not state.closed_until:
+        return None
+    return max(state.closed_until.values()) + retention_ms
 
 
 def next_close(state: Windows, periods: Sequence[Period], grace_ms: int) -> int | None:

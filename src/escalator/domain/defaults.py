@@ -12,3 +12,7 @@ from typing import Final
 
 DEFAULT_MAX_RECORD: Final = 1024 * 1024  # bytes: 1 MiB, Kafka's default max.request.size
 DEFAULT_RETENTION_MS: Final = 7 * 24 * 3600 * 1000  # a done ticket's state is kept this long
+DAY_MS: Final = 24 * 3600 * 1000
+# How far before its arrival an event's time may lie (older events are refused `time_too_old`):
+# a year's history can be imported, with a margin.
+MAX_EVENT_AGE_MS: Final = 400 * DAY_MS

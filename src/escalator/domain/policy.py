@@ -12,6 +12,7 @@ from typing import Final
 from escalator.domain.calendar import Calendar
 from escalator.domain.maintenance import MaintenanceWindow
 from escalator.domain.schedules import Schedule
+from escalator.domain.ticket_sources import TicketSources
 
 TARGETS: Final = ("first_response", "next_update", "resolution")
 FUNCTIONAL: Final = "functional"
@@ -269,6 +270,9 @@ class Policy:
     # When services' new incidents page nobody (docs/policy.md, "Maintenance windows"); the
     # ad-hoc windows of `maintenance.started` events come on top, from the incident lane.
     maintenance: tuple[MaintenanceWindow, ...] = ()
+    # How Jira Service Management's and Zendesk's webhooks map onto ticket events: read by
+    # their doors, not by the engine (domain/ticket_sources.py, docs/sources.md).
+    sources: TicketSources = field(default_factory=TicketSources)
 
     def __post_init__(self) -> None:
         named = (t.customer_tiers for t in self.targets if t.customer_tiers)

@@ -64,3 +64,18 @@ def apply(
     if solved_at is not None and 0 <= fact.time - solved_at <= window_ms:
         return state, Recontact(fact.severity, fact.customer_tier)
     return state, None
+
+
+def forget(state: CustomerState, now: int, window_ms: int, grace_ms: int) -> None:
+    """Drop the solves no creation can re-contact any more: over `window_ms` (and `grace_ms`
+    for facts still on their way) before the processing clock `now`."""
+    for service in [s for s, at in state.last_solved.items() if at + window_ms + grace_ms <= now]:
+        del state.last_solved[service]
+
+
+def forget_at(state: CustomerState, window_ms: int, grace_ms: int) -> int | None:
+    """When the newest solve leaves the window (then the state goes if nothing is left);
+    None when no solve is kept: the state holds nothing a later fact needs, and is deleted."""
+    if not state.last_solved:
+        return None
+    return max(state.last_solved.values()) + window_ms + grace_ms

@@ -95,11 +95,13 @@ class Worker:
         outputs = {role: topic(role) for role in ("escalations", "notifications", "deadletter")}
         customers = topic("customers")
         # The main lane broadcasts its sources' silences and its customers' new attributes
-        # (the shadow lane only receives them).
+        # (the shadow lane only receives them) and forwards records on the wrong partition
+        # (the shadow lane reads the copy).
         ticket_routes = {
             **outputs,
             "customers": customers,
             "silence": self.tickets,
+            "forward": self.tickets,
             "crm": self.tickets,
         }
         lanes = [self._lane(TICKETS_TABLE, TicketProcessor, policy, ticket_routes, main=True)]
@@ -114,6 +116,7 @@ class Worker:
             "maintenance": alerts,
             "override": alerts,
             "override_tickets": self.tickets,
+            "forward": alerts,
         }
         incidents = self._lane(
             INCIDENTS_TABLE, IncidentProcessor, policy, incident_routes, main=True
@@ -123,6 +126,8 @@ class Worker:
         facts = self._lane(CUSTOMERS_TABLE, FactProcessor, policy, fact_routes, main=True)
         self.customer_stream = InputStream(customers, [facts])
         self.streams = (self.ticket_stream, self.alert_stream, self.customer_stream)
+        self.ticket_stream.forwarded = lambda: self.metrics.repartitioned("tickets")
+        self.alert_stream.forwarded = lambda: self.metrics.repartitioned("alerts")
         for stream in self.streams:
             stream.actives = lambda stream=stream: self.active_partitions(stream)
         self.table = lanes[0].table
@@ -153,6 +158,8 @@ class Worker:
         extra: dict[str, Any] = {}
         if kind in (TicketProcessor, IncidentProcessor):
             extra["retention_ms"] = self.settings.retention_ms
+            # Records of another partition's ticket or incident are forwarded there.
+            extra["partitions"] = self.settings.partitions
         if kind is TicketProcessor:
             # The checkpoint sends a whole batch's metric facts at once (its step 1).
             extra["facts_per_batch"] = "customers" in topics

@@ -20,6 +20,7 @@ from typing import Any, Final
 
 import orjson
 
+from escalator.adapters.ce_binary import header_map
 from escalator.adapters.cloudevents import TICK_TYPE
 from escalator.adapters.deadletter import Origin
 from escalator.runtime import faust_patches
@@ -30,6 +31,7 @@ from escalator.service.processor import (
     CUSTOMERS,
     DEADLETTER,
     ESCALATIONS,
+    FORWARD,
     MAINTENANCE,
     OUTAGE,
     OVERRIDE,
@@ -95,6 +97,8 @@ class InputStream:
     # The partitions this worker owns now (set by the worker): a record of a partition not yet
     # indexed makes the stream index them before it is applied (see `handle`).
     actives: Callable[[], frozenset[int]] | None = None
+    # Called once per record forwarded to its right partition (the worker counts them).
+    forwarded: Callable[[], None] | None = None
     checkpoint: Checkpoint = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -209,11 +213,15 @@ class InputStream:
                 # Every lane of both topics keeps the overrides (a shadow lane's pages too).
                 emissions = processor.on_override(partition, message.value, now, message.offset)
             else:
-                emissions = processor.on_record(message.value or b"", now, partition, origin)
+                emissions = processor.on_record(
+                    message.value or b"", now, partition, origin, header_map(message.headers)
+                )
             for emission in emissions:
                 topic = lane.topics.get(emission.role)
                 if topic is not None:
                     routed.append((topic, emission, lane.main))
+                if emission.role == FORWARD and lane.main and self.forwarded is not None:
+                    self.forwarded()
                 if emission.role == DEADLETTER and lane.main:
                     log.warning(
                         "dead-lettered %s/%d@%d: %s",
@@ -314,6 +322,16 @@ async def produce(routed: list[Routed], broadcast: Broadcast, lag: Any) -> list[
     for topic, emission, main in routed:
         if emission.role in BROADCAST_KEYS:
             futures.extend(await broadcast(topic, emission.value, BROADCAST_KEYS[emission.role]))
+            continue
+        if emission.partition is not None:  # a forward: to the partition it belongs on
+            futures.append(
+                await topic.send(
+                    key=emission.key,
+                    value=emission.value,
+                    partition=emission.partition,
+                    headers=list(emission.headers),
+                )
+            )
             continue
         futures.append(await topic.send(key=emission.key or None, value=emission.value))
         if main and emission.effect is not None and emission.role == ESCALATIONS:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
 from escalator.config.settings import Settings
@@ -41,6 +42,8 @@ POLICY_CONFIG = {"cleanup.policy": "compact"}
 # topic … has 0 partitions"), which crashed the worker under load (issue 11).
 TABLES = ("tickets", "tickets-shadow", "incidents", "customers")
 CHANGELOG_CONFIG = {"cleanup.policy": "compact"}
+# DescribeConfigs' config source of a value set on the topic itself (Kafka's ConfigSource).
+DYNAMIC_TOPIC_CONFIG = 1
 
 
 def changelog_topic(settings: Settings, table: str) -> str:
@@ -55,6 +58,18 @@ class TopicPlan:
     config: dict[str, str]
 
 
+# Topics whose records are evidence (compliance and aggregate records): kept for
+# ESCALATOR_EVIDENCE_RETENTION. The rest of the history (inputs, escalations, pages, dead
+# letters, the fact lane's repartition topic) for ESCALATOR_HISTORY_RETENTION: a replay onto
+# a new app id rebuilds what the inputs still hold (README: Scaling).
+EVIDENCE = ("metrics",)
+
+
+def _retention(settings: Settings, role: str) -> dict[str, str]:
+    kept = settings.evidence_retention_ms if role in EVIDENCE else settings.history_retention_ms
+    return {"retention.ms": str(kept)}
+
+
 def plan(settings: Settings) -> list[TopicPlan]:
     """The topics a deployment needs, with partitions and per-topic config."""
     plans = []
@@ -63,11 +78,46 @@ def plan(settings: Settings) -> list[TopicPlan]:
         partitions = settings.partitions
         if role == "policy":
             config, partitions = dict(POLICY_CONFIG), 1
+        else:
+            config.update(_retention(settings, role))
         plans.append(TopicPlan(role, settings.topic(role), partitions, config))
     for table in TABLES:
         name = changelog_topic(settings, table)
         plans.append(TopicPlan(f"changelog:{table}", name, settings.partitions, CHANGELOG_CONFIG))
     return plans
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """An existing topic's setting that is not what the plan wants."""
+
+    topic: str
+    key: str  # a topic config name, or "partitions"
+    have: str
+    want: str
+
+    @property
+    def fixable(self) -> bool:
+        # Partitions cannot shrink, and growing them moves keys off their table partition.
+        return self.key != "partitions"
+
+    def describe(self) -> str:
+        text = f"{self.topic}: {self.key} is {self.have}, want {self.want}"
+        if not self.fixable:
+            text += " (not changed by --fix: the tables' state is partitioned the same way)"
+        return text
+
+
+def differences(item: TopicPlan, partitions: int, configs: dict[str, str]) -> list[Difference]:
+    """What of `item` an existing topic (its partition count and configs) does not have."""
+    found = [
+        Difference(item.name, key, configs.get(key, "(unset)"), want)
+        for key, want in sorted(item.config.items())
+        if configs.get(key) != want
+    ]
+    if partitions != item.partitions:
+        found.append(Difference(item.name, "partitions", str(partitions), str(item.partitions)))
+    return found
 
 
 def admin_kwargs(settings: Settings) -> dict[str, Any]:
@@ -88,8 +138,18 @@ def admin_kwargs(settings: Settings) -> dict[str, Any]:
     return kwargs
 
 
-async def create_topics(settings: Settings) -> list[tuple[TopicPlan, str]]:
-    """Create missing topics; return (plan, 'created'|'exists') per topic. Idempotent."""
+@dataclass(frozen=True, slots=True)
+class TopicOutcome:
+    """What `topics create` did with one topic."""
+
+    plan: TopicPlan
+    outcome: str  # created | exists | differs | fixed
+    differences: tuple[Difference, ...] = ()
+
+
+async def create_topics(settings: Settings, fix: bool = False) -> list[TopicOutcome]:
+    """Create missing topics; compare existing ones with the plan and, with `fix`, set the
+    configs that differ (never partitions). Idempotent."""
     admin = AIOKafkaAdminClient(**admin_kwargs(settings))
     await admin.start()
     try:
@@ -97,20 +157,57 @@ async def create_topics(settings: Settings) -> list[tuple[TopicPlan, str]]:
         results = []
         for item in plan(settings):
             if item.name in existing:
-                results.append((item, "exists"))
+                results.append(await _compare(admin, item, fix))
                 continue
             topic = NewTopic(
                 item.name, item.partitions, settings.replication, topic_configs=item.config
             )
             try:
                 await admin.create_topics([topic])
-                results.append((item, "created"))
+                results.append(TopicOutcome(item, "created"))
             except TopicAlreadyExistsError:
-                results.append((item, "exists"))
+                results.append(await _compare(admin, item, fix))
         await _wait_until_served(admin, [item.name for item in plan(settings)])
         return results
     finally:
         await admin.close()
+
+
+async def _compare(admin: AIOKafkaAdminClient, item: TopicPlan, fix: bool) -> TopicOutcome:
+    (described,) = await admin.describe_topics([item.name])
+    dynamic, effective = await _topic_configs(admin, item.name)
+    found = tuple(differences(item, len(described.get("partitions", [])), effective))
+    if not found:
+        return TopicOutcome(item, "exists")
+    wanted = {d.key: d.want for d in found if d.fixable}
+    if not fix or not wanted:
+        return TopicOutcome(item, "differs", found)
+    # AlterConfigs replaces a topic's whole set of dynamic configs: what was set on the topic
+    # and is not ours is sent again, or the broker would reset it to its default.
+    resource = ConfigResource(ConfigResourceType.TOPIC, item.name, configs={**dynamic, **wanted})
+    for response in await admin.alter_configs([resource]):
+        for error_code, message, *_ in response.resources:
+            if error_code:
+                raise TopologyError(
+                    f"could not set {', '.join(sorted(wanted))} on topic {item.name}: "
+                    f"{message or f'error code {error_code}'} (check the ACLs of this user)"
+                )
+    return TopicOutcome(item, "fixed", found)
+
+
+async def _topic_configs(
+    admin: AIOKafkaAdminClient, name: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    """A topic's configs set on the topic itself, and every effective value."""
+    dynamic: dict[str, str] = {}
+    effective: dict[str, str] = {}
+    for response in await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)]):
+        for *_, entries in response.resources:
+            for key, value, _read_only, source, *_rest in entries:
+                effective[key] = value
+                if source == DYNAMIC_TOPIC_CONFIG:
+                    dynamic[key] = value
+    return dynamic, effective
 
 
 async def _wait_until_served(

@@ -2,6 +2,7 @@
 
 - POST /events            CloudEvents HTTP binding → tickets.events or monitoring.alerts
 - POST /alerts/alertmanager  Alertmanager webhooks (v4) → one alert CloudEvent per alert
+- POST /webhooks/jira, /webhooks/zendesk  ticket systems' webhooks → ticket CloudEvents
 - POST /maintenance       declare an ad-hoc maintenance window → maintenance.started
 - POST /maintenance/end   end one early → maintenance.ended
 - GET  /tickets/{id}      live SLA status, answered by the worker that owns the ticket
@@ -19,7 +20,7 @@ import asyncio
 import hmac
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -29,11 +30,16 @@ from escalator.adapters.alerts import alertmanager_events
 from escalator.adapters.http_actions import incident_action, ticket_action
 from escalator.adapters.http_ingest import Accepted, HttpError, parse_ingest
 from escalator.adapters.http_types import Authorize, Build, Refusal, ingested
+from escalator.adapters.jira import jira_events
+from escalator.adapters.jira import verify_signature as jira_signature
 from escalator.adapters.maintenance import ENDED, STARTED, maintenance_request
 from escalator.adapters.overrides import override_request
 from escalator.adapters.schedule_view import schedule_view
 from escalator.adapters.state_codec import decode_expired, decode_state
 from escalator.adapters.state_view import ticket_view
+from escalator.adapters.ticket_doors import RecentDeliveries
+from escalator.adapters.zendesk import verify_signature as zendesk_signature
+from escalator.adapters.zendesk import zendesk_events
 from escalator.domain.schedules import Override
 from escalator.errors import ConfigError
 from escalator.runtime.policy_topic import KEY, check_version, policy_record
@@ -65,6 +71,16 @@ async def read_body(request: Request, limit: int) -> bytes:
     return body
 
 
+def signed(
+    secret: str | None, verify: Callable[[Mapping[str, str], bytes, str], None]
+) -> Authorize | None:
+    """A vendor's signature made with `secret` authenticates the door; without a secret the
+    bearer token does (None: the door's default)."""
+    if not secret:
+        return None
+    return lambda headers, body: verify(headers, body, secret)
+
+
 def outcome_of(refused: HttpError) -> str:
     """The escalator_ingest_requests_total outcome of a refused request."""
     if refused.status == 401:
@@ -85,13 +101,15 @@ def install(worker: Worker) -> None:
         *,
         authorize: Authorize | None = None,
         refusal: Refusal | None = None,
+        recent: RecentDeliveries | None = None,
     ) -> type[View]:
         """One ingest door: the bearer token (or `authorize`, a vendor's signature, which
         sees the body), the size limit, `build` turning the request into events (an
         adapter: HttpError naming the field otherwise), then produced and acknowledged.
         The answer is escalator's unless `build` gives the vendor's own; `refusal` shapes
-        errors where a vendor's client expects its own (PagerDuty's). Every request counts
-        once in escalator_ingest_requests_total."""
+        errors where a vendor's client expects its own (PagerDuty's). `recent` remembers the
+        events produced lately: a retry of them is answered 202 without producing them
+        again. Every request counts once in escalator_ingest_requests_total."""
 
         class Door(View):
             async def post(self, request: Request) -> Response:
@@ -102,13 +120,18 @@ def install(worker: Worker) -> None:
                     body = await read_body(request, settings.max_request_bytes)
                     if authorize is not None:
                         authorize(headers, body)
-                    accepted = build(headers, body, wall_ms())
+                    arrival = wall_ms()
+                    accepted = build(headers, body, arrival)
+                    if recent is not None:
+                        accepted = recent.check(accepted, arrival)
                 except HttpError as exc:
                     worker.metrics.ingest_request(source, outcome_of(exc))
                     shown = exc.body() if refusal is None else refusal(exc)
                     return self.json(shown, status=exc.status)
                 response = await produce_acked(self, accepted.events, answer=accepted.answer)
                 outcome = "accepted" if response.status < 300 else "unavailable"
+                if outcome == "accepted" and recent is not None:
+                    recent.remember(accepted.events, arrival)
                 if outcome == "accepted" and accepted.duplicate:
                     outcome = "duplicate"
                 worker.metrics.ingest_request(source, outcome)
@@ -119,7 +142,9 @@ def install(worker: Worker) -> None:
     app.page("/events")(
         door(
             "cloudevents",
-            lambda headers, body, _: ingested(parse_ingest(headers.get("Content-Type"), body)),
+            lambda headers, body, _: ingested(
+                parse_ingest(headers.get("Content-Type"), body, headers)
+            ),
         )
     )
     app.page("/alerts/alertmanager")(
@@ -127,6 +152,27 @@ def install(worker: Worker) -> None:
     )
 
     # Ticket systems' webhooks (Jira Service Management, Zendesk): docs/sources.md.
+    # The mapping is the policy's `sources` section, read per request: a policy applied
+    # with POST /policy changes it at once, on every worker alike.
+    app.page("/webhooks/jira")(
+        door(
+            "jira",
+            lambda _, body, __: jira_events(body, worker.policy.sources.jira),
+            authorize=signed(settings.jira_webhook_secret, jira_signature),
+            recent=RecentDeliveries(),
+        )
+    )
+    app.page("/webhooks/zendesk")(
+        door(
+            "zendesk",
+            lambda _, body, __: zendesk_events(body, worker.policy.sources.zendesk),
+            authorize=signed(
+                settings.zendesk_signing_secret,
+                lambda headers, body, secret: zendesk_signature(headers, body, secret, wall_ms()),
+            ),
+            recent=RecentDeliveries(),
+        )
+    )
 
     # Monitoring tools' alerts (PagerDuty Events API v2, Grafana Alerting): docs/sources.md.
 

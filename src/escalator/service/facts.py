@@ -40,18 +40,38 @@ class FactProcessor(BaseProcessor):
     def _apply(self, raw: bytes, ctx: Context) -> tuple[str, list[Emission]]:
         record = decode_fact_record(raw)
         if isinstance(record, CustomerFact):
-            self._recontact(record, ctx.partition)
+            self._recontact(record, ctx)
             return "", []  # internal facts are not inbound events
         key, facts = record
         return "", self._tally(ctx, key, facts)
 
-    def _recontact(self, fact: CustomerFact, partition: int) -> None:
+    def _recontact(self, fact: CustomerFact, ctx: Context) -> None:
         stored = self.store.get(fact.customer_id)
         state = decode_customer(stored) if stored is not None else None
+        if state is not None:
+            # What a tick at the solve's end of window would have dropped, dropped here too:
+            # the outcome does not depend on whether that tick came first.
+            recontact.forget(state, ctx.now, self.window_ms, self.config.grace_ms)
         state, found = recontact.apply(state, fact, self.window_ms)
-        self.store[fact.customer_id] = encode_customer(state, partition)
+        self._save_customer(state, ctx.partition)
         if found is not None:
             self.recorder.effect(found)
+
+    def _save_customer(self, state: recontact.CustomerState, partition: int) -> None:
+        """Store a customer's state until its newest solve leaves the window; a state without
+        solves is deleted (a later fact finds nothing to re-contact either way)."""
+        key = state.customer_id
+        due = recontact.forget_at(state, self.window_ms, self.config.grace_ms)
+        self.index.set(partition, key, due)
+        if due is not None:
+            self.store[key] = encode_customer(state, partition, due)
+        elif key in self.store:
+            del self.store[key]  # a tombstone on the changelog
+
+    def _forget_customer(self, ctx: Context, key: str, stored: bytes) -> None:
+        state = decode_customer(stored)
+        recontact.forget(state, ctx.now, self.window_ms, self.config.grace_ms)
+        self._save_customer(state, ctx.partition)
 
     def _periods(self, key: str) -> tuple[aggregates.Period, ...]:
         return self.config.windows if key.startswith(GROUP_PREFIX) else (self.config.compliance,)
@@ -71,7 +91,10 @@ class FactProcessor(BaseProcessor):
 
     def _advance(self, ctx: Context, key: str) -> list[Emission]:
         stored = self.store.get(key)
-        if stored is None or not key.startswith((GROUP_PREFIX, COMPLIANCE_PREFIX)):
+        if stored is None:
+            return []
+        if not key.startswith((GROUP_PREFIX, COMPLIANCE_PREFIX)):
+            self._forget_customer(ctx, key, stored)
             return []
         state, _ = decode_windows(stored)
         periods = self._periods(key)
@@ -86,8 +109,16 @@ class FactProcessor(BaseProcessor):
         closed: list[aggregates.Closed],
     ) -> list[Emission]:
         due = aggregates.next_close(state, periods, self.config.grace_ms)
-        self.store[state.key] = encode_windows(state, ctx.partition, due, ctx.offset)
-        self.index.set(ctx.partition, state.key, due)
+        gone = aggregates.forget_at(state, self.config.retention_ms)
+        if gone is not None and gone <= ctx.now:
+            # Nothing open and nothing arrived for the retention: the key goes (a tombstone),
+            # so keys of customers and groups that stopped never accumulate.
+            del self.store[state.key]
+            self.index.set(ctx.partition, state.key, None)
+        else:
+            due = gone if due is None else due
+            self.store[state.key] = encode_windows(state, ctx.partition, due, ctx.offset)
+            self.index.set(ctx.partition, state.key, due)
         if state.key.startswith(GROUP_PREFIX):
             return [self._aggregate(metrics_window(c)) for c in closed]
         emissions: list[Emission] = []

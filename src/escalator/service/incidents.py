@@ -87,6 +87,11 @@ class IncidentProcessor(BaseProcessor):
                 schedules = self.policy.schedules
                 return self._override(override_from_dict(doc, ctx.now, schedules), ctx)
         event = decode_alert_event(raw, ctx.now)
+        # Maintenance and overrides (above) are broadcast from wherever they land; an alert
+        # belongs to its fingerprint's partition.
+        forward = self._forward(event.fingerprint, raw, ctx)
+        if forward is not None:
+            return "", forward
         raw_state = self.store.get(event.fingerprint)
         state = None
         if raw_state is not None:

@@ -14,11 +14,17 @@ Alertmanager passes `now` in its stage context: a processor keeps only what outl
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
 from escalator.adapters.alerts import encode_outage
+from escalator.adapters.ce_binary import (
+    KAFKA_BINDING,
+    InvalidBinary,
+    header_named,
+    kafka_structured,
+)
 from escalator.adapters.cloudevents import encode_effect
 from escalator.adapters.deadletter import Origin, dead_letter
 from escalator.adapters.overrides import (
@@ -26,6 +32,7 @@ from escalator.adapters.overrides import (
     decode_overrides,
     encode_overrides,
 )
+from escalator.adapters.partitioning import arrival_of, encode_arrival, partition_of
 from escalator.adapters.source_codec import encode_silence
 from escalator.adapters.state_codec import encode_fact, index_entry
 from escalator.domain.defaults import DEFAULT_MAX_RECORD
@@ -59,6 +66,8 @@ OVERRIDE_TICKETS: Final = "override_tickets"
 # shadow's): ticket ids and alert fingerprints starting with `__` are refused, so no ticket or
 # incident can take this key.
 OVERRIDES_KEY: Final = "__overrides__/"
+# A record on the wrong partition of its topic, sent to the right one (the same topic).
+FORWARD: Final = "forward"
 CUSTOMERS: Final = "customers"  # facts repartitioned by customer or metric group
 # A customer's churn risk and VIP flag changed (`customer.updated`): broadcast to every ticket
 # partition like an outage (domain/customers.py).
@@ -77,6 +86,8 @@ class Emission:
     effect: Outbound | None = None
     time: int = 0
     note: str = ""  # dead letters: "<reason>: <message>", for logs
+    partition: int | None = None  # forwards: the partition it belongs on (else the key's)
+    headers: tuple[tuple[str, bytes], ...] = ()  # forwards: the first arrival
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,8 +164,12 @@ class BaseProcessor:
         recorder: Recorder | None = None,
         max_record_bytes: int = DEFAULT_MAX_RECORD,
         facts_per_batch: bool = False,
+        partitions: int | None = None,
     ) -> None:
         self.policy = policy
+        # The input topic's partition count: a record of another partition's key is forwarded
+        # there (`_forward`). None (`simulate`, which has no partitions): never forwarded.
+        self.partitions = partitions
         self.store = store
         self.index = index if index is not None else DeadlineIndex()
         self.recorder: Recorder = recorder or NullRecorder()
@@ -164,14 +179,27 @@ class BaseProcessor:
         # the order they were made; `schedule:<name>` pages whoever they put on call.
         self.overrides: dict[int, tuple[Override, ...]] = {}
 
-    def on_record(self, raw: bytes, arrival: int, partition: int, origin: Origin) -> list[Emission]:
-        """Apply one inbound record arriving at `arrival`; bad input becomes a dead letter."""
-        ctx = Context(partition, arrival, origin.offset, defer_facts=self.facts_per_batch)
+    def on_record(
+        self,
+        raw: bytes,
+        arrival: int,
+        partition: int,
+        origin: Origin,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> list[Emission]:
+        """Apply one inbound record arriving at `arrival` (its Kafka `headers`: binary content
+        mode, a forwarded record's first arrival); bad input becomes a dead letter."""
+        received = arrival
+        binary = False
         try:
             if len(raw) > self.max_record_bytes:
                 raise InvalidEvent(
                     "oversized", f"record of {len(raw)} bytes exceeds {self.max_record_bytes}"
                 )
+            structured = kafka_structured(list(headers), raw) if headers else raw
+            binary, raw = structured is not raw, structured
+            arrival = arrival_of(headers, arrival)
+            ctx = Context(partition, arrival, origin.offset, defer_facts=self.facts_per_batch)
             event_type, emissions = self._apply(raw, ctx)
         except Replayed as replay:
             # Its outputs were acknowledged before its state was written, so none is sent
@@ -182,13 +210,31 @@ class BaseProcessor:
             self.store[replay.key] = replay.raw
             self.recorder.replayed()
             return []
+        except InvalidBinary as exc:  # the headers could not make an event: keep them all
+            return [self._dead_letter(exc.original, origin, exc.reason, exc.message, received)]
         except InvalidEvent as exc:
-            return [self._dead_letter(raw, origin, exc.reason, exc.message, arrival)]
+            message = header_named(exc.message, KAFKA_BINDING) if binary else exc.message
+            return [self._dead_letter(raw, origin, exc.reason, message, received)]
         except Exception as exc:  # noqa: BLE001 - a bug must not stop the stream; it is dead-lettered
-            return [self._dead_letter(raw, origin, "internal_error", repr(exc), arrival)]
+            return [self._dead_letter(raw, origin, "internal_error", repr(exc), received)]
         if event_type:
             self.recorder.event_processed(event_type)
         return emissions
+
+    def _forward(self, key: str, raw: bytes, ctx: Context) -> list[Emission] | None:
+        """A record whose key (ticket id, alert fingerprint) belongs to another partition:
+        the copy to send there, with its arrival, instead of applying it here (None: it is on
+        its partition). The copy is an output of this record, so its offset is committed
+        only once the copy is acknowledged (runtime/checkpoint.py)."""
+        if self.partitions is None:
+            return None
+        target = partition_of(key, self.partitions)
+        if target == ctx.partition:
+            return None
+        header = encode_arrival(ctx.now)
+        return [
+            Emission(FORWARD, key.encode(), raw, time=ctx.now, partition=target, headers=(header,))
+        ]
 
     def on_tick(
         self, partition: int, now: int, limit: int = TICK_LIMIT, offset: int | None = None

@@ -23,9 +23,9 @@ Auto (the default) picks recorded when the input holds one of those records. In 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeAlias
 
 import orjson
 
@@ -37,6 +37,7 @@ from escalator.adapters.maintenance import MAINTENANCE_TYPE
 from escalator.adapters.overrides import INCIDENTS, OVERRIDE_TYPE, decode_override_broadcast
 from escalator.adapters.source_codec import SILENCE_TYPE
 from escalator.domain.aggregates import AggregateConfig
+from escalator.domain.defaults import DEFAULT_RETENTION_MS
 from escalator.domain.events import ALERT_TYPES, MAINTENANCE_TYPES, ONCALL_OVERRIDE
 from escalator.domain.overrides import OverrideMade
 from escalator.domain.policy import Policy
@@ -169,6 +170,13 @@ class _Lanes:
             self.applied_overrides.add(change)
             self.collect(self.incidents.on_override(PARTITION, raw, arrival, number))
 
+    def stores(self) -> dict[str, Mapping[str, bytes]]:
+        return {
+            "tickets": self.tickets.store,
+            "incidents": self.incidents.store,
+            "facts": self.facts.store,
+        }
+
     def fire_until(self, now: int) -> None:
         """Fire due instants before `now` one instant at a time, so output is chronological."""
         lanes = (self.tickets, self.incidents, self.facts)
@@ -186,6 +194,7 @@ class _Lanes:
 
 
 OUTAGE_MODES: Final = ("auto", "derived", "recorded")
+Watch: TypeAlias = Callable[[int, dict[str, Mapping[str, bytes]]], None]
 
 
 def run(
@@ -195,13 +204,18 @@ def run(
     recorder: Recorder | None = None,
     aggregates: AggregateConfig | None = None,
     outages: str = "auto",
+    retention_ms: int = DEFAULT_RETENTION_MS,
+    watch: Watch | None = None,
 ) -> Simulation:
     """Run the processors over JSONL `lines` and fire timers up to `until` (inclusive).
 
     Ticket events and the events of monitoring.alerts (`alert.firing`, `alert.resolved`,
     `incident.acknowledged`, `maintenance.started`, `maintenance.ended`, `oncall.override`)
     may be mixed in one input, as the worker reads both topics. `outages`: one of
-    `OUTAGE_MODES` (see the module's docstring).
+    `OUTAGE_MODES` (see the module's docstring). `retention_ms`: ESCALATOR_RETENTION, how
+    long done tickets and resolved incidents are kept. `watch(clock, stores)` is called
+    before each line with the three lanes' stores (tickets, incidents, facts): a look at
+    how state grows (benchmarks/state_growth.py), never a way to change it.
     """
     if outages not in OUTAGE_MODES:
         raise ValueError(f"outages must be one of {', '.join(OUTAGE_MODES)}, not {outages!r}")
@@ -213,8 +227,8 @@ def run(
     result = Simulation()
     tee = _Tee(result.summary, recorder)
     lanes = _Lanes(
-        TicketProcessor(policy, {}, recorder=tee),
-        IncidentProcessor(policy, {}, recorder=tee),
+        TicketProcessor(policy, {}, recorder=tee, retention_ms=retention_ms),
+        IncidentProcessor(policy, {}, recorder=tee, retention_ms=retention_ms),
         FactProcessor(policy, {}, recorder=tee, aggregates=aggregates),
         result,
         recorded,
@@ -226,6 +240,8 @@ def run(
             continue
         lanes.fire_until(arrival)
         clock = arrival
+        if watch is not None:
+            watch(clock, lanes.stores())
         copy = recorded and kind == OVERRIDE_TYPE
         lane_of_copy = decode_override_broadcast(raw)[1] if copy else None
         if (

@@ -101,9 +101,12 @@ class TicketProcessor(BaseProcessor):
         if isinstance(event, Heartbeat):
             return HEARTBEAT_TYPE, self._heartbeat(event, replace(ctx, cause=event.id))
         if isinstance(event, CustomerUpdated):
-            # Applied where it lands on each partition, as simulate applies the broadcast.
+            # Broadcast wherever it lands (never forwarded): every partition applies it.
             value = encode_customer_update(event)
             return CUSTOMER_UPDATED_TYPE, [Emission(CRM, b"", value, time=event.time)]
+        forward = self._forward(event.ticket_id, raw, ctx)  # heartbeats stay where they land
+        if forward is not None:
+            return "", forward
         ctx = replace(ctx, cause=event.id)
         expired = self._expired(event.ticket_id)
         # Only a creation after the old ticket was done can reuse its id: an older one is the

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from escalator.domain.defaults import MAX_EVENT_AGE_MS
 from escalator.domain.events import (
     TicketAssigned,
     TicketCreated,
@@ -22,7 +23,7 @@ class Limits:
     """How far an event's `time` may sit from its arrival before it is refused."""
 
     max_future_ms: int = 5 * 60 * 1000
-    max_age_ms: int = 400 * 24 * 3600 * 1000
+    max_age_ms: int = MAX_EVENT_AGE_MS
 
 
 DEFAULT_LIMITS = Limits()
