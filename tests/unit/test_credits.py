@@ -9,8 +9,14 @@ import orjson
 import pytest
 
 from escalator.config.policy_file import parse_policy
-from escalator.domain.aggregates import AggregateConfig, parse_period, parse_periods
-from escalator.domain.credits import Breach, compliance_of, credit
+from escalator.domain.aggregates import (
+    AggregateConfig,
+    MetricFact,
+    Tally,
+    parse_period,
+    parse_periods,
+)
+from escalator.domain.credits import EVIDENCE_KEPT, Breach, compliance_of, credit
 from escalator.domain.facts import BREACH, MET, RETRACTED
 from escalator.domain.policy import CreditBand, CreditRule, CriticalRule
 from escalator.errors import ConfigError
@@ -212,3 +218,25 @@ def test_policy_errors_name_the_key(yaml: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_policy(EXAMPLE_POLICY.read_text() + yaml + "\n")
     assert message in str(caught.value)
+
+
+def test_evidence_lists_the_earliest_breaches_whatever_the_arrival_order() -> None:
+    def breach(n: int) -> MetricFact:
+        return MetricFact(
+            f"f{n}", BREACH, n, f"T-{n}", "acme", "enterprise", "P1", "L1", "resolution", 0, f"b{n}"
+        )
+
+    forward, backward = Tally(), Tally()
+    for n in range(EVIDENCE_KEPT + 5):
+        forward.add(breach(n), evidence=True)
+    for n in reversed(range(EVIDENCE_KEPT + 5)):
+        backward.add(breach(n), evidence=True)
+    assert (
+        set(forward.breaches) == set(backward.breaches) == {f"b{n}" for n in range(EVIDENCE_KEPT)}
+    )
+    assert forward.unlisted == backward.unlisted == 5
+    retracted = MetricFact(
+        "r", RETRACTED, 0, "T-x", "acme", "enterprise", "P1", "L1", "resolution", 0, "b-unlisted"
+    )
+    forward.add(retracted, evidence=True)
+    assert forward.unlisted == 4

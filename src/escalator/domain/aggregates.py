@@ -289,7 +289,8 @@ class Tally:
     late: int = 0
     customer_tiers: set[str] = field(default_factory=set)
     # A customer's period only: its breaches by id, the evidence of its service credit
-    # (domain/credits.py; at most EVIDENCE_KEPT, the later ones counted in `unlisted`).
+    # (domain/credits.py; the EVIDENCE_KEPT earliest by deadline, the others counted in
+    # `unlisted`).
     breaches: dict[str, Breach] = field(default_factory=dict)
     unlisted: int = 0
 
@@ -317,14 +318,18 @@ class Tally:
         """Keep the breaches of the period: added by BREACH, withdrawn by a retraction, and
         completed (how late) by the target's end."""
         if kind == BREACH and fact.ref:
-            if len(self.breaches) >= EVIDENCE_KEPT:
-                self.unlisted += 1
-                return
             self.breaches[fact.ref] = Breach(
                 fact.ref, fact.ticket_id, fact.target, fact.severity, fact.time, 0, True
             )
+            if len(self.breaches) > EVIDENCE_KEPT:
+                # The earliest deadlines are listed, whatever order the partitions' facts
+                # arrived in, so the worker lists what simulate lists.
+                latest = max(self.breaches.values(), key=lambda b: (b.deadline, b.breach_id))
+                del self.breaches[latest.breach_id]
+                self.unlisted += 1
         elif kind == RETRACTED and fact.ref:
-            self.breaches.pop(fact.ref, None)
+            if self.breaches.pop(fact.ref, None) is None and self.unlisted:
+                self.unlisted -= 1  # an unlisted breach of the period was withdrawn
         elif kind == ENDED_BREACHED:
             # The ticket's open breach of that target (a cycle breaches a clock once).
             ended = [

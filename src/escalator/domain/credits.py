@@ -19,8 +19,8 @@ from typing import Final
 from escalator.domain.facts import BREACH, MET, RETRACTED, RETRACTED_LATE
 from escalator.domain.policy import CreditRule, CriticalRule
 
-# Breaches a customer's compliance period keeps as evidence; beyond it the least overdue are
-# dropped from the list (they still count in the compliance) and `unlisted` says how many.
+# Breaches a customer's compliance period lists as evidence: the earliest by deadline; the
+# others still count in the compliance, and `unlisted` says how many they are.
 EVIDENCE_KEPT: Final = 200
 
 
