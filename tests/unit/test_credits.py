@@ -5,6 +5,8 @@ imported breach is not evidence."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import orjson
 import pytest
 
@@ -22,6 +24,7 @@ from escalator.domain.policy import CreditBand, CreditRule, CriticalRule
 from escalator.errors import ConfigError
 from escalator.service import simulate
 from tests.helpers import EXAMPLE_POLICY, comment, created, iso, jsonl, ms, status
+from tests.unit.test_cli import run
 from tests.unit.test_import_engine import snapshot
 from tests.unit.test_schemas import METRICS
 
@@ -240,3 +243,26 @@ def test_evidence_lists_the_earliest_breaches_whatever_the_arrival_order() -> No
     )
     forward.add(retracted, evidence=True)
     assert forward.unlisted == 4
+
+
+def test_simulate_aggregates_prints_the_credit_records(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(EXAMPLE_POLICY.read_text() + CREDITS)
+    events = tmp_path / "events.jsonl"
+    # Nobody answers B-1 and it is solved 7 h later: the resolution (due 4 h) 3 h late.
+    docs = [created("B-1", T0, customer="B"), status("B-1", T0 + 7 * HOUR, "solved")]
+    events.write_bytes(b"\n".join(jsonl(*docs)))
+    done = run(
+        "simulate",
+        "--policy",
+        str(policy),
+        "--aggregates",
+        "--until",
+        "2026-12-01T01:00:00Z",
+        str(events),
+    )
+    assert done.returncode == 0, done.stderr
+    printed = [orjson.loads(line) for line in done.stdout.splitlines()]
+    (credit_record,) = [d for d in printed if d["type"] == "escalator.sla.credit"]
+    assert credit_record["id"] == "credit/B/month/2026-11"
+    assert credit_record["data"]["credit_percent"] == 50
