@@ -78,7 +78,7 @@ def traffic(days: int, tickets: int, alerts: int, seed: int = 22) -> list[bytes]
                     },
                 ),
                 (
-                    created + rng.randrange(5, 240) * MINUTE_MS,
+                    created + rng.randrange(5, 60) * MINUTE_MS,
                     "ticket.commented",
                     {"author_role": "agent", "public": True, "body": "on it"},
                 ),
@@ -171,6 +171,7 @@ def growth(
         aggregates=config,
         retention_ms=retention_days * DAY_MS,
         watch=watch,
+        keep_outputs=False,
     )
     return [samples[d] for d in sorted(samples)]
 

@@ -116,6 +116,7 @@ class _Lanes:
     facts: FactProcessor
     result: Simulation
     recorded: bool = False  # outages come from the input's escalator.outage records
+    keep_outputs: bool = True  # False: escalations and notifications are dropped, not kept
     fact_offset: int = 0
     ticket_partitions: set[int] = field(default_factory=lambda: {PARTITION})
     # Recorded mode: the overrides the incident lane's one virtual partition has applied. A
@@ -154,7 +155,7 @@ class _Lanes:
                 self.result.dead_letters.append(emission)
             elif emission.role == METRICS:
                 self.result.aggregates.append(emission)
-            else:
+            elif self.keep_outputs:
                 self.result.emissions.append(emission)
 
     def override_copy(
@@ -206,6 +207,7 @@ def run(
     outages: str = "auto",
     retention_ms: int = DEFAULT_RETENTION_MS,
     watch: Watch | None = None,
+    keep_outputs: bool = True,
 ) -> Simulation:
     """Run the processors over JSONL `lines` and fire timers up to `until` (inclusive).
 
@@ -215,7 +217,8 @@ def run(
     `OUTAGE_MODES` (see the module's docstring). `retention_ms`: ESCALATOR_RETENTION, how
     long done tickets and resolved incidents are kept. `watch(clock, stores)` is called
     before each line with the three lanes' stores (tickets, incidents, facts): a look at
-    how state grows (benchmarks/state_growth.py), never a way to change it.
+    how state grows (benchmarks/state_growth.py), never a way to change it; such a run of
+    months passes `keep_outputs=False` so that escalations and notifications are not kept.
     """
     if outages not in OUTAGE_MODES:
         raise ValueError(f"outages must be one of {', '.join(OUTAGE_MODES)}, not {outages!r}")
@@ -232,6 +235,7 @@ def run(
         FactProcessor(policy, {}, recorder=tee, aggregates=aggregates),
         result,
         recorded,
+        keep_outputs,
     )
     clock = 0
     for number, raw in numbered:
