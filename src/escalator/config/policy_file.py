@@ -37,15 +37,21 @@ from escalator.domain.keywords import Keyword, KeywordError
 from escalator.domain.maintenance import MaintenanceError, MaintenanceWindow, OneOff, Weekly
 from escalator.domain.policy import (
     FALLBACK_LEVEL_TIMEOUT_MS,
+    OTHER_LABEL,
     TARGETS,
     AlertPolicy,
+    ChurnRule,
     ContextRule,
+    CreditBand,
+    CreditRule,
+    CriticalRule,
     HierarchicalTrigger,
     ImportRule,
     Lateness,
     OncallLevel,
     OutageRule,
     Policy,
+    SentimentTrigger,
     TargetRule,
     Threshold,
     TierDef,
@@ -60,6 +66,7 @@ from escalator.domain.schedules import (
     ShiftLength,
     schedule_name,
 )
+from escalator.domain.sentiment import SCORES_KEPT
 from escalator.domain.ticket_sources import (
     FieldRule,
     JiraMapping,
@@ -228,6 +235,7 @@ def parse_policy(text: str, file: str = "<policy>", warnings: list[str] | None =
             "schedules",
             "maintenance",
             "sources",
+            "credits",
         ),
         required=("version", "targets", "tiers"),
     )
@@ -264,6 +272,8 @@ def parse_policy(text: str, file: str = "<policy>", warnings: list[str] | None =
         policy_args["maintenance"] = _maintenance(top["maintenance"])
     if "sources" in top:
         policy_args["sources"] = _sources(top["sources"], tuple(t.name for t in tiers))
+    if "credits" in top:
+        policy_args["credits"] = _credits(top["credits"], targets)
     alerts = (
         _alerts(top["alerts"], tuple(t.name for t in tiers), schedules, warnings)
         if "alerts" in top
@@ -580,13 +590,15 @@ def _notify(node: _Node, schedules: Mapping[str, Schedule]) -> str:
 
 
 def _triggers(node: _Node, tier_names: tuple[str, ...]) -> dict[str, Any]:
-    fields = node.mapping(("inactivity", "reopen", "keywords", "vip"))
+    fields = node.mapping(("inactivity", "reopen", "keywords", "vip", "sentiment", "churn"))
     result: dict[str, Any] = {}
     parsers: dict[str, Callable[[_Node], Any]] = {
         "inactivity": lambda n: {s: d.duration() for s, d in _severity_map(n)},
         "reopen": lambda n: _reopen(n, tier_names),
         "keywords": lambda n: _keywords(n, tier_names),
         "vip": _vip,
+        "sentiment": lambda n: _sentiment(n, tier_names),
+        "churn": lambda n: _churn(n, tier_names),
     }
     for key, parse in parsers.items():
         if key in fields:
@@ -620,15 +632,139 @@ def _keywords(node: _Node, tiers: tuple[str, ...]) -> HierarchicalTrigger:
     return HierarchicalTrigger(notify_tier=fields["notify"].choice(tiers), keywords=words)
 
 
+def _sentiment(node: _Node, tiers: tuple[str, ...]) -> SentimentTrigger:
+    """`{below: -0.6, sustained: 2, notify: L4}`; `below` and `sustained` have defaults
+    (docs/policy.md, "Negative sentiment")."""
+    fields = node.mapping(("below", "sustained", "notify"), required=("notify",))
+    below = -0.6
+    if "below" in fields:
+        value = fields["below"].value
+        if isinstance(value, bool) or not isinstance(value, int | float) or not -1 < value <= 1:
+            raise fields["below"].error(
+                "expected a compound score above -1 and at most 1 (e.g. -0.6): VADER scores "
+                "text from -1 (most negative) to +1"
+            )
+        below = float(value)
+    sustained = 2
+    if "sustained" in fields:
+        value = fields["sustained"].value
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= SCORES_KEPT:
+            raise fields["sustained"].error(
+                f"expected a whole number of customer messages from 1 to {SCORES_KEPT}"
+            )
+        sustained = value
+    return SentimentTrigger(fields["notify"].choice(tiers), below, sustained)
+
+
+def _credits(node: _Node, targets: tuple[TargetRule, ...]) -> dict[str, CreditRule]:
+    """`credits: {<customer tier>: {compliance: [...], targets: [...], critical: [...]}}`
+    (docs/policy.md, "Service credits"). A tier must be one a target names (or `other`, the
+    tiers no target names): compliance periods know a customer's tier by that label."""
+    named = frozenset().union(*(t.customer_tiers for t in targets if t.customer_tiers))
+    allowed = (*sorted(named), OTHER_LABEL)
+    rules: dict[str, CreditRule] = {}
+    for tier, value in _named(node):
+        if tier not in allowed:
+            raise value.error(
+                f"no target names customer tier {tier!r}: its tickets count as "
+                f"{OTHER_LABEL!r}; use one of: {', '.join(allowed)}"
+            )
+        rules[tier] = _credit_rule(value)
+    return rules
+
+
+def _credit_rule(node: _Node) -> CreditRule:
+    fields = node.mapping(("compliance", "targets", "critical"))
+    if "compliance" not in fields and "critical" not in fields:
+        raise node.error("expected 'compliance' bands, 'critical' rules or both")
+    bands = tuple(_band(n) for n in fields["compliance"].items()) if "compliance" in fields else ()
+    critical = (
+        tuple(_critical(n) for n in fields["critical"].items()) if "critical" in fields else ()
+    )
+    chosen = frozenset(fields["targets"].strings(TARGETS)) if "targets" in fields else None
+    return CreditRule(bands=bands, targets=chosen, critical=critical)
+
+
+def _band(node: _Node) -> CreditBand:
+    fields = node.mapping(("below", "credit"), required=("below", "credit"))
+    return CreditBand(
+        below=_percent(fields["below"], "a compliance percentage (e.g. 99.5)", low_open=True),
+        credit=_percent(fields["credit"], "a credit percentage (e.g. 10)"),
+    )
+
+
+def _critical(node: _Node) -> CriticalRule:
+    fields = node.mapping(
+        ("severity", "target", "later_than", "credit"),
+        required=("severity", "target", "later_than", "credit"),
+    )
+    return CriticalRule(
+        severities=frozenset(fields["severity"].strings(SEVERITIES)),
+        target=fields["target"].choice(TARGETS),
+        later_than_ms=fields["later_than"].duration(),
+        credit=_percent(fields["credit"], "a credit percentage (e.g. 50)"),
+    )
+
+
+def _percent(node: _Node, what: str, low_open: bool = False) -> float:
+    value = node.value
+    low_ok = value > 0 if low_open and isinstance(value, int | float) else True
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
+        raise node.error(f"expected {what}, from 0 to 100")
+    if not low_ok:
+        raise node.error(f"expected {what} above 0")
+    return float(value)
+
+
 def _vip(node: _Node) -> VipRule:
-    fields = node.mapping(("customers", "warnings", "notify_backup"), required=("customers",))
-    notify = fields["notify_backup"].value if "notify_backup" in fields else True
-    if not isinstance(notify, bool):
-        raise fields["notify_backup"].error("expected true or false")
+    fields = node.mapping(("customers", "from_data", "warnings", "notify_backup"))
+    notify = _flag(fields, "notify_backup", True)
+    from_data = _flag(fields, "from_data", False)
+    if "customers" not in fields and not from_data:
+        raise node.error(
+            "missing required key 'customers' (or from_data: true, for tickets whose data "
+            "says vip: true)"
+        )
     return VipRule(
-        customers=frozenset(fields["customers"].strings()),
+        customers=frozenset(fields["customers"].strings())
+        if "customers" in fields
+        else frozenset(),
         extra_warnings=_thresholds(fields["warnings"]) if "warnings" in fields else (),
         always_notify_backup=notify,
+        from_data=from_data,
+    )
+
+
+def _flag(fields: dict[str, _Node], key: str, default: bool) -> bool:
+    if key not in fields:
+        return default
+    value = fields[key].value
+    if not isinstance(value, bool):
+        raise fields[key].error("expected true or false")
+    return value
+
+
+def _churn(node: _Node, tiers: tuple[str, ...]) -> ChurnRule:
+    """`{at_least: 0.7, warnings: [0.25], notify_backup: true, start_at: L2}` (docs/policy.md,
+    "Churn risk and VIP")."""
+    fields = node.mapping(
+        ("at_least", "warnings", "notify_backup", "start_at"), required=("at_least",)
+    )
+    at_least = fields["at_least"].value
+    if (
+        isinstance(at_least, bool)
+        or not isinstance(at_least, int | float)
+        or not 0 <= at_least <= 1
+    ):
+        raise fields["at_least"].error(
+            "expected a churn risk from 0 to 1 (e.g. 0.7): tickets of customers at or above it "
+            "are at risk"
+        )
+    return ChurnRule(
+        at_least=float(at_least),
+        extra_warnings=_thresholds(fields["warnings"]) if "warnings" in fields else (),
+        notify_backup=_flag(fields, "notify_backup", False),
+        start_at=fields["start_at"].choice(tiers) if "start_at" in fields else None,
     )
 
 

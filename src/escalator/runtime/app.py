@@ -94,13 +94,15 @@ class Worker:
         self.policy_topic = topic("policy")
         outputs = {role: topic(role) for role in ("escalations", "notifications", "deadletter")}
         customers = topic("customers")
-        # The main lane broadcasts its sources' silences (the shadow lane only receives them).
-        # … and forwards records on the wrong partition (the shadow lane reads the copy).
+        # The main lane broadcasts its sources' silences and its customers' new attributes
+        # (the shadow lane only receives them) and forwards records on the wrong partition
+        # (the shadow lane reads the copy).
         ticket_routes = {
             **outputs,
             "customers": customers,
             "silence": self.tickets,
             "forward": self.tickets,
+            "crm": self.tickets,
         }
         lanes = [self._lane(TICKETS_TABLE, TicketProcessor, policy, ticket_routes, main=True)]
         if shadow is not None:
@@ -272,7 +274,7 @@ class Worker:
         )
 
     async def broadcast(self, topic: Any, value: bytes, key: bytes) -> list[Any]:
-        """Send an outage or silence change to every partition of tickets.events, a
+        """Send an outage, silence or customer change to every partition of tickets.events, a
         maintenance change to every partition of monitoring.alerts, an override's copy to
         every partition of its lane's topic (`topic`)."""
         return [

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from escalator.domain.effects import Effect, OutageChanged
 from escalator.domain.policy import Policy
 from escalator.domain.schedules import Override
+from escalator.domain.sentiment import Scorer
 from escalator.domain.state import TicketState
 
 
@@ -41,7 +42,8 @@ class Step:
     (tickets/settle.py) and released then: it is dated at its instant, but whoever it brings in
     could not have acted before the release, so their inactivity period starts then (the
     release instant, not the tick that noticed it, so simulate and the worker agree);
-    `found_at` is the arrival that found it late.
+    `found_at` is the arrival that found it late; `scorer` scores customer text (passed in by
+    the shell, so the engine stays pure).
     """
 
     decision: Decision
@@ -52,6 +54,8 @@ class Step:
     outage: OutageChanged | None = None
     released_at: int | None = None
     found_at: int | None = None
+    # Scores customer text for the sentiment trigger (domain/sentiment.py); None: not scored.
+    scorer: Scorer | None = None
 
     @property
     def state(self) -> TicketState:
