@@ -70,6 +70,15 @@ def plan(settings: Settings) -> list[TopicPlan]:
     return plans
 
 
+def with_replica_config(settings: Settings, config: dict[str, str]) -> dict[str, str]:
+    """`config` plus min.insync.replicas (Settings.topic_min_insync): with acks=all, a write
+    is acknowledged only once that many replicas have it, so losing the leader loses nothing."""
+    min_insync = settings.topic_min_insync
+    if min_insync is None:
+        return dict(config)
+    return {**config, "min.insync.replicas": str(min_insync)}
+
+
 def admin_kwargs(settings: Settings) -> dict[str, Any]:
     sec = settings.security
     kwargs: dict[str, Any] = {"bootstrap_servers": settings.bootstrap_servers}
@@ -100,7 +109,10 @@ async def create_topics(settings: Settings) -> list[tuple[TopicPlan, str]]:
                 results.append((item, "exists"))
                 continue
             topic = NewTopic(
-                item.name, item.partitions, settings.replication, topic_configs=item.config
+                item.name,
+                item.partitions,
+                settings.replication,
+                topic_configs=with_replica_config(settings, item.config),
             )
             try:
                 await admin.create_topics([topic])
@@ -164,7 +176,10 @@ async def ensure_changelogs(settings: Settings, names: list[str]) -> list[str]:
             if name in listed:
                 continue
             topic = NewTopic(
-                name, settings.partitions, settings.replication, topic_configs=CHANGELOG_CONFIG
+                name,
+                settings.partitions,
+                settings.replication,
+                topic_configs=with_replica_config(settings, CHANGELOG_CONFIG),
             )
             try:
                 await admin.create_topics([topic])

@@ -130,7 +130,6 @@ def install(worker: Worker) -> None:
 
     # Monitoring tools' alerts (PagerDuty Events API v2, Grafana Alerting): docs/sources.md.
 
-
     def action_view(build: Callable[[str, str, bytes, int], Accepted]) -> type[View]:
         """A person's action on `{subject}` (an incident or a ticket): the event `build`
         makes of it (adapters/http_actions.py), produced like any ingest."""
