@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import struct
 import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
@@ -155,6 +157,40 @@ async def finish_and_compare(workers: WorkerFactory, worker: WorkerProcess) -> N
     assert len(workers.started) == 1  # never restarted either
 
 
+def producer_ids(segment: Path) -> list[int]:
+    """The producer id in the header of every record batch of a Kafka log segment (v2 batch
+    layout: it follows base offset 8, length 4, leader epoch 4, magic 1, crc 4, attributes 2,
+    last offset delta 4 and two timestamps 8+8 bytes); -1 for a non-idempotent producer."""
+    data, pos, ids = segment.read_bytes(), 0, []
+    while pos + 61 <= len(data):
+        length = struct.unpack_from(">i", data, pos + 8)[0]
+        if length <= 0:
+            break
+        ids.append(struct.unpack_from(">q", data, pos + 43)[0])
+        pos += 12 + length
+    return ids
+
+
+def assert_written_idempotently(cluster: Cluster, workers: WorkerFactory) -> None:
+    """Every batch the worker wrote to escalations and to its tickets changelog, as the
+    brokers stored it, came from an idempotent producer (Faust's default is not: patch 6)."""
+    env = {**os.environ, "KAFKA_PORT": CLUSTER_PORT}
+    root = Path(
+        subprocess.run(
+            [cluster.script, "cluster", "path"], env=env, capture_output=True, text=True
+        ).stdout.strip()
+    )
+    names = (workers.topic("escalations"), changelog_topic(workers.settings(), "tickets"))
+    ids = [
+        pid
+        for name in names
+        for segment in root.glob(f"node-*/data/{name}-*/*.log")
+        for pid in producer_ids(segment)
+    ]
+    assert ids, f"no batches of {names} under {root}"
+    assert all(pid >= 0 for pid in ids), f"{ids.count(-1)} of {len(ids)} batches not idempotent"
+
+
 async def started_worker(workers: WorkerFactory) -> WorkerProcess:
     await workers.create_topics()
     await fully_replicated(workers)
@@ -174,6 +210,7 @@ async def test_sigkill_one_broker_under_load(cluster: Cluster, workers: WorkerFa
 
     await load_with_fault(workers, 150, 12_000, 5, crash)
     await finish_and_compare(workers, worker)  # on two brokers
+    assert_written_idempotently(cluster, workers)
     started = time.monotonic()
     await asyncio.to_thread(cluster.node, "start-node", victim)
     timings["back"] = time.monotonic() - started
