@@ -137,6 +137,15 @@ def kafka_options(func: F) -> F:
             help="Replication factor of topics and changelogs [ESCALATOR_REPLICATION].",
         ),
         click.option(
+            "--min-insync-replicas",
+            envvar="ESCALATOR_MIN_INSYNC_REPLICAS",
+            type=click.IntRange(0),
+            default=DEFAULTS.min_insync_replicas,
+            show_default=True,
+            help="min.insync.replicas of the topics escalator creates; 0: 2 when the "
+            "replication is 3 or more, else the broker's default [ESCALATOR_MIN_INSYNC_REPLICAS].",
+        ),
+        click.option(
             "--security-protocol",
             envvar="ESCALATOR_SECURITY_PROTOCOL",
             type=click.Choice(["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"]),
