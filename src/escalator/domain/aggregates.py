@@ -199,13 +199,16 @@ def facts_of(
     now: int,
     cause: str,
     tier_label: Callable[[str], str] = str,
+    severities: Sequence[str] | None = None,
 ) -> list[MetricFact]:
     """The facts a decision about `state` produced: its effects' observations
     (`facts.observe`), dated and given the tier they count for.
 
     A fact's tier is the tier that owned the ticket for it: an escalation counts for the tier
     it left, a bounceback and a handoff for the tier that received the ticket, a breach for the
-    tier holding it at the deadline, everything else for the ticket's tier after the decision.
+    tier holding it at the deadline, everything else for the ticket's tier after the decision;
+    its severity is the ticket's when the step emitting its effect ran (`severities`, parallel
+    to `effects`; else the ticket's after the decision).
     A fact is dated at the instant it marks (a creation, a deadline, an escalation), else at
     the instant of the firing step that emitted its effect (`times`, parallel to `effects`),
     else at the decision (`now`; if the event itself raised an escalation, that escalation's
@@ -224,7 +227,8 @@ def facts_of(
     at = raised_now.time if raised_now else now
     retracted: dict[str, int] = {}  # target → deadline of the breach this decision retracted
     facts: list[MetricFact] = []
-    for effect, step_at in zip(effects, times, strict=True):
+    steps = severities if severities is not None else [state.severity] * len(effects)
+    for effect, step_at, severity in zip(effects, times, steps, strict=True):
         for seen in observe(effect):
             if seen.kind not in AGGREGATED:
                 continue
@@ -244,7 +248,7 @@ def facts_of(
                     ticket_id=state.ticket_id,
                     customer_id=state.customer_id,
                     customer_tier=customer_tier,
-                    severity=state.severity,
+                    severity=severity,
                     tier=_tier(seen, left) or state.tier,
                     target=target,
                     value_ms=seen.value_ms,

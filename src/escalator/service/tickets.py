@@ -450,7 +450,13 @@ class TicketProcessor(BaseProcessor):
         state, effects = decision.state, decision.effects
         emissions = self._emit(effects)
         facts = aggregates.facts_of(
-            state, effects, decision.times, ctx.now, ctx.cause, self.policy.tier_label
+            state,
+            effects,
+            decision.times,
+            ctx.now,
+            ctx.cause,
+            self.policy.tier_label,
+            decision.severities,
         )
         if ctx.defer_facts:
             self._facts.extend(facts)

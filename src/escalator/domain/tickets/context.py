@@ -23,6 +23,9 @@ class Decision:
     # due before an event (a worker's tick lags), then the event — and each effect's metric
     # fact is dated at its own step, as `simulate`, which decides each apart, dates it.
     times: list[int | None] = field(default_factory=list)
+    # Parallel to `effects`: the ticket's severity when its step emitted it — a deadline that
+    # fires inside the event lowering the severity counts for the severity it had then.
+    severities: list[str] = field(default_factory=list)
     overdue: bool = False  # a change put an instant behind the clock: fire it now
     # The schedule overrides known where the ticket lives: whom `schedule:<name>` pages.
     overrides: Sequence[Override] = ()
@@ -31,6 +34,7 @@ class Decision:
         """Record `effects` of a step at instant `at` (None: the inbound event's step)."""
         self.effects.extend(effects)
         self.times.extend(at for _ in effects)
+        self.severities.extend(self.state.severity for _ in effects)
 
 
 @dataclass(frozen=True, slots=True)
