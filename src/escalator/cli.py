@@ -37,6 +37,21 @@ def _duration_default(ms: float) -> str:
     return format_duration(int(ms))
 
 
+def _durations(**given: str) -> dict[str, int]:
+    """Parse duration options (keyword: option name without dashes, underscores for
+    hyphens) into milliseconds; a bad one is refused naming its option."""
+    from escalator.domain.durations import DurationError, parse_duration
+
+    parsed = {}
+    for name, text in given.items():
+        try:
+            parsed[name] = parse_duration(text)
+        except DurationError as exc:
+            hint = "--" + name.replace("_", "-")
+            raise click.BadParameter(str(exc), param_hint=hint) from None
+    return parsed
+
+
 def policy_option(help_text: str) -> Callable[[F], F]:
     """`--policy FILE` ([ESCALATOR_POLICY], default the built-in example) for the commands
     that read the policy a worker would."""
@@ -422,7 +437,6 @@ def simulate(
     `arrivaltime` attribute, or else at its `time`. Output: one CloudEvent JSON per line, in
     emission order. Refused lines are reported on stderr with their reason.
     """
-    from escalator.domain.durations import DurationError, parse_duration
     from escalator.service import simulate as sim
     from escalator.service.summary import compare
 
@@ -436,10 +450,7 @@ def simulate(
     config = _aggregate_config(
         aggregate_windows, compliance_period, aggregate_grace, aggregate_retention
     )
-    try:
-        retention_ms = parse_duration(retention)
-    except DurationError as exc:
-        raise click.BadParameter(str(exc), param_hint="--retention") from None
+    retention_ms = _durations(retention=retention)["retention"]
     lines = events.read().splitlines()
     result = sim.run(
         lines, base_policy, until_ms, aggregates=config, outages=outages, retention_ms=retention_ms
@@ -505,21 +516,12 @@ def topics() -> None:
 def topics_create(history_retention: str, evidence_retention: str, fix: bool, **kw: Any) -> None:
     """Create every topic escalator uses; report existing topics whose settings differ
     (idempotent: existing topics are only changed with --fix)."""
-    from escalator.domain.durations import DurationError, parse_duration
     from escalator.runtime.topics import create_topics
 
-    kept = {}
-    for hint, text in (
-        ("--history-retention", history_retention),
-        ("--evidence-retention", evidence_retention),
-    ):
-        try:
-            kept[hint] = parse_duration(text)
-        except DurationError as exc:
-            raise click.BadParameter(str(exc), param_hint=hint) from None
+    kept = _durations(history_retention=history_retention, evidence_retention=evidence_retention)
     settings = settings_from(
-        history_retention_ms=kept["--history-retention"],
-        evidence_retention_ms=kept["--evidence-retention"],
+        history_retention_ms=kept["history_retention"],
+        evidence_retention_ms=kept["evidence_retention"],
         **kw,
     )
     results = asyncio.run(create_topics(settings, fix=fix))
@@ -674,20 +676,12 @@ def worker(
     Start as many as you have partitions; they share the work through the Kafka consumer
     group named by --app-id.
     """
-    from escalator.domain.durations import DurationError, parse_duration
     from escalator.runtime.main import run_worker
 
     loaded = _load_policy_or_exit(policy_file)
-    durations = {}
-    for hint, text in (
-        ("--session-timeout", session_timeout),
-        ("--retention", retention),
-        ("--recontact-window", recontact_window),
-    ):
-        try:
-            durations[hint] = parse_duration(text)
-        except DurationError as exc:
-            raise click.BadParameter(str(exc), param_hint=hint) from None
+    durations = _durations(
+        session_timeout=session_timeout, retention=retention, recontact_window=recontact_window
+    )
     aggregates = _aggregate_config(
         aggregate_windows, compliance_period, aggregate_grace, aggregate_retention
     )
@@ -695,9 +689,9 @@ def worker(
     settings = settings_from(
         policy_file=policy_file,
         shadow_policy_file=shadow_policy_file,
-        session_timeout_s=durations["--session-timeout"] / 1000,
-        retention_ms=durations["--retention"],
-        recontact_window_ms=durations["--recontact-window"],
+        session_timeout_s=durations["session_timeout"] / 1000,
+        retention_ms=durations["retention"],
+        recontact_window_ms=durations["recontact_window"],
         aggregates=aggregates,
         **kw,
     )
@@ -720,14 +714,8 @@ def _aggregate_config(windows: str, compliance: str, grace: str, retention: str)
         parse_period,
         parse_periods,
     )
-    from escalator.domain.durations import DurationError, parse_duration
 
-    durations = {}
-    for hint, text in (("--aggregate-grace", grace), ("--aggregate-retention", retention)):
-        try:
-            durations[hint] = parse_duration(text)
-        except DurationError as exc:
-            raise click.BadParameter(str(exc), param_hint=hint) from None
+    durations = _durations(aggregate_grace=grace, aggregate_retention=retention)
 
     try:
         periods = parse_periods(windows)
@@ -739,7 +727,7 @@ def _aggregate_config(windows: str, compliance: str, grace: str, retention: str)
         raise click.BadParameter(str(exc), param_hint="--compliance-period") from None
     try:
         return AggregateConfig(
-            periods, period, durations["--aggregate-grace"], durations["--aggregate-retention"]
+            periods, period, durations["aggregate_grace"], durations["aggregate_retention"]
         )
     except AggregateError as exc:
         hint = "--aggregate-retention" if "retention" in str(exc) else "--aggregate-windows"
@@ -835,16 +823,10 @@ def notify(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from escalator.domain.durations import DurationError, parse_duration
     from escalator.runtime.notify.main import run_notify
 
     config = _load_notifier_or_exit(notifier_file)
-    durations = {}
-    for hint, text in (("--session-timeout", session_timeout), ("--retention", retention)):
-        try:
-            durations[hint] = parse_duration(text)
-        except DurationError as exc:
-            raise click.BadParameter(str(exc), param_hint=hint) from None
+    durations = _durations(session_timeout=session_timeout, retention=retention)
     import os
 
     missing = config.missing_env(os.environ)
@@ -854,8 +836,8 @@ def notify(
         sys.exit(2)
     settings = settings_from(
         notifier_file=notifier_file,
-        session_timeout_s=durations["--session-timeout"] / 1000,
-        notify_retention_ms=durations["--retention"],
+        session_timeout_s=durations["session_timeout"] / 1000,
+        notify_retention_ms=durations["retention"],
         **kw,
     )
     sys.exit(run_notify(settings, config))
