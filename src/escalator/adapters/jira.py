@@ -2,11 +2,13 @@
 (`POST /webhooks/jira`, docs/sources.md "Jira Service Management").
 
 Read: `jira:issue_created`, `jira:issue_updated` (its changelog's status, priority, assignee
-and tier-field items, and the comment it carries when the update is a comment) and
-`comment_created`. Every other webhook event is answered 202 with nothing produced: Jira
-retries a refused delivery, and an event escalator has no use for is not an error.
+and tier-field items, and the comment it carries when the update is `issue_commented` — not
+an edit or a deletion) and `comment_created`. Every other webhook event is answered 202 with
+nothing produced: Jira retries a refused delivery, and an event escalator has no use for is
+not an error.
 
-Event ids are made from Jira's own ids — the issue's id, the changelog's id, the comment's id —
+Event ids are made from the site's host and Jira's own ids — the issue's id (per site), the
+changelog's id, the comment's id —
 so one change delivered twice (a retry, two webhooks, `comment_created` next to the
 `jira:issue_updated` Jira also sends for a comment) is one event. Jira's per-delivery
 `X-Atlassian-Webhook-Identifier` would not do that (and Automation's "Send web request" has
