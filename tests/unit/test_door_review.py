@@ -430,3 +430,18 @@ def test_the_worker_will_not_start_with_an_empty_secret(env: str) -> None:
 
 def test_zendesk_default_mapping_is_unchanged() -> None:
     assert zendesk(zendesk_event("created", "5158", T0, "e1"), ZENDESK)[0]["id"] == "zendesk/e1"
+
+
+async def test_a_delivery_refused_in_part_is_counted_partial() -> None:
+    worker = door_worker(http_token=None)
+    web.install(worker)  # type: ignore[arg-type]
+    items = [jira_item("status", "Open", "Limbo"), jira_item("priority", "High", "Highest")]
+    body = orjson.dumps(jira_updated("SUP-7", "10042", T0, "30009", items))
+    async with TestClient(TestServer(worker.app.web.web_app)) as client:
+        answer = await client.post("/webhooks/jira", data=body)
+        assert answer.status == 202
+        assert (await answer.json())["refused"] == [
+            "changelog.items[0].toString: unknown status 'Limbo'; map it in sources.jira.statuses"
+        ]
+    assert worker.counted == [("jira", "partial")]
+    assert len(worker.tickets.sent) == 1

@@ -144,6 +144,12 @@ def install(worker: Worker) -> None:
                     if recent is not None:
                         recent.settle(claimed, accepted.events, acked=acked, now=wall_ms())
                 outcome = "accepted" if acked else "unavailable"
+                refused = (accepted.answer or {}).get("refused")
+                if outcome == "accepted" and refused:
+                    # Some items were produced, some refused (a Jira changelog): counted
+                    # apart so a mapping gap shows without reading the vendor's logs.
+                    log.warning("%s: accepted in part, refused %s", source, refused)
+                    outcome = "partial"
                 if outcome == "accepted" and accepted.duplicate:
                     outcome = "duplicate"
                 worker.metrics.ingest_request(source, outcome)
