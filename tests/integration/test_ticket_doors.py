@@ -109,7 +109,7 @@ async def test_a_jsm_ticket_life_through_the_jira_door_decides_as_its_cloudevent
             for doc in (reply, update)
         )
     )
-    assert sorted(answer for _, answer in both) == sorted(
+    assert sorted((answer for _, answer in both), key=str) == sorted(
         [
             {"accepted": [f"{SITE}/comment/20001"]},
             {"accepted": [], "duplicate": [f"{SITE}/comment/20001"]},
