@@ -217,8 +217,9 @@ def aggregate_options(command: Any) -> Any:
             envvar="ESCALATOR_AGGREGATE_RETENTION",
             default=_duration_default(DEFAULTS.aggregates.retention_ms),
             show_default=True,
-            help="How long a metric group's or a customer's compliance state is kept after its "
-            "last window closed with no fact since [ESCALATOR_AGGREGATE_RETENTION].",
+            help="How long the fact lane keeps a quiet state: a metric group's or customer's "
+            "compliance windows after the last closed, a customer's solve after its "
+            "re-contact window [ESCALATOR_AGGREGATE_RETENTION].",
         ),
     ]
     for option in reversed(options):
@@ -348,6 +349,16 @@ def _local(at_ms: int, zone: ZoneInfo) -> str:
 
 # --- simulate ---------------------------------------------------------------------------------
 
+# The worker's and simulate's: a ticket's id reuse and `expired_ticket` depend on it.
+retention_option = click.option(
+    "--retention",
+    envvar="ESCALATOR_RETENTION",
+    default=_duration_default(DEFAULTS.retention_ms),
+    show_default=True,
+    help="How long a solved/closed ticket's (resolved incident's) state is kept "
+    "[ESCALATOR_RETENTION].",
+)
+
 
 @main.command()
 @click.option(
@@ -366,6 +377,7 @@ def _local(at_ms: int, zone: ZoneInfo) -> str:
     help="Print only the escalator.metrics records (windows closed by --until).",
 )
 @aggregate_options
+@retention_option
 @click.option(
     "--compare",
     "compare_file",
@@ -391,6 +403,7 @@ def simulate(
     compliance_period: str,
     aggregate_grace: str,
     aggregate_retention: str,
+    retention: str,
     compare_file: Path | None,
     outages: str,
     events: IO[bytes],
@@ -401,6 +414,7 @@ def simulate(
     `arrivaltime` attribute, or else at its `time`. Output: one CloudEvent JSON per line, in
     emission order. Refused lines are reported on stderr with their reason.
     """
+    from escalator.domain.durations import DurationError, parse_duration
     from escalator.service import simulate as sim
     from escalator.service.summary import compare
 
@@ -414,8 +428,14 @@ def simulate(
     config = _aggregate_config(
         aggregate_windows, compliance_period, aggregate_grace, aggregate_retention
     )
+    try:
+        retention_ms = parse_duration(retention)
+    except DurationError as exc:
+        raise click.BadParameter(str(exc), param_hint="--retention") from None
     lines = events.read().splitlines()
-    result = sim.run(lines, base_policy, until_ms, aggregates=config, outages=outages)
+    result = sim.run(
+        lines, base_policy, until_ms, aggregates=config, outages=outages, retention_ms=retention_ms
+    )
     for letter in result.dead_letters:
         doc = orjson.loads(letter.value)
         click.echo(
@@ -424,7 +444,14 @@ def simulate(
         )
     out = click.get_binary_stream("stdout")
     if compare_file is not None:
-        other = sim.run(lines, _load_policy_or_exit(compare_file), until_ms, outages=outages)
+        other = sim.run(
+            lines,
+            _load_policy_or_exit(compare_file),
+            until_ms,
+            aggregates=config,
+            outages=outages,
+            retention_ms=retention_ms,
+        )
         report = compare(result.summary, other.summary)
         out.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
         return
@@ -496,12 +523,23 @@ def topics_create(history_retention: str, evidence_retention: str, fix: bool, **
         )
         for difference in result.differences:
             click.echo(f"         {difference.describe()}")
-    if any(result.outcome == "differs" for result in results):
+    unfixed = [
+        d
+        for result in results
+        for d in result.differences
+        if result.outcome == "differs" or not d.fixable
+    ]
+    if any(d.fixable for d in unfixed):
+        # Failing is the point: a retention left at the broker's 7 days deletes the compliance
+        # evidence a week later, and a deploy job that succeeds would hide it.
         click.echo(
-            "some existing topics differ from what escalator needs; run again with --fix "
-            "to set their configs",
+            "error: existing topics differ from what escalator needs (above); run again with "
+            "--fix to set their configs",
             err=True,
         )
+        sys.exit(1)
+    if unfixed:
+        click.echo("warning: partition counts differ (above); --fix never changes them", err=True)
 
 
 @main.command()
@@ -593,6 +631,14 @@ def topics_create(history_retention: str, evidence_retention: str, fix: bool, **
     "[ESCALATOR_ZENDESK_SIGNING_SECRET].",
 )
 @click.option(
+    "--pagerduty-routing-keys",
+    envvar="ESCALATOR_PAGERDUTY_ROUTING_KEYS",
+    callback=lambda _ctx, _param, value: _routing_keys(value),
+    help="PagerDuty routing keys the Events API v2 door accepts without the bearer token, "
+    "each with the service it names: 'key=service,…'; prefer the env variable "
+    "[ESCALATOR_PAGERDUTY_ROUTING_KEYS].",
+)
+@click.option(
     "--recontact-window",
     envvar="ESCALATOR_RECONTACT_WINDOW",
     default=_duration_default(DEFAULTS.recontact_window_ms),
@@ -601,13 +647,7 @@ def topics_create(history_retention: str, evidence_retention: str, fix: bool, **
     "counts as a re-contact [ESCALATOR_RECONTACT_WINDOW].",
 )
 @aggregate_options
-@click.option(
-    "--retention",
-    envvar="ESCALATOR_RETENTION",
-    default=_duration_default(DEFAULTS.retention_ms),
-    show_default=True,
-    help="How long a solved/closed ticket's state is kept [ESCALATOR_RETENTION].",
-)
+@retention_option
 @log_options
 def worker(
     policy_file: Path,
@@ -676,6 +716,15 @@ def _refuse_blank_secrets(kw: dict[str, Any]) -> None:
                 "is set but empty; give the webhook's secret or unset it",
                 param_hint=f"{option} / {env}",
             )
+
+
+def _routing_keys(text: str | None) -> dict[str, str]:
+    from escalator.adapters.pagerduty import RoutingKeysError, parse_routing_keys
+
+    try:
+        return parse_routing_keys(text or "")
+    except RoutingKeysError as exc:
+        raise click.BadParameter(str(exc), param_hint="--pagerduty-routing-keys") from None
 
 
 def _aggregate_config(windows: str, compliance: str, grace: str, retention: str) -> Any:

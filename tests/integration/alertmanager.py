@@ -21,7 +21,17 @@ TOKEN = "am-webhook-token"
 BINARY = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 
 
-def config(webhook: str, repeat: str = "1h") -> str:
+def config(webhook: str, repeat: str = "1h", receiver: str | None = None) -> str:
+    """`receiver`: the escalator receiver's own configuration (YAML under `- name: escalator`,
+    e.g. `pagerduty_configs`) instead of the webhook to `webhook`."""
+    receiver = (
+        receiver
+        or f"""    webhook_configs:
+      - url: {webhook}
+        send_resolved: true
+        http_config:
+          authorization: {{type: Bearer, credentials: {TOKEN}}}"""
+    )
     return f"""
 route:
   receiver: escalator
@@ -31,11 +41,7 @@ route:
   repeat_interval: {repeat}
 receivers:
   - name: escalator
-    webhook_configs:
-      - url: {webhook}
-        send_resolved: true
-        http_config:
-          authorization: {{type: Bearer, credentials: {TOKEN}}}
+{receiver}
 """
 
 
@@ -48,10 +54,10 @@ def alertmanager(tmp_path: Path) -> Iterator[Any]:
         port = free_port()
         proc: subprocess.Popen[bytes] | None = None
 
-        def start(self, webhook: str, repeat: str = "1h") -> None:
+        def start(self, webhook: str, repeat: str = "1h", receiver: str | None = None) -> None:
             """`repeat`: Alertmanager's repeat_interval, how often an unchanged firing group
-            is sent again."""
-            (tmp_path / "am.yml").write_text(config(webhook, repeat))
+            is sent again; `receiver`: see `config`."""
+            (tmp_path / "am.yml").write_text(config(webhook, repeat, receiver))
             with (tmp_path / "alertmanager.log").open("wb") as log:
                 self.proc = subprocess.Popen(
                     [

@@ -169,6 +169,20 @@ def test_no_standing_escalation_is_undercut_and_no_clock_fires_twice(lines: list
     st.one_of(steps.map(build), fast_steps.map(lambda plan: build(plan, "P1"))),
     st.integers(min_value=0, max_value=2**32),
 )
+# Found by hypothesis: a hold released by one tick long after it ended fired everything due
+# up to that tick before ending the clock met during the hold, so the met target's page
+# resolves came after later escalations (simulate, a tick per instant, has them in between).
+@example(
+    build(
+        [
+            ("A", 1800001, 0, ("comment", "agent", True, "ok")),
+            ("B", 0, 1800001, ("comment", "agent", True, "ok")),
+            ("B", 0, 0, ("comment", "agent", True, "ok")),
+        ],
+        "P1",
+    ),
+    0,
+)
 def test_simulate_and_a_processor_replay_with_ticks_agree_id_for_id(
     lines: list[bytes], seed: int
 ) -> None:

@@ -1,8 +1,10 @@
-"""Monitoring alerts on the wire: Alertmanager webhooks, alert CloudEvents, outage records."""
+"""Monitoring alerts on the wire: Alertmanager and Grafana Alerting webhooks, alert CloudEvents,
+outage records."""
 
 from __future__ import annotations
 
-from typing import Any, Final
+from collections.abc import Callable
+from typing import Any, Final, TypeAlias
 
 import orjson
 
@@ -139,32 +141,126 @@ def alertmanager_events(body: bytes, received_at: int) -> list[Accepted]:
     """One CloudEvent per alert of an Alertmanager v4 webhook; unknown keys are accepted.
 
     Ids are deterministic per fingerprint, status and start time, so Alertmanager's re-sends
-    (every group_interval, and on retries) carry the same ids and change nothing.
+    (every group_interval, and on retries) carry the same ids and change nothing. Grafana
+    Alerting's webhook (its version 1, with `orgId`) is read here too, as at /alerts/grafana:
+    a Grafana contact point pointed at this door works.
     """
+    doc = _webhook(body)
+    if _is_grafana(doc):
+        return _grafana(doc, received_at)
+    if str(doc.get("version")) != "4":
+        raise HttpError(
+            400,
+            "unsupported_version",
+            f"webhook version {str(doc.get('version'))[:40]!r}; this endpoint reads "
+            "Alertmanager's version 4 (and Grafana Alerting's version 1, with orgId)",
+        )
+    return _alerts(doc, "alertmanager", received_at)
+
+
+def grafana_events(body: bytes, received_at: int) -> list[Accepted]:
+    """Grafana Alerting's webhook contact point (payload version 1): Alertmanager's shape
+    plus `orgId`, `title`, `state`, `message` and, per alert, `values`, `valueString`,
+    `dashboardURL`, `panelURL`, `silenceURL`, `imageURL`. One CloudEvent per alert, as for
+    Alertmanager; the per-alert extras become annotations (`_grafana_extras`)."""
+    doc = _webhook(body)
+    if not _is_grafana(doc):
+        raise HttpError(
+            400,
+            "unsupported_version",
+            f"webhook version {str(doc.get('version'))[:40]!r}; this endpoint reads Grafana "
+            "Alerting's webhook (version 1, with orgId); Alertmanager's goes to "
+            "/alerts/alertmanager",
+        )
+    return _grafana(doc, received_at)
+
+
+def _webhook(body: bytes) -> dict[str, Any]:
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise HttpError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
-        raise HttpError(400, "not_an_object", "an Alertmanager webhook is a JSON object")
-    if str(doc.get("version")) != "4":
-        raise HttpError(
-            400,
-            "unsupported_version",
-            f"webhook version {doc.get('version')!r}; this endpoint reads version 4",
-        )
+        raise HttpError(400, "not_an_object", "an alert webhook is a JSON object")
+    return doc
+
+
+def _is_grafana(doc: dict[str, Any]) -> bool:
+    return str(doc.get("version")) == "1" and "orgId" in doc
+
+
+def _grafana(doc: dict[str, Any], received_at: int) -> list[Accepted]:
+    return _alerts(doc, "grafana", received_at, _grafana_extras)
+
+
+Extras: TypeAlias = Callable[[dict[str, Any], str], dict[str, str]]
+
+
+def _alerts(
+    doc: dict[str, Any], source: str, received_at: int, extras: Extras | None = None
+) -> list[Accepted]:
     alerts = doc.get("alerts")
     if not isinstance(alerts, list):
         raise HttpError(400, "missing_field", "alerts must be a list")
     group_key = doc.get("groupKey")
-    return [_alert(alert, index, group_key, received_at) for index, alert in enumerate(alerts)]
+    return [
+        _alert(alert, index, group_key, received_at, source, extras)
+        for index, alert in enumerate(alerts)
+    ]
 
 
-def _alert(alert: Any, index: int, group_key: Any, received_at: int) -> Accepted:
+# Grafana's per-alert extras kept as annotations (their names), shown with the incident
+# (`incident.opened`'s annotations): the value that fired and where to look.
+GRAFANA_LINKS: Final = ("valueString", "dashboardURL", "panelURL", "silenceURL", "imageURL")
+TRUNCATED: Final = "…"
+
+
+def _bounded(text: str) -> str:
+    """At most MAX_VALUE characters: a long valueString (many series) is cut, not refused,
+    so the alert is not lost for its decoration."""
+    if len(text) <= MAX_VALUE:
+        return text
+    return text[: MAX_VALUE - len(TRUNCATED)] + TRUNCATED
+
+
+def _grafana_extras(alert: dict[str, Any], label: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for name in GRAFANA_LINKS:
+        value = alert.get(name)
+        if value is None or value == "":
+            continue  # Grafana sends "" for a rule on no dashboard
+        if not isinstance(value, str):
+            raise InvalidEvent("invalid_field", f"{label}.{name} must be a string")
+        found[name] = _bounded(value)
+    values = alert.get("values")
+    if values is not None:
+        if not isinstance(values, dict) or not all(
+            isinstance(v, int | float | None) and not isinstance(v, bool) for v in values.values()
+        ):
+            raise InvalidEvent(
+                "invalid_field", f"{label}.values must be an object of numbers (or null)"
+            )
+        if values:
+            found["values"] = _bounded(orjson.dumps(values, option=orjson.OPT_SORT_KEYS).decode())
+    return found
+
+
+def _alert(
+    alert: Any,
+    index: int,
+    group_key: Any,
+    received_at: int,
+    source: str,
+    extras: Extras | None,
+) -> Accepted:
     if not isinstance(alert, dict):
         raise HttpError(400, "not_an_object", "each alert must be an object", index)
     try:
         fingerprint = _text(alert, "fingerprint", f"alerts[{index}].fingerprint")
+        if fingerprint.startswith("__"):  # refused at the door, as the worker would
+            raise InvalidEvent(
+                "invalid_field", f"alerts[{index}].fingerprint must not start with '__' (reserved)"
+            )
         status = alert.get("status")
         if status not in ("firing", "resolved"):
             raise InvalidEvent(
@@ -172,6 +268,12 @@ def _alert(alert: Any, index: int, group_key: Any, received_at: int) -> Accepted
             )
         labels = _strings(alert.get("labels", {}), f"alerts[{index}].labels")
         annotations = _strings(alert.get("annotations", {}), f"alerts[{index}].annotations")
+        if extras is not None:
+            # The producer's own annotations win a name clash; the extras fill what room
+            # the annotation limit leaves.
+            for name, text in extras(alert, f"alerts[{index}]").items():
+                if name not in annotations and len(annotations) < MAX_ENTRIES:
+                    annotations[name] = text
         starts_at = alert.get("startsAt")
         ends_at = alert.get("endsAt")
         when = starts_at if status == "firing" else ends_at
@@ -180,8 +282,8 @@ def _alert(alert: Any, index: int, group_key: Any, received_at: int) -> Accepted
         raise HttpError(400, exc.reason, exc.message, index) from None
     event = {
         "specversion": "1.0",
-        "id": f"alertmanager/{fingerprint}/{status}/{starts_at}",
-        "source": "alertmanager",
+        "id": f"{source}/{fingerprint}/{status}/{starts_at}",
+        "source": source,
         "type": f"alert.{status}",
         "time": iso(min(time, received_at)),
         "subject": fingerprint,

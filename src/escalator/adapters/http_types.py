@@ -43,6 +43,9 @@ class Ingested:
     # A retried request the door recognised (the vendor's event id seen recently): nothing
     # to produce, answered as accepted so the vendor stops retrying, counted as duplicate.
     duplicate: bool = False
+    # Called once Kafka acknowledged the events (not on a 503): a door that remembers what it
+    # accepted (PagerDuty's identical requests) must not remember a request it did not.
+    accepted: Callable[[], None] | None = None
 
 
 def ingested(events: Sequence[Accepted]) -> Ingested:

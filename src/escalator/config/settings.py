@@ -80,6 +80,8 @@ class Settings:
     # The ticket systems' webhook signatures (docs/sources.md); never logged.
     jira_webhook_secret: str | None = field(default=None, repr=False)
     zendesk_signing_secret: str | None = field(default=None, repr=False)
+    # PagerDuty routing key → service (docs/sources.md): each key is a credential too.
+    pagerduty_routing_keys: dict[str, str] = field(default_factory=dict, repr=False)
     retention_ms: int = DEFAULT_RETENTION_MS
     # Topic retention (`escalator topics create`, docs/architecture.md "Topics and retention"):
     # the evidence an audit needs (escalator.metrics: compliance, aggregates) for 13 months and

@@ -372,6 +372,14 @@ def close_due(state: Windows, periods: Sequence[Period], now: int, grace_ms: int
     return closed
 
 
+def fresh(key: str, periods: Sequence[Period], now: int, retention_ms: int) -> Windows:
+    """The state of a key with none stored: new, or deleted after its retention. Every window
+    that ended `retention_ms` before `now` counts as closed — a deleted key published no
+    window after that, so a fact for such a window is late (counted in the first window
+    still open) and a published record is never opened again, whatever the retention."""
+    return Windows(key, closed_until={p.name: p.start_of(now - retention_ms) for p in periods})
+
+
 def forget_at(state: Windows, retention_ms: int) -> int | None:
     """When a key with no open window may be deleted: `retention_ms` after the end of the last
     window it closed (None while a window is open, or if it never closed one)."""

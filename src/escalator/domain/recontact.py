@@ -66,16 +66,21 @@ def apply(
     return state, None
 
 
-def forget(state: CustomerState, now: int, window_ms: int, grace_ms: int) -> None:
-    """Drop the solves no creation can re-contact any more: over `window_ms` (and `grace_ms`
-    for facts still on their way) before the processing clock `now`."""
-    for service in [s for s, at in state.last_solved.items() if at + window_ms + grace_ms <= now]:
+def forget(state: CustomerState, now: int, window_ms: int, retention_ms: int) -> None:
+    """Drop the solves no fact can re-contact any more: `retention_ms` past their window. A
+    creation may be dated up to MAX_EVENT_AGE_MS before it arrives (older events are refused),
+    so with a retention at least that long (the default, AggregateConfig.retention_ms)
+    dropping a solve never changes a result; shorter, a creation arriving later than that
+    after the window is not compared with it."""
+    for service in [
+        s for s, at in state.last_solved.items() if at + window_ms + retention_ms <= now
+    ]:
         del state.last_solved[service]
 
 
-def forget_at(state: CustomerState, window_ms: int, grace_ms: int) -> int | None:
-    """When the newest solve leaves the window (then the state goes if nothing is left);
-    None when no solve is kept: the state holds nothing a later fact needs, and is deleted."""
+def forget_at(state: CustomerState, window_ms: int, retention_ms: int) -> int | None:
+    """When the newest solve is dropped (then the state goes if nothing is left); None when
+    no solve is kept: the state holds nothing a later fact needs."""
     if not state.last_solved:
         return None
-    return max(state.last_solved.values()) + window_ms + grace_ms
+    return max(state.last_solved.values()) + window_ms + retention_ms

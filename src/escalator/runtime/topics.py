@@ -108,12 +108,26 @@ class Difference:
         return text
 
 
+def _enough(key: str, have: str | None, want: str) -> bool:
+    """Whether an existing topic's `have` satisfies the plan's `want`: a retention is a
+    minimum (an operator keeping evidence longer, or forever with -1, is left alone)."""
+    if have == want:
+        return True
+    if key == "retention.ms" and have is not None:
+        try:
+            kept = int(have)
+        except ValueError:
+            return False
+        return kept < 0 or kept >= int(want)
+    return False
+
+
 def differences(item: TopicPlan, partitions: int, configs: dict[str, str]) -> list[Difference]:
     """What of `item` an existing topic (its partition count and configs) does not have."""
     found = [
         Difference(item.name, key, configs.get(key, "(unset)"), want)
         for key, want in sorted(item.config.items())
-        if configs.get(key) != want
+        if not _enough(key, configs.get(key), want)
     ]
     if partitions != item.partitions:
         found.append(Difference(item.name, "partitions", str(partitions), str(item.partitions)))
@@ -202,7 +216,15 @@ async def _topic_configs(
     dynamic: dict[str, str] = {}
     effective: dict[str, str] = {}
     for response in await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)]):
-        for *_, entries in response.resources:
+        for error_code, message, _type, _name, entries in response.resources:
+            if error_code:
+                # Without the topic's own configs, --fix would send ours alone and the
+                # broker would reset the rest: refuse rather than guess.
+                raise TopologyError(
+                    f"could not read the configs of topic {name}: "
+                    f"{message or f'error code {error_code}'} (the user needs DescribeConfigs "
+                    "on the topic)"
+                )
             for key, value, _read_only, source, *_rest in entries:
                 effective[key] = value
                 if source == DYNAMIC_TOPIC_CONFIG:

@@ -3,6 +3,8 @@
 - POST /events            CloudEvents HTTP binding → tickets.events or monitoring.alerts
 - POST /alerts/alertmanager  Alertmanager webhooks (v4) → one alert CloudEvent per alert
 - POST /webhooks/jira, /webhooks/zendesk  ticket systems' webhooks → ticket CloudEvents
+- POST /v2/enqueue, /alerts/pagerduty  PagerDuty Events API v2 → one alert or incident event
+- POST /alerts/grafana    Grafana Alerting's webhook contact point → one per alert
 - POST /maintenance       declare an ad-hoc maintenance window → maintenance.started
 - POST /maintenance/end   end one early → maintenance.ended
 - GET  /tickets/{id}      live SLA status, answered by the worker that owns the ticket
@@ -27,10 +29,11 @@ import orjson
 from aiohttp.web import HTTPRequestEntityTooLarge
 from faust.web import Request, Response, View
 
-from escalator.adapters.alerts import alertmanager_events
+from escalator.adapters import pagerduty
+from escalator.adapters.alerts import alertmanager_events, grafana_events
 from escalator.adapters.http_actions import incident_action, ticket_action
 from escalator.adapters.http_ingest import Accepted, HttpError, parse_ingest
-from escalator.adapters.http_types import Authorize, Build, Refusal, ingested
+from escalator.adapters.http_types import Authorize, Build, Ingested, Refusal, ingested
 from escalator.adapters.jira import jira_events
 from escalator.adapters.jira import verify_signature as jira_signature
 from escalator.adapters.maintenance import ENDED, STARTED, maintenance_request
@@ -54,12 +57,15 @@ log = logging.getLogger("escalator.web")
 
 def check_auth(request: Request, token: str | None) -> None:
     """Bearer-token check (constant time); no token configured means open."""
-    if not token:
-        return
-    header = request.headers.get("Authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+    if not bearer_ok(request.headers, token):
         raise HttpError(401, "unauthorized", "missing or wrong bearer token")
+
+
+def bearer_ok(headers: Mapping[str, str], token: str | None) -> bool:
+    if not token:
+        return True
+    scheme, _, given = headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), token.encode())
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -116,7 +122,8 @@ def install(worker: Worker) -> None:
         The answer is escalator's unless `build` gives the vendor's own; `refusal` shapes
         errors where a vendor's client expects its own (PagerDuty's). `recent` remembers the
         events produced lately: a retry of them is answered 202 without producing them
-        again. Every request counts once in escalator_ingest_requests_total."""
+        again; `Ingested.accepted` is told once Kafka acknowledged. Every request counts
+        once in escalator_ingest_requests_total."""
 
         class Door(View):
             async def post(self, request: Request) -> Response:
@@ -150,6 +157,8 @@ def install(worker: Worker) -> None:
                     # apart so a mapping gap shows without reading the vendor's logs.
                     log.warning("%s: accepted in part, refused %s", source, refused)
                     outcome = "partial"
+                if outcome == "accepted" and accepted.accepted is not None:
+                    accepted.accepted()
                 if outcome == "accepted" and accepted.duplicate:
                     outcome = "duplicate"
                 worker.metrics.ingest_request(source, outcome)
@@ -196,6 +205,36 @@ def install(worker: Worker) -> None:
     )
 
     # Monitoring tools' alerts (PagerDuty Events API v2, Grafana Alerting): docs/sources.md.
+    recent = pagerduty.RecentRequests()
+
+    def pagerduty_authorize(headers: Mapping[str, str], body: bytes) -> None:
+        """The bearer token, or a routing key of ESCALATOR_PAGERDUTY_ROUTING_KEYS (most
+        tools that page PagerDuty can send nothing but the routing key)."""
+        if bearer_ok(headers, settings.http_token):
+            return
+        given = (pagerduty.routing_key_of(body) or "").encode()
+        routes = settings.pagerduty_routing_keys
+        # Every key compared (a list, not a generator): no early exit to time.
+        if any([hmac.compare_digest(given, key.encode()) for key in routes]):
+            return
+        raise HttpError(
+            401, "unauthorized", "missing or wrong bearer token, and no known routing_key"
+        )
+
+    def pagerduty_build(_: Mapping[str, str], body: bytes, arrival: int) -> Ingested:
+        rules = worker.policy.alerts
+        names = pagerduty.Labels(rules.severity_label, next(iter(rules.service_labels), None))
+        routes = settings.pagerduty_routing_keys
+        return pagerduty.pagerduty_request(body, arrival, routes, recent, names)
+
+    pagerduty_door = door(
+        "pagerduty", pagerduty_build, authorize=pagerduty_authorize, refusal=pagerduty.refusal
+    )
+    app.page("/v2/enqueue")(pagerduty_door)
+    app.page("/alerts/pagerduty")(pagerduty_door)
+    app.page("/alerts/grafana")(
+        door("grafana", lambda _, body, arrival: ingested(grafana_events(body, arrival)))
+    )
 
     def action_view(build: Callable[[str, str, bytes, int], Accepted]) -> type[View]:
         """A person's action on `{subject}` (an incident or a ticket): the event `build`

@@ -7,7 +7,7 @@ from typing import Any
 
 from escalator.adapters.cloudevents import encode_effect
 from escalator.adapters.fact_codec import decode_fact_record, decode_windows, encode_windows
-from escalator.adapters.state_codec import decode_customer, encode_customer
+from escalator.adapters.state_codec import decode_customer, encode_customer, index_entry
 from escalator.domain import aggregates, recontact
 from escalator.domain.aggregate_records import (
     MetricsWindow,
@@ -47,19 +47,19 @@ class FactProcessor(BaseProcessor):
         stored = self.store.get(fact.customer_id)
         state = decode_customer(stored) if stored is not None else None
         if state is not None:
-            # What a tick at the solve's end of window would have dropped, dropped here too:
-            # the outcome does not depend on whether that tick came first.
-            recontact.forget(state, ctx.now, self.window_ms, self.config.grace_ms)
+            # What the tick at the state's due instant would have dropped, dropped here too:
+            # the stored state does not depend on whether that tick came first.
+            recontact.forget(state, ctx.now, self.window_ms, self.config.retention_ms)
         state, found = recontact.apply(state, fact, self.window_ms)
         self._save_customer(state, ctx.partition)
         if found is not None:
             self.recorder.effect(found)
 
     def _save_customer(self, state: recontact.CustomerState, partition: int) -> None:
-        """Store a customer's state until its newest solve leaves the window; a state without
-        solves is deleted (a later fact finds nothing to re-contact either way)."""
+        """Store a customer's state until no fact can re-contact its newest solve; a state
+        without solves is deleted (a later fact finds nothing to re-contact either way)."""
         key = state.customer_id
-        due = recontact.forget_at(state, self.window_ms, self.config.grace_ms)
+        due = recontact.forget_at(state, self.window_ms, self.config.retention_ms)
         self.index.set(partition, key, due)
         if due is not None:
             self.store[key] = encode_customer(state, partition, due)
@@ -68,8 +68,25 @@ class FactProcessor(BaseProcessor):
 
     def _forget_customer(self, ctx: Context, key: str, stored: bytes) -> None:
         state = decode_customer(stored)
-        recontact.forget(state, ctx.now, self.window_ms, self.config.grace_ms)
+        recontact.forget(state, ctx.now, self.window_ms, self.config.retention_ms)
         self._save_customer(state, ctx.partition)
+
+    def reindex(self, key: str, raw: bytes, partitions: set[int] | frozenset[int]) -> None:
+        """Index a recovered key; a customer's or window state stored without a due instant
+        (written before states were deleted) gets its deletion instant now, so that states
+        kept from before an upgrade go too."""
+        partition, due = index_entry(raw)
+        if partition not in partitions:
+            return
+        if due is None:
+            if key.startswith((GROUP_PREFIX, COMPLIANCE_PREFIX)):
+                due = aggregates.forget_at(decode_windows(raw)[0], self.config.retention_ms)
+            else:
+                due = recontact.forget_at(
+                    decode_customer(raw), self.window_ms, self.config.retention_ms
+                )
+                due = 0 if due is None else due  # nothing kept: deleted at the next tick
+        self.index.set(partition, key, due)
 
     def _periods(self, key: str) -> tuple[aggregates.Period, ...]:
         return self.config.windows if key.startswith(GROUP_PREFIX) else (self.config.compliance,)
@@ -77,7 +94,7 @@ class FactProcessor(BaseProcessor):
     def _tally(self, ctx: Context, key: str, facts: list[MetricFact]) -> list[Emission]:
         stored = self.store.get(key)
         if stored is None:
-            state = aggregates.Windows(key)
+            state = aggregates.fresh(key, self._periods(key), ctx.now, self.config.retention_ms)
         else:
             state, offset = decode_windows(stored)
             self._refuse_replay(ctx, key, stored, offset)

@@ -47,12 +47,17 @@ def fire(
             return
         found_at, held_end = state.held_from, state.held_until
         state.held_from = state.held_until = None
-        firing.fire_due(decision, policy, now, outage, released_at or held_end, found_at)
+        # The catch-up ends with the hold: what comes due after it fires as it would have
+        # from a tick just after the release, so one tick long after (a worker's timer that
+        # lagged) decides in the order a tick per instant does (simulate's).
+        caught_up = min(now, held_end + 1)
+        firing.fire_due(decision, policy, caught_up, outage, released_at or held_end, found_at)
         for clock in list(state.clocks.values()):
             # Met after its deadline during the hold: breached just now, it ends when it was met.
             if clock.met_at is not None:
-                clocks.stop(Step(decision, policy, clock.met_at, now, None, outage), clock)
-        return
+                clocks.stop(Step(decision, policy, clock.met_at, caught_up, None, outage), clock)
+        if now <= caught_up:
+            return
     firing.fire_due(decision, policy, now, outage, released_at)
 
 
