@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -678,6 +679,7 @@ def worker(
     """
     from escalator.runtime.main import run_worker
 
+    _refuse_blank_secrets(kw)
     loaded = _load_policy_or_exit(policy_file)
     durations = _durations(
         session_timeout=session_timeout, retention=retention, recontact_window=recontact_window
@@ -696,6 +698,27 @@ def worker(
         **kw,
     )
     sys.exit(run_worker(settings, loaded, shadow))
+
+
+WEBHOOK_SECRETS = (
+    ("jira_webhook_secret", "--jira-webhook-secret", "ESCALATOR_JIRA_WEBHOOK_SECRET"),
+    ("zendesk_signing_secret", "--zendesk-signing-secret", "ESCALATOR_ZENDESK_SIGNING_SECRET"),
+)
+
+
+def _refuse_blank_secrets(kw: dict[str, Any]) -> None:
+    """A signing secret set but empty (or blank) stops the worker: click takes an empty
+    variable as unset, which would open the door to the bearer token (or to anyone)."""
+    for key, option, env in WEBHOOK_SECRETS:
+        given = kw.get(key)
+        raw = os.environ.get(env)
+        if (given is not None and not given.strip()) or (
+            given is None and raw is not None and not raw.strip()
+        ):
+            raise click.BadParameter(
+                "is set but empty; give the webhook's secret or unset it",
+                param_hint=f"{option} / {env}",
+            )
 
 
 def _routing_keys(text: str | None) -> dict[str, str]:

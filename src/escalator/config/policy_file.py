@@ -271,7 +271,11 @@ def parse_policy(text: str, file: str = "<policy>", warnings: list[str] | None =
     if "maintenance" in top:
         policy_args["maintenance"] = _maintenance(top["maintenance"])
     if "sources" in top:
-        policy_args["sources"] = _sources(top["sources"], tuple(t.name for t in tiers))
+        policy_args["sources"] = _sources(
+            top["sources"],
+            tuple(t.name for t in tiers),
+            frozenset(c for t in targets if t.customer_tiers for c in t.customer_tiers),
+        )
     if "credits" in top:
         policy_args["credits"] = _credits(top["credits"], targets)
     alerts = (
@@ -1113,11 +1117,22 @@ def _hours(node: _Node) -> tuple[int, int]:
 # --- sources: the ticket systems' doors (docs/sources.md) ---------------------------------------
 
 
-def _sources(node: _Node, tiers: tuple[str, ...]) -> TicketSources:
+def _sources(node: _Node, tiers: tuple[str, ...], customer_tiers: frozenset[str]) -> TicketSources:
     fields = node.mapping(("jira", "zendesk"))
-    jira = _jira(fields["jira"], tiers) if "jira" in fields else JiraMapping()
+    jira = _jira(fields["jira"], tiers, customer_tiers) if "jira" in fields else JiraMapping()
     zendesk = _zendesk(fields["zendesk"], tiers) if "zendesk" in fields else ZendeskMapping()
     return TicketSources(jira=jira, zendesk=zendesk)
+
+
+def _statuses(node: _Node, defaults: Mapping[str, str]) -> Mapping[str, str]:
+    """The vendor's default statuses with the policy's added (a name given here wins): a
+    policy naming one custom status must not lose the defaults (docs/sources.md)."""
+    return folded({**defaults, **_names(node, STATUSES)})
+
+
+def _ids(node: _Node) -> frozenset[str]:
+    """Account ids: a string or a list of strings."""
+    return frozenset(node.strings())
 
 
 def _names(node: _Node, allowed: tuple[str, ...] | None = None) -> Mapping[str, str]:
@@ -1143,31 +1158,65 @@ def _customer_tiers(node: _Node) -> Mapping[str, str]:
     return names
 
 
-def _jira(node: _Node, tiers: tuple[str, ...]) -> JiraMapping:
+def _jira(node: _Node, tiers: tuple[str, ...], customer_tiers: frozenset[str]) -> JiraMapping:
     fields = node.mapping(
-        ("statuses", "priorities", "customer", "customer_tier", "service", "tier")
+        (
+            "statuses",
+            "priorities",
+            "default_priority",
+            "customer",
+            "customer_tier",
+            "service",
+            "tier",
+            "agents",
+            "assignee_is_agent",
+            "bots",
+        )
     )
     base = JiraMapping()
+    known = folded({name: name for name in customer_tiers})
+    assignee = fields.get("assignee_is_agent")
+    if assignee is not None and not isinstance(assignee.value, bool):
+        raise assignee.error("expected true or false")
     return JiraMapping(
-        statuses=_names(fields["statuses"], STATUSES) if "statuses" in fields else base.statuses,
+        statuses=(
+            _statuses(fields["statuses"], base.statuses) if "statuses" in fields else base.statuses
+        ),
         priorities=(
             _names(fields["priorities"], SEVERITIES) if "priorities" in fields else base.priorities
         ),
+        default_priority=(
+            fields["default_priority"].choice(SEVERITIES) if "default_priority" in fields else None
+        ),
         customer=_field_rule(fields["customer"], None) if "customer" in fields else base.customer,
         customer_tier=(
-            _field_rule(fields["customer_tier"], None, tier_values=True)
+            _field_rule(fields["customer_tier"], None, tier_values=True, known=known)
             if "customer_tier" in fields
             else base.customer_tier
         ),
         service=_field_rule(fields["service"], None) if "service" in fields else base.service,
         tier=_field_rule(fields["tier"], tiers) if "tier" in fields else base.tier,
+        agents=_ids(fields["agents"]) if "agents" in fields else base.agents,
+        assignee_is_agent=base.assignee_is_agent if assignee is None else assignee.value,
+        bots=_ids(fields["bots"]) if "bots" in fields else base.bots,
     )
 
 
 def _field_rule(
-    node: _Node, allowed: tuple[str, ...] | None, *, tier_values: bool = False
+    node: _Node,
+    allowed: tuple[str, ...] | None,
+    *,
+    tier_values: bool = False,
+    known: Mapping[str, str] | None = None,
 ) -> FieldRule:
+    """`allowed`: the only values escalator takes (the ladder's tiers). Then a field read
+    needs `values`: a Jira value passed as it is could name no tier."""
     fields = node.mapping(("field", "values", "default"))
+    if allowed and "field" in fields and "values" not in fields:
+        raise node.error(
+            "give `values` (Jira's value → one of the tiers: "
+            f"{', '.join(allowed)}); a field's value is not taken as a tier as it is"
+        )
     values: Mapping[str, str] = {}
     if "values" in fields:
         values = _customer_tiers(fields["values"]) if tier_values else _names(fields["values"])
@@ -1182,6 +1231,7 @@ def _field_rule(
         field=fields["field"].text() if "field" in fields else None,
         values=values,
         default=default,
+        known=known or {},
     )
 
 
@@ -1195,6 +1245,7 @@ def _zendesk(node: _Node, tiers: tuple[str, ...]) -> ZendeskMapping:
             "customer_tier",
             "service",
             "ticket_prefix",
+            "default_priority",
         )
     )
     base = ZendeskMapping()
@@ -1202,7 +1253,12 @@ def _zendesk(node: _Node, tiers: tuple[str, ...]) -> ZendeskMapping:
     if prefix.startswith("__"):
         raise fields["ticket_prefix"].error("ticket ids starting with '__' are escalator's own")
     return ZendeskMapping(
-        statuses=_names(fields["statuses"], STATUSES) if "statuses" in fields else base.statuses,
+        statuses=(
+            _statuses(fields["statuses"], base.statuses) if "statuses" in fields else base.statuses
+        ),
+        default_priority=(
+            fields["default_priority"].choice(SEVERITIES) if "default_priority" in fields else None
+        ),
         priorities=(
             _names(fields["priorities"], SEVERITIES) if "priorities" in fields else base.priorities
         ),

@@ -199,6 +199,10 @@ class Worker:
             web_port=s.web_port,
             web_host=s.web_host,
             web_tables_enabled=False,
+            # aiohttp refuses bodies over client_max_size (1 MiB by default) with its own
+            # text 413 before a page reads them: above the doors' limit, so the door's
+            # JSON 413 answers, counted, and a larger ESCALATOR_MAX_REQUEST_BYTES works.
+            web_application_options={"client_max_size": s.max_request_bytes + 1},
             producer_linger=0.002,
             **self._security(),
         )
