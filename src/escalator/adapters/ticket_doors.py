@@ -13,7 +13,7 @@ from typing import Any, Final
 import orjson
 
 from escalator.adapters.cloudevents import MAX_TEXT, event_from_dict
-from escalator.adapters.http_types import Accepted, HttpError, Ingested
+from escalator.adapters.http_types import Accepted, HttpError, Ingested, json_object
 from escalator.domain.ladder import iso
 from escalator.errors import InvalidEvent
 
@@ -37,13 +37,7 @@ def missing(field: str) -> HttpError:
 
 
 def load_object(body: bytes) -> dict[str, Any]:
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise HttpError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise HttpError(400, "not_an_object", "the body must be a JSON object")
-    return doc
+    return json_object(body)
 
 
 def dig(doc: Any, path: str) -> Any:
