@@ -31,6 +31,7 @@ from escalator.domain.aggregates import COMPLIANCE_PREFIX, CUSTOMER_KINDS, Metri
 from escalator.domain.defaults import DEFAULT_RETENTION_MS
 from escalator.domain.durations import format_duration
 from escalator.domain.effects import OutageChanged
+from escalator.domain.events import TicketEvent
 from escalator.domain.ladder import iso
 from escalator.domain.sources import Heartbeat, SourceState
 from escalator.domain.state import DONE_STATUSES, ExpiredTicket, TicketState
@@ -44,6 +45,14 @@ OUTAGES_KEY: Final = "__outages__/"  # per-partition outage state, stored in the
 SOURCE_KEY: Final = "__source__/"
 SILENT_KEY: Final = "__silent__/"
 FACTS_PER_RECORD: Final = 1000
+
+
+def route_key(event: TicketEvent | Heartbeat) -> str:
+    """The key whose partition keeps a record's state: the ticket id, or a heartbeat's source.
+    A source's heartbeats are routed like a ticket's events: applied where they landed,
+    keyless heartbeats spread over partitions would give each its own stale copy of the
+    source (a false `source.silent`, deadlines held)."""
+    return event.source if isinstance(event, Heartbeat) else event.ticket_id
 
 
 class TicketProcessor(BaseProcessor):
@@ -73,11 +82,11 @@ class TicketProcessor(BaseProcessor):
 
     def _apply(self, raw: bytes, ctx: Context) -> tuple[str, list[Emission]]:
         event = decode_record(raw, ctx.now)
-        if isinstance(event, Heartbeat):
-            return HEARTBEAT_TYPE, self._heartbeat(event, replace(ctx, cause=event.id))
-        forward = self._forward(event.ticket_id, raw, ctx)  # heartbeats stay where they land
+        forward = self._forward(route_key(event), raw, ctx)
         if forward is not None:
             return "", forward
+        if isinstance(event, Heartbeat):
+            return HEARTBEAT_TYPE, self._heartbeat(event, replace(ctx, cause=event.id))
         ctx = replace(ctx, cause=event.id)
         expired = self._expired(event.ticket_id)
         # Only a creation after the old ticket was done can reuse its id: an older one is the
