@@ -30,7 +30,8 @@ from escalator.config.policy_file import load_policy
 from escalator.config.settings import Settings
 from escalator.runtime.topics import create_topics
 from escalator.service import simulate
-from tests.helpers import iso, ms
+from escalator.service.recording import ALERTS, TICKETS, Recorded, recorded
+from tests.helpers import ms
 
 ROOT = Path(__file__).resolve().parents[2]
 ESCALATOR = str(Path(sys.executable).parent / "escalator")
@@ -283,13 +284,13 @@ async def assign_all(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartit
     return assigned
 
 
-async def read_input(bootstrap: str, *topics: str) -> list[bytes]:
-    """The input as the workers saw it: the records of `topics` (tickets.events, and
-    monitoring.alerts when alerts were sent) merged in broker-timestamp order, ticks included
-    (simulate skips them), each with the CloudEvents `arrivaltime` set to its timestamp and
-    `arrivalpartition` to its partition — a recording, as `simulate` replays it."""
-    rows: list[tuple[int, int, int, int, bytes]] = []
+async def read_recorded(bootstrap: str, *topics: str) -> list[Recorded]:
+    """Every record of `topics` (tickets.events, then monitoring.alerts when alerts were sent)
+    as a recording holds it (escalator.service.recording: binary records rebuilt, records the
+    workers forwarded left out, copies at their first arrival), in recording order."""
+    rows: list[tuple[int, int, int, int, Recorded]] = []
     for rank, topic in enumerate(topics):
+        lane = ALERTS if topic.endswith("alerts") else TICKETS
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
         await consumer.start()
         try:
@@ -299,18 +300,28 @@ async def read_input(bootstrap: str, *topics: str) -> list[bytes]:
                 for tp, records in (await consumer.getmany(timeout_ms=500)).items():
                     for r in records:
                         assert r.timestamp_type == 1, "input topics must use LogAppendTime"
-                        try:
-                            doc = orjson.loads(r.value)
-                            doc["arrivaltime"] = iso(r.timestamp)
-                            doc["arrivalpartition"] = tp.partition
-                            value = orjson.dumps(doc)
-                        except (orjson.JSONDecodeError, TypeError):
-                            value = r.value  # bad input stays bad: simulate dead-letters it
-                        rows.append((r.timestamp, rank, tp.partition, r.offset, value))
+                        kept = recorded(
+                            lane,
+                            tp.partition,
+                            len(partitions),
+                            r.timestamp,
+                            r.value or b"",
+                            list(r.headers or ()),
+                        )
+                        rows.append((kept.arrival, rank, tp.partition, r.offset, kept))
         finally:
             await consumer.stop()
-    rows.sort()
+    rows.sort(key=lambda row: row[:4])
     return [row[4] for row in rows]
+
+
+async def read_input(bootstrap: str, *topics: str) -> list[bytes]:
+    """The input as the workers saw it: the records of `topics` (tickets.events, and
+    monitoring.alerts when alerts were sent) merged in arrival order, ticks included
+    (simulate skips them), each with the CloudEvents `arrivaltime` set to its arrival (its
+    broker timestamp; a forwarded copy's first arrival) and `arrivalpartition` to its
+    partition — a recording, as `simulate` replays it (docs/events.md, "Replaying")."""
+    return [r.line for r in await read_recorded(bootstrap, *topics) if r.line is not None]
 
 
 async def produce_in_real_time(

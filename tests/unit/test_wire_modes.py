@@ -26,11 +26,14 @@ from escalator.adapters.ce_binary import (
     header_map,
     is_binary,
     kafka_structured,
+    replay_record,
 )
 from escalator.adapters.deadletter import Origin, original_bytes
+from escalator.adapters.http_ingest import STRUCTURED as STRUCTURED_TYPE
 from escalator.adapters.http_ingest import HttpError, parse_ingest
 from escalator.adapters.partitioning import (
     ARRIVAL_HEADER,
+    MAX_FORWARD_DELAY_MS,
     arrival_of,
     encode_arrival,
     murmur2,
@@ -39,8 +42,8 @@ from escalator.adapters.partitioning import (
 from escalator.errors import InvalidEvent
 from escalator.service.incidents import IncidentProcessor
 from escalator.service.processor import ESCALATIONS, FORWARD
-from escalator.service.tickets import TicketProcessor
-from tests.helpers import alert, comment, created, example_policy, ms
+from escalator.service.tickets import SOURCE_KEY, TicketProcessor
+from tests.helpers import alert, comment, created, example_policy, iso, ms
 
 PARTITIONS = 12
 KEYS = ["T-1", "T-2", "ticket-42", "", "é-ü", "x" * 37, "fp-0123456789abcdef", "a", "ab", "abc"]
@@ -264,28 +267,42 @@ def test_forwarded_reply_stays_in_time_across_its_deadline() -> None:
     assert kinds == ["sla.warning"]
 
 
-def test_records_on_their_partition_and_heartbeats_are_not_forwarded() -> None:
+def test_records_on_their_partition_are_not_forwarded() -> None:
     processor = TicketProcessor(example_policy(), {}, partitions=PARTITIONS)
     ticket = key_on(7)
     raw = orjson.dumps(created(ticket, "2026-11-24T10:00:00Z"))
     out = processor.on_record(raw, ms("2026-11-24T10:00:00Z"), 7, Origin("t", 7, 1))
     assert FORWARD not in {e.role for e in out}
-    heartbeat = {
+
+
+def heartbeat(at: int, source: str = "zendesk") -> dict[str, Any]:
+    return {
         "specversion": "1.0",
-        "id": "hb-1",
-        "source": "zendesk",
+        "id": f"hb-{source}-{at}",
+        "source": "connector",
         "type": "source.heartbeat",
-        "time": "2026-11-24T10:00:00Z",
-        "data": {"source": "zendesk", "watermark": "2026-11-24T10:00:00Z"},
+        "time": iso(at),
+        "data": {"source": source, "watermark": iso(at)},
     }
+
+
+def test_heartbeats_are_forwarded_to_their_sources_partition() -> None:
+    """A source's heartbeats are routed like a ticket's events, by the source's name."""
+    home = partition_of("zendesk", PARTITIONS)
+    at = ms("2026-11-24T10:00:00Z")
+    raw = orjson.dumps(heartbeat(at))
     for partition in range(PARTITIONS):
-        out = processor.on_record(
-            orjson.dumps(heartbeat),
-            ms("2026-11-24T10:00:01Z"),
-            partition,
-            Origin("t", partition, 2),
-        )
-        assert FORWARD not in {e.role for e in out}
+        store: dict[str, bytes] = {}
+        processor = TicketProcessor(example_policy(), store, partitions=PARTITIONS)
+        out = processor.on_record(raw, at, partition, Origin("t", partition, 2))
+        if partition == home:
+            assert out == []
+            assert SOURCE_KEY + "zendesk" in store
+            continue
+        [forward] = out
+        assert (forward.role, forward.partition, forward.key) == (FORWARD, home, b"zendesk")
+        assert forward.headers == (encode_arrival(at),)
+        assert store == {}
 
 
 def test_simulate_never_forwards() -> None:
@@ -342,3 +359,135 @@ def test_hostile_binary_records_are_dead_lettered_never_raised(
         if emission.role == "deadletter":
             meta, _ = original_bytes(emission.value)
             assert meta["reason"] != "internal_error", meta
+
+
+# -- the arrival header is bounded, a copy is never forwarded twice ----------------------------
+
+DAY = 86_400_000
+
+
+def reasons(out: list[Any]) -> list[str]:
+    return [original_bytes(e.value)[0]["reason"] for e in out if e.role == "deadletter"]
+
+
+def test_arrival_header_at_most_a_day_before_the_records_own_time() -> None:
+    assert arrival_of([encode_arrival(5000)], 5000 + MAX_FORWARD_DELAY_MS) == 5000
+    with pytest.raises(InvalidEvent, match=f"header {ARRIVAL_HEADER} is 1440 min before"):
+        arrival_of([encode_arrival(5000)], 5001 + MAX_FORWARD_DELAY_MS)
+
+
+def test_a_forged_arrival_header_does_not_let_an_ancient_event_in() -> None:
+    """The age limit (400 days) holds whoever wrote the header: a 600-day-old event carrying
+    its own time as first arrival is refused, naming the header, and nothing is stored."""
+    ticket = key_on(3)
+    now = ms("2026-11-24T10:00:00Z")
+    old = now - 600 * DAY
+    raw = orjson.dumps(created(ticket, old))
+    processor = TicketProcessor(example_policy(), {}, partitions=PARTITIONS)
+    [letter] = processor.on_record(raw, now, 3, Origin("t", 3, 1), [encode_arrival(old)])
+    meta, original = original_bytes(letter.value)
+    assert (meta["reason"], original) == ("invalid_field", raw)
+    assert ARRIVAL_HEADER in meta["message"]
+    assert processor.store == {}
+    # Within the bound the header is the first arrival, so the age is checked against it.
+    recent = TicketProcessor(example_policy(), {}, partitions=PARTITIONS)
+    aged = orjson.dumps(created(ticket, now - 402 * DAY))
+    out = recent.on_record(aged, now, 3, Origin("t", 3, 1), [encode_arrival(now - DAY)])
+    assert reasons(out) == ["time_too_old"]
+
+
+def test_a_copy_on_the_wrong_partition_is_dead_lettered_never_forwarded_again() -> None:
+    ticket = key_on(5)
+    at = ms("2026-11-24T10:00:00Z")
+    raw = orjson.dumps(created(ticket, at))
+    processor = TicketProcessor(example_policy(), {}, partitions=PARTITIONS)
+    out = processor.on_record(raw, at + 10, 6, Origin("t", 6, 1), [encode_arrival(at)])
+    assert [e.role for e in out] == ["deadletter"]
+    meta, original = original_bytes(out[0].value)
+    assert meta["reason"] == "invalid_field"
+    assert original == raw
+    assert (
+        f"header {ARRIVAL_HEADER}: a forwarded copy on partition 6 belongs on 5"
+        in (meta["message"])
+    )
+
+
+# -- order of copies from different partitions (docs/sources.md, the limit) ---------------------
+
+
+def test_copies_from_two_partitions_are_applied_in_copy_order() -> None:
+    """The documented limit: a comment whose copy reaches the ticket's partition before the
+    copy of its `created` (another partition's worker lagging) finds no ticket."""
+    ticket = key_on(5)
+    t0 = ms("2026-11-24T10:00:00Z")
+    made, reply = orjson.dumps(created(ticket, t0)), orjson.dumps(comment(ticket, t0 + 1000))
+    processor = TicketProcessor(example_policy(), {}, partitions=PARTITIONS)
+    [made_copy] = processor.on_record(made, t0, 1, Origin("t", 1, 1))
+    [reply_copy] = processor.on_record(reply, t0 + 1000, 2, Origin("t", 2, 1))
+    out = processor.on_record(reply, t0 + 2000, 5, Origin("t", 5, 1), list(reply_copy.headers))
+    assert reasons(out) == ["unknown_ticket"]
+    processor.on_record(made, t0 + 3000, 5, Origin("t", 5, 2), list(made_copy.headers))
+    assert ticket in processor.store
+
+
+# -- HTTP headers that are not UTF-8 ------------------------------------------------------------
+
+
+def surrogate(raw: bytes) -> str:
+    """A header value as aiohttp's parser hands it over: bytes decoded with surrogateescape."""
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def test_http_non_utf8_byte_in_another_header_is_not_read() -> None:
+    body = orjson.dumps(created("T-1", "2026-11-24T10:00:00Z"))
+    headers = {"Content-Type": STRUCTURED_TYPE, "X-Note": surrogate(b"caf\xe9")}
+    [accepted] = parse_ingest(headers["Content-Type"], body, headers)
+    assert accepted.key == b"T-1"
+
+
+def test_http_non_utf8_ce_header_is_400_naming_it() -> None:
+    headers, body = conversion.to_binary(sdk_event(created("T-1", "2026-11-24T10:00:00Z")))
+    headers["ce-time"] = surrogate(b"2026\xff")
+    with pytest.raises(HttpError) as caught:
+        parse_ingest(headers["content-type"], body, headers)
+    assert (caught.value.status, caught.value.error) == (400, "not_utf8")
+    assert "ce-time" in caught.value.message
+
+
+# -- binary edge cases --------------------------------------------------------------------------
+
+
+def test_oversized_binary_record_keeps_its_headers() -> None:
+    headers, value = kafka_binary(created("T-1", "2026-11-24T10:00:00Z", event_id="e-1"))
+    processor = TicketProcessor(example_policy(), {}, max_record_bytes=len(value) - 1)
+    [letter] = processor.on_record(value, 1000, 0, Origin("t", 0, 1), headers)
+    meta, original = original_bytes(letter.value)
+    assert meta["reason"] == "oversized"
+    kept = orjson.loads(original)
+    assert (kept["id"], kept["subject"], kept["type"]) == ("e-1", "T-1", "ticket.created")
+    assert base64.b64decode(kept["data_base64"]) == value
+
+
+def test_non_json_ce_datacontenttype_is_refused_naming_it() -> None:
+    headers, value = kafka_binary(created("T-1", "2026-11-24T10:00:00Z"))
+    headers = [(n, v) for n, v in headers if n != "content-type"]
+    headers.append(("ce_datacontenttype", b"application/xml"))
+    with pytest.raises(InvalidBinary, match="header ce_datacontenttype 'application/xml'"):
+        kafka_structured(headers, value)
+    # A JSON one is fine, and `content-type` (the binding's place for it) wins.
+    ok = [*headers[:-1], ("ce_datacontenttype", b"application/json")]
+    assert orjson.loads(kafka_structured(ok, value))["datacontenttype"] == "application/json"
+
+
+def test_replay_of_a_refused_binary_record_puts_it_back_binary() -> None:
+    doc = created("T-1", "2026-11-24T10:00:00Z")
+    headers, value = kafka_binary(doc)
+    bad = [(n, b"text/plain" if n == "content-type" else v) for n, v in headers]
+    processor = TicketProcessor(example_policy(), {})
+    [letter] = processor.on_record(value, ms(doc["time"]), 0, Origin("t", 0, 1), bad)
+    _, original = original_bytes(letter.value)
+    back_headers, back_value = replay_record(original)
+    assert back_value == value
+    assert sorted(back_headers) == sorted(bad)
+    # A structured dead letter goes back as it is, without headers.
+    assert replay_record(orjson.dumps(doc)) == ([], orjson.dumps(doc))

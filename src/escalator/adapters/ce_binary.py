@@ -70,14 +70,30 @@ def _text(value: bytes | str) -> str:
     return value if isinstance(value, str) else value.decode("utf-8")
 
 
-def header_map(headers: Headers | Mapping[str, bytes | str] | None) -> list[tuple[str, bytes]]:
-    """Headers as (lower-case name, bytes) pairs, from a Kafka record's list or a mapping."""
+def _bytes(value: bytes | str | None) -> bytes:
+    """A header value's bytes. A `str` is encoded back with `surrogateescape`: aiohttp (like
+    Python's http.server) decodes header bytes that are not UTF-8 into lone surrogates, which
+    plain `.encode()` cannot encode; this gives back the bytes that were sent, so a bad one is
+    refused `not_utf8` naming its header instead of crashing the request."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    return bytes(value or b"")
+
+
+def header_map(
+    headers: Headers | Mapping[str, bytes | str] | None, prefix: str | None = None
+) -> list[tuple[str, bytes]]:
+    """Headers as (lower-case name, bytes) pairs, from a Kafka record's list or a mapping.
+    With `prefix`, only the headers a binding reads: `<prefix>…` and `content-type` (an HTTP
+    request carries many others, none of escalator's business)."""
     if headers is None:
         return []
     items = headers.items() if isinstance(headers, Mapping) else headers
+    pairs = ((str(name).lower(), value) for name, value in items)
     return [
-        (str(name).lower(), value.encode() if isinstance(value, str) else bytes(value or b""))
-        for name, value in items
+        (name, _bytes(value))
+        for name, value in pairs
+        if prefix is None or name.startswith(prefix) or name == "content-type"
     ]
 
 
@@ -143,14 +159,22 @@ def to_structured(
     the event's own decoder."""
     doc: dict[str, Any] = dict(attributes(headers, binding))
     media = content_type(headers)
+    # The binding carries the media type in `content-type`; a producer may also send a
+    # `ce_datacontenttype` header. Either one naming a type that is not JSON refuses the
+    # record: the value would be read as JSON whatever it says it is.
+    declared = (
+        ("content-type", media),
+        (binding.header("datacontenttype"), doc.get("datacontenttype")),
+    )
+    for header, kind in declared:
+        if kind is not None and not is_json(kind):
+            raise InvalidEvent(
+                "invalid_field",
+                f"header {header} {kind[:64]!r}: escalator reads JSON data "
+                "(application/json or a +json type)",
+            )
     if media is not None:
         doc["datacontenttype"] = media
-    if media is not None and not is_json(media):
-        raise InvalidEvent(
-            "invalid_field",
-            f"header content-type {media[:64]!r}: escalator reads JSON data "
-            "(application/json or a +json type)",
-        )
     if value:
         try:
             doc["data"] = orjson.loads(value)
@@ -209,3 +233,30 @@ def header_named(message: str, binding: Binding) -> str:
 _KNOWN: Final = frozenset(
     {"specversion", "id", "source", "type", "subject", "time", "arrivaltime", "datacontenttype"}
 )
+
+
+def replay_record(original: bytes) -> tuple[list[tuple[str, bytes]], bytes]:
+    """A dead letter's `original` as the (headers, value) to put back on its topic. A binary
+    record refused before it made an event was kept by `readable` (its attributes plus the
+    value as `data_base64`, which escalator's structured form never carries): it goes back in
+    binary mode, its attributes as `ce_` headers, `datacontenttype` as `content-type` and the
+    decoded value. Anything else goes back as it is, without headers."""
+    try:
+        doc = orjson.loads(original)
+    except orjson.JSONDecodeError:
+        return [], original
+    if not isinstance(doc, dict) or not isinstance(doc.get("data_base64"), str):
+        return [], original
+    if "specversion" not in doc or "data" in doc:
+        return [], original
+    try:
+        value = base64.b64decode(doc["data_base64"], validate=True)
+    except ValueError:
+        return [], original
+    headers: list[tuple[str, bytes]] = []
+    for name, attribute in doc.items():
+        if name == "data_base64" or not isinstance(attribute, str):
+            continue
+        header = "content-type" if name == "datacontenttype" else KAFKA_BINDING.header(name)
+        headers.append((header, attribute.encode("utf-8")))
+    return headers, value

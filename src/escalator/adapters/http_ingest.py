@@ -50,7 +50,7 @@ def parse_ingest(
 ) -> list[Accepted]:
     """Validate an ingest request; raise HttpError (400/415) naming what is wrong (the header,
     in binary mode)."""
-    pairs = header_map(headers)
+    pairs = header_map(headers, HTTP_BINDING.prefix)
     if is_binary(pairs, HTTP_BINDING):
         return [_binary(pairs, body)]
     kind = media_type(content_type)

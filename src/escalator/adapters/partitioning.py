@@ -19,6 +19,13 @@ from escalator.errors import InvalidEvent
 
 # A forwarded record's first arrival (broker time of the record it copies), epoch ms in ASCII.
 ARRIVAL_HEADER: Final = "escalator-arrival"
+# How far before a copy's own broker timestamp its first arrival may lie. A copy trails its
+# original by the lag of the worker that forwarded it: milliseconds when it keeps up, hours
+# after an outage (a backlog is forwarded as it is read). The bound is what a header can win:
+# anyone who can write to the topic can set it, and it moves the clock the event is checked
+# against (`time_too_old`, 400 days). A day covers a worker down overnight and lets a forged
+# header gain a day at most; an older one is refused `invalid_field`.
+MAX_FORWARD_DELAY_MS: Final = 24 * 3_600_000
 _M: Final = 0x5BD1E995
 _MASK: Final = 0xFFFFFFFF
 
@@ -58,10 +65,16 @@ def encode_arrival(arrival: int) -> tuple[str, bytes]:
     return ARRIVAL_HEADER, str(arrival).encode("ascii")
 
 
+def is_copy(headers: Iterable[tuple[str, bytes]]) -> bool:
+    """Whether a record is a forwarded copy (it carries `ARRIVAL_HEADER`)."""
+    return any(name == ARRIVAL_HEADER for name, _ in headers)
+
+
 def arrival_of(headers: Iterable[tuple[str, bytes]], arrival: int) -> int:
     """The arrival of a record: the first arrival a forwarded copy carries, else `arrival`
-    (its own broker time). Never later than its own: a header cannot move time forward.
-    InvalidEvent naming the header when it is not a non-negative integer."""
+    (its own broker time). Never later than its own: a header cannot move time forward; and
+    at most `MAX_FORWARD_DELAY_MS` earlier. InvalidEvent naming the header when it is not a
+    non-negative integer or lies further back."""
     for name, value in headers:
         if name != ARRIVAL_HEADER:
             continue
@@ -72,5 +85,14 @@ def arrival_of(headers: Iterable[tuple[str, bytes]], arrival: int) -> int:
                 f"header {ARRIVAL_HEADER} {text[:20]!r} must be epoch milliseconds (escalator "
                 "sets it when it forwards a record; producers must not)",
             )
-        return min(int(text), arrival)
+        first = int(text)
+        if first < arrival - MAX_FORWARD_DELAY_MS:
+            hours = MAX_FORWARD_DELAY_MS // 3_600_000
+            raise InvalidEvent(
+                "invalid_field",
+                f"header {ARRIVAL_HEADER} is {(arrival - first) // 60_000} min before the "
+                f"record's own timestamp; a forwarded copy trails its original by at most "
+                f"{hours} h (escalator sets this header when it forwards; producers must not)",
+            )
+        return min(first, arrival)
     return arrival

@@ -9,6 +9,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
+from escalator.adapters.ce_binary import replay_record
 from escalator.adapters.cloudevents import loads
 from escalator.adapters.deadletter import original_bytes, original_key
 from escalator.config.settings import Settings
@@ -112,10 +113,15 @@ async def replay_deadletters(
                         f"{doc['source_offset']}"
                     )
                     sent += 1
+                    # A binary record refused before it made an event goes back binary.
+                    headers, value = replay_record(original)
                     if not dry_run:
                         futures.append(
                             await producer.send(
-                                doc["source_topic"], original, key=original_key(doc)
+                                doc["source_topic"],
+                                value,
+                                key=original_key(doc),
+                                headers=headers or None,
                             )
                         )
         for future in futures:

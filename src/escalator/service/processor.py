@@ -23,7 +23,9 @@ from escalator.adapters.ce_binary import (
     KAFKA_BINDING,
     InvalidBinary,
     header_named,
+    is_binary,
     kafka_structured,
+    readable,
 )
 from escalator.adapters.cloudevents import encode_effect
 from escalator.adapters.deadletter import Origin, dead_letter
@@ -32,7 +34,13 @@ from escalator.adapters.overrides import (
     decode_overrides,
     encode_overrides,
 )
-from escalator.adapters.partitioning import arrival_of, encode_arrival, partition_of
+from escalator.adapters.partitioning import (
+    ARRIVAL_HEADER,
+    arrival_of,
+    encode_arrival,
+    is_copy,
+    partition_of,
+)
 from escalator.adapters.source_codec import encode_silence
 from escalator.adapters.state_codec import encode_fact, index_entry
 from escalator.domain.defaults import DEFAULT_MAX_RECORD
@@ -99,6 +107,7 @@ class Context:
     offset: int | None = None  # source offset of that record (replays are refused by it)
     cause: str = ""  # what the decision is about (event id, due instant): fact ids name it
     defer_facts: bool = False  # metric facts wait for `take_fact_records` (a tick, a batch)
+    copy: bool = False  # a forwarded copy (it carries ARRIVAL_HEADER): never forwarded again
 
 
 def earliest(*instants: int | None) -> int | None:
@@ -193,13 +202,17 @@ class BaseProcessor:
         binary = False
         try:
             if len(raw) > self.max_record_bytes:
-                raise InvalidEvent(
-                    "oversized", f"record of {len(raw)} bytes exceeds {self.max_record_bytes}"
-                )
+                self._refuse_oversized(raw, list(headers))
             structured = kafka_structured(list(headers), raw) if headers else raw
             binary, raw = structured is not raw, structured
             arrival = arrival_of(headers, arrival)
-            ctx = Context(partition, arrival, origin.offset, defer_facts=self.facts_per_batch)
+            ctx = Context(
+                partition,
+                arrival,
+                origin.offset,
+                defer_facts=self.facts_per_batch,
+                copy=is_copy(headers),
+            )
             event_type, emissions = self._apply(raw, ctx)
         except Replayed as replay:
             # Its outputs were acknowledged before its state was written, so none is sent
@@ -221,16 +234,33 @@ class BaseProcessor:
             self.recorder.event_processed(event_type)
         return emissions
 
+    def _refuse_oversized(self, raw: bytes, headers: list[tuple[str, bytes]]) -> None:
+        """Refuse a record over the size limit, before anything is read from it; a binary one
+        keeps its headers in the dead letter (as `InvalidBinary` does)."""
+        message = f"record of {len(raw)} bytes exceeds {self.max_record_bytes}"
+        if headers and is_binary(headers, KAFKA_BINDING):
+            raise InvalidBinary("oversized", message, readable(headers, raw, KAFKA_BINDING))
+        raise InvalidEvent("oversized", message)
+
     def _forward(self, key: str, raw: bytes, ctx: Context) -> list[Emission] | None:
-        """A record whose key (ticket id, alert fingerprint) belongs to another partition:
-        the copy to send there, with its arrival, instead of applying it here (None: it is on
-        its partition). The copy is an output of this record, so its offset is committed
-        only once the copy is acknowledged (runtime/checkpoint.py)."""
+        """A record whose key (ticket id, alert fingerprint, heartbeat source) belongs to
+        another partition: the copy to send there, with its arrival, instead of applying it
+        here (None: it is on its partition). The copy is an output of this record, so its
+        offset is committed only once the copy is acknowledged (runtime/checkpoint.py).
+        A copy on the wrong partition is refused, never forwarded again: the partition count
+        changed since, or a producer set the header; forwarding it on could ping-pong."""
         if self.partitions is None:
             return None
         target = partition_of(key, self.partitions)
         if target == ctx.partition:
             return None
+        if ctx.copy:
+            raise InvalidEvent(
+                "invalid_field",
+                f"header {ARRIVAL_HEADER}: a forwarded copy on partition {ctx.partition} "
+                f"belongs on {target} of {self.partitions}; a copy is not forwarded twice (did "
+                "the partition count change, or did a producer set the header?)",
+            )
         header = encode_arrival(ctx.now)
         return [
             Emission(FORWARD, key.encode(), raw, time=ctx.now, partition=target, headers=(header,))

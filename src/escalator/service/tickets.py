@@ -39,7 +39,7 @@ from escalator.domain.customers import CustomerAttributes, CustomerUpdated
 from escalator.domain.defaults import DEFAULT_RETENTION_MS
 from escalator.domain.durations import format_duration
 from escalator.domain.effects import OutageChanged
-from escalator.domain.events import TicketCreated
+from escalator.domain.events import TicketCreated, TicketEvent
 from escalator.domain.ladder import iso
 from escalator.domain.sentiment import Scorer
 from escalator.domain.sources import Heartbeat, SourceState
@@ -63,6 +63,14 @@ SILENT_KEY: Final = "__silent__/"
 # A partition's customer attributes (domain/customers.py), from the customer broadcast.
 CUSTOMERS_KEY: Final = "__customers__/"
 FACTS_PER_RECORD: Final = 1000
+
+
+def route_key(event: TicketEvent | Heartbeat) -> str:
+    """The key whose partition keeps a record's state: the ticket id, or a heartbeat's source.
+    A source's heartbeats are routed like a ticket's events: applied where they landed,
+    keyless heartbeats spread over partitions would give each its own stale copy of the
+    source (a false `source.silent`, deadlines held)."""
+    return event.source if isinstance(event, Heartbeat) else event.ticket_id
 
 
 class TicketProcessor(BaseProcessor):
@@ -98,15 +106,15 @@ class TicketProcessor(BaseProcessor):
 
     def _apply(self, raw: bytes, ctx: Context) -> tuple[str, list[Emission]]:
         event = decode_record(raw, ctx.now)
-        if isinstance(event, Heartbeat):
-            return HEARTBEAT_TYPE, self._heartbeat(event, replace(ctx, cause=event.id))
         if isinstance(event, CustomerUpdated):
             # Broadcast wherever it lands (never forwarded): every partition applies it.
             value = encode_customer_update(event)
             return CUSTOMER_UPDATED_TYPE, [Emission(CRM, b"", value, time=event.time)]
-        forward = self._forward(event.ticket_id, raw, ctx)  # heartbeats stay where they land
+        forward = self._forward(route_key(event), raw, ctx)
         if forward is not None:
             return "", forward
+        if isinstance(event, Heartbeat):
+            return HEARTBEAT_TYPE, self._heartbeat(event, replace(ctx, cause=event.id))
         ctx = replace(ctx, cause=event.id)
         expired = self._expired(event.ticket_id)
         # Only a creation after the old ticket was done can reuse its id: an older one is the
