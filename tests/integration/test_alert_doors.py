@@ -161,7 +161,8 @@ async def test_alertmanager_pagerduty_configs_drive_an_incident_through_v2_enque
         60,
     )
     (third,) = [r["data"] for r in records if r["type"] == "incident.opened"][2:]
-    assert (third["alertname"], third["severity"]) == ("CheckoutErrors", "P1")
+    assert third["severity"] == "P1"
+    assert "CheckoutErrors" in third["alertname"]  # Alertmanager's summary: [FIRING:2] …
 
     metrics = worker.metrics()
     assert count(metrics, "pagerduty", "accepted") >= 5  # trigger, ack, resolve, re-fire, mixed
