@@ -8,12 +8,14 @@ contact point, Datadog, Zabbix, …) pages through escalator. The mapping (docs/
 - `routing_key` names the service: a key listed in `ESCALATOR_PAGERDUTY_ROUTING_KEYS` maps to
   its service (and is a credential by itself); otherwise, behind the bearer token, the key
   *is* the service's name;
-- `dedup_key` is the incident's fingerprint (generated on a trigger without one);
+- `dedup_key` names the incident, `pd/<service>/<dedup_key>` (generated on a trigger without
+  one);
 - `trigger` → `alert.firing`, `resolve` → `alert.resolved` (the condition cleared, as
   Alertmanager's resolved alert), `acknowledge` → `incident.acknowledged` by `pagerduty`;
 - `payload.severity` becomes the policy's severity label (the default policy maps critical,
-  error, warning, info to P1–P4), `payload.summary` the incident's summary, `source`,
-  `component`, `group`, `class` labels, `custom_details` an annotation.
+  error, warning, info to P1–P4; anything else pages as critical), `payload.summary` the
+  incident's summary, `source`, `component`, `group`, `class` labels, `custom_details` and
+  `timestamp` annotations; the arrival is the event time of every action.
 
 PagerDuty events carry no id: a request identical to the last one accepted for its routing
 key and dedup key, within five minutes, counts once (`RecentRequests`). Incidents opened here
