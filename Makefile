@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup lock audit lint typecheck unit integration kafka-start kafka-stop bench clean
+.PHONY: run test test-cluster setup lock audit lint typecheck unit integration kafka-start kafka-stop bench clean
 
 # constraints.txt pins every transitive dependency (regenerate: make lock).
 $(STAMP): pyproject.toml constraints.txt
@@ -30,6 +30,10 @@ run: setup
 ## test: lint, type-check, and every test (integration tests on the real local Kafka)
 test: setup
 	@scripts/test
+
+## test-cluster: the three-broker cluster tests (scripts/kafka-local cluster; several minutes)
+test-cluster: setup
+	$(BIN)/pytest -m cluster tests/integration/test_cluster.py
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

@@ -207,3 +207,55 @@ def zendesk_headers(secret: str, stamp: str, body: bytes) -> dict[str, str]:
         "X-Zendesk-Webhook-Signature": base64.b64encode(digest).decode(),
         "X-Zendesk-Webhook-Signature-Timestamp": stamp,
     }
+
+
+# --- Payloads of the hostile review's findings (docs/sources.md "Comments", "Statuses") -------
+
+# Automation for Jira's account: the REST API's User schema gives `accountType` one of
+# `atlassian`, `app` or `customer` (developer.atlassian.com/cloud/jira/platform/rest/v2/
+# api-group-users/); Automation's comments are made by this app account.
+AUTOMATION = {
+    "self": f"{SITE}/rest/api/2/user?accountId=557058%3Af58131cb-b67d-43c7-b30d-6b58d40bd077",
+    "accountId": "557058:f58131cb-b67d-43c7-b30d-6b58d40bd077",
+    "displayName": "Automation for Jira",
+    "accountType": "app",
+    "active": True,
+}
+# A request participant or an internal reporter: an Atlassian account that is no agent.
+COLLEAGUE = {
+    "self": f"{SITE}/rest/api/2/user?accountId=5c00colleague",
+    "accountId": "5c00colleague",
+    "displayName": "Colin Colleague",
+    "accountType": "atlassian",
+    "active": True,
+}
+
+
+def jira_sd_property(internal: bool | str) -> list[dict[str, Any]]:
+    """JSM's comment property `sd.public.comment` (`{"internal": true}` marks an internal
+    note; the Jira Service Management REST docs, "Comment properties"); a string is its
+    JSON as some clients send it."""
+    value: Any = internal if isinstance(internal, str) else {"internal": internal}
+    return [{"key": "sd.public.comment", "value": value}]
+
+
+def jira_comment_event(
+    kind: str, key: str, issue_id: str, at: int, comment: dict[str, Any]
+) -> dict[str, Any]:
+    """`jira:issue_updated` carrying a comment: Jira's `issue_event_type_name` is
+    `issue_commented`, `issue_comment_edited` or `issue_comment_deleted` (the webhook docs'
+    "issue_event_type_name" values)."""
+    return {
+        "timestamp": at,
+        "webhookEvent": "jira:issue_updated",
+        "issue_event_type_name": kind,
+        "user": AGENT,
+        "issue": jira_issue(key, issue_id),
+        "comment": comment,
+    }
+
+
+def jira_status(name: str, category: str) -> dict[str, Any]:
+    """An issue's status with its category (REST `StatusDetails.statusCategory.key`: `new`,
+    `indeterminate` or `done`)."""
+    return {"name": name, "id": "10100", "statusCategory": {"key": category, "id": 4}}

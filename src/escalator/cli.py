@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -35,6 +36,21 @@ DEFAULTS = Settings()
 
 def _duration_default(ms: float) -> str:
     return format_duration(int(ms))
+
+
+def _durations(**given: str) -> dict[str, int]:
+    """Parse duration options (keyword: option name without dashes, underscores for
+    hyphens) into milliseconds; a bad one is refused naming its option."""
+    from escalator.domain.durations import DurationError, parse_duration
+
+    parsed = {}
+    for name, text in given.items():
+        try:
+            parsed[name] = parse_duration(text)
+        except DurationError as exc:
+            hint = "--" + name.replace("_", "-")
+            raise click.BadParameter(str(exc), param_hint=hint) from None
+    return parsed
 
 
 def policy_option(help_text: str) -> Callable[[F], F]:
@@ -135,6 +151,15 @@ def kafka_options(func: F) -> F:
             default=DEFAULTS.replication,
             show_default=True,
             help="Replication factor of topics and changelogs [ESCALATOR_REPLICATION].",
+        ),
+        click.option(
+            "--min-insync-replicas",
+            envvar="ESCALATOR_MIN_INSYNC_REPLICAS",
+            type=click.IntRange(0),
+            default=DEFAULTS.min_insync_replicas,
+            show_default=True,
+            help="min.insync.replicas of the topics escalator creates; 0: 2 when the "
+            "replication is 3 or more, else the broker's default [ESCALATOR_MIN_INSYNC_REPLICAS].",
         ),
         click.option(
             "--security-protocol",
@@ -413,7 +438,6 @@ def simulate(
     `arrivaltime` attribute, or else at its `time`. Output: one CloudEvent JSON per line, in
     emission order. Refused lines are reported on stderr with their reason.
     """
-    from escalator.domain.durations import DurationError, parse_duration
     from escalator.service import simulate as sim
     from escalator.service.summary import compare
 
@@ -427,10 +451,7 @@ def simulate(
     config = _aggregate_config(
         aggregate_windows, compliance_period, aggregate_grace, aggregate_retention
     )
-    try:
-        retention_ms = parse_duration(retention)
-    except DurationError as exc:
-        raise click.BadParameter(str(exc), param_hint="--retention") from None
+    retention_ms = _durations(retention=retention)["retention"]
     lines = events.read().splitlines()
     result = sim.run(
         lines, base_policy, until_ms, aggregates=config, outages=outages, retention_ms=retention_ms
@@ -496,21 +517,12 @@ def topics() -> None:
 def topics_create(history_retention: str, evidence_retention: str, fix: bool, **kw: Any) -> None:
     """Create every topic escalator uses; report existing topics whose settings differ
     (idempotent: existing topics are only changed with --fix)."""
-    from escalator.domain.durations import DurationError, parse_duration
     from escalator.runtime.topics import create_topics
 
-    kept = {}
-    for hint, text in (
-        ("--history-retention", history_retention),
-        ("--evidence-retention", evidence_retention),
-    ):
-        try:
-            kept[hint] = parse_duration(text)
-        except DurationError as exc:
-            raise click.BadParameter(str(exc), param_hint=hint) from None
+    kept = _durations(history_retention=history_retention, evidence_retention=evidence_retention)
     settings = settings_from(
-        history_retention_ms=kept["--history-retention"],
-        evidence_retention_ms=kept["--evidence-retention"],
+        history_retention_ms=kept["history_retention"],
+        evidence_retention_ms=kept["evidence_retention"],
         **kw,
     )
     results = asyncio.run(create_topics(settings, fix=fix))
@@ -665,20 +677,13 @@ def worker(
     Start as many as you have partitions; they share the work through the Kafka consumer
     group named by --app-id.
     """
-    from escalator.domain.durations import DurationError, parse_duration
     from escalator.runtime.main import run_worker
 
+    _refuse_blank_secrets(kw)
     loaded = _load_policy_or_exit(policy_file)
-    durations = {}
-    for hint, text in (
-        ("--session-timeout", session_timeout),
-        ("--retention", retention),
-        ("--recontact-window", recontact_window),
-    ):
-        try:
-            durations[hint] = parse_duration(text)
-        except DurationError as exc:
-            raise click.BadParameter(str(exc), param_hint=hint) from None
+    durations = _durations(
+        session_timeout=session_timeout, retention=retention, recontact_window=recontact_window
+    )
     aggregates = _aggregate_config(
         aggregate_windows, compliance_period, aggregate_grace, aggregate_retention
     )
@@ -686,9 +691,9 @@ def worker(
     settings = settings_from(
         policy_file=policy_file,
         shadow_policy_file=shadow_policy_file,
-        session_timeout_s=durations["--session-timeout"] / 1000,
-        retention_ms=durations["--retention"],
-        recontact_window_ms=durations["--recontact-window"],
+        session_timeout_s=durations["session_timeout"] / 1000,
+        retention_ms=durations["retention"],
+        recontact_window_ms=durations["recontact_window"],
         aggregates=aggregates,
         **kw,
     )
@@ -700,6 +705,27 @@ def worker(
             "token (the routing keys are credentials only next to it)"
         )
     sys.exit(run_worker(settings, loaded, shadow))
+
+
+WEBHOOK_SECRETS = (
+    ("jira_webhook_secret", "--jira-webhook-secret", "ESCALATOR_JIRA_WEBHOOK_SECRET"),
+    ("zendesk_signing_secret", "--zendesk-signing-secret", "ESCALATOR_ZENDESK_SIGNING_SECRET"),
+)
+
+
+def _refuse_blank_secrets(kw: dict[str, Any]) -> None:
+    """A signing secret set but empty (or blank) stops the worker: click takes an empty
+    variable as unset, which would open the door to the bearer token (or to anyone)."""
+    for key, option, env in WEBHOOK_SECRETS:
+        given = kw.get(key)
+        raw = os.environ.get(env)
+        if (given is not None and not given.strip()) or (
+            given is None and raw is not None and not raw.strip()
+        ):
+            raise click.BadParameter(
+                "is set but empty; give the webhook's secret or unset it",
+                param_hint=f"{option} / {env}",
+            )
 
 
 def _routing_keys(text: str | None) -> dict[str, str]:
@@ -718,14 +744,8 @@ def _aggregate_config(windows: str, compliance: str, grace: str, retention: str)
         parse_period,
         parse_periods,
     )
-    from escalator.domain.durations import DurationError, parse_duration
 
-    durations = {}
-    for hint, text in (("--aggregate-grace", grace), ("--aggregate-retention", retention)):
-        try:
-            durations[hint] = parse_duration(text)
-        except DurationError as exc:
-            raise click.BadParameter(str(exc), param_hint=hint) from None
+    durations = _durations(aggregate_grace=grace, aggregate_retention=retention)
 
     try:
         periods = parse_periods(windows)
@@ -737,7 +757,7 @@ def _aggregate_config(windows: str, compliance: str, grace: str, retention: str)
         raise click.BadParameter(str(exc), param_hint="--compliance-period") from None
     try:
         return AggregateConfig(
-            periods, period, durations["--aggregate-grace"], durations["--aggregate-retention"]
+            periods, period, durations["aggregate_grace"], durations["aggregate_retention"]
         )
     except AggregateError as exc:
         hint = "--aggregate-retention" if "retention" in str(exc) else "--aggregate-windows"
@@ -833,16 +853,10 @@ def notify(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from escalator.domain.durations import DurationError, parse_duration
     from escalator.runtime.notify.main import run_notify
 
     config = _load_notifier_or_exit(notifier_file)
-    durations = {}
-    for hint, text in (("--session-timeout", session_timeout), ("--retention", retention)):
-        try:
-            durations[hint] = parse_duration(text)
-        except DurationError as exc:
-            raise click.BadParameter(str(exc), param_hint=hint) from None
+    durations = _durations(session_timeout=session_timeout, retention=retention)
     import os
 
     missing = config.missing_env(os.environ)
@@ -852,8 +866,8 @@ def notify(
         sys.exit(2)
     settings = settings_from(
         notifier_file=notifier_file,
-        session_timeout_s=durations["--session-timeout"] / 1000,
-        notify_retention_ms=durations["--retention"],
+        session_timeout_s=durations["session_timeout"] / 1000,
+        notify_retention_ms=durations["retention"],
         **kw,
     )
     sys.exit(run_notify(settings, config))

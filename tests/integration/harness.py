@@ -125,6 +125,7 @@ class WorkerFactory:
     tmp_path: Path
     run_id: str
     partitions: int = 4
+    replication: int = 1  # 3 on the three-node cluster (test_cluster.py)
     started: list[WorkerProcess] = field(default_factory=list)
 
     @property
@@ -141,6 +142,7 @@ class WorkerFactory:
             app_id=self.app_id,
             topic_prefix=self.prefix,
             partitions=self.partitions,
+            replication=self.replication,
         )
 
     def topic(self, role: str) -> str:
@@ -156,6 +158,7 @@ class WorkerFactory:
             ESCALATOR_APP_ID=self.app_id,
             ESCALATOR_TOPIC_PREFIX=self.prefix,
             ESCALATOR_PARTITIONS=str(self.partitions),
+            ESCALATOR_REPLICATION=str(self.replication),
             ESCALATOR_STORE="rocksdb",
             ESCALATOR_DATA_DIR=str(self.tmp_path / f"data-{name}"),
             ESCALATOR_SESSION_TIMEOUT="6s",

@@ -25,7 +25,8 @@ ALLOWED = {
 THIRD_PARTY = {
     "domain": set(),
     "config": {"ruamel", "holidays"},
-    "adapters": {"orjson"},
+    # VADER: the sentiment scorer (adapters/sentiment.py), injected into the engine.
+    "adapters": {"orjson", "vaderSentiment"},
     "service": {"orjson"},
 }
 FORBIDDEN_STDLIB_IN_CORE = {"asyncio", "time", "socket", "threading"}

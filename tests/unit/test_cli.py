@@ -29,7 +29,7 @@ def test_policy_check_accepts_the_example_and_names_errors(tmp_path: Path) -> No
     assert failed.stderr.decode().strip() == (
         f"error: {bad}:4: surprise: unknown key; allowed: version, calendars, warnings, "
         "targets, pauses, tiers, triggers, alerts, lateness, import, context, schedules, "
-        "maintenance, sources"
+        "maintenance, sources, credits"
     )
 
 

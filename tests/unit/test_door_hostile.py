@@ -30,7 +30,7 @@ EXPECTED = {
     "jira_jsd_public_string": "invalid_field",
     "jira_not_json": "malformed_json",
     "jira_nul_bytes": "malformed_json",
-    "jira_priority_not_object": "missing_field",
+    "jira_priority_not_object": "invalid_field",
     "jira_reserved_key": "invalid_field",
     "jira_summary_object": "invalid_field",
     "jira_timestamp_boolean": "invalid_field",

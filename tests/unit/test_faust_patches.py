@@ -14,6 +14,7 @@ import pytest
 from faust.tables.recovery import Recovery
 from faust.tables.table import Table
 from faust.transport.consumer import Consumer
+from faust.transport.drivers.aiokafka import Producer as AIOKafkaDriverProducer
 from faust.transport.producer import ProducerBuffer
 
 from escalator.runtime import faust_patches
@@ -33,6 +34,21 @@ def test_apply_installs_every_patch_once() -> None:
     assert ProducerBuffer.flush is faust_patches._buffer_flush
     assert Consumer.force_commit is faust_patches._force_commit
     assert Consumer._filter_committable_offsets is faust_patches._filter_committable
+    assert AIOKafkaDriverProducer._settings_extra is faust_patches._settings_extra
+
+
+def producer_settings(extra: Any) -> dict[str, Any]:
+    producer = SimpleNamespace(app=SimpleNamespace(in_transaction=False))
+    return dict(extra(producer))
+
+
+def test_unpatched_faust_producers_are_not_idempotent() -> None:
+    assert "enable_idempotence" not in producer_settings(faust_patches._original_settings_extra)
+
+
+def test_patched_faust_producers_are_idempotent_with_acks_all() -> None:
+    settings = producer_settings(faust_patches._settings_extra)
+    assert settings == {"acks": "all", "enable_idempotence": True}
 
 
 class SlowBuffer(ProducerBuffer):

@@ -49,7 +49,8 @@ MISTAKES = [
     (
         "  reopen: {after: 2",
         "  reopn: {after: 2",
-        "policy.yaml:50: triggers.reopn: unknown key; allowed: inactivity, reopen, keywords, vip",
+        "policy.yaml:50: triggers.reopn: unknown key; allowed: inactivity, reopen, keywords, "
+        "vip, sentiment, churn",
     ),
     (
         "first_response: 15m, next_update: 30m",

@@ -12,7 +12,7 @@ from escalator.adapters.fact_codec import decode_fact_record
 from escalator.adapters.state_codec import decode_state
 from escalator.service.processor import CUSTOMERS
 from escalator.service.tickets import TicketProcessor
-from tests.helpers import comment, created, example_policy, ms, status
+from tests.helpers import comment, created, example_policy, ms, severity, status
 
 ORIGIN = Origin("tickets.events", 3, 41)
 DAY = 24 * 3600_000
@@ -253,6 +253,7 @@ def _facts_of(emissions: list) -> Counter:
                 f.tier,
                 f.target,
                 f.value_ms,
+                f.severity,
             )
     return Counter(seen.values())
 
@@ -276,5 +277,25 @@ def test_facts_are_dated_alike_whether_a_deadline_fired_by_tick_or_inside_the_ne
         runs.append(_facts_of(out))
     with_tick, inside_event = runs
     handoffs = [f for f in inside_event if f[0] == "handoff"]
-    assert handoffs == [("handoff", reply_at, "L2", "", 5 * 60_000)]
+    assert handoffs == [("handoff", reply_at, "L2", "", 5 * 60_000, "P1")]
+    assert inside_event == with_tick
+
+
+def test_facts_keep_the_severity_of_their_step_when_a_deadline_fires_inside_a_change() -> None:
+    """The breach at 10:15 counts for the severity the ticket had then (P1), also when the
+    worker's tick lagged and it fires inside the 10:16 event that lowers it to P4 (seen on
+    the broker: a breach counted in P4's window while simulate counted it in P1's)."""
+    lowered_at = ms("2026-11-24T10:16:00Z")
+    runs = []
+    for tick_first in (True, False):
+        processor = TicketProcessor(example_policy(), {})
+        out = feed(processor, created("T-1", "2026-11-24T10:00:00Z"), "2026-11-24T10:00:00Z")
+        while tick_first and (due := processor.next_due(3)) is not None and due < lowered_at:
+            out += processor.on_tick(3, due + 1)
+        out += feed(processor, severity("T-1", lowered_at, "P4"), "2026-11-24T10:16:00Z")
+        out += processor.take_fact_records()
+        runs.append(_facts_of(out))
+    with_tick, inside_event = runs
+    breaches = [f for f in inside_event if f[0] == "breach"]
+    assert [f[5] for f in breaches] == ["P1"]
     assert inside_event == with_tick

@@ -15,6 +15,7 @@ import pytest
 
 from escalator.adapters import (
     alerts,
+    customer_codec,
     fact_codec,
     maintenance,
     notify_codec,
@@ -31,6 +32,8 @@ from escalator.adapters.deadletter import (
     original_key,
 )
 from escalator.domain.aggregates import Windows, Worst
+from escalator.domain.credits import Breach
+from escalator.domain.customers import CustomerAttributes, CustomerUpdated
 from escalator.domain.effects import OutageChanged, SourceSilence
 from escalator.domain.maintenance import OPEN_ENDED, AdhocWindow, MaintenanceChange
 from escalator.domain.overrides import OverrideMade
@@ -100,7 +103,7 @@ def test_ticket_format_3() -> None:
     # What it lacks defaults to nothing: no open page, no snooze. Written again, it is format 4.
     assert (state.pages, state.snoozed_until) == ([], None)
     assert (state.visits, state.last_customer_message) == ([], None)
-    assert state_codec.encode_state(state, 3, 1_795_001_800_000, offset) == TICKET_5_OF_3
+    assert state_codec.encode_state(state, 3, 1_795_001_800_000, offset) == TICKET_6_OF_3
 
 
 # --- tickets, format 4: format 3 and the open pages and the snooze (still read) --------------
@@ -130,12 +133,12 @@ def test_ticket_format_4() -> None:
     assert (state.visits, state.last_customer_message) == ([], None)
     assert state_codec.ticket_entry(TICKET_4) == state_codec.ticket_entry(TICKET_3)
     written = state_codec.encode_state(state, 3, 1_795_001_800_000, offset)
-    assert written == b"[5" + TICKET_4[2:-1] + b",[],null]"
+    assert written == b"[6" + TICKET_4[2:-1] + b",[],null,[],null,false]"
 
 
 # --- tickets, format 5: format 4 and the stays at tiers and the customer's latest words -----
 
-TICKET_5_OF_3 = b"[5" + TICKET_3[2:-1] + b",[],null,[],null]"
+TICKET_6_OF_3 = b"[6" + TICKET_3[2:-1] + b",[],null,[],null,[],null,false]"
 TICKET_5 = (
     b"[5"
     + TICKET_4[2:-1]
@@ -145,7 +148,6 @@ TICKET_5 = (
 
 
 def test_ticket_format_5() -> None:
-    assert state_codec.TICKET_FORMAT == 5
     state, offset = state_codec.decode_state(TICKET_5)
     assert state.pages == OPEN_PAGES
     assert state.visits == [
@@ -154,7 +156,25 @@ def test_ticket_format_5() -> None:
     ]
     assert state.last_customer_message == "it is down again"
     assert state_codec.ticket_entry(TICKET_5) == state_codec.ticket_entry(TICKET_3)
-    assert state_codec.encode_state(state, 3, 1_795_001_800_000, offset) == TICKET_5
+    # What it lacks defaults to nothing: no scores, no churn risk, not a VIP by data.
+    assert (state.sentiments, state.churn_risk, state.vip) == ([], None, False)
+    written = state_codec.encode_state(state, 3, 1_795_001_800_000, offset)
+    assert written == b"[6" + TICKET_5[2:-1] + b",[],null,false]"
+
+
+# --- tickets, format 6: format 5 and the sentiment scores, the churn risk and the VIP flag ---
+
+TICKET_6 = b"[6" + TICKET_5[2:-1] + b",[-0.7269,-0.8316],0.85,true]"
+
+
+def test_ticket_format_6() -> None:
+    assert state_codec.TICKET_FORMAT == 6
+    state, offset = state_codec.decode_state(TICKET_6)
+    assert state.sentiments == [-0.7269, -0.8316]
+    assert (state.churn_risk, state.vip) == (0.85, True)
+    assert state.last_customer_message == "it is down again"
+    assert state_codec.ticket_entry(TICKET_6) == state_codec.ticket_entry(TICKET_3)
+    assert state_codec.encode_state(state, 3, 1_795_001_800_000, offset) == TICKET_6
 
 
 # --- incidents (table "incidents"): format 2, and format 1 still read -------------------------
@@ -297,7 +317,41 @@ def test_window_state_format_1() -> None:
     assert tally.worst == Worst("T-1", "first_response", "P1", 60_000)
     assert (tally.counts["created"], tally.late, tally.customer_tiers) == (2, 1, {"enterprise"})
     assert state_codec.index_entry(WINDOWS_1) == (2, 1_796_083_500_000)
-    assert fact_codec.encode_windows(state, 2, 1_796_083_500_000, 99) == WINDOWS_1
+    # No evidence kept before format 2. Written again, it is format 2.
+    assert (tally.breaches, tally.unlisted) == ({}, 0)
+    written = fact_codec.encode_windows(state, 2, 1_796_083_500_000, 99)
+    assert written == WINDOWS_1.replace(b'"v":1', b'"v":2').replace(
+        b'"ct":["enterprise"]}', b'"ct":["enterprise"],"b":[],"u":0}'
+    )
+
+
+# --- windows, format 2: format 1 and each tally's breaches (the credits' evidence) ----------
+
+WINDOWS_2 = WINDOWS_1.replace(b'"v":1', b'"v":2').replace(
+    b'"ct":["enterprise"]}',
+    b'"ct":["enterprise"],"b":[["T-1/c1/first_response/breach","T-1","first_response","P1",'
+    b'1793500000000,60000,false],["T-2/c1/resolution/breach","T-2","resolution","P1",'
+    b'1793600000000,0,true]],"u":3}',
+)
+
+
+def test_window_state_format_2() -> None:
+    state, _ = fact_codec.decode_windows(WINDOWS_2)
+    tally = state.open["month", 1_793_491_200_000]
+    assert list(tally.breaches.values()) == [
+        Breach(
+            "T-1/c1/first_response/breach",
+            "T-1",
+            "first_response",
+            "P1",
+            1793500000000,
+            60000,
+            False,
+        ),
+        Breach("T-2/c1/resolution/breach", "T-2", "resolution", "P1", 1793600000000, 0, True),
+    ]
+    assert tally.unlisted == 3
+    assert fact_codec.encode_windows(state, 2, 1_796_083_500_000, 99) == WINDOWS_2
 
 
 # --- records on the repartition topic (escalator.customers): format 1 of each -----------------
@@ -329,7 +383,32 @@ def test_metric_fact_record_format_1() -> None:
         ("created", "L1", 0),
         ("handoff", "L2", 300_000),
     ]
-    assert fact_codec.encode_facts(key, facts) == METRIC_FACTS_1
+    assert [f.ref for f in facts] == ["", ""]
+    written = fact_codec.encode_facts(key, facts)
+    assert written == b'{"v":2,' + METRIC_FACTS_1[1:].replace(b",0]", b',0,""]').replace(
+        b",300000]", b',300000,""]'
+    )
+
+
+# --- metric facts, format 2: format 1 ("v" absent) and each fact's ref ----------------------
+
+METRIC_FACTS_2 = (
+    b'{"v":2,"key":"__compliance__/acme","metric_facts":[["T-1/1795000900000/breach/'
+    b'first_response","breach",1795000900000,"T-1","acme","enterprise","P1","L1",'
+    b'"first_response",0,"T-1/c1/first_response/breach"]]}'
+)
+
+
+def test_metric_fact_record_format_2() -> None:
+    record = fact_codec.decode_fact_record(METRIC_FACTS_2)
+    assert isinstance(record, tuple)
+    key, (fact,) = record
+    assert (fact.kind, fact.target, fact.ref) == (
+        "breach",
+        "first_response",
+        "T-1/c1/first_response/breach",
+    )
+    assert fact_codec.encode_facts(key, [fact]) == METRIC_FACTS_2
 
 
 # --- the outage broadcast (tickets.events, key __escalator_outage__): type escalator.outage ----
@@ -487,6 +566,38 @@ def test_silence_broadcast_format_1() -> None:
     assert source_codec.encode_silence(change) == SILENCE_BROADCAST_1
 
 
+# --- a partition's customers (table "tickets", key __customers__/<partition>): customers/1 ---
+
+CUSTOMERS_1 = b'["customers/1",[["c-2",null,true,1795000000000],["c-1",0.85,false,1795000300000]]]'
+
+
+def test_customer_table_format_1() -> None:
+    table = customer_codec.decode_customers(CUSTOMERS_1)
+    assert table == {
+        "c-2": CustomerAttributes(None, True, 1_795_000_000_000),
+        "c-1": CustomerAttributes(0.85, False, 1_795_000_300_000),
+    }
+    assert list(table) == ["c-2", "c-1"]  # least recently updated first: evicted first
+    assert customer_codec.encode_customers(table) == CUSTOMERS_1
+
+
+# --- the customer broadcast (tickets.events, key __escalator_customer__): escalator.customer --
+
+CUSTOMER_BROADCAST_1 = (
+    b'{"specversion":"1.0","id":"customer/crm-41","source":"escalator",'
+    b'"type":"escalator.customer","time":"2026-11-18T11:11:40.000Z",'
+    b'"data":{"event_id":"crm-41","customer_id":"c-1","churn_risk":0.85,"vip":null}}'
+)
+
+
+def test_customer_broadcast_format_1() -> None:
+    update = customer_codec.decode_customer_update(CUSTOMER_BROADCAST_1)
+    assert update == CustomerUpdated(
+        "crm-41", "c-1", 1_795_000_300_000, 1_795_000_300_000, 0.85, None
+    )
+    assert customer_codec.encode_customer_update(update) == CUSTOMER_BROADCAST_1
+
+
 # --- dead letters (escalator.deadletter, read back by `deadletter replay`): format 1 ----------
 
 DEAD_LETTER_1 = (
@@ -598,6 +709,7 @@ def test_expired_ticket_format_1() -> None:
         (state_codec.decode_outages, b"[3" + OUTAGES_2[2:]),
         (state_codec.decode_state, _with(TICKET_1, v=3)),
         (state_codec.decode_state, b"[3" + TICKET_2[2:]),
+        (state_codec.decode_state, b"[7" + TICKET_6[2:]),
         (state_codec.decode_state, b"[6" + TICKET_5[2:]),
         (state_codec.decode_incident, _with(INCIDENT_2, v=3)),
         (state_codec.decode_incident, _with(INCIDENT_1, suppressed_until=None)),
@@ -611,11 +723,16 @@ def test_expired_ticket_format_1() -> None:
             OVERRIDE_BROADCAST_1.replace(b"escalator.override", b"escalator.override2"),
         ),
         (overrides.decode_overrides, OVERRIDES_1.replace(b"overrides/1", b"overrides/2")),
+        (customer_codec.decode_customers, CUSTOMERS_1.replace(b"customers/1", b"customers/2")),
+        (
+            customer_codec.decode_customer_update,
+            CUSTOMER_BROADCAST_1.replace(b"escalator.customer", b"escalator.customer2"),
+        ),
         (state_codec.decode_customer, _with(CUSTOMER_1, v=2)),
-        (fact_codec.decode_windows, _with(WINDOWS_1, v=2)),
+        (fact_codec.decode_windows, _with(WINDOWS_1, v=3)),
         (state_codec.decode_fact, _with(CUSTOMER_FACT_1, v=2)),
         (fact_codec.decode_fact_record, _with(CUSTOMER_FACT_1, v=2)),
-        (fact_codec.decode_fact_record, _with(METRIC_FACTS_1, v=2)),
+        (fact_codec.decode_fact_record, _with(METRIC_FACTS_1, v=3)),
         (original_bytes, _with(DEAD_LETTER_1, v=3)),
         (notify_codec.decode_stored, DELIVERED_1.replace(b"delivered/1", b"delivered/2")),
         (notify_codec.decode_stored, SLACK_PAGE_1.replace(b"slack-page/1", b"slack-page/2")),

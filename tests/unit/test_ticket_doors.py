@@ -43,6 +43,7 @@ sources:
     customer_tier: {field: customfield_10050, values: {Enterprise: enterprise, Gold: business}}
     service: {field: customfield_10010, values: {Report a system problem: checkout}}
     tier: {field: customfield_10060, values: {Level 2: L2, Level 3: L3}}
+    agents: ["5b10ac8d82e05b22cc7d4ef5"]   # Ann Agent (tests/vendor_samples.py AGENT)
   zendesk:
     groups: {"8447320466430": L1, "8447320466431": L2}
     organizations: {"8447346622462": globex}
@@ -82,7 +83,7 @@ def refusal(call: Any, *args: Any) -> HttpError:
 
 def test_a_jsm_request_becomes_a_ticket_with_its_mapped_fields() -> None:
     created, status = jira(jira_created("SUP-7", "10042", T0))
-    assert created["id"] == "jira/10042/created"
+    assert created["id"] == "jira/acme.atlassian.net/10042/created"
     assert created["type"] == "ticket.created"
     assert created["subject"] == "SUP-7"
     assert created["source"] == "jira/acme.atlassian.net"
@@ -95,7 +96,10 @@ def test_a_jsm_request_becomes_a_ticket_with_its_mapped_fields() -> None:
         "service": "checkout",
     }
     # JSM's first status, "Waiting for support", is an open ticket.
-    assert (status["id"], status["type"]) == ("jira/10042/created/status", "ticket.status_changed")
+    assert (status["id"], status["type"]) == (
+        "jira/acme.atlassian.net/10042/created/status",
+        "ticket.status_changed",
+    )
     assert status["data"] == {"status": "open"}
 
 
@@ -136,7 +140,7 @@ def test_a_jsm_comment_is_public_or_internal_by_jsd_public(
         "SUP-7", "10042", T0, "20001", "Looking into it", public=public, customer=customer
     )
     (comment,) = jira(doc)
-    assert comment["id"] == "jira/10042/comment/20001"
+    assert comment["id"] == "jira/acme.atlassian.net/10042/comment/20001"
     assert comment["data"] == {**expected, "body": "Looking into it"}
 
 
@@ -171,11 +175,23 @@ def test_an_update_turns_its_changelog_into_events_in_order() -> None:
     ]
     made = jira(jira_updated("SUP-7", "10042", T0, "30001", items))
     assert [(e["id"], e["type"], e["data"]) for e in made] == [
-        ("jira/10042/changelog/30001/0", "ticket.status_changed", {"status": "pending"}),
-        ("jira/10042/changelog/30001/1", "ticket.severity_changed", {"severity": "P1"}),
-        ("jira/10042/changelog/30001/2", "ticket.assigned", {"assignee": "Ann Agent"}),
         (
-            "jira/10042/changelog/30001/4",
+            "jira/acme.atlassian.net/10042/changelog/30001/0",
+            "ticket.status_changed",
+            {"status": "pending"},
+        ),
+        (
+            "jira/acme.atlassian.net/10042/changelog/30001/1",
+            "ticket.severity_changed",
+            {"severity": "P1"},
+        ),
+        (
+            "jira/acme.atlassian.net/10042/changelog/30001/2",
+            "ticket.assigned",
+            {"assignee": "Ann Agent"},
+        ),
+        (
+            "jira/acme.atlassian.net/10042/changelog/30001/4",
             "ticket.transferred",
             {"to_tier": "L3", "group": "Level 3"},
         ),

@@ -12,6 +12,7 @@ from typing import Any, Final
 import orjson
 
 from escalator.adapters import rfc3339
+from escalator.domain.customers import CustomerUpdated
 from escalator.domain.effects import NotificationRequested, Outbound
 from escalator.domain.events import (
     AUTHOR_ROLES,
@@ -39,6 +40,8 @@ SOURCE: Final = "escalator"
 TICK_TYPE: Final = "escalator.tick"
 # A producer's liveness and progress (docs/events.md, "Heartbeats"): keyed by its source.
 HEARTBEAT_TYPE: Final = "source.heartbeat"
+# The CRM's churn risk and VIP flag of a customer (docs/events.md): keyed by customer id.
+CUSTOMER_UPDATED_TYPE: Final = "customer.updated"
 MAX_AHEAD_MS: Final = 5 * 60 * 1000  # a watermark ahead of its arrival: producer clock skew
 MAX_TEXT: Final = 1024  # ids, names, tiers, summaries
 MAX_BODY: Final = 256 * 1024  # comment bodies
@@ -120,12 +123,54 @@ def decode_event(raw: bytes, arrival: int | None = None) -> TicketEvent:
     return event_from_dict(loads(raw), arrival)
 
 
-def decode_record(raw: bytes, arrival: int | None = None) -> TicketEvent | Heartbeat:
-    """A record of tickets.events: a ticket event, or a source's heartbeat."""
+def decode_record(
+    raw: bytes, arrival: int | None = None
+) -> TicketEvent | Heartbeat | CustomerUpdated:
+    """A record of tickets.events: a ticket event, a source's heartbeat, or a customer's
+    new attributes."""
     doc = loads(raw)
     if doc.get("type") == HEARTBEAT_TYPE:
         return heartbeat_from_dict(doc, arrival)
+    if doc.get("type") == CUSTOMER_UPDATED_TYPE:
+        return customer_from_dict(doc, arrival)
     return event_from_dict(doc, arrival)
+
+
+def customer_from_dict(doc: dict[str, Any], arrival: int | None = None) -> CustomerUpdated:
+    """Validate a `customer.updated`: `data.customer_id` (which `subject` repeats, if given)
+    and at least one of `churn_risk` (0–1, or null: unknown) and `vip` (true or false)."""
+    event_id = _head(doc)
+    time, arrival, data = _body(doc, arrival, "when the CRM changed")
+    customer_id = _key(_text(data, "data.customer_id"), "data.customer_id")
+    if doc.get("subject") is not None and doc["subject"] != customer_id:
+        raise InvalidEvent("invalid_field", "subject differs from data.customer_id")
+    if "churn_risk" not in data and "vip" not in data:
+        raise InvalidEvent("missing_field", "data.churn_risk or data.vip is required")
+    return CustomerUpdated(
+        id=event_id,
+        customer_id=customer_id,
+        time=min(time, arrival),
+        arrival=arrival,
+        churn_risk=_churn_risk(data),
+        vip=_vip(data),
+        source=str(doc["source"]),
+    )
+
+
+def _churn_risk(data: dict[str, Any]) -> float | None:
+    value = data.get("churn_risk")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise InvalidEvent("invalid_field", "data.churn_risk must be a number from 0 to 1")
+    return float(value)
+
+
+def _vip(data: dict[str, Any]) -> bool | None:
+    value = data.get("vip")
+    if value is not None and not isinstance(value, bool):
+        raise InvalidEvent("invalid_field", "data.vip must be true or false")
+    return value
 
 
 def _head(doc: dict[str, Any]) -> str:
@@ -224,6 +269,8 @@ def _payload(kind: type[Payload], data: dict[str, Any], time: int) -> Payload:
             summary=_text(data, "data.summary", required=False) or "",
             tier=_text(data, "data.tier", required=False) or "L1",
             service=_text(data, "data.service", required=False),
+            churn_risk=_churn_risk(data),
+            vip=_vip(data),
         )
     if kind is TicketAssigned:
         return TicketAssigned(

@@ -14,12 +14,19 @@ import orjson
 
 from escalator.adapters.state_codec import fact_from_doc
 from escalator.domain.aggregates import MetricFact, Tally, Windows, Worst
+from escalator.domain.credits import Breach
 from escalator.domain.recontact import CustomerFact
 from escalator.errors import InvalidEvent
 
 FACTS: Final = "metric_facts"
-FACTS_FORMAT: Final = 1  # no version field: the next format adds "v": 2
-WINDOWS_FORMAT: Final = 1  # "v"
+# Format 2 ("v": 2) adds each fact's `ref` (a breach's id: the credits' evidence); format 1
+# (no version field, ten items a fact) is still read, with no ref.
+FACTS_FORMAT: Final = 2
+FACTS_FORMAT_1: Final = 1
+# Format 2 adds each tally's breaches ("b") and the count left unlisted ("u"); format 1 (without
+# them: no evidence) is still read.
+WINDOWS_FORMAT: Final = 2
+WINDOWS_FORMAT_1: Final = 1
 
 
 def encode_facts(key: str, facts: list[MetricFact]) -> bytes:
@@ -36,10 +43,11 @@ def encode_facts(key: str, facts: list[MetricFact]) -> bytes:
             f.tier,
             f.target,
             f.value_ms,
+            f.ref,
         ]
         for f in facts
     ]
-    return orjson.dumps({"key": key, FACTS: rows})
+    return orjson.dumps({"v": FACTS_FORMAT, "key": key, FACTS: rows})
 
 
 def decode_fact_record(raw: bytes) -> CustomerFact | tuple[str, list[MetricFact]]:
@@ -48,9 +56,11 @@ def decode_fact_record(raw: bytes) -> CustomerFact | tuple[str, list[MetricFact]
     try:
         doc = orjson.loads(raw)
         if isinstance(doc, dict) and FACTS in doc:
-            if "v" in doc:
+            version = doc.get("v", FACTS_FORMAT_1)
+            if version not in (FACTS_FORMAT, FACTS_FORMAT_1):
                 raise ValueError(
-                    f"unknown fact record format {doc['v']!r} (this build reads {FACTS_FORMAT})"
+                    f"unknown fact record format {version!r} (this build reads "
+                    f"{FACTS_FORMAT} and {FACTS_FORMAT_1})"
                 )
             return str(doc["key"]), [MetricFact(*row) for row in doc[FACTS]]
         return fact_from_doc(doc)
@@ -74,9 +84,10 @@ def encode_windows(state: Windows, partition: int, due: int | None, offset: int 
 
 def decode_windows(raw: bytes) -> tuple[Windows, int | None]:
     doc = orjson.loads(raw)
-    if doc.get("v") != WINDOWS_FORMAT:
+    if doc.get("v") not in (WINDOWS_FORMAT, WINDOWS_FORMAT_1):
         raise ValueError(
-            f"unknown window state format {doc.get('v')!r} (this build reads {WINDOWS_FORMAT})"
+            f"unknown window state format {doc.get('v')!r} (this build reads "
+            f"{WINDOWS_FORMAT} and {WINDOWS_FORMAT_1})"
         )
     state = Windows(
         key=doc["key"],
@@ -98,6 +109,11 @@ def _tally(tally: Tally) -> dict[str, Any]:
         else [worst.ticket_id, worst.target, worst.severity, worst.overdue_ms],
         "l": tally.late,
         "ct": sorted(tally.customer_tiers),
+        "b": [
+            [b.breach_id, b.ticket_id, b.target, b.severity, b.deadline, b.overdue_ms, b.open]
+            for b in tally.breaches.values()
+        ],
+        "u": tally.unlisted,
     }
 
 
@@ -110,4 +126,6 @@ def _untally(doc: dict[str, Any]) -> Tally:
         worst=None if worst is None else Worst(*worst),
         late=int(doc["l"]),
         customer_tiers=set(doc["ct"]),
+        breaches={row[0]: Breach(*row) for row in doc.get("b", ())},
+        unlisted=int(doc.get("u", 0)),
     )

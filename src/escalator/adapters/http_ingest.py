@@ -22,7 +22,11 @@ from escalator.adapters.ce_binary import (
     is_binary,
     to_structured,
 )
-from escalator.adapters.cloudevents import event_from_dict
+from escalator.adapters.cloudevents import (
+    CUSTOMER_UPDATED_TYPE,
+    customer_from_dict,
+    event_from_dict,
+)
 from escalator.adapters.http_types import Accepted, HttpError
 from escalator.adapters.maintenance import maintenance_from_dict
 from escalator.adapters.overrides import override_from_dict
@@ -87,6 +91,10 @@ def _accept(doc: Any, index: int | None) -> Accepted:
             # policy (dead letter `invalid_field`).
             override = override_from_dict(doc).override
             return Accepted(override.schedule.encode(), value, str(doc["id"]), alert=True)
+        if doc.get("type") == CUSTOMER_UPDATED_TYPE:
+            # On tickets.events, keyed by customer: a customer's updates keep their order.
+            update = customer_from_dict(doc)
+            return Accepted(update.customer_id.encode(), value, update.id)
         event = event_from_dict(doc)
     except InvalidEvent as exc:
         raise HttpError(400, exc.reason, exc.message, index) from None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
+
+import orjson
 
 
 class HttpError(Exception):
@@ -56,3 +58,22 @@ def ingested(events: Sequence[Accepted]) -> Ingested:
 Build: TypeAlias = Callable[[Mapping[str, str], bytes, int], Ingested]
 Authorize: TypeAlias = Callable[[Mapping[str, str], bytes], None]  # raises HttpError 401
 Refusal: TypeAlias = Callable[[HttpError], dict[str, Any]]
+
+
+def json_object(body: bytes, fields: Collection[str] | None = None) -> dict[str, Any]:
+    """A request body that must be one JSON object: HttpError 400 for malformed JSON, another
+    value, or (with `fields`) a field name not among `fields`."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise HttpError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise HttpError(400, "not_an_object", "the body must be a JSON object")
+    if fields is None:
+        return doc
+    for key in doc:
+        if key not in fields:
+            raise HttpError(
+                400, "invalid_field", f"{str(key)[:64]!r} is not a field; use: {', '.join(fields)}"
+            )
+    return doc

@@ -2,11 +2,13 @@
 (`POST /webhooks/jira`, docs/sources.md "Jira Service Management").
 
 Read: `jira:issue_created`, `jira:issue_updated` (its changelog's status, priority, assignee
-and tier-field items, and the comment it carries when the update is a comment) and
-`comment_created`. Every other webhook event is answered 202 with nothing produced: Jira
-retries a refused delivery, and an event escalator has no use for is not an error.
+and tier-field items, and the comment it carries when the update is `issue_commented` — not
+an edit or a deletion) and `comment_created`. Every other webhook event is answered 202 with
+nothing produced: Jira retries a refused delivery, and an event escalator has no use for is
+not an error.
 
-Event ids are made from Jira's own ids — the issue's id, the changelog's id, the comment's id —
+Event ids are made from the site's host and Jira's own ids — the issue's id (per site), the
+changelog's id, the comment's id —
 so one change delivered twice (a retry, two webhooks, `comment_created` next to the
 `jira:issue_updated` Jira also sends for a comment) is one event. Jira's per-delivery
 `X-Atlassian-Webhook-Identifier` would not do that (and Automation's "Send web request" has
@@ -21,6 +23,8 @@ from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+import orjson
+
 from escalator.adapters.cloudevents import MAX_BODY, MAX_TEXT
 from escalator.adapters.http_types import Accepted, HttpError, Ingested
 from escalator.adapters.ticket_doors import (
@@ -34,7 +38,7 @@ from escalator.adapters.ticket_doors import (
     text,
     ticket_event,
 )
-from escalator.domain.ticket_sources import FieldRule, JiraMapping
+from escalator.domain.ticket_sources import JIRA_CATEGORIES, FieldRule, JiraMapping
 
 CREATED: Final = "jira:issue_created"
 UPDATED: Final = "jira:issue_updated"
@@ -47,7 +51,10 @@ MAX_MS: Final = 253_402_300_799_999
 
 def jira_events(body: bytes, mapping: JiraMapping) -> Ingested:
     """A Jira webhook's body → the ticket events it means (or none); HttpError 400 naming
-    the payload's field otherwise."""
+    the payload's field otherwise. A changelog item escalator cannot translate (an unknown
+    status or priority) is refused alone when other items of the update are read: they are
+    produced and the answer's `refused` names it (Jira does not retry a 202, and
+    withholding a known change would hide what it means for the SLA)."""
     doc = load_object(body)
     kind = kind_of(doc, "webhookEvent")
     if kind not in HANDLED:
@@ -55,16 +62,54 @@ def jira_events(body: bytes, mapping: JiraMapping) -> Ingested:
     at = _timestamp(doc)
     issue_id = need(doc, "issue.id")
     ticket = need(doc, "issue.key")
-    source = _source(doc)
-    base = f"jira/{issue_id}"
+    host = _host(doc)
+    source = f"jira/{host}"[:200]
+    # Issue ids are per site: two sites sending to one escalator must not share ids.
+    base = f"jira/{host}/{issue_id}"
     made: list[Accepted] = []
+    refusals: list[HttpError] = []
     if kind == CREATED:
         made.extend(_created(doc, mapping, base, source, at, ticket))
     if kind == UPDATED:
-        made.extend(_changes(doc, mapping, base, source, at, ticket))
-    if kind == COMMENTED or (kind == UPDATED and isinstance(doc.get("comment"), dict)):
-        made.append(_comment(doc, base, source, at, ticket))
+        made.extend(_changes(doc, mapping, base, source, at, ticket, refusals))
+    if kind == COMMENTED or (kind == UPDATED and _commented(doc)):
+        comment = _comment(doc, mapping, base, source, at, ticket)
+        if comment is None and not made:
+            return Ingested((), {"accepted": [], "ignored": "a comment by an app or a bot"})
+        if comment is not None:
+            made.append(comment)
+    if refusals and not made:
+        raise refusals[0]
+    if refusals:
+        answer = {
+            "accepted": [item.event_id for item in made],
+            "refused": [refusal.message for refusal in refusals],
+        }
+        return Ingested(made, answer)
     return Ingested(made)
+
+
+def _commented(doc: dict[str, Any]) -> bool:
+    """A `jira:issue_updated` carries a `comment` for a new comment and also for an edited
+    or deleted one (`issue_comment_edited`, `issue_comment_deleted`): only the first is one
+    (an edit read as a comment would be a reply, dated at the edit)."""
+    return isinstance(doc.get("comment"), dict) and (
+        doc.get("issue_event_type_name") == "issue_commented"
+    )
+
+
+def _host(doc: dict[str, Any]) -> str:
+    """The Jira site's host, from the issue's REST address (else the comment's)."""
+    for path in ("issue.self", "comment.self"):
+        address = dig(doc, path)
+        if isinstance(address, str):
+            try:
+                host = urlsplit(address).hostname
+            except ValueError:
+                host = None
+            if host:
+                return host
+    raise refused("issue.self", "expected the issue's REST address (its host names the Jira site)")
 
 
 def _timestamp(doc: dict[str, Any]) -> int:
@@ -74,13 +119,6 @@ def _timestamp(doc: dict[str, Any]) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_MS:
         raise refused("timestamp", "expected epoch milliseconds (an integer)")
     return value
-
-
-def _source(doc: dict[str, Any]) -> str:
-    """`jira/<site host>` from the issue's REST address, else `jira`."""
-    address = dig(doc, "issue.self")
-    host = urlsplit(address).hostname if isinstance(address, str) else None
-    return f"jira/{host}"[:200] if host else "jira"
 
 
 def _fields(doc: dict[str, Any]) -> dict[str, Any]:
@@ -95,17 +133,10 @@ def _created(
 ) -> list[Accepted]:
     """The issue's creation, then its status and assignee if they are not a new ticket's."""
     fields = _fields(doc)
-    priority = need(doc, "issue.fields.priority.name")
     data: dict[str, Any] = {
         "customer_id": _rule(fields, mapping.customer, "customer", required=True),
         "customer_tier": _rule(fields, mapping.customer_tier, "customer_tier", required=True),
-        "severity": lookup(
-            mapping.priorities,
-            priority,
-            "issue.fields.priority.name",
-            f"{SETTING}.priorities",
-            "priority",
-        ),
+        "severity": _severity(doc, mapping),
         "summary": (text(doc, "issue.fields.summary", required=False, limit=None) or "")[:MAX_TEXT],
     }
     for key, rule in (("service", mapping.service), ("tier", mapping.tier)):
@@ -115,7 +146,7 @@ def _created(
     made = [ticket_event(f"{base}/created", source, "ticket.created", at, ticket, data, "issue")]
     status = text(doc, "issue.fields.status.name", required=False)
     if status is not None:
-        mapped = _status(mapping, status, "issue.fields.status.name")
+        mapped = _status(mapping, status, "issue.fields.status.name", _category(doc, status))
         if mapped != "new":
             made.append(
                 _event(
@@ -146,10 +177,51 @@ def _created(
     return made
 
 
+def _severity(doc: dict[str, Any], mapping: JiraMapping) -> str:
+    """The issue's priority mapped, else `default_priority` (a project without priorities)."""
+    given = dig(doc, "issue.fields.priority")
+    if given is not None and not isinstance(given, dict):
+        raise refused("issue.fields.priority", "expected an object with the priority's `name`")
+    priority = text(doc, "issue.fields.priority.name", required=False)
+    if priority is not None:
+        return lookup(
+            mapping.priorities,
+            priority,
+            "issue.fields.priority.name",
+            f"{SETTING}.priorities",
+            "priority",
+        )
+    if mapping.default_priority is None:
+        raise HttpError(
+            400,
+            "missing_field",
+            "issue.fields.priority.name: empty; set a priority in Jira or give "
+            f"{SETTING}.default_priority",
+        )
+    return mapping.default_priority
+
+
+def _category(doc: dict[str, Any], status: str) -> str | None:
+    """The Jira status category key of `status` when the issue's current status is it (a
+    changelog item carries no category; the issue in the same payload does)."""
+    current = dig(doc, "issue.fields.status.name")
+    key = dig(doc, "issue.fields.status.statusCategory.key")
+    if isinstance(current, str) and current.casefold() == status.casefold():
+        return key if isinstance(key, str) else None
+    return None
+
+
 def _changes(
-    doc: dict[str, Any], mapping: JiraMapping, base: str, source: str, at: int, ticket: str
+    doc: dict[str, Any],
+    mapping: JiraMapping,
+    base: str,
+    source: str,
+    at: int,
+    ticket: str,
+    refusals: list[HttpError],
 ) -> list[Accepted]:
-    """The changelog items escalator reads, in their order; the rest are ignored."""
+    """The changelog items escalator reads, in their order; the rest are ignored. An item
+    refused (HttpError) is added to `refusals` and the others still apply."""
     items = dig(doc, "changelog.items")
     if items is None:
         return []
@@ -165,7 +237,11 @@ def _changes(
             raise refused(where, "expected an object")
         field = item.get("fieldId") or item.get("field")
         name = f"changelog/{changelog}/{index}"
-        event = _change(item, field, mapping, where)
+        try:
+            event = _change(doc, item, field, mapping, where)
+        except HttpError as exc:
+            refusals.append(exc)
+            continue
         if event is not None:
             kind, data = event
             made.append(_event(base, name, source, kind, at, ticket, data, where))
@@ -173,14 +249,15 @@ def _changes(
 
 
 def _change(
-    item: dict[str, Any], field: object, mapping: JiraMapping, where: str
+    doc: dict[str, Any], item: dict[str, Any], field: object, mapping: JiraMapping, where: str
 ) -> tuple[str, dict[str, Any]] | None:
     """One changelog item as (event type, data), or None when escalator has no use for it."""
     to = text(item, "toString", required=False)
     if field == "status":
         if to is None:
             raise missing(f"{where}.toString")
-        return "ticket.status_changed", {"status": _status(mapping, to, f"{where}.toString")}
+        status = _status(mapping, to, f"{where}.toString", _category(doc, to))
+        return "ticket.status_changed", {"status": status}
     if field == "priority":
         if to is None:
             raise missing(f"{where}.toString")
@@ -199,32 +276,75 @@ def _change(
     return None
 
 
-def _comment(doc: dict[str, Any], base: str, source: str, at: int, ticket: str) -> Accepted:
-    """A comment: public unless JSM marks it internal (`jsdPublic: false`) or it is
-    restricted to a group or role (`visibility`); the customer's when its author is a JSM
-    customer account or the issue's reporter."""
+def _comment(
+    doc: dict[str, Any], mapping: JiraMapping, base: str, source: str, at: int, ticket: str
+) -> Accepted | None:
+    """A comment (None: an app's or a bot's, which escalator ignores). Public only when
+    something says so and nothing says otherwise; an agent's only when its author is a
+    known agent (docs/sources.md "Comments"): when unsure, escalator would rather show a
+    breach that did not happen than hide one that did."""
     comment = doc.get("comment")
     if not isinstance(comment, dict):
         raise missing("comment")
     comment_id = need(doc, "comment.id")
-    flag = comment.get("jsdPublic")
-    if flag is not None and not isinstance(flag, bool):
-        raise refused("comment.jsdPublic", "expected true or false")
-    public = flag if flag is not None else comment.get("visibility") is None
     author = comment.get("author")
-    reporter = dig(doc, "issue.fields.reporter.accountId")
-    customer = isinstance(author, dict) and (
-        author.get("accountType") == "customer"
-        or (reporter is not None and author.get("accountId") == reporter)
-    )
+    account = text(author, "accountId", required=False) if isinstance(author, dict) else None
+    kind = author.get("accountType") if isinstance(author, dict) else None
+    if kind == "app" or (account is not None and account in mapping.bots):
+        return None
     data = {
-        "author_role": "customer" if customer else "agent",
-        "public": public,
+        "author_role": "agent" if _agent(doc, mapping, account, kind) else "customer",
+        "public": _public(comment),
         "body": _body(comment.get("body"))[:MAX_BODY],
     }
     return _event(
         base, f"comment/{comment_id}", source, "ticket.commented", at, ticket, data, "comment"
     )
+
+
+INTERNAL_PROPERTY: Final = "sd.public.comment"
+
+
+def _public(comment: dict[str, Any]) -> bool:
+    """Private when `jsdPublic` is false, when it is restricted to a group or role
+    (`visibility`), or when JSM's `sd.public.comment` property says `internal`; public when
+    `jsdPublic` is true or that property says not internal; private when nothing says."""
+    flag = comment.get("jsdPublic")
+    if flag is not None and not isinstance(flag, bool):
+        raise refused("comment.jsdPublic", "expected true or false")
+    internal = _internal_property(comment.get("properties"))
+    if flag is False or comment.get("visibility") is not None or internal is True:
+        return False
+    return flag is True or internal is False
+
+
+def _internal_property(properties: Any) -> bool | None:
+    """`internal` of the comment's `sd.public.comment` property (an object, or its JSON)."""
+    if not isinstance(properties, list):
+        return None
+    for prop in properties:
+        if isinstance(prop, dict) and prop.get("key") == INTERNAL_PROPERTY:
+            value = prop.get("value")
+            if isinstance(value, str):
+                try:
+                    value = orjson.loads(value)
+                except orjson.JSONDecodeError:
+                    return True  # unreadable: not shown to be public
+            internal = value.get("internal") if isinstance(value, dict) else None
+            return internal if isinstance(internal, bool) else True
+    return None
+
+
+def _agent(doc: dict[str, Any], mapping: JiraMapping, account: str | None, kind: object) -> bool:
+    """A known agent: an account `agents` lists, or the issue's assignee. A JSM customer
+    account never is; a participant, the reporter or an author without an account id
+    is the customer."""
+    if account is None or kind == "customer":
+        return False
+    if account in mapping.agents:
+        return True
+    assignee = dig(doc, "issue.fields.assignee.accountId")
+    return mapping.assignee_is_agent and isinstance(assignee, str) and assignee == account
 
 
 def _event(
@@ -240,7 +360,12 @@ def _event(
     return ticket_event(f"{base}/{name}", source, kind, at, ticket, data, field)
 
 
-def _status(mapping: JiraMapping, name: str, field: str) -> str:
+def _status(mapping: JiraMapping, name: str, field: str, category: str | None = None) -> str:
+    """A status by its name, else by its Jira status category (JIRA_CATEGORIES)."""
+    if name.casefold() not in mapping.statuses and category is not None:
+        fallback = JIRA_CATEGORIES.get(category.casefold())
+        if fallback is not None:
+            return fallback
     return lookup(mapping.statuses, name, field, f"{SETTING}.statuses", "status")
 
 
@@ -254,7 +379,7 @@ def _rule(fields: Mapping[str, Any], rule: FieldRule, key: str, *, required: boo
             raise refused(where, f"empty; fill it in Jira or give {SETTING}.{key}.default")
         return value
     if not rule.values:
-        return raw[:MAX_TEXT]
+        return rule.known.get(raw.casefold(), raw)[:MAX_TEXT]
     value = rule.values.get(raw.casefold(), rule.default)
     if value is None and required:
         raise refused(

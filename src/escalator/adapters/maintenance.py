@@ -12,7 +12,7 @@ from typing import Any, Final
 import orjson
 
 from escalator.adapters.cloudevents import _body, _head, _text, loads, parse_time
-from escalator.adapters.http_types import Accepted, HttpError
+from escalator.adapters.http_types import Accepted, HttpError, json_object
 from escalator.domain.events import MAINTENANCE_TYPES
 from escalator.domain.ladder import iso
 from escalator.domain.maintenance import OPEN_ENDED, AdhocWindow, MaintenanceChange
@@ -101,18 +101,7 @@ def maintenance_request(body: bytes, kind: str, now: int, event_id: str) -> Acce
     """A `POST /maintenance` (kind STARTED) or `POST /maintenance/end` (ENDED) JSON body →
     the CloudEvent to produce, keyed by service (so the start and the end of one window keep
     their order); HttpError 400 naming the body's field."""
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise HttpError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise HttpError(400, "not_an_object", "the body must be a JSON object")
-    allowed = HTTP_FIELDS[kind]
-    for key in doc:
-        if key not in allowed:
-            raise HttpError(
-                400, "invalid_field", f"{str(key)[:64]!r} is not a field; use: {', '.join(allowed)}"
-            )
+    doc = json_object(body, HTTP_FIELDS[kind])
     data = {key: value for key, value in doc.items() if value is not None}
     event: dict[str, Any] = {
         "specversion": "1.0",

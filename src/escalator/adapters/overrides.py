@@ -12,7 +12,7 @@ from typing import Any, Final
 import orjson
 
 from escalator.adapters.cloudevents import _body, _head, _text, loads, parse_time
-from escalator.adapters.http_types import Accepted, HttpError
+from escalator.adapters.http_types import Accepted, HttpError, json_object
 from escalator.adapters.maintenance import _not_too_old
 from escalator.adapters.schedule_view import unknown_schedule
 from escalator.domain.events import ONCALL_OVERRIDE
@@ -115,19 +115,7 @@ def override_request(
     400 naming the body's field."""
     if schedule not in policy.schedules:
         raise unknown_schedule(policy, schedule)
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise HttpError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise HttpError(400, "not_an_object", "the body must be a JSON object")
-    for key in doc:
-        if key not in HTTP_FIELDS:
-            raise HttpError(
-                400,
-                "invalid_field",
-                f"{str(key)[:64]!r} is not a field; use: {', '.join(HTTP_FIELDS)}",
-            )
+    doc = json_object(body, HTTP_FIELDS)
     data = {"schedule": schedule, **{k: v for k, v in doc.items() if v is not None}}
     event: dict[str, Any] = {
         "specversion": "1.0",

@@ -20,11 +20,12 @@ from escalator.domain.recontact import CustomerFact, CustomerState
 from escalator.domain.sla import Clock
 from escalator.domain.state import ExpiredTicket, Handoff, TicketState, Visit
 
-# Tickets: a positional array. Formats 4 (the same array before the stays at tiers and the
-# customer's latest words were kept), 3 (before open pages and the snooze), 2 (before the
-# status timeline, agent action, period starts and clock moves) and 1 (a dict, "v": 1) are
-# still read.
-TICKET_FORMAT: Final = 5
+# Tickets: a positional array. Formats 5 (the same array before the customer's sentiment
+# scores, churn risk and VIP flag were kept), 4 (before the stays at tiers and the customer's
+# latest words were kept), 3 (before open pages and the snooze), 2 (before the status
+# timeline, agent action, period starts and clock moves) and 1 (a dict, "v": 1) are still read.
+TICKET_FORMAT: Final = 6
+TICKET_FORMAT_5: Final = 5
 TICKET_FORMAT_4: Final = 4
 TICKET_FORMAT_3: Final = 3
 TICKET_FORMAT_2: Final = 2
@@ -123,13 +124,18 @@ _TICKET_FIELDS: Final = (
     "snoozed_until",
     "visits",
     "last_customer_message",
+    "sentiments",
+    "churn_risk",
+    "vip",
 )
 # Format 2 held the first fields of each (format 1 the same, as dicts).
 _CLOCK_FIELDS_2: Final = _CLOCK_FIELDS[:-3]
 # Format 3: before pages, snoozed_until, visits and last_customer_message.
-_TICKET_FIELDS_4: Final = _TICKET_FIELDS[:-2]  # format 4: before visits and the excerpt
-_TICKET_FIELDS_3: Final = _TICKET_FIELDS[:-4]
-_TICKET_FIELDS_2: Final = _TICKET_FIELDS[:-14]
+# Format 5: before the sentiment scores and the customer's churn risk and VIP flag.
+_TICKET_FIELDS_5: Final = _TICKET_FIELDS[:-3]
+_TICKET_FIELDS_4: Final = _TICKET_FIELDS[:-5]  # format 4: before visits and the excerpt
+_TICKET_FIELDS_3: Final = _TICKET_FIELDS[:-7]
+_TICKET_FIELDS_2: Final = _TICKET_FIELDS[:-17]
 # Attributes renamed since format 1 was written: attribute → its key in a format-1 record.
 _V1_KEYS: Final = {"processed_until": "clock"}
 _HEAD: Final = 4  # version, partition, due, offset
@@ -142,6 +148,7 @@ _TIER: Final = _HEAD + _TICKET_FIELDS.index("tier")
 _SERVICE: Final = _HEAD + _TICKET_FIELDS.index("service")
 _STATUS: Final = _HEAD + _TICKET_FIELDS.index("status")
 _ROW_LENGTH: Final = _HEAD + len(_TICKET_FIELDS)
+_ROW_LENGTH_5: Final = _HEAD + len(_TICKET_FIELDS_5)
 _ROW_LENGTH_4: Final = _HEAD + len(_TICKET_FIELDS_4)
 _ROW_LENGTH_3: Final = _HEAD + len(_TICKET_FIELDS_3)
 _ROW_LENGTH_2: Final = _HEAD + len(_TICKET_FIELDS_2)
@@ -173,9 +180,10 @@ def encode_state(
 def decode_state(raw: bytes) -> tuple[TicketState, int | None]:
     """Inverse of `encode_state`: the state and the source offset that last wrote it.
 
-    Reads format 5, formats 4, 3 and 2 and the dicts of format 1 (`_upgrade` fills in what 2
-    and 1 lack; formats 4 and 3 lack only what defaults to nothing: no stays recorded, no
-    customer excerpt, and for 3 no open pages, no snooze).
+    Reads format 6, formats 5, 4, 3 and 2 and the dicts of format 1 (`_upgrade` fills in what
+    2 and 1 lack; formats 5, 4 and 3 lack only what defaults to nothing: no sentiment scores,
+    no churn risk, not a VIP by data, and for 4 no stays recorded, no customer excerpt, and
+    for 3 no open pages, no snooze).
     """
     row = orjson.loads(raw)
     if type(row) is not list:
@@ -187,11 +195,12 @@ def decode_state(raw: bytes) -> tuple[TicketState, int | None]:
     if row[0] == TICKET_FORMAT_4 and len(row) == _ROW_LENGTH_4:
         row[_PAGES] = [Page(*values) for values in row[_PAGES]]
         return _decode_rows(row, len(_CLOCK_FIELDS), upgrade=False)
-    if row[0] != TICKET_FORMAT or len(row) != _ROW_LENGTH:
+    current = row[0] == TICKET_FORMAT and len(row) == _ROW_LENGTH
+    if not current and not (row[0] == TICKET_FORMAT_5 and len(row) == _ROW_LENGTH_5):
         raise ValueError(
             f"unknown ticket state format {row[0]!r} with {len(row)} items "
-            f"(this build reads {TICKET_FORMAT} with {_ROW_LENGTH}, 4 with {_ROW_LENGTH_4}, "
-            f"3 with {_ROW_LENGTH_3}, 2 with {_ROW_LENGTH_2}, and 1)"
+            f"(this build reads {TICKET_FORMAT} with {_ROW_LENGTH}, 5 with {_ROW_LENGTH_5}, "
+            f"4 with {_ROW_LENGTH_4}, 3 with {_ROW_LENGTH_3}, 2 with {_ROW_LENGTH_2}, and 1)"
         )
     row[_PAGES] = [Page(*values) for values in row[_PAGES]]
     row[_VISITS] = [

@@ -5,6 +5,7 @@ producing it again."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
@@ -12,7 +13,7 @@ from typing import Any, Final
 import orjson
 
 from escalator.adapters.cloudevents import MAX_TEXT, event_from_dict
-from escalator.adapters.http_types import Accepted, HttpError, Ingested
+from escalator.adapters.http_types import Accepted, HttpError, Ingested, json_object
 from escalator.domain.ladder import iso
 from escalator.errors import InvalidEvent
 
@@ -21,6 +22,9 @@ from escalator.errors import InvalidEvent
 # whose per-ticket memory of event ids refuses them (dead letter `duplicate_event`).
 RECENT_MS: Final = 30 * 60_000
 RECENT_MAX: Final = 10_000
+# How long a request waits for another one producing the same event ids (the door's
+# produce gives up after 30 s): past it, it produces too and the worker's memory decides.
+FLIGHT_WAIT_S: Final = 35.0
 
 
 def refused(field: str, message: str) -> HttpError:
@@ -33,13 +37,7 @@ def missing(field: str) -> HttpError:
 
 
 def load_object(body: bytes) -> dict[str, Any]:
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise HttpError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise HttpError(400, "not_an_object", "the body must be a JSON object")
-    return doc
+    return json_object(body)
 
 
 def dig(doc: Any, path: str) -> Any:
@@ -130,6 +128,8 @@ class RecentDeliveries:
         self.keep_ms = keep_ms
         self.most = most
         self._seen: OrderedDict[str, int] = OrderedDict()
+        # Ids a request is producing now → resolved (True: acknowledged) when it is done.
+        self._flying: dict[str, asyncio.Future[bool]] = {}
 
     def _forget(self, now: int) -> None:
         while self._seen and (
@@ -152,3 +152,39 @@ class RecentDeliveries:
             self._seen[item.event_id] = now
             self._seen.move_to_end(item.event_id)
         self._forget(now)
+
+    async def admit(
+        self, made: Ingested, now: int, wait_s: float = FLIGHT_WAIT_S
+    ) -> tuple[Ingested, tuple[str, ...]]:
+        """`made` checked (see `check`) once no other request is producing any of its ids,
+        and the ids this request now produces (give them to `settle`). Jira sends
+        `comment_created` and `jira:issue_updated` for one comment at once: the second
+        waits for the first; acknowledged, it is a duplicate, failed, it produces."""
+        ids = [item.event_id for item in made.events]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while True:
+            waiting = [self._flying[i] for i in ids if i in self._flying]
+            left = deadline - loop.time()
+            if not waiting or left <= 0:
+                break
+            await asyncio.wait(waiting, timeout=left)
+        checked = self.check(made, now)
+        if checked.duplicate:
+            return checked, ()
+        claimed = tuple(i for i in dict.fromkeys(ids) if i not in self._flying)
+        for event_id in claimed:
+            self._flying[event_id] = loop.create_future()
+        return checked, claimed
+
+    def settle(
+        self, claimed: Sequence[str], events: Sequence[Accepted], *, acked: bool, now: int
+    ) -> None:
+        """The end of a request `admit` let produce: remembered when Kafka acknowledged it,
+        and the requests waiting on its ids go on."""
+        if acked:
+            self.remember(events, now)
+        for event_id in claimed:
+            future = self._flying.pop(event_id, None)
+            if future is not None and not future.done():
+                future.set_result(acked)

@@ -101,12 +101,19 @@ def _created(doc: dict[str, Any], mapping: ZendeskMapping, made: Made) -> list[A
     """The ticket, then its status and assignee when they are not a new ticket's."""
     detail = doc["detail"]
     priority = text(doc, "detail.priority", required=False)
-    if priority is None:
-        raise refused("detail.priority", f"empty; escalator needs one (map it in {SETTING})")
+    if priority is not None:
+        severity = _priority(mapping, priority, "detail.priority")
+    elif mapping.default_priority is not None:  # e-mail and API tickets often have none
+        severity = mapping.default_priority
+    else:
+        raise refused(
+            "detail.priority",
+            f"empty; set a priority in Zendesk (a trigger) or give {SETTING}.default_priority",
+        )
     data: dict[str, Any] = {
         "customer_id": _customer(detail, mapping),
         "customer_tier": _tagged(detail, mapping.customer_tier, "customer_tier", required=True),
-        "severity": _priority(mapping, priority, "detail.priority"),
+        "severity": severity,
         "summary": (text(doc, "detail.subject", required=False, limit=None) or "")[:MAX_TEXT],
     }
     service = _tagged(detail, mapping.service, "service", required=False)

@@ -37,15 +37,21 @@ from escalator.domain.keywords import Keyword, KeywordError
 from escalator.domain.maintenance import MaintenanceError, MaintenanceWindow, OneOff, Weekly
 from escalator.domain.policy import (
     FALLBACK_LEVEL_TIMEOUT_MS,
+    OTHER_LABEL,
     TARGETS,
     AlertPolicy,
+    ChurnRule,
     ContextRule,
+    CreditBand,
+    CreditRule,
+    CriticalRule,
     HierarchicalTrigger,
     ImportRule,
     Lateness,
     OncallLevel,
     OutageRule,
     Policy,
+    SentimentTrigger,
     TargetRule,
     Threshold,
     TierDef,
@@ -60,6 +66,7 @@ from escalator.domain.schedules import (
     ShiftLength,
     schedule_name,
 )
+from escalator.domain.sentiment import SCORES_KEPT
 from escalator.domain.ticket_sources import (
     FieldRule,
     JiraMapping,
@@ -228,6 +235,7 @@ def parse_policy(text: str, file: str = "<policy>", warnings: list[str] | None =
             "schedules",
             "maintenance",
             "sources",
+            "credits",
         ),
         required=("version", "targets", "tiers"),
     )
@@ -263,7 +271,13 @@ def parse_policy(text: str, file: str = "<policy>", warnings: list[str] | None =
     if "maintenance" in top:
         policy_args["maintenance"] = _maintenance(top["maintenance"])
     if "sources" in top:
-        policy_args["sources"] = _sources(top["sources"], tuple(t.name for t in tiers))
+        policy_args["sources"] = _sources(
+            top["sources"],
+            tuple(t.name for t in tiers),
+            frozenset(c for t in targets if t.customer_tiers for c in t.customer_tiers),
+        )
+    if "credits" in top:
+        policy_args["credits"] = _credits(top["credits"], targets)
     alerts = (
         _alerts(top["alerts"], tuple(t.name for t in tiers), schedules, warnings)
         if "alerts" in top
@@ -580,13 +594,15 @@ def _notify(node: _Node, schedules: Mapping[str, Schedule]) -> str:
 
 
 def _triggers(node: _Node, tier_names: tuple[str, ...]) -> dict[str, Any]:
-    fields = node.mapping(("inactivity", "reopen", "keywords", "vip"))
+    fields = node.mapping(("inactivity", "reopen", "keywords", "vip", "sentiment", "churn"))
     result: dict[str, Any] = {}
     parsers: dict[str, Callable[[_Node], Any]] = {
         "inactivity": lambda n: {s: d.duration() for s, d in _severity_map(n)},
         "reopen": lambda n: _reopen(n, tier_names),
         "keywords": lambda n: _keywords(n, tier_names),
         "vip": _vip,
+        "sentiment": lambda n: _sentiment(n, tier_names),
+        "churn": lambda n: _churn(n, tier_names),
     }
     for key, parse in parsers.items():
         if key in fields:
@@ -620,15 +636,139 @@ def _keywords(node: _Node, tiers: tuple[str, ...]) -> HierarchicalTrigger:
     return HierarchicalTrigger(notify_tier=fields["notify"].choice(tiers), keywords=words)
 
 
+def _sentiment(node: _Node, tiers: tuple[str, ...]) -> SentimentTrigger:
+    """`{below: -0.6, sustained: 2, notify: L4}`; `below` and `sustained` have defaults
+    (docs/policy.md, "Negative sentiment")."""
+    fields = node.mapping(("below", "sustained", "notify"), required=("notify",))
+    below = -0.6
+    if "below" in fields:
+        value = fields["below"].value
+        if isinstance(value, bool) or not isinstance(value, int | float) or not -1 < value <= 1:
+            raise fields["below"].error(
+                "expected a compound score above -1 and at most 1 (e.g. -0.6): VADER scores "
+                "text from -1 (most negative) to +1"
+            )
+        below = float(value)
+    sustained = 2
+    if "sustained" in fields:
+        value = fields["sustained"].value
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= SCORES_KEPT:
+            raise fields["sustained"].error(
+                f"expected a whole number of customer messages from 1 to {SCORES_KEPT}"
+            )
+        sustained = value
+    return SentimentTrigger(fields["notify"].choice(tiers), below, sustained)
+
+
+def _credits(node: _Node, targets: tuple[TargetRule, ...]) -> dict[str, CreditRule]:
+    """`credits: {<customer tier>: {compliance: [...], targets: [...], critical: [...]}}`
+    (docs/policy.md, "Service credits"). A tier must be one a target names (or `other`, the
+    tiers no target names): compliance periods know a customer's tier by that label."""
+    named = frozenset().union(*(t.customer_tiers for t in targets if t.customer_tiers))
+    allowed = (*sorted(named), OTHER_LABEL)
+    rules: dict[str, CreditRule] = {}
+    for tier, value in _named(node):
+        if tier not in allowed:
+            raise value.error(
+                f"no target names customer tier {tier!r}: its tickets count as "
+                f"{OTHER_LABEL!r}; use one of: {', '.join(allowed)}"
+            )
+        rules[tier] = _credit_rule(value)
+    return rules
+
+
+def _credit_rule(node: _Node) -> CreditRule:
+    fields = node.mapping(("compliance", "targets", "critical"))
+    if "compliance" not in fields and "critical" not in fields:
+        raise node.error("expected 'compliance' bands, 'critical' rules or both")
+    bands = tuple(_band(n) for n in fields["compliance"].items()) if "compliance" in fields else ()
+    critical = (
+        tuple(_critical(n) for n in fields["critical"].items()) if "critical" in fields else ()
+    )
+    chosen = frozenset(fields["targets"].strings(TARGETS)) if "targets" in fields else None
+    return CreditRule(bands=bands, targets=chosen, critical=critical)
+
+
+def _band(node: _Node) -> CreditBand:
+    fields = node.mapping(("below", "credit"), required=("below", "credit"))
+    return CreditBand(
+        below=_percent(fields["below"], "a compliance percentage (e.g. 99.5)", low_open=True),
+        credit=_percent(fields["credit"], "a credit percentage (e.g. 10)"),
+    )
+
+
+def _critical(node: _Node) -> CriticalRule:
+    fields = node.mapping(
+        ("severity", "target", "later_than", "credit"),
+        required=("severity", "target", "later_than", "credit"),
+    )
+    return CriticalRule(
+        severities=frozenset(fields["severity"].strings(SEVERITIES)),
+        target=fields["target"].choice(TARGETS),
+        later_than_ms=fields["later_than"].duration(),
+        credit=_percent(fields["credit"], "a credit percentage (e.g. 50)"),
+    )
+
+
+def _percent(node: _Node, what: str, low_open: bool = False) -> float:
+    value = node.value
+    low_ok = value > 0 if low_open and isinstance(value, int | float) else True
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
+        raise node.error(f"expected {what}, from 0 to 100")
+    if not low_ok:
+        raise node.error(f"expected {what} above 0")
+    return float(value)
+
+
 def _vip(node: _Node) -> VipRule:
-    fields = node.mapping(("customers", "warnings", "notify_backup"), required=("customers",))
-    notify = fields["notify_backup"].value if "notify_backup" in fields else True
-    if not isinstance(notify, bool):
-        raise fields["notify_backup"].error("expected true or false")
+    fields = node.mapping(("customers", "from_data", "warnings", "notify_backup"))
+    notify = _flag(fields, "notify_backup", True)
+    from_data = _flag(fields, "from_data", False)
+    if "customers" not in fields and not from_data:
+        raise node.error(
+            "missing required key 'customers' (or from_data: true, for tickets whose data "
+            "says vip: true)"
+        )
     return VipRule(
-        customers=frozenset(fields["customers"].strings()),
+        customers=frozenset(fields["customers"].strings())
+        if "customers" in fields
+        else frozenset(),
         extra_warnings=_thresholds(fields["warnings"]) if "warnings" in fields else (),
         always_notify_backup=notify,
+        from_data=from_data,
+    )
+
+
+def _flag(fields: dict[str, _Node], key: str, default: bool) -> bool:
+    if key not in fields:
+        return default
+    value = fields[key].value
+    if not isinstance(value, bool):
+        raise fields[key].error("expected true or false")
+    return value
+
+
+def _churn(node: _Node, tiers: tuple[str, ...]) -> ChurnRule:
+    """`{at_least: 0.7, warnings: [0.25], notify_backup: true, start_at: L2}` (docs/policy.md,
+    "Churn risk and VIP")."""
+    fields = node.mapping(
+        ("at_least", "warnings", "notify_backup", "start_at"), required=("at_least",)
+    )
+    at_least = fields["at_least"].value
+    if (
+        isinstance(at_least, bool)
+        or not isinstance(at_least, int | float)
+        or not 0 <= at_least <= 1
+    ):
+        raise fields["at_least"].error(
+            "expected a churn risk from 0 to 1 (e.g. 0.7): tickets of customers at or above it "
+            "are at risk"
+        )
+    return ChurnRule(
+        at_least=float(at_least),
+        extra_warnings=_thresholds(fields["warnings"]) if "warnings" in fields else (),
+        notify_backup=_flag(fields, "notify_backup", False),
+        start_at=fields["start_at"].choice(tiers) if "start_at" in fields else None,
     )
 
 
@@ -977,11 +1117,22 @@ def _hours(node: _Node) -> tuple[int, int]:
 # --- sources: the ticket systems' doors (docs/sources.md) ---------------------------------------
 
 
-def _sources(node: _Node, tiers: tuple[str, ...]) -> TicketSources:
+def _sources(node: _Node, tiers: tuple[str, ...], customer_tiers: frozenset[str]) -> TicketSources:
     fields = node.mapping(("jira", "zendesk"))
-    jira = _jira(fields["jira"], tiers) if "jira" in fields else JiraMapping()
+    jira = _jira(fields["jira"], tiers, customer_tiers) if "jira" in fields else JiraMapping()
     zendesk = _zendesk(fields["zendesk"], tiers) if "zendesk" in fields else ZendeskMapping()
     return TicketSources(jira=jira, zendesk=zendesk)
+
+
+def _statuses(node: _Node, defaults: Mapping[str, str]) -> Mapping[str, str]:
+    """The vendor's default statuses with the policy's added (a name given here wins): a
+    policy naming one custom status must not lose the defaults (docs/sources.md)."""
+    return folded({**defaults, **_names(node, STATUSES)})
+
+
+def _ids(node: _Node) -> frozenset[str]:
+    """Account ids: a string or a list of strings."""
+    return frozenset(node.strings())
 
 
 def _names(node: _Node, allowed: tuple[str, ...] | None = None) -> Mapping[str, str]:
@@ -1007,31 +1158,65 @@ def _customer_tiers(node: _Node) -> Mapping[str, str]:
     return names
 
 
-def _jira(node: _Node, tiers: tuple[str, ...]) -> JiraMapping:
+def _jira(node: _Node, tiers: tuple[str, ...], customer_tiers: frozenset[str]) -> JiraMapping:
     fields = node.mapping(
-        ("statuses", "priorities", "customer", "customer_tier", "service", "tier")
+        (
+            "statuses",
+            "priorities",
+            "default_priority",
+            "customer",
+            "customer_tier",
+            "service",
+            "tier",
+            "agents",
+            "assignee_is_agent",
+            "bots",
+        )
     )
     base = JiraMapping()
+    known = folded({name: name for name in customer_tiers})
+    assignee = fields.get("assignee_is_agent")
+    if assignee is not None and not isinstance(assignee.value, bool):
+        raise assignee.error("expected true or false")
     return JiraMapping(
-        statuses=_names(fields["statuses"], STATUSES) if "statuses" in fields else base.statuses,
+        statuses=(
+            _statuses(fields["statuses"], base.statuses) if "statuses" in fields else base.statuses
+        ),
         priorities=(
             _names(fields["priorities"], SEVERITIES) if "priorities" in fields else base.priorities
         ),
+        default_priority=(
+            fields["default_priority"].choice(SEVERITIES) if "default_priority" in fields else None
+        ),
         customer=_field_rule(fields["customer"], None) if "customer" in fields else base.customer,
         customer_tier=(
-            _field_rule(fields["customer_tier"], None, tier_values=True)
+            _field_rule(fields["customer_tier"], None, tier_values=True, known=known)
             if "customer_tier" in fields
             else base.customer_tier
         ),
         service=_field_rule(fields["service"], None) if "service" in fields else base.service,
         tier=_field_rule(fields["tier"], tiers) if "tier" in fields else base.tier,
+        agents=_ids(fields["agents"]) if "agents" in fields else base.agents,
+        assignee_is_agent=base.assignee_is_agent if assignee is None else assignee.value,
+        bots=_ids(fields["bots"]) if "bots" in fields else base.bots,
     )
 
 
 def _field_rule(
-    node: _Node, allowed: tuple[str, ...] | None, *, tier_values: bool = False
+    node: _Node,
+    allowed: tuple[str, ...] | None,
+    *,
+    tier_values: bool = False,
+    known: Mapping[str, str] | None = None,
 ) -> FieldRule:
+    """`allowed`: the only values escalator takes (the ladder's tiers). Then a field read
+    needs `values`: a Jira value passed as it is could name no tier."""
     fields = node.mapping(("field", "values", "default"))
+    if allowed and "field" in fields and "values" not in fields:
+        raise node.error(
+            "give `values` (Jira's value → one of the tiers: "
+            f"{', '.join(allowed)}); a field's value is not taken as a tier as it is"
+        )
     values: Mapping[str, str] = {}
     if "values" in fields:
         values = _customer_tiers(fields["values"]) if tier_values else _names(fields["values"])
@@ -1046,6 +1231,7 @@ def _field_rule(
         field=fields["field"].text() if "field" in fields else None,
         values=values,
         default=default,
+        known=known or {},
     )
 
 
@@ -1059,6 +1245,7 @@ def _zendesk(node: _Node, tiers: tuple[str, ...]) -> ZendeskMapping:
             "customer_tier",
             "service",
             "ticket_prefix",
+            "default_priority",
         )
     )
     base = ZendeskMapping()
@@ -1066,7 +1253,12 @@ def _zendesk(node: _Node, tiers: tuple[str, ...]) -> ZendeskMapping:
     if prefix.startswith("__"):
         raise fields["ticket_prefix"].error("ticket ids starting with '__' are escalator's own")
     return ZendeskMapping(
-        statuses=_names(fields["statuses"], STATUSES) if "statuses" in fields else base.statuses,
+        statuses=(
+            _statuses(fields["statuses"], base.statuses) if "statuses" in fields else base.statuses
+        ),
+        default_priority=(
+            fields["default_priority"].choice(SEVERITIES) if "default_priority" in fields else None
+        ),
         priorities=(
             _names(fields["priorities"], SEVERITIES) if "priorities" in fields else base.priorities
         ),

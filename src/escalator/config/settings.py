@@ -62,6 +62,9 @@ class Settings:
     topics: dict[str, str] = field(default_factory=lambda: dict(TOPIC_DEFAULTS))
     partitions: int = 12
     replication: int = 1
+    # min.insync.replicas of topics and changelogs escalator creates; 0 = 2 when replication
+    # is 3 or more (one broker may be down while acks=all writes go on), else the broker's.
+    min_insync_replicas: int = 0
     store: Literal["rocksdb", "memory"] = "rocksdb"
     data_dir: Path = Path("var/escalator")
     web_bind: str = "127.0.0.1"
@@ -102,6 +105,14 @@ class Settings:
     @property
     def notifier_app_id(self) -> str:
         return self.notify_app_id or f"{self.app_id}-notify"
+
+    @property
+    def topic_min_insync(self) -> int | None:
+        """The min.insync.replicas escalator sets on the topics it creates (None: the
+        broker's default)."""
+        if self.min_insync_replicas:
+            return self.min_insync_replicas
+        return 2 if self.replication >= 3 else None
 
     def topic(self, role: str) -> str:
         """The full topic name for a role (tickets, escalations, …) with the prefix applied."""

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
-from escalator.domain import facts
+from escalator.domain import credits, facts
 from escalator.domain.aggregates import COMPLIANCE_PREFIX, GROUP_PREFIX, Closed, Tally
+from escalator.domain.credits import Breach, Credit
 from escalator.domain.facts import (
     APPLIED,
     BOUNCEBACK,
@@ -20,6 +21,8 @@ from escalator.domain.facts import (
     HANDOFF_BUCKETS_S,
     MET,
 )
+from escalator.domain.ladder import iso
+from escalator.domain.policy import CreditRule
 
 
 def _rate(rate: facts.Rate, tally: Tally) -> float | None:
@@ -196,4 +199,82 @@ def _targets(count: facts.Count) -> dict[str, int]:
         "completed": count(MET) + count(ENDED_BREACHED),
         "breached": count(ENDED_BREACHED),
         "breaches": facts.BREACHES.of(count),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class SlaCredit:
+    """The service credit a customer's closed compliance period earns (domain/credits.py):
+    what an account manager hands to the customer."""
+
+    type: ClassVar[str] = "escalator.sla.credit"
+    id: str
+    time: int
+    customer_id: str
+    customer_tier: str
+    period: str
+    window_start: int
+    window_end: int
+    compliance: float | None  # over the rule's targets (all if it names none)
+    credit_percent: float
+    rule: Mapping[str, object] | None  # the rule that gave the credit; None: no credit
+    evidence: Sequence[Mapping[str, object]]
+    unlisted_breaches: int
+
+    @property
+    def key(self) -> str:
+        return self.customer_id
+
+    @property
+    def subject(self) -> str:
+        return self.customer_id
+
+
+def sla_credit(closed: Closed, rules: Mapping[str, CreditRule]) -> SlaCredit | None:
+    """The credit record of a customer's closed period, if its tier has credits (a customer
+    whose tier changed during the period: the tier whose rule gives the most), else None."""
+    tally, period = closed.tally, closed.period
+    found: list[tuple[float, str, Credit]] = []
+    breaches = [_as_of(b, closed.end) for b in tally.breaches.values()]
+    for tier in sorted(tally.customer_tiers):
+        rule = rules.get(tier)
+        if rule is not None:
+            earned = credits.credit(rule, tally.by_target, breaches)
+            found.append((-earned.percent, tier, earned))
+    if not found:
+        return None
+    _, tier, earned = min(found)
+    customer_id = closed.key.removeprefix(COMPLIANCE_PREFIX)
+    return SlaCredit(
+        id=f"credit/{customer_id}/{period.name}/{period.label(closed.start)}",
+        time=closed.end,
+        customer_id=customer_id,
+        customer_tier=tier,
+        period=period.label(closed.start),
+        window_start=closed.start,
+        window_end=closed.end,
+        compliance=None if earned.compliance is None else facts.rounded(earned.compliance, 6),
+        credit_percent=earned.percent,
+        rule=earned.rule,
+        evidence=[_evidence(b) for b in earned.evidence],
+        unlisted_breaches=tally.unlisted,
+    )
+
+
+def _as_of(breach: Breach, end: int) -> Breach:
+    """A breach still open at the period's close is as late as it was then."""
+    if not breach.open:
+        return breach
+    return replace(breach, overdue_ms=max(0, end - breach.deadline))
+
+
+def _evidence(breach: Breach) -> dict[str, object]:
+    return {
+        "breach_id": breach.breach_id,
+        "ticket_id": breach.ticket_id,
+        "target": breach.target,
+        "severity": breach.severity,
+        "deadline": iso(breach.deadline),
+        "overdue_seconds": breach.overdue_ms // 1000,
+        "open_at_close": breach.open,
     }

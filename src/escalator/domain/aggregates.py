@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Final
 
 from escalator.domain import facts
+from escalator.domain.credits import EVIDENCE_KEPT, Breach
 from escalator.domain.defaults import DAY_MS, MAX_EVENT_AGE_MS
 from escalator.domain.durations import DurationError, parse_duration
 from escalator.domain.effects import Effect, EscalationRaised
@@ -180,6 +181,7 @@ class MetricFact:
     tier: str
     target: str = ""
     value_ms: int = 0
+    ref: str = ""  # a breach, or a retraction: the breach's id (the credits' evidence)
 
     @property
     def group(self) -> str:
@@ -197,13 +199,16 @@ def facts_of(
     now: int,
     cause: str,
     tier_label: Callable[[str], str] = str,
+    severities: Sequence[str] | None = None,
 ) -> list[MetricFact]:
     """The facts a decision about `state` produced: its effects' observations
     (`facts.observe`), dated and given the tier they count for.
 
     A fact's tier is the tier that owned the ticket for it: an escalation counts for the tier
     it left, a bounceback and a handoff for the tier that received the ticket, a breach for the
-    tier holding it at the deadline, everything else for the ticket's tier after the decision.
+    tier holding it at the deadline, everything else for the ticket's tier after the decision;
+    its severity is the ticket's when the step emitting its effect ran (`severities`, parallel
+    to `effects`; else the ticket's after the decision).
     A fact is dated at the instant it marks (a creation, a deadline, an escalation), else at
     the instant of the firing step that emitted its effect (`times`, parallel to `effects`),
     else at the decision (`now`; if the event itself raised an escalation, that escalation's
@@ -222,7 +227,8 @@ def facts_of(
     at = raised_now.time if raised_now else now
     retracted: dict[str, int] = {}  # target → deadline of the breach this decision retracted
     facts: list[MetricFact] = []
-    for effect, step_at in zip(effects, times, strict=True):
+    steps = severities if severities is not None else [state.severity] * len(effects)
+    for effect, step_at, severity in zip(effects, times, steps, strict=True):
         for seen in observe(effect):
             if seen.kind not in AGGREGATED:
                 continue
@@ -242,10 +248,11 @@ def facts_of(
                     ticket_id=state.ticket_id,
                     customer_id=state.customer_id,
                     customer_tier=customer_tier,
-                    severity=state.severity,
+                    severity=severity,
                     tier=_tier(seen, left) or state.tier,
                     target=target,
                     value_ms=seen.value_ms,
+                    ref=seen.ref if seen.kind in (BREACH, RETRACTED) else "",
                 )
             )
     return facts
@@ -285,8 +292,13 @@ class Tally:
     worst: Worst | None = None
     late: int = 0
     customer_tiers: set[str] = field(default_factory=set)
+    # A customer's period only: its breaches by id, the evidence of its service credit
+    # (domain/credits.py; the EVIDENCE_KEPT earliest by deadline, the others counted in
+    # `unlisted`).
+    breaches: dict[str, Breach] = field(default_factory=dict)
+    unlisted: int = 0
 
-    def add(self, fact: MetricFact, *, late: bool = False) -> None:
+    def add(self, fact: MetricFact, *, late: bool = False, evidence: bool = False) -> None:
         kind = fact.kind
         if late and kind == RETRACTED:
             # Its breach was counted in a window already closed (and published): that record
@@ -303,6 +315,35 @@ class Tally:
             candidate = Worst(fact.ticket_id, fact.target, fact.severity, fact.value_ms)
             if self.worst is None or _rank(candidate) > _rank(self.worst):
                 self.worst = candidate
+        if evidence:
+            self._evidence(fact, kind)
+
+    def _evidence(self, fact: MetricFact, kind: str) -> None:
+        """Keep the breaches of the period: added by BREACH, withdrawn by a retraction, and
+        completed (how late) by the target's end."""
+        if kind == BREACH and fact.ref:
+            self.breaches[fact.ref] = Breach(
+                fact.ref, fact.ticket_id, fact.target, fact.severity, fact.time, 0, True
+            )
+            if len(self.breaches) > EVIDENCE_KEPT:
+                # The earliest deadlines are listed, whatever order the partitions' facts
+                # arrived in, so the worker lists what simulate lists.
+                latest = max(self.breaches.values(), key=lambda b: (b.deadline, b.breach_id))
+                del self.breaches[latest.breach_id]
+                self.unlisted += 1
+        elif kind == RETRACTED and fact.ref:
+            if self.breaches.pop(fact.ref, None) is None and self.unlisted:
+                self.unlisted -= 1  # an unlisted breach of the period was withdrawn
+        elif kind == ENDED_BREACHED:
+            # The ticket's open breach of that target (a cycle breaches a clock once).
+            ended = [
+                b
+                for b in self.breaches.values()
+                if b.open and b.ticket_id == fact.ticket_id and b.target == fact.target
+            ]
+            if ended:
+                last = max(ended, key=lambda b: b.deadline)
+                self.breaches[last.breach_id] = replace(last, overdue_ms=fact.value_ms, open=False)
 
     def count(self, kind: str) -> int:
         return self.counts.get(kind, 0)
@@ -350,7 +391,8 @@ def add_fact(state: Windows, fact: MetricFact, periods: Sequence[Period]) -> boo
         tally_key = (period.name, start)
         if late:
             state.open.setdefault(tally_key, Tally()).late += 1
-        state.open.setdefault(tally_key, Tally()).add(fact, late=late)
+        evidence = state.key.startswith(COMPLIANCE_PREFIX)
+        state.open.setdefault(tally_key, Tally()).add(fact, late=late, evidence=evidence)
     return True
 
 

@@ -24,10 +24,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from escalator.domain import due
+from escalator.domain.customers import CustomerAttributes
 from escalator.domain.effects import OutageChanged
 from escalator.domain.events import TicketEvent, TicketSnapshot
 from escalator.domain.policy import Policy
 from escalator.domain.schedules import Override
+from escalator.domain.sentiment import Scorer
 from escalator.domain.sla import Clock
 from escalator.domain.state import TicketState
 from escalator.domain.tickets import (
@@ -65,6 +67,8 @@ def apply(
     outage: OutageChanged | None = None,
     held: bool = False,
     overrides: Sequence[Override] = (),
+    scorer: Scorer | None = None,
+    customer: CustomerAttributes | None = None,
 ) -> Decision:
     """Apply one inbound event; raises InvalidEvent (with a reason code) to refuse it.
 
@@ -72,7 +76,10 @@ def apply(
     `overrides` the schedule overrides known where the ticket lives. `held`:
     the ticket's source is silent and its deadlines wait (docs/time.md, "Silent sources"); an
     event for it is applied before anything due fires, and what is due settles (rule 8) — a
-    backlog arriving as the source comes back lands first.
+    backlog arriving as the source comes back lands first. `scorer` scores customer text for
+    the sentiment trigger (the shell's VADER, adapters/sentiment.py; None: nothing is scored).
+    `customer`: what the ticket's partition knows of its customer (domain/customers.py), read
+    by a `ticket.created` that does not say it itself.
     """
     validation.check(state, event, policy, limits or DEFAULT_LIMITS)
     now = event.arrival if state is None else max(event.arrival, state.processed_until)
@@ -81,7 +88,7 @@ def apply(
         decision = imports.import_ticket(event, at, now, policy, state, overrides)
     elif state is None:
         # Deadlines of an old ticket (a replayed backlog) may already be behind the clock.
-        decision = handlers.open_ticket(event, at, now, policy, outage, overrides)
+        decision = handlers.open_ticket(event, at, now, policy, outage, overrides, scorer, customer)
     else:
         decision = Decision(state, overrides=overrides)
         explain.forget_what_is_not_allowed(state, policy)
@@ -94,7 +101,9 @@ def apply(
         state.processed_until = now
         due.remember(state.seen, event.id)
         # Nothing about a ticket happens before it was created (a late event may claim so).
-        step = Step(decision, policy, max(at, state.created_at), now, event.id, outage)
+        step = Step(
+            decision, policy, max(at, state.created_at), now, event.id, outage, scorer=scorer
+        )
         handlers.handle(step, event.payload)
     # What the event put behind the clock (a higher severity, an old ticket) settles first.
     settle.arm(decision, policy, now)

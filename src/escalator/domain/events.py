@@ -25,6 +25,10 @@ class TicketCreated:
     summary: str
     tier: str = "L1"
     service: str | None = None
+    # What the CRM says of the customer now (None: not said; the partition's customer table,
+    # fed by `customer.updated`, answers instead: domain/customers.py).
+    churn_risk: float | None = None
+    vip: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

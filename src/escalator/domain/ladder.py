@@ -142,11 +142,12 @@ def _gap(state: TicketState, cause_id: str, at: int, tier: str, schedule: str) -
 
 
 def _vip_backup(policy: Policy, state: TicketState) -> bool:
+    """Whether every notification of the ticket also goes to the tier's backup: a VIP's
+    (`vip.notify_backup`), or a customer at risk of churning (`churn.notify_backup`)."""
+    vip, churn = policy.vip, policy.churn
     return (
-        policy.vip is not None
-        and policy.vip.always_notify_backup
-        and policy.is_vip(state.customer_id)
-    )
+        vip is not None and vip.always_notify_backup and policy.is_vip(state.customer_id, state.vip)
+    ) or (churn is not None and churn.notify_backup and policy.at_risk(state.churn_risk))
 
 
 def subject_line(state: TicketState, headline: str) -> str:

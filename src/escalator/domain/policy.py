@@ -76,10 +76,63 @@ class HierarchicalTrigger:
 
 
 @dataclass(frozen=True, slots=True)
+class SentimentTrigger:
+    """Bring management in when the customer's latest `sustained` texts (comments, the new
+    ticket's summary) all score below `below` (domain/sentiment.py; VADER compound, -1 … +1)."""
+
+    notify_tier: str
+    below: float = -0.6
+    sustained: int = 2
+
+
+@dataclass(frozen=True, slots=True)
 class VipRule:
+    """Who is a VIP: the listed customers, and with `from_data` every ticket whose
+    `ticket.created` (or its customer's latest `customer.updated`) says `vip: true`."""
+
     customers: frozenset[str]
     extra_warnings: tuple[Threshold, ...] = ()
     always_notify_backup: bool = True
+    from_data: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChurnRule:
+    """A ticket whose customer's churn risk (0–1, from the CRM) is at least `at_least` gets
+    extra warnings, its tier's backup on every notification (`notify_backup`), and optionally
+    starts at a higher tier (`start_at`)."""
+
+    at_least: float
+    extra_warnings: tuple[Threshold, ...] = ()
+    notify_backup: bool = False
+    start_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CreditBand:
+    """Compliance (in %) strictly below `below` earns `credit` % of the period's fee."""
+
+    below: float
+    credit: float
+
+
+@dataclass(frozen=True, slots=True)
+class CriticalRule:
+    """A breach of `target` at one of `severities` later than `later_than_ms` earns `credit` %."""
+
+    severities: frozenset[str]
+    target: str
+    later_than_ms: int
+    credit: float
+
+
+@dataclass(frozen=True, slots=True)
+class CreditRule:
+    """The credits of one customer tier."""
+
+    bands: tuple[CreditBand, ...] = ()
+    targets: frozenset[str] | None = None  # None: every target counts in the compliance
+    critical: tuple[CriticalRule, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +243,11 @@ class Policy:
     reopen: HierarchicalTrigger | None = None
     keywords: HierarchicalTrigger | None = None
     vip: VipRule | None = None
+    sentiment: SentimentTrigger | None = None
+    churn: ChurnRule | None = None
+    # Service credits per customer tier (domain/credits.py), published at each compliance
+    # period's close.
+    credits: Mapping[str, CreditRule] = field(default_factory=dict)
     alerts: AlertPolicy = field(default_factory=AlertPolicy)
     lateness: Lateness = field(default_factory=Lateness)
     imports: ImportRule = field(default_factory=ImportRule)
@@ -268,5 +326,15 @@ class Policy:
     def paused_targets(self, status: str) -> frozenset[str]:
         return self.pauses.get(status, frozenset())
 
-    def is_vip(self, customer_id: str) -> bool:
-        return self.vip is not None and customer_id in self.vip.customers
+    def is_vip(self, customer_id: str, flagged: bool = False) -> bool:
+        """Whether the VIP rule applies: a listed customer, or (`from_data`) a ticket whose
+        data flags its customer as a VIP (`flagged`)."""
+        vip = self.vip
+        if vip is None:
+            return False
+        return customer_id in vip.customers or (vip.from_data and flagged)
+
+    def at_risk(self, churn_risk: float | None) -> bool:
+        """Whether the churn rule applies to a ticket whose customer has `churn_risk`."""
+        churn = self.churn
+        return churn is not None and churn_risk is not None and churn_risk >= churn.at_least

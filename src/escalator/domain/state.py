@@ -100,6 +100,15 @@ class TicketState:
     # An excerpt of the latest customer message, kept only when the policy enables it
     # (`context.last_customer_message`): it is personal data (docs/events.md, "Context").
     last_customer_message: str | None = None
+    # Sentiment scores of the customer's latest public texts, oldest first (at most
+    # domain/sentiment.SCORES_KEPT): what the sentiment trigger reads. Kept across cycles: a
+    # customer angry before a reopen is still angry after it.
+    sentiments: list[float] = field(default_factory=list)
+    # What the CRM said of the customer when the ticket was created (`ticket.created`'s own
+    # `churn_risk`/`vip`, else the partition's customer table fed by `customer.updated`):
+    # the churn rule and data-driven VIP read them (docs/policy.md, "Churn risk and VIP").
+    churn_risk: float | None = None
+    vip: bool = False
 
     @property
     def escalated(self) -> bool:

@@ -30,6 +30,14 @@ JIRA_STATUSES: Final = folded(
     {
         "Open": "open",
         "To Do": "new",
+        # Jira Software's and JSM's change/problem workflows: the work goes on, clocks run.
+        "Reopened": "open",
+        "Backlog": "open",
+        "Selected for Development": "open",
+        "Under review": "open",
+        "In Review": "open",
+        "Implementing": "open",
+        "Planning": "open",
         "Waiting for support": "open",
         "Waiting for customer": "pending",
         "In progress": "open",
@@ -48,6 +56,10 @@ JIRA_STATUSES: Final = folded(
         "Declined": "closed",
     }
 )
+# A status neither the defaults nor the policy name is read by its Jira status category
+# (`issue.fields.status.statusCategory.key`, one of three fixed keys): never `pending`
+# or `on_hold`, which pause clocks, since a guess must not hide a breach.
+JIRA_CATEGORIES: Final = folded({"new": "open", "indeterminate": "open", "done": "solved"})
 JIRA_PRIORITIES: Final = folded(
     {"Highest": "P1", "High": "P2", "Medium": "P3", "Low": "P4", "Lowest": "P4"}
 )
@@ -71,13 +83,17 @@ class FieldRule:
     """A value read from a Jira issue field and translated.
 
     `field`: the field id (`customfield_10002`, `reporter`); None reads nothing, so `default`
-    applies. `values`: vendor value (case-folded) → escalator's; empty: the value as it is.
+    applies. `values`: vendor value (case-folded) → escalator's; empty: the value as it is
+    (a customer tier spelled as a target spells it, whatever its case: `known`).
     A value `values` does not name gives `default`; without one, it is refused (required
     rules) or left out (optional ones)."""
 
     field: str | None = None
     values: Mapping[str, str] = _field(default_factory=dict)
     default: str | None = None
+    # Case-folded → as the policy spells it (the customer tiers the targets name): a value
+    # read as it is takes the policy's spelling, so `Enterprise` meets `enterprise` targets.
+    known: Mapping[str, str] = _field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +117,15 @@ class JiraMapping:
     customer_tier: FieldRule = FieldRule(default=DEFAULT_CUSTOMER_TIER)
     service: FieldRule = FieldRule()  # e.g. the request type field, customfield_10010
     tier: FieldRule = FieldRule()  # a field whose value names the tier (a "Support level")
+    # Escalator's severity for an issue without a priority (None: refused, 400).
+    default_priority: str | None = None
+    # Whose comments are agent replies (docs/sources.md "Who is an agent"): these account
+    # ids, and the issue's assignee when `assignee_is_agent`. Anyone else is the customer.
+    agents: frozenset[str] = frozenset()
+    assignee_is_agent: bool = True
+    # Account ids whose comments are ignored (bots; apps such as Automation for Jira,
+    # `accountType: app`, always are).
+    bots: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +137,9 @@ class ZendeskMapping:
     customer_tier: TagRule = TagRule(default=DEFAULT_CUSTOMER_TIER)
     service: TagRule = TagRule()
     ticket_prefix: str = "ZD-"
+    # Escalator's severity for a ticket without a priority (e-mail tickets have none);
+    # None: refused, 400.
+    default_priority: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

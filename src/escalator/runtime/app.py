@@ -94,13 +94,15 @@ class Worker:
         self.policy_topic = topic("policy")
         outputs = {role: topic(role) for role in ("escalations", "notifications", "deadletter")}
         customers = topic("customers")
-        # The main lane broadcasts its sources' silences (the shadow lane only receives them).
-        # … and forwards records on the wrong partition (the shadow lane reads the copy).
+        # The main lane broadcasts its sources' silences and its customers' new attributes
+        # (the shadow lane only receives them) and forwards records on the wrong partition
+        # (the shadow lane reads the copy).
         ticket_routes = {
             **outputs,
             "customers": customers,
             "silence": self.tickets,
             "forward": self.tickets,
+            "crm": self.tickets,
         }
         lanes = [self._lane(TICKETS_TABLE, TicketProcessor, policy, ticket_routes, main=True)]
         if shadow is not None:
@@ -197,6 +199,10 @@ class Worker:
             web_port=s.web_port,
             web_host=s.web_host,
             web_tables_enabled=False,
+            # aiohttp refuses bodies over client_max_size (1 MiB by default) with its own
+            # text 413 before a page reads them: above the doors' limit, so the door's
+            # JSON 413 answers, counted, and a larger ESCALATOR_MAX_REQUEST_BYTES works.
+            web_application_options={"client_max_size": s.max_request_bytes + 1},
             producer_linger=0.002,
             **self._security(),
         )
@@ -272,7 +278,7 @@ class Worker:
         )
 
     async def broadcast(self, topic: Any, value: bytes, key: bytes) -> list[Any]:
-        """Send an outage or silence change to every partition of tickets.events, a
+        """Send an outage, silence or customer change to every partition of tickets.events, a
         maintenance change to every partition of monitoring.alerts, an override's copy to
         every partition of its lane's topic (`topic`)."""
         return [

@@ -85,7 +85,7 @@ async def replay_deadletters(
     """
     topic = settings.topic("deadletter")
     consumer = AIOKafkaConsumer(**admin_kwargs(settings), enable_auto_commit=False)
-    producer = AIOKafkaProducer(**admin_kwargs(settings), acks="all")
+    producer = AIOKafkaProducer(**admin_kwargs(settings), acks="all", enable_idempotence=True)
     await consumer.start()
     await producer.start()
     sent = 0

@@ -30,6 +30,12 @@ and the patch can go).
    says (the oldest notification not yet delivered or dead-lettered, runtime/notify/dispatch.py
    `Watermarks`). Faust's own acks cannot do this: `_new_offset` commits past a single unacked
    record right after the committed offset (the check is `> 1` where `> 0` is meant, faust#606).
+6. Idempotent producing: Faust's aiokafka `Producer._settings_extra` (faust/transport/drivers/
+   aiokafka.py) turns on `enable_idempotence` only inside an exactly-once transaction, and
+   aiokafka's default is off (aiokafka/producer/producer.py). Faust already asks for acks=-1
+   (`producer_acks`, default -1 = all). Without idempotence a batch the leader wrote but whose
+   ack a broker failover lost is written again on retry: a duplicate output record. The patch
+   adds `enable_idempotence=True` (acks stays all) to every Faust producer.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from typing import Any, Final
 
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
+from faust.transport.drivers.aiokafka import Producer as AIOKafkaDriverProducer
 from faust.transport.producer import ProducerBuffer
 
 from escalator.runtime import checkpoint
@@ -51,6 +58,7 @@ _original_force_commit = Consumer.force_commit
 _original_buffer_flush = ProducerBuffer.flush
 _original_filter_committable = Consumer._filter_committable_offsets
 _CAP_ATTR: Final = "_escalator_commit_cap"
+_original_settings_extra = AIOKafkaDriverProducer._settings_extra
 
 
 # 1. faust#596
@@ -126,8 +134,14 @@ def _filter_committable(self: Any, tps: Any) -> dict[Any, int]:
     return result
 
 
+# 6. idempotent producers
+def _settings_extra(self: Any) -> Any:
+    return {**_original_settings_extra(self), "acks": "all", "enable_idempotence": True}
+
+
 def apply() -> None:
     """Install the class-level patches (idempotent)."""
+    AIOKafkaDriverProducer._settings_extra = _settings_extra  # type: ignore[method-assign]
     Recovery.on_recovery_completed = _on_recovery_completed  # type: ignore[method-assign]
     ProducerBuffer.flush = _buffer_flush  # type: ignore[method-assign]
     Consumer.force_commit = _force_commit  # type: ignore[method-assign]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sys
 
 import faust
@@ -33,7 +34,7 @@ def run_worker(settings: Settings, policy: Policy, shadow: Policy | None = None)
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - any failure to reach Kafka ends here, explained
-        print(f"error: {_explain(settings, exc, refusals.auth_failed)}", file=sys.stderr)
+        print(f"error: {_explain(settings, exc, refusals)}", file=sys.stderr)
         return 3
     finally:
         logging.getLogger("aiokafka").removeHandler(refusals)
@@ -70,23 +71,54 @@ def run_faust(app: faust.App, settings: Settings) -> int:
     return 0
 
 
+# What Python's ssl module says after "certificate verify failed: " in aiokafka's log line,
+# e.g. "certificate has expired", "self-signed certificate in certificate chain".
+_TLS_VERIFY_FAILED = re.compile(r"certificate verify failed: ([^(]+?)\s*\(_ssl")
+
+
 class _KafkaRefusals(logging.Handler):
-    """aiokafka reports a refused login only in its log; notice it to explain the failure."""
+    """aiokafka reports a refused login or a failed TLS handshake only in its log (the
+    exception says "Unable to bootstrap"); notice them to explain the failure."""
 
     def __init__(self) -> None:
         super().__init__(logging.ERROR)
         self.auth_failed = False
+        self.tls_failure: str | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
-        if "Authentication failed" in record.getMessage():
+        message = record.getMessage()
+        if "Authentication failed" in message:
             self.auth_failed = True
+        if found := _TLS_VERIFY_FAILED.search(message):
+            self.tls_failure = found.group(1)
 
 
-def _explain(settings: Settings, exc: BaseException, auth_failed: bool) -> str:
+def _explain(settings: Settings, exc: BaseException, refusals: _KafkaRefusals) -> str:
     where = f"Kafka at {settings.bootstrap_servers} ({settings.security.describe()})"
-    if auth_failed:
+    if refusals.auth_failed:
         return (
             f"{where} refused the credentials: authentication failed. Check "
             "ESCALATOR_SASL_USERNAME, ESCALATOR_SASL_PASSWORD and ESCALATOR_SASL_MECHANISM."
         )
+    if refusals.tls_failure:
+        return f"{where}: TLS certificate verify failed: {refusals.tls_failure}. " + _tls_hint(
+            settings, refusals.tls_failure
+        )
     return f"cannot reach {where}: {type(exc).__name__}: {exc}"
+
+
+def _tls_hint(settings: Settings, reason: str) -> str:
+    """What to fix for a broker certificate the worker did not accept."""
+    if "expired" in reason:
+        return "The broker's certificate has expired: renew it on the broker."
+    trusted = settings.security.cafile
+    if "hostname" in reason.lower() or "IP address mismatch" in reason:
+        return (
+            "The broker's certificate does not name the host in ESCALATOR_BOOTSTRAP_SERVERS: "
+            "connect by a name the certificate lists."
+        )
+    source = f"ESCALATOR_SSL_CAFILE={trusted}" if trusted else "the system's CA bundle"
+    return (
+        f"The broker's certificate is not signed by a CA in {source}: set "
+        "ESCALATOR_SSL_CAFILE to the CA that signed it."
+    )

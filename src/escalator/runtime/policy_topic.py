@@ -80,7 +80,7 @@ async def publish(settings: Settings, text: str, source: str) -> Policy:
     finally:
         await follower.stop()
     check_version(current, policy)
-    producer = AIOKafkaProducer(**admin_kwargs(settings), acks="all")
+    producer = AIOKafkaProducer(**admin_kwargs(settings), acks="all", enable_idempotence=True)
     await producer.start()
     try:
         await producer.send_and_wait(settings.topic("policy"), value, key=KEY, partition=0)

@@ -27,6 +27,7 @@ from escalator.runtime import faust_patches
 from escalator.runtime.checkpoint import Checkpoint
 from escalator.runtime.table_store import DELETED, TableStore
 from escalator.service.processor import (
+    CRM,
     CUSTOMERS,
     DEADLETTER,
     ESCALATIONS,
@@ -49,6 +50,8 @@ SILENCE_KEY: Final = b"__escalator_source__"  # a source went silent or recovere
 MAINTENANCE_KEY: Final = b"__escalator_maintenance__"
 # A schedule override made, on both input topics (each lane's own copy).
 OVERRIDE_KEY: Final = b"__escalator_override__"
+# A customer's churn risk and VIP flag (`customer.updated`), on tickets.events.
+CRM_KEY: Final = b"__escalator_customer__"
 # The records broadcast to every partition of their topic (tickets.events; monitoring.alerts
 # for maintenance; the topic of its route for an override), by emission role.
 BROADCAST_KEYS: Final = {
@@ -57,6 +60,7 @@ BROADCAST_KEYS: Final = {
     MAINTENANCE: MAINTENANCE_KEY,
     OVERRIDE: OVERRIDE_KEY,
     OVERRIDE_TICKETS: OVERRIDE_KEY,
+    CRM: CRM_KEY,
 }
 Broadcast = Callable[[Any, bytes, bytes], Awaitable[list[Any]]]  # (topic, value, key) → acks
 TICK_RESEND_MS: Final = 2000  # a tick not seen back within this is sent again
@@ -203,6 +207,8 @@ class InputStream:
                     if on_maintenance
                     else []
                 )
+            elif message.key == CRM_KEY:
+                emissions = processor.on_customer(partition, message.value, now, message.offset)
             elif message.key == OVERRIDE_KEY:
                 # Every lane of both topics keeps the overrides (a shadow lane's pages too).
                 emissions = processor.on_override(partition, message.value, now, message.offset)

@@ -80,10 +80,12 @@ def plan(settings: Settings) -> list[TopicPlan]:
             config, partitions = dict(POLICY_CONFIG), 1
         else:
             config.update(_retention(settings, role))
+        config = with_replica_config(settings, config)
         plans.append(TopicPlan(role, settings.topic(role), partitions, config))
     for table in TABLES:
         name = changelog_topic(settings, table)
-        plans.append(TopicPlan(f"changelog:{table}", name, settings.partitions, CHANGELOG_CONFIG))
+        config = with_replica_config(settings, CHANGELOG_CONFIG)
+        plans.append(TopicPlan(f"changelog:{table}", name, settings.partitions, config))
     return plans
 
 
@@ -108,17 +110,21 @@ class Difference:
         return text
 
 
+# Configs the plan gives as a minimum: an operator keeping evidence longer (or forever, -1),
+# or asking more replicas in sync, is left alone.
+MINIMUMS = ("retention.ms", "min.insync.replicas")
+
+
 def _enough(key: str, have: str | None, want: str) -> bool:
-    """Whether an existing topic's `have` satisfies the plan's `want`: a retention is a
-    minimum (an operator keeping evidence longer, or forever with -1, is left alone)."""
+    """Whether an existing topic's `have` satisfies the plan's `want`."""
     if have == want:
         return True
-    if key == "retention.ms" and have is not None:
+    if key in MINIMUMS and have is not None:
         try:
             kept = int(have)
         except ValueError:
             return False
-        return kept < 0 or kept >= int(want)
+        return (key == "retention.ms" and kept < 0) or kept >= int(want)
     return False
 
 
@@ -132,6 +138,15 @@ def differences(item: TopicPlan, partitions: int, configs: dict[str, str]) -> li
     if partitions != item.partitions:
         found.append(Difference(item.name, "partitions", str(partitions), str(item.partitions)))
     return found
+
+
+def with_replica_config(settings: Settings, config: dict[str, str]) -> dict[str, str]:
+    """`config` plus min.insync.replicas (Settings.topic_min_insync): with acks=all, a write
+    is acknowledged only once that many replicas have it, so losing the leader loses nothing."""
+    min_insync = settings.topic_min_insync
+    if min_insync is None:
+        return dict(config)
+    return {**config, "min.insync.replicas": str(min_insync)}
 
 
 def admin_kwargs(settings: Settings) -> dict[str, Any]:
@@ -174,7 +189,10 @@ async def create_topics(settings: Settings, fix: bool = False) -> list[TopicOutc
                 results.append(await _compare(admin, item, fix))
                 continue
             topic = NewTopic(
-                item.name, item.partitions, settings.replication, topic_configs=item.config
+                item.name,
+                item.partitions,
+                settings.replication,
+                topic_configs=item.config,
             )
             try:
                 await admin.create_topics([topic])
@@ -283,7 +301,10 @@ async def ensure_changelogs(settings: Settings, names: list[str]) -> list[str]:
             if name in listed:
                 continue
             topic = NewTopic(
-                name, settings.partitions, settings.replication, topic_configs=CHANGELOG_CONFIG
+                name,
+                settings.partitions,
+                settings.replication,
+                topic_configs=with_replica_config(settings, CHANGELOG_CONFIG),
             )
             try:
                 await admin.create_topics([topic])

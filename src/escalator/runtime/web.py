@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from aiohttp.web import HTTPRequestEntityTooLarge
 from faust.web import Request, Response, View
 
 from escalator.adapters import pagerduty
@@ -71,19 +72,25 @@ async def read_body(request: Request, limit: int) -> bytes:
     length = getattr(request, "content_length", None)  # aiohttp's Request at run time
     if length is not None and length > limit:
         raise HttpError(413, "too_large", f"request body over {limit} bytes")
-    body: bytes = await request.read()
+    try:
+        body: bytes = await request.read()
+    except HTTPRequestEntityTooLarge:  # a chunked body over aiohttp's client_max_size
+        raise HttpError(413, "too_large", f"request body over {limit} bytes") from None
     if len(body) > limit:
         raise HttpError(413, "too_large", f"request body over {limit} bytes")
     return body
 
 
 def signed(
-    secret: str | None, verify: Callable[[Mapping[str, str], bytes, str], None]
+    secret: str | None, verify: Callable[[Mapping[str, str], bytes, str], None], name: str
 ) -> Authorize | None:
     """A vendor's signature made with `secret` authenticates the door; without a secret the
-    bearer token does (None: the door's default)."""
-    if not secret:
+    bearer token does (None: the door's default). A secret set but empty is a mistake (an
+    unfilled template, a missing file): refused, never taken as "no secret"."""
+    if secret is None:
         return None
+    if not secret.strip():
+        raise ConfigError("set but empty; give the secret or unset it", file="env", field=name)
     return lambda headers, body: verify(headers, body, secret)
 
 
@@ -129,16 +136,27 @@ def install(worker: Worker) -> None:
                         authorize(headers, body)
                     arrival = wall_ms()
                     accepted = build(headers, body, arrival)
-                    if recent is not None:
-                        accepted = recent.check(accepted, arrival)
                 except HttpError as exc:
                     worker.metrics.ingest_request(source, outcome_of(exc))
                     shown = exc.body() if refusal is None else refusal(exc)
                     return self.json(shown, status=exc.status)
-                response = await produce_acked(self, accepted.events, answer=accepted.answer)
-                outcome = "accepted" if response.status < 300 else "unavailable"
-                if outcome == "accepted" and recent is not None:
-                    recent.remember(accepted.events, arrival)
+                claimed: tuple[str, ...] = ()
+                if recent is not None:
+                    accepted, claimed = await recent.admit(accepted, arrival)
+                acked = False
+                try:
+                    response = await produce_acked(self, accepted.events, answer=accepted.answer)
+                    acked = response.status < 300
+                finally:
+                    if recent is not None:
+                        recent.settle(claimed, accepted.events, acked=acked, now=wall_ms())
+                outcome = "accepted" if acked else "unavailable"
+                refused = (accepted.answer or {}).get("refused")
+                if outcome == "accepted" and refused:
+                    # Some items were produced, some refused (a Jira changelog): counted
+                    # apart so a mapping gap shows without reading the vendor's logs.
+                    log.warning("%s: accepted in part, refused %s", source, refused)
+                    outcome = "partial"
                 if outcome == "accepted" and accepted.accepted is not None:
                     accepted.accepted()
                 if outcome == "accepted" and accepted.duplicate:
@@ -167,7 +185,9 @@ def install(worker: Worker) -> None:
         door(
             "jira",
             lambda _, body, __: jira_events(body, worker.policy.sources.jira),
-            authorize=signed(settings.jira_webhook_secret, jira_signature),
+            authorize=signed(
+                settings.jira_webhook_secret, jira_signature, "ESCALATOR_JIRA_WEBHOOK_SECRET"
+            ),
             recent=RecentDeliveries(),
         )
     )
@@ -178,6 +198,7 @@ def install(worker: Worker) -> None:
             authorize=signed(
                 settings.zendesk_signing_secret,
                 lambda headers, body, secret: zendesk_signature(headers, body, secret, wall_ms()),
+                "ESCALATOR_ZENDESK_SIGNING_SECRET",
             ),
             recent=RecentDeliveries(),
         )

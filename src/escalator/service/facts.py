@@ -12,8 +12,10 @@ from escalator.domain import aggregates, recontact
 from escalator.domain.aggregate_records import (
     MetricsWindow,
     SlaCompliance,
+    SlaCredit,
     metrics_window,
     sla_compliance,
+    sla_credit,
 )
 from escalator.domain.aggregates import COMPLIANCE_PREFIX, GROUP_PREFIX, AggregateConfig, MetricFact
 from escalator.domain.recontact import CustomerFact
@@ -134,9 +136,16 @@ class FactProcessor(BaseProcessor):
             due = gone if due is None else due
             self.store[state.key] = encode_windows(state, ctx.partition, due, ctx.offset)
             self.index.set(ctx.partition, state.key, due)
-        render = metrics_window if state.key.startswith(GROUP_PREFIX) else sla_compliance
-        return [self._aggregate(render(c)) for c in closed]
+        if state.key.startswith(GROUP_PREFIX):
+            return [self._aggregate(metrics_window(c)) for c in closed]
+        emissions: list[Emission] = []
+        for period in closed:
+            emissions.append(self._aggregate(sla_compliance(period)))
+            credit = sla_credit(period, self.policy.credits)
+            if credit is not None:
+                emissions.append(self._aggregate(credit))
+        return emissions
 
-    def _aggregate(self, record: MetricsWindow | SlaCompliance) -> Emission:
+    def _aggregate(self, record: MetricsWindow | SlaCompliance | SlaCredit) -> Emission:
         value = encode_effect(record, self.policy.version)  # type: ignore[arg-type]
         return Emission(METRICS, record.key.encode(), value, time=record.time)

@@ -69,6 +69,9 @@ OVERRIDES_KEY: Final = "__overrides__/"
 # A record on the wrong partition of its topic, sent to the right one (the same topic).
 FORWARD: Final = "forward"
 CUSTOMERS: Final = "customers"  # facts repartitioned by customer or metric group
+# A customer's churn risk and VIP flag changed (`customer.updated`): broadcast to every ticket
+# partition like an outage (domain/customers.py).
+CRM: Final = "crm"
 METRICS: Final = "metrics"  # published aggregates (escalator.metrics)
 TICK_LIMIT: Final = 5000  # due keys one tick advances (the rest stay due for the next tick)
 
@@ -268,6 +271,13 @@ class BaseProcessor:
         self.overrides[partition] = overrides
         self.store[f"{OVERRIDES_KEY}{partition}"] = encode_overrides(overrides)
         return emissions
+
+    def on_customer(
+        self, partition: int, raw: bytes, now: int | None = None, offset: int | None = None
+    ) -> list[Emission]:
+        """A customer's new attributes, broadcast to every ticket partition: only the ticket
+        lane keeps them (service/tickets.py)."""
+        return []
 
     def next_due(self, partition: int) -> int | None:
         return self.index.peek(partition)

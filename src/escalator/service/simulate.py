@@ -7,14 +7,16 @@ the emission order is the order in which a live worker would have decided.
 
 Two input modes, for where outages come from (docs/events.md, "Replaying"):
 - **derived** (events as producers send them): an incident that starts or ends an outage, a
-  source going silent or recovering, a maintenance window declared or ended, and a schedule
-  override made, change the state at once (an override on every partition of both lanes), as
-  the workers would on receiving their broadcast;
+  source going silent or recovering, a maintenance window declared or ended, a schedule
+  override made, and a customer's new attributes (`customer.updated`), change the state at
+  once (an override on every partition of both lanes), as the workers would on receiving
+  their broadcast;
 - **recorded** (what the workers consumed: `tickets.events` and `monitoring.alerts` merged by
-  broker timestamp): the `escalator.outage`, `escalator.source`, `escalator.maintenance` and
-  `escalator.override` records a worker broadcast are applied where they sit, and outages
-  derived from alerts (silences derived from heartbeats, windows from maintenance events,
-  overrides from `oncall.override` events) are not applied again.
+  broker timestamp): the `escalator.outage`, `escalator.source`, `escalator.maintenance`,
+  `escalator.override` and `escalator.customer` records a worker broadcast are applied where
+  they sit, and outages derived from alerts (silences derived from heartbeats, windows from
+  maintenance events, overrides from `oncall.override` events, customer attributes from
+  `customer.updated`) are not applied again.
 Auto (the default) picks recorded when the input holds one of those records. In both,
 `escalator.tick` records are skipped: they only told a partition that time had passed.
 """
@@ -29,6 +31,7 @@ import orjson
 
 from escalator.adapters.alerts import OUTAGE_TYPE
 from escalator.adapters.cloudevents import TICK_TYPE, loads, parse_time
+from escalator.adapters.customer_codec import CUSTOMER_TYPE
 from escalator.adapters.deadletter import Origin
 from escalator.adapters.maintenance import MAINTENANCE_TYPE
 from escalator.adapters.overrides import INCIDENTS, OVERRIDE_TYPE, decode_override_broadcast
@@ -42,6 +45,7 @@ from escalator.errors import InvalidEvent
 from escalator.service.facts import FactProcessor
 from escalator.service.incidents import IncidentProcessor
 from escalator.service.processor import (
+    CRM,
     CUSTOMERS,
     DEADLETTER,
     MAINTENANCE,
@@ -60,7 +64,7 @@ PARTITION = 0
 # Records of the incident lane (monitoring.alerts): alerts, acknowledgements, maintenance,
 # schedule overrides.
 INCIDENT_TYPES = (*ALERT_TYPES, *MAINTENANCE_TYPES, ONCALL_OVERRIDE)
-BROADCAST_TYPES = (OUTAGE_TYPE, SILENCE_TYPE, MAINTENANCE_TYPE, OVERRIDE_TYPE)
+BROADCAST_TYPES = (OUTAGE_TYPE, SILENCE_TYPE, MAINTENANCE_TYPE, OVERRIDE_TYPE, CUSTOMER_TYPE)
 
 
 @dataclass(slots=True)
@@ -135,6 +139,10 @@ class _Lanes:
             elif emission.role == OVERRIDE:
                 if not self.recorded:
                     self.collect(self.incidents.on_override(PARTITION, emission.value))
+            elif emission.role == CRM:
+                if not self.recorded:
+                    for partition in sorted(self.ticket_partitions):
+                        self.collect(self.tickets.on_customer(partition, emission.value))
             elif emission.role == OVERRIDE_TICKETS:
                 if not self.recorded:
                     for partition in sorted(self.ticket_partitions):
@@ -253,6 +261,9 @@ def run(
             continue
         if kind == SILENCE_TYPE and recorded:
             lanes.collect(lanes.tickets.on_silence(partition, raw, arrival, number))
+            continue
+        if kind == CUSTOMER_TYPE and recorded:
+            lanes.collect(lanes.tickets.on_customer(partition, raw, arrival, number))
             continue
         if kind == MAINTENANCE_TYPE and recorded:
             # One copy per partition of monitoring.alerts: the first changes the windows

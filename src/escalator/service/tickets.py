@@ -6,8 +6,15 @@ from dataclasses import replace
 from typing import Any, Final
 
 from escalator.adapters.alerts import decode_outage
-from escalator.adapters.cloudevents import HEARTBEAT_TYPE, decode_record
+from escalator.adapters.cloudevents import CUSTOMER_UPDATED_TYPE, HEARTBEAT_TYPE, decode_record
+from escalator.adapters.customer_codec import (
+    decode_customer_update,
+    decode_customers,
+    encode_customer_update,
+    encode_customers,
+)
 from escalator.adapters.fact_codec import encode_facts
+from escalator.adapters.sentiment import vader_scorer
 from escalator.adapters.source_codec import (
     decode_silence,
     decode_silent,
@@ -26,23 +33,35 @@ from escalator.adapters.state_codec import (
     index_entry,
     ticket_entry,
 )
-from escalator.domain import aggregates, engine, sources
+from escalator.domain import aggregates, customers, engine, sources
 from escalator.domain.aggregates import COMPLIANCE_PREFIX, CUSTOMER_KINDS, MetricFact
+from escalator.domain.customers import CustomerAttributes, CustomerUpdated
 from escalator.domain.defaults import DEFAULT_RETENTION_MS
 from escalator.domain.durations import format_duration
 from escalator.domain.effects import OutageChanged
+from escalator.domain.events import TicketCreated
 from escalator.domain.ladder import iso
+from escalator.domain.sentiment import Scorer
 from escalator.domain.sources import Heartbeat, SourceState
 from escalator.domain.state import DONE_STATUSES, ExpiredTicket, TicketState
 from escalator.errors import InvalidEvent
 from escalator.service.catalog import OpenTickets
-from escalator.service.processor import CUSTOMERS, BaseProcessor, Context, Emission, earliest
+from escalator.service.processor import (
+    CRM,
+    CUSTOMERS,
+    BaseProcessor,
+    Context,
+    Emission,
+    earliest,
+)
 
 OUTAGES_KEY: Final = "__outages__/"  # per-partition outage state, stored in the ticket table
 # A source's heartbeat state, on the partition its heartbeats are keyed to (docs/time.md,
 # "Silent sources"), and each partition's silent sources (from the silence broadcast).
 SOURCE_KEY: Final = "__source__/"
 SILENT_KEY: Final = "__silent__/"
+# A partition's customer attributes (domain/customers.py), from the customer broadcast.
+CUSTOMERS_KEY: Final = "__customers__/"
 FACTS_PER_RECORD: Final = 1000
 
 
@@ -54,10 +73,14 @@ class TicketProcessor(BaseProcessor):
         *args: Any,
         limits: engine.Limits | None = None,
         retention_ms: int = DEFAULT_RETENTION_MS,
+        scorer: Scorer | None = vader_scorer,
         **kw: Any,
     ) -> None:
         super().__init__(*args, **kw)
         self.limits = limits or engine.DEFAULT_LIMITS
+        # Scores customer text for the sentiment trigger; the worker and simulate both build
+        # this processor, so both use VADER and agree on every score (adapters/sentiment.py).
+        self.scorer = scorer
         self.retention_ms = retention_ms
         self.purged = 0
         # Per partition, by service: every incident keeping the service in outage, in order.
@@ -70,11 +93,17 @@ class TicketProcessor(BaseProcessor):
         self._held: dict[int, dict[str, set[str]]] = {}
         self.watermarks: dict[int, dict[str, int]] = {}
         self._facts: list[MetricFact] = []  # deferred metric facts (a tick's, a batch's)
+        # Per partition: what the CRM said of each customer (bounded: domain/customers.py).
+        self.customers: dict[int, dict[str, CustomerAttributes]] = {}
 
     def _apply(self, raw: bytes, ctx: Context) -> tuple[str, list[Emission]]:
         event = decode_record(raw, ctx.now)
         if isinstance(event, Heartbeat):
             return HEARTBEAT_TYPE, self._heartbeat(event, replace(ctx, cause=event.id))
+        if isinstance(event, CustomerUpdated):
+            # Broadcast wherever it lands (never forwarded): every partition applies it.
+            value = encode_customer_update(event)
+            return CUSTOMER_UPDATED_TYPE, [Emission(CRM, b"", value, time=event.time)]
         forward = self._forward(event.ticket_id, raw, ctx)  # heartbeats stay where they land
         if forward is not None:
             return "", forward
@@ -91,7 +120,12 @@ class TicketProcessor(BaseProcessor):
         outage = self._outage(ctx.partition, service)
         held = state is not None and self._held_by_silence(ctx, state)
         overrides = self.overrides_of(ctx.partition)
-        decision = engine.apply(state, event, self.policy, self.limits, outage, held, overrides)
+        customer = None
+        if state is None and isinstance(event.payload, TicketCreated):
+            customer = self.customers.get(ctx.partition, {}).get(event.payload.customer_id)
+        decision = engine.apply(
+            state, event, self.policy, self.limits, outage, held, overrides, self.scorer, customer
+        )
         return event.type, self._commit(ctx, decision)
 
     def _advance(self, ctx: Context, key: str) -> list[Emission]:
@@ -177,6 +211,11 @@ class TicketProcessor(BaseProcessor):
             if partition in partitions:
                 self.outages[partition] = decode_outages(raw)
             return
+        if key.startswith(CUSTOMERS_KEY):
+            partition = int(key.removeprefix(CUSTOMERS_KEY))
+            if partition in partitions:
+                self.customers[partition] = decode_customers(raw)
+            return
         partition, due, severity, tier, service, is_open = ticket_entry(raw)
         if partition in partitions:
             self.index.set(partition, key, due)
@@ -185,10 +224,26 @@ class TicketProcessor(BaseProcessor):
     def drop_partition(self, partition: int) -> None:
         super().drop_partition(partition)
         self.outages.pop(partition, None)
+        self.customers.pop(partition, None)
         self.silent.pop(partition, None)
         self._held.pop(partition, None)
         self.watermarks.pop(partition, None)
         self.open_tickets.drop_partition(partition)
+
+    # -- customers (the CRM's churn risk and VIP flag) --
+
+    def on_customer(
+        self, partition: int, raw: bytes, now: int | None = None, offset: int | None = None
+    ) -> list[Emission]:
+        """A customer's new attributes (a record broadcast to every ticket partition, arriving
+        at `now`): what came due before it fires first, as for any record; the partition's
+        table changes for the customer's later tickets. Open tickets keep what they were
+        created with (docs/policy.md, "Churn risk and VIP")."""
+        emissions = [] if now is None else self.on_tick(partition, now, offset=offset)
+        table = self.customers.setdefault(partition, {})
+        if customers.remember(table, decode_customer_update(raw)):
+            self.store[f"{CUSTOMERS_KEY}{partition}"] = encode_customers(table)
+        return emissions
 
     # -- outages (the unified state) --
 
@@ -395,7 +450,13 @@ class TicketProcessor(BaseProcessor):
         state, effects = decision.state, decision.effects
         emissions = self._emit(effects)
         facts = aggregates.facts_of(
-            state, effects, decision.times, ctx.now, ctx.cause, self.policy.tier_label
+            state,
+            effects,
+            decision.times,
+            ctx.now,
+            ctx.cause,
+            self.policy.tier_label,
+            decision.severities,
         )
         if ctx.defer_facts:
             self._facts.extend(facts)

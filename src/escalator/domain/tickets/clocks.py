@@ -45,14 +45,19 @@ def calendar_of(step: Step, clock: Clock) -> Calendar:
 
 
 def thresholds(step: Step, clock: Clock) -> tuple[Threshold, ...]:
-    """The warnings of a clock: its rule's, plus the VIP extras (inactivity has none)."""
+    """The warnings of a clock: its rule's, plus the VIP extras and the churn extras
+    (inactivity has none)."""
     if clock.target == INACTIVITY:
         return ()
     rule = rule_of(step)
     base = rule.warnings if rule else ()
-    vip = step.policy.vip
-    if vip is not None and step.policy.is_vip(step.state.customer_id):
-        return base + vip.extra_warnings
+    policy, state = step.policy, step.state
+    vip, churn = policy.vip, policy.churn
+    if vip is not None and policy.is_vip(state.customer_id, state.vip):
+        base += vip.extra_warnings
+    if churn is not None and policy.at_risk(state.churn_risk):
+        # A warning both add once: its id (by label) must not be emitted twice.
+        base += tuple(t for t in churn.extra_warnings if t not in base)
     return base
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from escalator.domain.effects import Effect, OutageChanged
 from escalator.domain.policy import Policy
 from escalator.domain.schedules import Override
+from escalator.domain.sentiment import Scorer
 from escalator.domain.state import TicketState
 
 
@@ -22,6 +23,9 @@ class Decision:
     # due before an event (a worker's tick lags), then the event — and each effect's metric
     # fact is dated at its own step, as `simulate`, which decides each apart, dates it.
     times: list[int | None] = field(default_factory=list)
+    # Parallel to `effects`: the ticket's severity when its step emitted it — a deadline that
+    # fires inside the event lowering the severity counts for the severity it had then.
+    severities: list[str] = field(default_factory=list)
     overdue: bool = False  # a change put an instant behind the clock: fire it now
     # The schedule overrides known where the ticket lives: whom `schedule:<name>` pages.
     overrides: Sequence[Override] = ()
@@ -30,6 +34,7 @@ class Decision:
         """Record `effects` of a step at instant `at` (None: the inbound event's step)."""
         self.effects.extend(effects)
         self.times.extend(at for _ in effects)
+        self.severities.extend(self.state.severity for _ in effects)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +46,8 @@ class Step:
     (tickets/settle.py) and released then: it is dated at its instant, but whoever it brings in
     could not have acted before the release, so their inactivity period starts then (the
     release instant, not the tick that noticed it, so simulate and the worker agree);
-    `found_at` is the arrival that found it late.
+    `found_at` is the arrival that found it late; `scorer` scores customer text (passed in by
+    the shell, so the engine stays pure).
     """
 
     decision: Decision
@@ -52,6 +58,8 @@ class Step:
     outage: OutageChanged | None = None
     released_at: int | None = None
     found_at: int | None = None
+    # Scores customer text for the sentiment trigger (domain/sentiment.py); None: not scored.
+    scorer: Scorer | None = None
 
     @property
     def state(self) -> TicketState:

@@ -17,7 +17,13 @@ from escalator.domain.effects import (
     OutageChanged,
     effect_id,
 )
-from escalator.domain.policy import FUNCTIONAL, HIERARCHICAL
+from escalator.domain.policy import (
+    FUNCTIONAL,
+    HIERARCHICAL,
+    HierarchicalTrigger,
+    Policy,
+    SentimentTrigger,
+)
 from escalator.domain.sla import Clock
 from escalator.domain.state import Handoff
 from escalator.domain.tickets import clocks, explain, paging
@@ -152,8 +158,7 @@ def hierarchical(step: Step, trigger: str, why: str, **cause: object) -> None:
     its trace."""
     state, policy = step.state, step.policy
     once = f"c{state.cycle}/{trigger}"
-    rule = policy.reopen if trigger == "reopen" else policy.keywords
-    notify_tier = rule.notify_tier if rule else None
+    notify_tier = _notify_tier(policy, trigger)
     if once in state.fired or notify_tier is None:
         return
     state.fired.append(once)
@@ -171,6 +176,17 @@ def hierarchical(step: Step, trigger: str, why: str, **cause: object) -> None:
     )
 
 
+def _notify_tier(policy: Policy, trigger: str) -> str | None:
+    """The tier a hierarchical trigger brings in, None when the policy lacks the trigger."""
+    rule: dict[str, HierarchicalTrigger | SentimentTrigger | None] = {
+        "reopen": policy.reopen,
+        "keyword": policy.keywords,
+        "sentiment": policy.sentiment,
+    }
+    found = rule.get(trigger)
+    return found.notify_tier if found is not None else None
+
+
 def start_in_outage(step: Step) -> None:
     """A new ticket for a service in outage starts above frontline (L2 by default)."""
     outage, state, policy = step.outage, step.state, step.policy
@@ -185,6 +201,34 @@ def start_in_outage(step: Step) -> None:
         start_at,
         f"Service {outage.service} is in outage (incident {outage.incident_id}): the "
         f"ticket starts at {start_at} instead of {state.tier}.",
+    )
+
+
+def start_at_risk(step: Step) -> None:
+    """A new ticket of a customer at risk of churning starts at the churn rule's `start_at`
+    tier, when that is above where it was created (and where an outage put it): one functional
+    escalation, `<ticket>/c1/churn/escalation`."""
+    state, policy = step.state, step.policy
+    churn = policy.churn
+    if churn is None or churn.start_at is None or not policy.at_risk(state.churn_risk):
+        return
+    if policy.tier_rank(churn.start_at) <= policy.tier_rank(state.tier):
+        return
+    climb(
+        step,
+        Raised(
+            id=effect_id(state.ticket_id, state.cycle, "churn", "escalation"),
+            kind=FUNCTIONAL,
+            trigger="churn",
+            from_tier=state.tier,
+            to_tier=churn.start_at,
+            reason=f"The customer's churn risk is {state.churn_risk:.2f} (at least "
+            f"{churn.at_least:.2f}): the ticket starts at {churn.start_at} instead of "
+            f"{state.tier}.",
+            trace=explain.trace(
+                step, None, "churn", churn_risk=state.churn_risk, at_least=churn.at_least
+            ),
+        ),
     )
 
 

@@ -104,7 +104,7 @@ def context(policy: Policy, state: TicketState) -> dict[str, Any]:
     told: dict[str, Any] = {
         "customer_id": state.customer_id,
         "customer_tier": state.customer_tier,
-        "vip": policy.is_vip(state.customer_id),
+        "vip": policy.is_vip(state.customer_id, state.vip),
         "severity": state.severity,
         "service": state.service,
         "summary": state.summary,

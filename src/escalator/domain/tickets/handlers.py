@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from escalator.domain import due, keywords, ladder
+from escalator.domain import due, keywords, ladder, sentiment
+from escalator.domain.customers import CustomerAttributes
 from escalator.domain.effects import (
     Bounceback,
     OutageChanged,
@@ -29,6 +30,7 @@ from escalator.domain.events import (
 from escalator.domain.policy import FUNCTIONAL, Policy
 from escalator.domain.recontact import CustomerFact
 from escalator.domain.schedules import Override
+from escalator.domain.sentiment import Scorer
 from escalator.domain.state import DONE_STATUSES, OPEN_STATUSES, TicketState
 from escalator.domain.tickets import clocks, escalation, explain, firing, paging
 from escalator.domain.tickets.context import Decision, Step
@@ -42,10 +44,18 @@ def open_ticket(
     policy: Policy,
     outage: OutageChanged | None,
     overrides: Sequence[Override] = (),
+    scorer: Scorer | None = None,
+    customer: CustomerAttributes | None = None,
 ) -> Decision:
-    """A new ticket created at `at`: its targets, inactivity clock, and outage start tier."""
+    """A new ticket created at `at`: its targets, inactivity clock, and outage start tier.
+    Its customer's churn risk and VIP flag are the event's own, else `customer`'s (the
+    partition's customer table)."""
     created = event.payload
     assert isinstance(created, TicketCreated)
+    churn_risk, vip = created.churn_risk, created.vip
+    if customer is not None:
+        churn_risk = customer.churn_risk if churn_risk is None else churn_risk
+        vip = customer.vip if vip is None else vip
     state = TicketState(
         ticket_id=event.ticket_id,
         customer_id=created.customer_id,
@@ -58,6 +68,8 @@ def open_ticket(
         processed_until=now,
         statuses=[(at, "new")],
         source=event.source,
+        churn_risk=churn_risk,
+        vip=bool(vip),
     )
     explain.arrive(state, created.tier, at, "created")
     due.remember(state.seen, event.id)
@@ -66,12 +78,14 @@ def open_ticket(
     rule = policy.match(state.customer_tier, state.severity, state.service)
     state.rule = rule.name if rule else None
     state.policy = policy.version
-    step = Step(decision, policy, at, now, event.id, outage)
+    step = Step(decision, policy, at, now, event.id, outage, scorer=scorer)
     for target in (clocks.FIRST_RESPONSE, clocks.RESOLUTION):
         clocks.start_target(step, target, target)
     clocks.restart_inactivity(step)
     escalation.start_in_outage(step)
+    escalation.start_at_risk(step)
     customer_text(step, state.summary, "The new ticket's summary")
+    customer_mood(step, state.summary)
     return decision
 
 
@@ -112,6 +126,8 @@ def commented(step: Step, comment: TicketCommented) -> None:
     if comment.author_role == "customer":
         explain.customer_wrote(state, step.policy, comment.body)
         customer_text(step, comment.body)
+        if comment.public:
+            customer_mood(step, comment.body)
         return
     clocks.restart_inactivity(step)
     if not comment.public:
@@ -150,6 +166,31 @@ def customer_text(step: Step, text: str, what: str = "A customer comment") -> No
     found = keywords.matcher(trigger.keywords).find(text)
     if found:
         escalation.hierarchical(step, "keyword", f"{what} mentions {found!r}", keyword=found)
+
+
+def customer_mood(step: Step, text: str) -> None:
+    """Score the customer's public text (a comment, a new ticket's summary) and bring in the
+    sentiment trigger's tier once the last `sustained` scores all lie below `below`
+    (domain/sentiment.py). The score and the words behind it go in the trace only."""
+    trigger, scorer = step.policy.sentiment, step.scorer
+    if trigger is None or scorer is None:
+        return
+    state = step.state
+    scored = scorer(text)
+    sentiment.remember(state.sentiments, scored.compound)
+    if not sentiment.sustained_below(state.sentiments, trigger.below, trigger.sustained):
+        return
+    last = state.sentiments[-trigger.sustained :]
+    escalation.hierarchical(
+        step,
+        "sentiment",
+        f"The customer's last {trigger.sustained} messages read negative (score "
+        f"{scored.compound:+.2f}, threshold {trigger.below:+.2f})",
+        score=scored.compound,
+        scores=list(last),
+        below=trigger.below,
+        words=list(scored.words),
+    )
 
 
 def assigned(step: Step, assignment: TicketAssigned) -> None:

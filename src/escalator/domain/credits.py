@@ -1,0 +1,111 @@
+"""Service credits (issue 20): what a customer's SLA misses of a compliance period cost.
+
+A policy's `credits:` names, per customer tier, a table from the period's compliance to a
+credit percentage (optionally over some targets only) and critical-failure rules (a breach of
+a target at a severity completed — or still open at the period's close — later than a limit
+earns a fixed credit). At each compliance period's close the customer's credit is the largest
+any rule gives; the record names that rule and lists the breaches that are its evidence.
+
+Imported breaches (`ticket.snapshot`, docs/import.md) never reach the tallies, so they are
+never evidence and never cost a credit: they happened before escalator watched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from escalator.domain.facts import BREACH, MET, RETRACTED, RETRACTED_LATE
+from escalator.domain.policy import CreditRule, CriticalRule
+
+# Breaches a customer's compliance period lists as evidence: the earliest by deadline; the
+# others still count in the compliance, and `unlisted` says how many they are.
+EVIDENCE_KEPT: Final = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Breach:
+    """One breach of the period, as evidence: `overdue_ms` is how late the target was met, or
+    (`open`) how late it was at the period's close."""
+
+    breach_id: str
+    ticket_id: str
+    target: str
+    severity: str
+    deadline: int
+    overdue_ms: int
+    open: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Credit:
+    """What a period costs: `percent`, the rule that gave it (None: no credit) and evidence."""
+
+    percent: float
+    compliance: float | None
+    rule: Mapping[str, object] | None
+    evidence: tuple[Breach, ...]
+
+
+def compliance_of(
+    by_target: Mapping[str, Mapping[str, int]], targets: frozenset[str] | None
+) -> float | None:
+    """1 − breaches ÷ targets due over `targets` (all if None), as the compliance record
+    counts them (domain/facts.py); None when nothing was due."""
+    due = breaches = 0
+    for target, kinds in by_target.items():
+        if targets is not None and target not in targets:
+            continue
+        withdrawn = kinds.get(RETRACTED, 0)
+        breaches += kinds.get(BREACH, 0) - withdrawn
+        due += kinds.get(MET, 0) + kinds.get(BREACH, 0) - withdrawn - kinds.get(RETRACTED_LATE, 0)
+    return None if due <= 0 else 1 - breaches / due
+
+
+def credit(
+    rule: CreditRule,
+    by_target: Mapping[str, Mapping[str, int]],
+    breaches: Iterable[Breach],
+) -> Credit:
+    """The credit of one customer's closed period under `rule`."""
+    evidence = tuple(
+        sorted(
+            (b for b in breaches if rule.targets is None or b.target in rule.targets),
+            key=lambda b: (b.deadline, b.breach_id),
+        )
+    )
+    compliance = compliance_of(by_target, rule.targets)
+    best: tuple[float, Mapping[str, object] | None] = (0.0, None)
+    if compliance is not None:
+        percent = round(compliance * 100, 4)
+        for band in rule.bands:
+            if percent < band.below and band.credit > best[0]:
+                best = (
+                    band.credit,
+                    {"kind": "compliance", "below": band.below, "compliance_percent": percent},
+                )
+    for critical in rule.critical:
+        late = _critical(critical, evidence)
+        if late and critical.credit > best[0]:
+            best = (
+                critical.credit,
+                {
+                    "kind": "critical",
+                    "target": critical.target,
+                    "severities": sorted(critical.severities),
+                    "later_than_seconds": critical.later_than_ms // 1000,
+                    "breach_ids": [b.breach_id for b in late],
+                },
+            )
+    return Credit(best[0], compliance, best[1], evidence)
+
+
+def _critical(rule: CriticalRule, evidence: Sequence[Breach]) -> list[Breach]:
+    return [
+        b
+        for b in evidence
+        if b.target == rule.target
+        and b.severity in rule.severities
+        and b.overdue_ms > rule.later_than_ms
+    ]

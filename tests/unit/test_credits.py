@@ -1,0 +1,268 @@
+"""Service credits (issue 20, part 3): a month of three customers with hand-computed compliance
+(example policy, 24x7 targets: enterprise P1 15 min / 30 min / 4 h, business P1 30 min / 1 h /
+8 h) yields the expected `escalator.sla.credit` records, one of them a critical failure; the
+imported breach is not evidence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from escalator.config.policy_file import parse_policy
+from escalator.domain.aggregates import (
+    AggregateConfig,
+    MetricFact,
+    Tally,
+    parse_period,
+    parse_periods,
+)
+from escalator.domain.credits import EVIDENCE_KEPT, Breach, compliance_of, credit
+from escalator.domain.facts import BREACH, MET, RETRACTED
+from escalator.domain.policy import CreditBand, CreditRule, CriticalRule
+from escalator.errors import ConfigError
+from escalator.service import simulate
+from tests.helpers import EXAMPLE_POLICY, comment, created, iso, jsonl, ms, status
+from tests.unit.test_cli import run
+from tests.unit.test_import_engine import snapshot
+from tests.unit.test_schemas import METRICS
+
+CREDITS = """
+credits:
+  enterprise:
+    compliance:
+      - {below: 99.5, credit: 5}
+      - {below: 99, credit: 10}
+      - {below: 95, credit: 25}
+    critical:
+      - {severity: P1, target: resolution, later_than: 2h, credit: 50}
+  business:
+    compliance: [{below: 99.5, credit: 5}, {below: 99, credit: 10}, {below: 95, credit: 25}]
+    targets: [first_response]
+"""
+POLICY = parse_policy(EXAMPLE_POLICY.read_text() + CREDITS)
+CONFIG = AggregateConfig(parse_periods("1d"), parse_period("month"), 300_000)
+T0 = ms("2026-11-10T10:00:00Z")
+MIN = 60_000
+HOUR = 60 * MIN
+
+
+def ticket(tid: str, at: int, reply: int, solve: int, **kw) -> list[dict]:
+    """Created at `at`, a public agent reply `reply` ms later, solved `solve` ms later."""
+    return [
+        created(tid, at, **kw),
+        comment(tid, at + reply),
+        status(tid, at + solve, "solved"),
+    ]
+
+
+def month() -> list[dict]:
+    docs: list[dict] = []
+    # A (enterprise): ten tickets met (3 targets each), one first response 5 min late.
+    for n in range(10):
+        docs += ticket(f"A-{n}", T0 + n * HOUR, 5 * MIN, 10 * MIN, customer="A")
+    docs += ticket("A-late", T0 + 20 * HOUR, 20 * MIN, 25 * MIN, customer="A")
+    # A's imported ticket, overdue at import: imported breaches, never counted.
+    docs.append(
+        snapshot("A-old", T0 + 21 * HOUR, customer_id="A", created_at=iso(T0 - 8 * 24 * HOUR))
+    )
+    docs.append(status("A-old", T0 + 21 * HOUR + MIN, "solved"))
+    # B (enterprise): replied at 5 min, then silence; solved at 7 h: the next update (due at
+    # 35 min) and the resolution (due at 4 h, 3 h late) breached.
+    docs += ticket("B-1", T0 + 30 * HOUR, 5 * MIN, 7 * HOUR, customer="B")
+    # C (business, credits on first response only): two first responses met; C-2's next
+    # update (due 1 h 5 min) and resolution (due 8 h) breached, which its credits ignore.
+    docs += ticket("C-1", T0 + 40 * HOUR, 5 * MIN, 10 * MIN, customer="C", customer_tier="business")
+    docs += ticket("C-2", T0 + 41 * HOUR, 5 * MIN, 9 * HOUR, customer="C", customer_tier="business")
+    return sorted(docs, key=lambda d: d["time"])
+
+
+def credits_of(docs: list[dict]) -> dict[str, dict]:
+    result = simulate.run(jsonl(*docs), POLICY, ms("2026-12-01T01:00:00Z"), aggregates=CONFIG)
+    assert not result.dead_letters, [e.value for e in result.dead_letters]
+    records = [orjson.loads(e.value) for e in result.aggregates]
+    for record in records:
+        METRICS.validate(record)
+    return {d["subject"]: d for d in records if d["type"] == "escalator.sla.credit"}
+
+
+def test_a_month_of_three_customers() -> None:
+    found = credits_of(month())
+    assert set(found) == {"A", "B", "C"}
+
+    a = found["A"]
+    assert a["id"] == "credit/A/month/2026-11"
+    assert a["time"] == "2026-12-01T00:00:00.000Z"
+    assert (a["data"]["period"], a["data"]["customer_tier"]) == ("2026-11", "enterprise")
+    # 11 tickets × 3 targets due, 1 breach: 1 − 1/33 = 96.9697 % < 99 → 10 %.
+    assert a["data"]["compliance"] == pytest.approx(1 - 1 / 33, abs=1e-6)
+    assert a["data"]["credit_percent"] == 10
+    assert a["data"]["rule"] == {"kind": "compliance", "below": 99.0, "compliance_percent": 96.9697}
+    assert a["data"]["evidence"] == [
+        {
+            "breach_id": "A-late/c1/first_response/breach",
+            "ticket_id": "A-late",
+            "target": "first_response",
+            "severity": "P1",
+            "deadline": "2026-11-11T06:15:00.000Z",
+            "overdue_seconds": 300,
+            "open_at_close": False,
+        }
+    ]
+
+    b = found["B"]
+    # 3 due, 2 breached: 33.3 % → 25 % by the table; the resolution 3 h late (> 2 h) → 50 %.
+    assert b["data"]["compliance"] == pytest.approx(1 / 3, abs=1e-6)
+    assert b["data"]["credit_percent"] == 50
+    assert b["data"]["rule"] == {
+        "kind": "critical",
+        "target": "resolution",
+        "severities": ["P1"],
+        "later_than_seconds": 7200,
+        "breach_ids": ["B-1/c1/resolution/breach"],
+    }
+    evidence = {e["target"]: e for e in b["data"]["evidence"]}
+    assert evidence["resolution"]["deadline"] == "2026-11-11T20:00:00.000Z"
+    assert evidence["resolution"]["overdue_seconds"] == 3 * 3600
+    assert evidence["next_update"]["deadline"] == "2026-11-11T16:35:00.000Z"
+    assert evidence["next_update"]["overdue_seconds"] == 6 * 3600 + 25 * 60
+
+    c = found["C"]
+    # First response only: 2 due, 0 breached → 100 %, no credit, no evidence.
+    assert c["data"]["compliance"] == 1.0
+    assert (c["data"]["credit_percent"], c["data"]["rule"], c["data"]["evidence"]) == (0, None, [])
+
+
+def test_a_breach_still_open_at_the_close_is_as_late_as_it_was_then() -> None:
+    docs = [created("D-1", ms("2026-11-30T20:00:00Z"), customer="D")]
+    found = credits_of(docs)
+    # First response due 20:15, still unanswered at the close (24:00): 3 h 45 min late. The
+    # resolution is due at 24:00 itself: a breach of December, not of this period.
+    (first,) = found["D"]["data"]["evidence"]
+    assert (first["target"], first["open_at_close"]) == ("first_response", True)
+    assert first["overdue_seconds"] == 3 * 3600 + 45 * 60
+
+
+# --- the pure rule, by hand ---------------------------------------------------------------------
+
+RULE = CreditRule(
+    bands=(CreditBand(99.5, 5), CreditBand(99, 10), CreditBand(95, 25)),
+    critical=(CriticalRule(frozenset({"P1"}), "resolution", 2 * HOUR, 50),),
+)
+
+
+def counts(met: int, breached: int, target: str = "resolution") -> dict[str, dict[str, int]]:
+    return {target: {MET: met, BREACH: breached}}
+
+
+@pytest.mark.parametrize(
+    ("met", "breached", "percent"),
+    [
+        (200, 0, 0),  # 100 %
+        (199, 1, 0),  # 99.5 %: not below 99.5
+        (397, 3, 5),  # 99.25 %
+        (99, 1, 0 + 5),  # 99 %: below 99.5, not below 99
+        (98, 2, 10),  # 98 %
+        (95, 5, 10),  # 95 %: not below 95
+        (94, 6, 25),  # 94 %
+    ],
+)
+def test_the_compliance_table(met: int, breached: int, percent: float) -> None:
+    assert credit(RULE, counts(met, breached), ()).percent == percent
+
+
+def test_critical_failure_needs_the_severity_target_and_lateness() -> None:
+    def breach(severity: str, target: str, overdue_ms: int) -> Breach:
+        return Breach("x", "T", target, severity, 0, overdue_ms, False)
+
+    assert credit(RULE, counts(1, 0), [breach("P1", "resolution", 2 * HOUR)]).percent == 0
+    assert credit(RULE, counts(1, 0), [breach("P1", "resolution", 2 * HOUR + 1)]).percent == 50
+    assert credit(RULE, counts(1, 0), [breach("P2", "resolution", 9 * HOUR)]).percent == 0
+    assert credit(RULE, counts(1, 0), [breach("P1", "next_update", 9 * HOUR)]).percent == 0
+
+
+def test_compliance_over_chosen_targets_and_withdrawn_breaches() -> None:
+    by_target = {
+        "first_response": {MET: 9, BREACH: 2, RETRACTED: 1},  # 10 due, 1 breach
+        "resolution": {MET: 0, BREACH: 10},
+    }
+    assert compliance_of(by_target, frozenset({"first_response"})) == pytest.approx(0.9)
+    assert compliance_of(by_target, None) == pytest.approx(1 - 11 / 20)
+    assert compliance_of({}, None) is None
+
+
+CRITICAL = "credits: {{enterprise: {{critical: [{{{}}}]}}}}"
+
+
+@pytest.mark.parametrize(
+    ("yaml", "message"),
+    [
+        (
+            "credits: {gold: {compliance: [{below: 99, credit: 5}]}}",
+            "no target names customer tier 'gold'",
+        ),
+        ("credits: {enterprise: {}}", "expected 'compliance' bands, 'critical' rules or both"),
+        ("credits: {enterprise: {compliance: [{below: 101, credit: 5}]}}", "from 0 to 100"),
+        ("credits: {enterprise: {compliance: [{below: 0, credit: 5}]}}", "above 0"),
+        ("credits: {enterprise: {compliance: [{below: 99}]}}", "missing required key 'credit'"),
+        (
+            CRITICAL.format("severity: P9, target: resolution, later_than: 1h, credit: 5"),
+            "'P9' is not allowed",
+        ),
+        (
+            CRITICAL.format("severity: P1, target: resolution, later_than: soon, credit: 5"),
+            "credits.enterprise.critical[0].later_than",
+        ),
+        ("credits: {enterprise: {targets: [speed], compliance: []}}", "'speed' is not allowed"),
+    ],
+)
+def test_policy_errors_name_the_key(yaml: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_policy(EXAMPLE_POLICY.read_text() + yaml + "\n")
+    assert message in str(caught.value)
+
+
+def test_evidence_lists_the_earliest_breaches_whatever_the_arrival_order() -> None:
+    def breach(n: int) -> MetricFact:
+        return MetricFact(
+            f"f{n}", BREACH, n, f"T-{n}", "acme", "enterprise", "P1", "L1", "resolution", 0, f"b{n}"
+        )
+
+    forward, backward = Tally(), Tally()
+    for n in range(EVIDENCE_KEPT + 5):
+        forward.add(breach(n), evidence=True)
+    for n in reversed(range(EVIDENCE_KEPT + 5)):
+        backward.add(breach(n), evidence=True)
+    assert (
+        set(forward.breaches) == set(backward.breaches) == {f"b{n}" for n in range(EVIDENCE_KEPT)}
+    )
+    assert forward.unlisted == backward.unlisted == 5
+    retracted = MetricFact(
+        "r", RETRACTED, 0, "T-x", "acme", "enterprise", "P1", "L1", "resolution", 0, "b-unlisted"
+    )
+    forward.add(retracted, evidence=True)
+    assert forward.unlisted == 4
+
+
+def test_simulate_aggregates_prints_the_credit_records(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(EXAMPLE_POLICY.read_text() + CREDITS)
+    events = tmp_path / "events.jsonl"
+    # Nobody answers B-1 and it is solved 7 h later: the resolution (due 4 h) 3 h late.
+    docs = [created("B-1", T0, customer="B"), status("B-1", T0 + 7 * HOUR, "solved")]
+    events.write_bytes(b"\n".join(jsonl(*docs)))
+    done = run(
+        "simulate",
+        "--policy",
+        str(policy),
+        "--aggregates",
+        "--until",
+        "2026-12-01T01:00:00Z",
+        str(events),
+    )
+    assert done.returncode == 0, done.stderr
+    printed = [orjson.loads(line) for line in done.stdout.splitlines()]
+    (credit_record,) = [d for d in printed if d["type"] == "escalator.sla.credit"]
+    assert credit_record["id"] == "credit/B/month/2026-11"
+    assert credit_record["data"]["credit_percent"] == 50
