@@ -697,6 +697,13 @@ def worker(
         aggregates=aggregates,
         **kw,
     )
+    if settings.pagerduty_routing_keys and not settings.http_token:
+        # Without the token every door is open and any routing key names a service: the
+        # listed keys would protect nothing, and a mistyped key would page a made-up service.
+        raise click.UsageError(
+            "ESCALATOR_PAGERDUTY_ROUTING_KEYS is set but ESCALATOR_HTTP_TOKEN is not: set the "
+            "token (the routing keys are credentials only next to it)"
+        )
     sys.exit(run_worker(settings, loaded, shadow))
 
 

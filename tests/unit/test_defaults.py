@@ -56,6 +56,25 @@ def test_worker_without_flags_runs_with_the_settings_defaults(
     assert started == [Settings()]
 
 
+@pytest.mark.usefixtures("clean_env")
+def test_worker_refuses_pagerduty_routing_keys_without_the_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    started: list[Settings] = []
+    monkeypatch.setattr(
+        "escalator.runtime.main.run_worker", lambda settings, *_: started.append(settings) or 0
+    )
+    result = CliRunner().invoke(cli.main, ["worker", "--pagerduty-routing-keys", "k=checkout"])
+    assert result.exit_code == 2
+    assert "ESCALATOR_HTTP_TOKEN is not" in result.output
+    assert started == []
+    result = CliRunner().invoke(
+        cli.main, ["worker", "--pagerduty-routing-keys", "k=checkout", "--http-token", "t"]
+    )
+    assert result.exit_code == 0, result.output
+    assert len(started) == 1
+
+
 def test_simulate_aggregate_defaults_are_the_settings_defaults() -> None:
     params = params_by_envvar("simulate")
     config = cli._aggregate_config(

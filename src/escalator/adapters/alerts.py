@@ -189,22 +189,38 @@ def _is_grafana(doc: dict[str, Any]) -> bool:
     return str(doc.get("version")) == "1" and "orgId" in doc
 
 
+MAX_ORG_ID: Final = 20  # digits: Grafana's orgId is a 64-bit integer
+
+
 def _grafana(doc: dict[str, Any], received_at: int) -> list[Accepted]:
-    return _alerts(doc, "grafana", received_at, _grafana_extras)
+    """Grafana's fingerprint is a hash of the alert's labels, the same in every organisation
+    (and every Grafana instance) running the same rule: its alerts are keyed
+    `grafana/<orgId>/<fingerprint>`, so one organisation's resolve never closes another's
+    incident."""
+    org = doc.get("orgId")
+    if isinstance(org, str) and org.isdigit() and len(org) <= MAX_ORG_ID:
+        org = int(org)
+    if not isinstance(org, int) or isinstance(org, bool) or not 0 <= org < 2**63:
+        raise HttpError(400, "invalid_field", "orgId must be a non-negative integer")
+    return _alerts(doc, "grafana", received_at, _grafana_extras, f"grafana/{org}")
 
 
 Extras: TypeAlias = Callable[[dict[str, Any], str], dict[str, str]]
 
 
 def _alerts(
-    doc: dict[str, Any], source: str, received_at: int, extras: Extras | None = None
+    doc: dict[str, Any],
+    source: str,
+    received_at: int,
+    extras: Extras | None = None,
+    namespace: str | None = None,
 ) -> list[Accepted]:
     alerts = doc.get("alerts")
     if not isinstance(alerts, list):
         raise HttpError(400, "missing_field", "alerts must be a list")
     group_key = doc.get("groupKey")
     return [
-        _alert(alert, index, group_key, received_at, source, extras)
+        _alert(alert, index, group_key, received_at, source, extras, namespace)
         for index, alert in enumerate(alerts)
     ]
 
@@ -252,7 +268,10 @@ def _alert(
     received_at: int,
     source: str,
     extras: Extras | None,
+    namespace: str | None = None,
 ) -> Accepted:
+    """One alert → its CloudEvent; `namespace` (Grafana's `grafana/<orgId>`) prefixes the
+    fingerprint, and names the id in place of the source."""
     if not isinstance(alert, dict):
         raise HttpError(400, "not_an_object", "each alert must be an object", index)
     try:
@@ -280,9 +299,20 @@ def _alert(
         time = parse_time(when, f"alerts[{index}].{'startsAt' if status == 'firing' else 'endsAt'}")
     except InvalidEvent as exc:
         raise HttpError(400, exc.reason, exc.message, index) from None
+    event_id = f"{namespace or source}/{fingerprint}/{status}/{starts_at}"
+    if namespace is not None:
+        fingerprint = f"{namespace}/{fingerprint}"
+        if len(fingerprint) > MAX_TEXT:
+            raise HttpError(
+                400,
+                "field_too_long",
+                f"alerts[{index}].fingerprint is longer than {MAX_TEXT - len(namespace) - 1} "
+                "characters",
+                index,
+            )
     event = {
         "specversion": "1.0",
-        "id": f"{source}/{fingerprint}/{status}/{starts_at}",
+        "id": event_id,
         "source": source,
         "type": f"alert.{status}",
         "time": iso(min(time, received_at)),
@@ -298,7 +328,7 @@ def _alert(
             "groupKey": group_key,
         },
     }
-    return Accepted(fingerprint.encode(), orjson.dumps(event), str(event["id"]), alert=True)
+    return Accepted(fingerprint.encode(), orjson.dumps(event), event_id, alert=True)
 
 
 # --- outage broadcast records -----------------------------------------------------------------

@@ -8,30 +8,34 @@ contact point, Datadog, Zabbix, …) pages through escalator. The mapping (docs/
 - `routing_key` names the service: a key listed in `ESCALATOR_PAGERDUTY_ROUTING_KEYS` maps to
   its service (and is a credential by itself); otherwise, behind the bearer token, the key
   *is* the service's name;
-- `dedup_key` is the incident's fingerprint (generated on a trigger without one);
+- `dedup_key` names the incident, `pd/<service>/<dedup_key>` (generated on a trigger without
+  one);
 - `trigger` → `alert.firing`, `resolve` → `alert.resolved` (the condition cleared, as
   Alertmanager's resolved alert), `acknowledge` → `incident.acknowledged` by `pagerduty`;
 - `payload.severity` becomes the policy's severity label (the default policy maps critical,
-  error, warning, info to P1–P4), `payload.summary` the incident's summary, `source`,
-  `component`, `group`, `class` labels, `custom_details` an annotation.
+  error, warning, info to P1–P4; anything else pages as critical), `payload.summary` the
+  incident's summary, `source`, `component`, `group`, `class` labels, `custom_details` and
+  `timestamp` annotations; the arrival is the event time of every action.
 
-PagerDuty events carry no id: an identical request (same routing key, dedup key, action and
-payload) within five minutes counts once (`RecentRequests`, and ids derived from the request).
+PagerDuty events carry no id: a request identical to the last one accepted for its routing
+key and dedup key, within five minutes, counts once (`RecentRequests`). Incidents opened here
+are keyed `pd/<service>/<dedup_key>`: an acknowledge or resolve through this door reaches only
+incidents opened through it for the same service.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import quote
 
 import orjson
 
 from escalator.adapters.alerts import MAX_VALUE, decode_alert_event
-from escalator.adapters.cloudevents import MAX_AHEAD_MS, MAX_TEXT, parse_time
+from escalator.adapters.cloudevents import MAX_TEXT
 from escalator.adapters.http_types import Accepted, HttpError, Ingested
 from escalator.domain.ladder import iso
 from escalator.errors import InvalidEvent
@@ -47,11 +51,15 @@ SEVERITIES: Final = ("critical", "error", "warning", "info")
 MAX_DEDUP_KEY: Final = 255  # PagerDuty's limit
 MAX_SUMMARY: Final = 1024  # PagerDuty's limit
 WINDOW_MS: Final = 5 * 60 * 1000  # identical requests this close count once
-MAX_REMEMBERED: Final = 10_000  # requests the door remembers (oldest forgotten first)
+MAX_REMEMBERED: Final = 10_000  # dedup keys the door remembers (least recent forgotten first)
+# orjson reads 1024 levels but writes only 254: refused up front, well below either.
+MAX_DEPTH: Final = 64
+# What an empty or unknown payload.severity pages as: the highest, as Grafana's PagerDuty
+# notifier does for a severity it cannot read; a missed page breaks a contract.
+FALLBACK_SEVERITY: Final = "critical"
+NAMESPACE: Final = "pd"  # incidents opened here: pd/<service>/<dedup_key>
 ACKNOWLEDGED_BY: Final = "pagerduty"  # the Events API does not say who acknowledged
 TRUNCATED: Final = "…"
-# PagerDuty's own examples write offsets without a colon (`2015-07-17T08:42:58.315+0000`).
-_OFFSET_WITHOUT_COLON: Final = re.compile(r"([+-]\d{2})(\d{2})$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,35 +72,30 @@ class Labels:
 
 
 class RecentRequests:
-    """The requests this door accepted in the last `WINDOW_MS`, by digest → the dedup key it
-    answered: a repeat is answered the same and produces nothing. Mutable by design (it is a
-    cache); bounded (`MAX_REMEMBERED`, oldest out first) and given time, never reading a clock.
-    One per worker process: a repeat reaching another worker is caught by the event id."""
+    """Per (routing key, dedup key), the last request this door accepted (its digest and
+    arrival): a request identical to it within `WINDOW_MS` is a repeat, answered the same and
+    producing nothing. Only the last: trigger → resolve → the same trigger is a re-fire, not a
+    repeat. Mutable by design (a cache); bounded (`MAX_REMEMBERED`, least recently accepted
+    out first) and given time, never reading a clock; each entry's own age decides. One per
+    worker process: a repeat reaching another worker is produced again, and the incident
+    absorbs it (docs/sources.md, "Repeats")."""
 
     def __init__(self, limit: int = MAX_REMEMBERED) -> None:
         self._limit = limit
-        self._seen: OrderedDict[str, tuple[int, str]] = OrderedDict()
+        self._last: OrderedDict[tuple[str, str], tuple[int, str]] = OrderedDict()
 
-    def get(self, digest: str, now: int) -> str | None:
-        self._expire(now)
-        found = self._seen.get(digest)
-        return None if found is None else found[1]
+    def repeats(self, scope: tuple[str, str], digest: str, now: int) -> bool:
+        found = self._last.get(scope)
+        return found is not None and found[1] == digest and 0 <= now - found[0] < WINDOW_MS
 
-    def remember(self, digest: str, dedup_key: str, now: int) -> None:
-        self._seen.pop(digest, None)
-        self._seen[digest] = (now, dedup_key)
-        while len(self._seen) > self._limit:
-            self._seen.popitem(last=False)
+    def remember(self, scope: tuple[str, str], digest: str, now: int) -> None:
+        self._last.pop(scope, None)
+        self._last[scope] = (now, digest)
+        while len(self._last) > self._limit:
+            self._last.popitem(last=False)
 
     def __len__(self) -> int:
-        return len(self._seen)
-
-    def _expire(self, now: int) -> None:
-        while self._seen:
-            first = next(iter(self._seen.values()))
-            if now - first[0] < WINDOW_MS:
-                return
-            self._seen.popitem(last=False)
+        return len(self._last)
 
 
 def pagerduty_request(
@@ -105,6 +108,7 @@ def pagerduty_request(
     """One Events API v2 request → the event it stands for, PagerDuty's answer, and whether
     it repeats one accepted within `WINDOW_MS`. HttpError 400 naming the field otherwise."""
     doc = _object(body)
+    _check_depth(doc)
     routing_key = _string(doc, "routing_key", MAX_TEXT)
     action = doc.get("event_action")
     if not isinstance(action, str) or not action:
@@ -125,22 +129,33 @@ def pagerduty_request(
     digest = _digest(routing_key, given_key, action, payload)
     dedup_key = given_key or _generated(digest, arrival)
     answer = {"status": "success", "message": "Event processed", "dedup_key": dedup_key}
-    known = recent.get(digest, arrival)
-    if known is not None:
-        return Ingested((), {**answer, "dedup_key": known}, duplicate=True)
+    scope = (routing_key, dedup_key)
+    if recent.repeats(scope, digest, arrival):
+        return Ingested((), answer, duplicate=True)
     service = routes.get(routing_key, routing_key)
-    event = _event(action, dedup_key, payload or {}, service, labels, digest, arrival)
+    fingerprint = fingerprint_of(service, dedup_key)
+    if len(fingerprint) > MAX_TEXT:
+        raise _invalid(
+            f"'routing_key' names a service too long for escalator ('{NAMESPACE}/<service>/"
+            f"<dedup_key>' must fit in {MAX_TEXT} characters): use a shorter service name"
+        )
+    event = _event(action, fingerprint, payload or {}, service, labels, digest, arrival)
     value = orjson.dumps(event)
     try:
         decode_alert_event(value, arrival)  # refused here exactly when the worker would
     except InvalidEvent as exc:
         raise _invalid(exc.message) from None
-    accepted = Accepted(dedup_key.encode(), value, event["id"], alert=True)
-    return Ingested(
-        [accepted],
-        answer,
-        accepted=lambda: recent.remember(digest, dedup_key, arrival),
-    )
+    accepted = Accepted(fingerprint.encode(), value, event["id"], alert=True)
+    return Ingested([accepted], answer, accepted=lambda: recent.remember(scope, digest, arrival))
+
+
+def fingerprint_of(service: str, dedup_key: str) -> str:
+    """The incident a PagerDuty dedup key stands for: `pd/<service>/<dedup_key>`, the service
+    percent-encoded (`/` and `%`) so that no two (service, dedup key) pairs meet. PagerDuty
+    scopes dedup keys by service; so does this: a routing key acknowledges or resolves only
+    incidents opened through this door for its own service, never Alertmanager's, Grafana's
+    or another service's."""
+    return f"{NAMESPACE}/{quote(service, safe='')}/{dedup_key}"
 
 
 def refusal(error: HttpError) -> dict[str, Any]:
@@ -166,61 +181,72 @@ def routing_key_of(body: bytes) -> str | None:
 
 def _event(
     action: str,
-    dedup_key: str,
+    fingerprint: str,
     payload: dict[str, Any],
     service: str,
     labels: Labels,
     digest: str,
     arrival: int,
 ) -> dict[str, Any]:
-    time = _timestamp(payload, arrival)
+    # The arrival is the event's time for every action: payload.timestamp is the sender's
+    # claim (a tool holding an alert for hours would open the incident in the past and page
+    # every level at once); it is kept as an annotation only.
     kind = ACTIONS[action]
     data: dict[str, Any]
     if action == "acknowledge":
         data = {"by": ACKNOWLEDGED_BY}
     elif action == "resolve":
-        data = {"fingerprint": dedup_key, "labels": {}, "annotations": {}, "endsAt": iso(time)}
+        data = {"fingerprint": fingerprint, "labels": {}, "annotations": {}, "endsAt": iso(arrival)}
     else:
-        data = _firing(payload, dedup_key, service, labels, time)
+        data = _firing(payload, fingerprint, service, labels, arrival)
     return {
         "specversion": "1.0",
-        # The same request in the same five minutes gets the same id on any worker, so the
-        # worker's duplicate check catches a repeat this door did not see.
-        "id": f"{SOURCE}/{action}/{digest[:32]}/{arrival // WINDOW_MS}",
+        # Unique per arrival: a legitimate re-fire (trigger → resolve → trigger) must never
+        # meet the worker's duplicate check. A repeat reaching another worker is produced
+        # again and absorbed by the incident (a trigger of an open incident, a resolve of a
+        # resolved one, an acknowledge of an acknowledged one change nothing).
+        "id": f"{SOURCE}/{action}/{digest[:32]}/{arrival}",
         "source": SOURCE,
         "type": kind,
-        "time": iso(time),
-        "subject": dedup_key,
+        "time": iso(arrival),
+        "subject": fingerprint,
         "datacontenttype": "application/json",
         "data": data,
     }
 
 
 def _firing(
-    payload: dict[str, Any], dedup_key: str, service: str, names: Labels, time: int
+    payload: dict[str, Any], fingerprint: str, service: str, names: Labels, time: int
 ) -> dict[str, Any]:
     summary = _string(payload, "summary", MAX_SUMMARY, "payload.summary")
     _string(payload, "source", MAX_TEXT, "payload.source")  # required by PagerDuty
-    severity = payload.get("severity")
-    if severity not in SEVERITIES:
-        raise _invalid(f"'payload.severity' must be one of: {', '.join(SEVERITIES)}")
     labels = {"alertname": summary}
     for name in ("source", "component", "group", "class"):
         if payload.get(name) is not None:
             labels[name] = _string(payload, name, MAX_TEXT, f"payload.{name}")
+    annotations = {"summary": summary}
+    severity = payload.get("severity")
+    if severity not in SEVERITIES:
+        # Alertmanager's `{{ .CommonLabels.severity }}` is empty for a group of mixed
+        # severities: refusing it would page nobody, for ever. Paged as the highest, the
+        # severity given kept for whoever looks.
+        annotations["pagerduty_severity"] = _shown(severity)
+        severity = FALLBACK_SEVERITY
     # Last: where the policy reads severity or service from a label of the same name as one
     # above (service_labels: [group]), the routing key's service and the severity win.
-    labels[names.severity] = severity
+    labels[names.severity] = str(severity)
     if names.service:
         labels[names.service] = service
-    annotations = {"summary": summary}
     details = payload.get("custom_details")
     if details is not None:
         annotations["custom_details"] = _bounded(
             orjson.dumps(details, option=orjson.OPT_SORT_KEYS).decode()
         )
+    stamp = payload.get("timestamp")
+    if stamp is not None:
+        annotations["timestamp"] = _shown(stamp)  # the sender's claim, never the event's time
     return {
-        "fingerprint": dedup_key,
+        "fingerprint": fingerprint,
         "labels": labels,
         "annotations": annotations,
         "startsAt": iso(time),
@@ -229,25 +255,44 @@ def _firing(
     }
 
 
-def _timestamp(payload: dict[str, Any], arrival: int) -> int:
-    """`payload.timestamp` (ISO 8601, PagerDuty's `+0000` offsets too), never after the
-    arrival; the arrival when absent, as PagerDuty does."""
-    value = payload.get("timestamp")
+def _shown(value: Any) -> str:
+    """A field kept for people to read: a string as is, anything else as JSON (bounded)."""
+    if isinstance(value, str):
+        return _bounded(value)
     if value is None:
-        return arrival
-    if not isinstance(value, str):
-        raise _invalid("'payload.timestamp' must be an ISO 8601 string")
-    try:
-        at = parse_time(_OFFSET_WITHOUT_COLON.sub(r"\1:\2", value), "payload.timestamp")
-    except InvalidEvent as exc:
-        detail = exc.message.removeprefix("payload.timestamp ")
-        raise _invalid(f"'payload.timestamp' {detail}") from None
-    if at > arrival + MAX_AHEAD_MS:
-        raise _invalid(
-            f"'payload.timestamp' is {(at - arrival) // 1000}s after its arrival "
-            f"(at most {MAX_AHEAD_MS // 1000}s of clock skew is accepted)"
-        )
-    return min(at, arrival)
+        return "(absent)"
+    return _bounded(orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode())
+
+
+def _check_depth(doc: dict[str, Any]) -> None:
+    """Refuse nesting deeper than MAX_DEPTH anywhere (the body's object is level 1), naming
+    the field: orjson writes at most 254 levels, so a deeper request would fail after it was
+    read, as a 500 a PagerDuty client retries for ever."""
+    for name, value in doc.items():
+        if name == "payload" and isinstance(value, dict):
+            for inner, item in value.items():
+                if _deeper_than(item, MAX_DEPTH - 2):
+                    raise _too_deep(f"payload.{inner}")
+        elif _deeper_than(value, MAX_DEPTH - 1):
+            raise _too_deep(name)
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether `value` nests more than `limit` containers (iteratively: no recursion limit)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if not isinstance(item, dict | list):
+            continue
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _too_deep(name: str) -> HttpError:
+    return _invalid(f"'{name[:64]}' nests deeper than {MAX_DEPTH} levels")
 
 
 def _object(body: bytes) -> dict[str, Any]:
