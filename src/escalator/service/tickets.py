@@ -239,9 +239,10 @@ class TicketProcessor(BaseProcessor):
         at `now`): what came due before it fires first, as for any record; the partition's
         table changes for the customer's later tickets. Open tickets keep what they were
         created with (docs/policy.md, "Churn risk and VIP")."""
+        update = decode_customer_update(raw)  # before the tick: a bad record changes nothing
         emissions = [] if now is None else self.on_tick(partition, now, offset=offset)
         table = self.customers.setdefault(partition, {})
-        if customers.remember(table, decode_customer_update(raw)):
+        if customers.remember(table, update):
             self.store[f"{CUSTOMERS_KEY}{partition}"] = encode_customers(table)
         return emissions
 
@@ -258,8 +259,8 @@ class TicketProcessor(BaseProcessor):
         Instants that came due before the record arrived fire first, under the outage state
         they came due in — as for any event, and as `simulate` does, whether the partition's
         tick was appended before the record or after it."""
+        change = decode_outage(raw)  # before the tick: a bad record changes nothing
         emissions = [] if now is None else self.on_tick(partition, now, offset=offset)
-        change = decode_outage(raw)
         active = self.outages.setdefault(partition, {})
         incidents = active.get(change.service, [])
         known = [o for o in incidents if o.incident_id == change.incident_id]
@@ -361,8 +362,8 @@ class TicketProcessor(BaseProcessor):
         arriving at `now`). Instants that came due before the record arrived fire first, as
         for an outage. A recovery fires the deadlines its silence held, each dated at its own
         instant (the clock of that firing is the recovery: `simulate` and the worker agree)."""
+        change = decode_silence(raw)  # before the tick: a bad record changes nothing
         emissions = [] if now is None else self.on_tick(partition, now, offset=offset)
-        change = decode_silence(raw)
         silent = self.silent.setdefault(partition, {})
         if change.silent:
             silent.setdefault(change.source, change.since)
