@@ -5,14 +5,18 @@ imported breach is not evidence."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
 import pytest
 
 from escalator.config.policy_file import parse_policy
+from escalator.domain.aggregate_records import sla_credit
 from escalator.domain.aggregates import (
+    COMPLIANCE_PREFIX,
     AggregateConfig,
+    Closed,
     MetricFact,
     Tally,
     parse_period,
@@ -266,3 +270,24 @@ def test_simulate_aggregates_prints_the_credit_records(tmp_path: Path) -> None:
     (credit_record,) = [d for d in printed if d["type"] == "escalator.sla.credit"]
     assert credit_record["id"] == "credit/B/month/2026-11"
     assert credit_record["data"]["credit_percent"] == 50
+
+
+def test_a_period_begun_before_credits_says_its_evidence_is_incomplete() -> None:
+    """Review item 10: a window stored by the build before evidence (format 1), or a breach
+    fact without its ref (fact record format 1), leaves breaches out of the evidence; the
+    credit record says so instead of looking complete."""
+    rule = {"enterprise": CreditRule(bands=(CreditBand(99.5, 5),))}
+    month = parse_period("month")
+
+    def closed(tally: Tally) -> Closed:
+        return Closed(COMPLIANCE_PREFIX + "acme", month, 0, 30 * 86_400_000, tally)
+
+    whole, old = Tally(), Tally()
+    fact = MetricFact("f", BREACH, 5, "T-1", "acme", "enterprise", "P1", "L1", "resolution", 0)
+    whole.add(replace(fact, ref="b1"), evidence=True)
+    old.add(fact, evidence=True)  # a format-1 fact: no ref
+    with_ref, without = sla_credit(closed(whole), rule), sla_credit(closed(old), rule)
+    assert with_ref is not None
+    assert without is not None
+    assert (with_ref.evidence_complete, without.evidence_complete) == (True, False)
+    assert without.compliance == with_ref.compliance == 0  # still counted

@@ -317,11 +317,11 @@ def test_window_state_format_1() -> None:
     assert tally.worst == Worst("T-1", "first_response", "P1", 60_000)
     assert (tally.counts["created"], tally.late, tally.customer_tiers) == (2, 1, {"enterprise"})
     assert state_codec.index_entry(WINDOWS_1) == (2, 1_796_083_500_000)
-    # No evidence kept before format 2. Written again, it is format 2.
-    assert (tally.breaches, tally.unlisted) == ({}, 0)
+    # No evidence kept before format 2: incomplete. Written again, it is format 3.
+    assert (tally.breaches, tally.unlisted, tally.complete) == ({}, 0, False)
     written = fact_codec.encode_windows(state, 2, 1_796_083_500_000, 99)
-    assert written == WINDOWS_1.replace(b'"v":1', b'"v":2').replace(
-        b'"ct":["enterprise"]}', b'"ct":["enterprise"],"b":[],"u":0}'
+    assert written == WINDOWS_1.replace(b'"v":1', b'"v":3').replace(
+        b'"ct":["enterprise"]}', b'"ct":["enterprise"],"b":[],"u":0,"x":false}'
     )
 
 
@@ -350,8 +350,21 @@ def test_window_state_format_2() -> None:
         ),
         Breach("T-2/c1/resolution/breach", "T-2", "resolution", "P1", 1793600000000, 0, True),
     ]
-    assert tally.unlisted == 3
-    assert fact_codec.encode_windows(state, 2, 1_796_083_500_000, 99) == WINDOWS_2
+    assert (tally.unlisted, tally.complete) == (3, True)
+    written = fact_codec.encode_windows(state, 2, 1_796_083_500_000, 99)
+    assert written == WINDOWS_2.replace(b'"v":2', b'"v":3').replace(b'"u":3}', b'"u":3,"x":true}')
+
+
+# --- windows, format 3: format 2 and whether each tally's evidence is complete ---------------
+
+WINDOWS_3 = WINDOWS_2.replace(b'"v":2', b'"v":3').replace(b'"u":3}', b'"u":3,"x":false}')
+
+
+def test_window_state_format_3() -> None:
+    state, _ = fact_codec.decode_windows(WINDOWS_3)
+    tally = state.open["month", 1_793_491_200_000]
+    assert (len(tally.breaches), tally.unlisted, tally.complete) == (2, 3, False)
+    assert fact_codec.encode_windows(state, 2, 1_796_083_500_000, 99) == WINDOWS_3
 
 
 # --- records on the repartition topic (escalator.customers): format 1 of each -----------------
@@ -729,7 +742,7 @@ def test_expired_ticket_format_1() -> None:
             CUSTOMER_BROADCAST_1.replace(b"escalator.customer", b"escalator.customer2"),
         ),
         (state_codec.decode_customer, _with(CUSTOMER_1, v=2)),
-        (fact_codec.decode_windows, _with(WINDOWS_1, v=3)),
+        (fact_codec.decode_windows, _with(WINDOWS_1, v=4)),
         (state_codec.decode_fact, _with(CUSTOMER_FACT_1, v=2)),
         (fact_codec.decode_fact_record, _with(CUSTOMER_FACT_1, v=2)),
         (fact_codec.decode_fact_record, _with(METRIC_FACTS_1, v=3)),

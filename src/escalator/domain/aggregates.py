@@ -297,6 +297,10 @@ class Tally:
     # `unlisted`).
     breaches: dict[str, Breach] = field(default_factory=dict)
     unlisted: int = 0
+    # False when some of the period's breaches could not be kept as evidence: the window was
+    # stored by a build before evidence (window format 1), or a breach fact came without its
+    # ref (fact record format 1). The credit record says so (`evidence_complete`).
+    complete: bool = True
 
     def add(self, fact: MetricFact, *, late: bool = False, evidence: bool = False) -> None:
         kind = fact.kind
@@ -321,7 +325,9 @@ class Tally:
     def _evidence(self, fact: MetricFact, kind: str) -> None:
         """Keep the breaches of the period: added by BREACH, withdrawn by a retraction, and
         completed (how late) by the target's end."""
-        if kind == BREACH and fact.ref:
+        if kind == BREACH and not fact.ref:
+            self.complete = False  # a breach fact of the build before evidence (no ref)
+        elif kind == BREACH:
             self.breaches[fact.ref] = Breach(
                 fact.ref, fact.ticket_id, fact.target, fact.severity, fact.time, 0, True
             )
