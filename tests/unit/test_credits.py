@@ -186,6 +186,21 @@ def test_critical_failure_needs_the_severity_target_and_lateness() -> None:
     assert credit(RULE, counts(1, 0), [breach("P1", "next_update", 9 * HOUR)]).percent == 0
 
 
+def test_a_critical_rule_sees_its_target_even_outside_targets() -> None:
+    """p9 of the review: with `targets: [first_response]` a P1 resolution breach 10 h late
+    earned no critical credit. `targets` scopes the compliance; the critical rule names its
+    own target, and the breach is listed as the rule's evidence."""
+    scoped = replace(RULE, targets=frozenset({"first_response"}))
+    late = Breach("T/c1/resolution/breach", "T", "resolution", "P1", 0, 10 * HOUR, False)
+    other = Breach("T/c1/next_update/breach", "T", "next_update", "P1", 0, 10 * HOUR, False)
+    earned = credit(scoped, counts(100, 0, "first_response"), [late, other])
+    assert earned.percent == 50
+    assert earned.compliance == 1.0  # resolution is still outside the compliance
+    assert earned.rule is not None
+    assert earned.rule["breach_ids"] == [late.breach_id]
+    assert earned.evidence == (late,)
+
+
 def test_compliance_over_chosen_targets_and_withdrawn_breaches() -> None:
     by_target = {
         "first_response": {MET: 9, BREACH: 2, RETRACTED: 1},  # 10 due, 1 breach

@@ -68,12 +68,19 @@ def credit(
     by_target: Mapping[str, Mapping[str, int]],
     breaches: Iterable[Breach],
 ) -> Credit:
-    """The credit of one customer's closed period under `rule`."""
+    """The credit of one customer's closed period under `rule`.
+
+    `targets` scopes the compliance only: a critical rule names its own target, so it sees
+    every breach of that target whether `targets` lists it or not (a contract may price the
+    response time by compliance and a late P1 resolution as a critical failure). The evidence
+    is the breaches of `targets` and every breach a critical rule matched."""
+    ordered = sorted(breaches, key=lambda b: (b.deadline, b.breach_id))
+    hits = [(critical, _critical(critical, ordered)) for critical in rule.critical]
+    matched = {b.breach_id for _, late in hits for b in late}
     evidence = tuple(
-        sorted(
-            (b for b in breaches if rule.targets is None or b.target in rule.targets),
-            key=lambda b: (b.deadline, b.breach_id),
-        )
+        b
+        for b in ordered
+        if rule.targets is None or b.target in rule.targets or b.breach_id in matched
     )
     compliance = compliance_of(by_target, rule.targets)
     best: tuple[float, Mapping[str, object] | None] = (0.0, None)
@@ -85,8 +92,7 @@ def credit(
                     band.credit,
                     {"kind": "compliance", "below": band.below, "compliance_percent": percent},
                 )
-    for critical in rule.critical:
-        late = _critical(critical, evidence)
+    for critical, late in hits:
         if late and critical.credit > best[0]:
             best = (
                 critical.credit,
