@@ -19,11 +19,14 @@ from escalator.domain.aggregates import (
     Closed,
     MetricFact,
     Tally,
+    Windows,
+    add_fact,
+    close_due,
     parse_period,
     parse_periods,
 )
 from escalator.domain.credits import EVIDENCE_KEPT, Breach, compliance_of, credit
-from escalator.domain.facts import BREACH, MET, RETRACTED
+from escalator.domain.facts import BREACH, MET, RETRACTED, RETRACTED_LATE
 from escalator.domain.policy import CreditBand, CreditRule, CriticalRule
 from escalator.errors import ConfigError
 from escalator.service import simulate
@@ -306,3 +309,35 @@ def test_a_period_begun_before_credits_says_its_evidence_is_incomplete() -> None
     assert without is not None
     assert (with_ref.evidence_complete, without.evidence_complete) == (True, False)
     assert without.compliance == with_ref.compliance == 0  # still counted
+
+
+def test_a_late_breach_then_its_retraction_is_no_breach() -> None:
+    """p11 of the review: a breach whose fact arrived after its month closed was counted in
+    the next month, and its retraction — late too — was counted as late (the breach stood),
+    so a withdrawn breach cost a credit. A retraction is late only when its breach was
+    counted in a window already closed."""
+    month = parse_period("month")
+    nov_end = ms("2026-12-01T00:00:00Z")
+    state = Windows(COMPLIANCE_PREFIX + "acme", closed_until={"month": nov_end})
+    deadline = ms("2026-11-30T23:50:00Z")
+
+    def fact(fid: str, kind: str, at: int, ref: str = "b1", ticket: str = "T-1") -> MetricFact:
+        return MetricFact(
+            fid, kind, at, ticket, "acme", "enterprise", "P1", "L1", "first_response", 0, ref
+        )
+
+    add_fact(state, fact("f1", BREACH, deadline), [month])
+    add_fact(state, fact("f2", RETRACTED, deadline), [month])
+    add_fact(state, fact("f3", MET, deadline, ""), [month])
+    for n in range(9):
+        add_fact(state, fact(f"m{n}", MET, ms("2026-12-05T10:00:00Z"), "", f"T-{n + 2}"), [month])
+    (closed,) = close_due(state, [month], ms("2027-01-02T00:00:00Z"), 300_000)
+    record = sla_credit(closed, {"enterprise": CreditRule(bands=(CreditBand(99.5, 5),))})
+    assert record is not None
+    assert (record.evidence, record.credit_percent, record.compliance) == ([], 0, 1)
+    assert closed.tally.late == 3  # all three still arrived late
+    # A breach counted in the closed November stays counted: its retraction is late.
+    state = Windows(COMPLIANCE_PREFIX + "acme", closed_until={"month": nov_end})
+    add_fact(state, fact("f2", RETRACTED, deadline), [month])
+    (tally,) = state.open.values()
+    assert tally.counts == {RETRACTED_LATE: 1}

@@ -321,7 +321,7 @@ def test_window_state_format_1() -> None:
     assert (tally.breaches, tally.unlisted, tally.complete) == ({}, 0, False)
     written = fact_codec.encode_windows(state, 2, 1_796_083_500_000, 99)
     assert written == WINDOWS_1.replace(b'"v":1', b'"v":3').replace(
-        b'"ct":["enterprise"]}', b'"ct":["enterprise"],"b":[],"u":0,"x":false}'
+        b'"ct":["enterprise"]}', b'"ct":["enterprise"],"b":[],"u":0,"x":false,"lr":[]}'
     )
 
 
@@ -352,18 +352,23 @@ def test_window_state_format_2() -> None:
     ]
     assert (tally.unlisted, tally.complete) == (3, True)
     written = fact_codec.encode_windows(state, 2, 1_796_083_500_000, 99)
-    assert written == WINDOWS_2.replace(b'"v":2', b'"v":3').replace(b'"u":3}', b'"u":3,"x":true}')
+    assert written == WINDOWS_2.replace(b'"v":2', b'"v":3').replace(
+        b'"u":3}', b'"u":3,"x":true,"lr":[]}'
+    )
 
 
-# --- windows, format 3: format 2 and whether each tally's evidence is complete ---------------
+# --- windows, format 3: format 2, whether each tally's evidence is complete, late breaches -----
 
-WINDOWS_3 = WINDOWS_2.replace(b'"v":2', b'"v":3').replace(b'"u":3}', b'"u":3,"x":false}')
+WINDOWS_3 = WINDOWS_2.replace(b'"v":2', b'"v":3').replace(
+    b'"u":3}', b'"u":3,"x":false,"lr":["T-9/c1/resolution/breach"]}'
+)
 
 
 def test_window_state_format_3() -> None:
     state, _ = fact_codec.decode_windows(WINDOWS_3)
     tally = state.open["month", 1_793_491_200_000]
     assert (len(tally.breaches), tally.unlisted, tally.complete) == (2, 3, False)
+    assert tally.late_refs == {"T-9/c1/resolution/breach"}
     assert fact_codec.encode_windows(state, 2, 1_796_083_500_000, 99) == WINDOWS_3
 
 

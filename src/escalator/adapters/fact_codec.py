@@ -23,7 +23,8 @@ FACTS: Final = "metric_facts"
 # (no version field, ten items a fact) is still read, with no ref.
 FACTS_FORMAT: Final = 2
 FACTS_FORMAT_1: Final = 1
-# Format 3 adds whether each tally's evidence is complete ("x"); format 2 (read as complete)
+# Format 3 adds whether each tally's evidence is complete ("x") and the refs of the breaches
+# it counted late ("lr"); format 2 (read as complete)
 # added each tally's breaches ("b") and the count left unlisted ("u"); format 1 (without them:
 # no evidence, so read as incomplete) is still read.
 WINDOWS_FORMAT: Final = 3
@@ -118,6 +119,7 @@ def _tally(tally: Tally) -> dict[str, Any]:
         ],
         "u": tally.unlisted,
         "x": tally.complete,
+        "lr": sorted(tally.late_refs),
     }
 
 
@@ -134,4 +136,5 @@ def _untally(doc: dict[str, Any]) -> Tally:
         unlisted=int(doc.get("u", 0)),
         # Format 1 kept no evidence; format 2 kept all it saw.
         complete=bool(doc.get("x", "b" in doc)),
+        late_refs=set(doc.get("lr", ())),
     )

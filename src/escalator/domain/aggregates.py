@@ -301,12 +301,18 @@ class Tally:
     # stored by a build before evidence (window format 1), or a breach fact came without its
     # ref (fact record format 1). The credit record says so (`evidence_complete`).
     complete: bool = True
+    # The refs of breaches counted here late (their own window already closed): a retraction
+    # of one of them, late too, withdraws it here rather than standing as a late retraction.
+    late_refs: set[str] = field(default_factory=set)
 
     def add(self, fact: MetricFact, *, late: bool = False, evidence: bool = False) -> None:
         kind = fact.kind
-        if late and kind == RETRACTED:
+        if late and kind == BREACH and fact.ref:
+            self.late_refs.add(fact.ref)
+        elif late and kind == RETRACTED and fact.ref not in self.late_refs:
             # Its breach was counted in a window already closed (and published): that record
-            # stands, so the withdrawal only offsets the met stop it travels with.
+            # stands, so the withdrawal only offsets the met stop it travels with. A breach
+            # that was itself late was counted here, in an open window: withdrawn as usual.
             kind = RETRACTED_LATE
         self.counts[kind] = self.counts.get(kind, 0) + 1
         self.customer_tiers.add(fact.customer_tier)
