@@ -25,8 +25,14 @@ from escalator.domain.aggregates import (
     parse_period,
     parse_periods,
 )
-from escalator.domain.credits import EVIDENCE_KEPT, Breach, compliance_of, credit
-from escalator.domain.facts import BREACH, MET, RETRACTED, RETRACTED_LATE
+from escalator.domain.credits import (
+    BREACHES_KEPT,
+    EVIDENCE_KEPT,
+    Breach,
+    compliance_of,
+    credit,
+)
+from escalator.domain.facts import BREACH, ENDED_BREACHED, MET, RETRACTED, RETRACTED_LATE
 from escalator.domain.policy import CreditBand, CreditRule, CriticalRule
 from escalator.errors import ConfigError
 from escalator.service import simulate
@@ -245,26 +251,115 @@ def test_policy_errors_name_the_key(yaml: str, message: str) -> None:
     assert message in str(caught.value)
 
 
-def test_evidence_lists_the_earliest_breaches_whatever_the_arrival_order() -> None:
+def test_a_period_keeps_breaches_up_to_its_bound_whatever_the_arrival_order() -> None:
     def breach(n: int) -> MetricFact:
         return MetricFact(
             f"f{n}", BREACH, n, f"T-{n}", "acme", "enterprise", "P1", "L1", "resolution", 0, f"b{n}"
         )
 
     forward, backward = Tally(), Tally()
-    for n in range(EVIDENCE_KEPT + 5):
+    for n in range(BREACHES_KEPT + 5):
         forward.add(breach(n), evidence=True)
-    for n in reversed(range(EVIDENCE_KEPT + 5)):
+    for n in reversed(range(BREACHES_KEPT + 5)):
         backward.add(breach(n), evidence=True)
     assert (
-        set(forward.breaches) == set(backward.breaches) == {f"b{n}" for n in range(EVIDENCE_KEPT)}
+        set(forward.breaches) == set(backward.breaches) == {f"b{n}" for n in range(BREACHES_KEPT)}
     )
     assert forward.unlisted == backward.unlisted == 5
+    assert not forward.complete
     retracted = MetricFact(
         "r", RETRACTED, 0, "T-x", "acme", "enterprise", "P1", "L1", "resolution", 0, "b-unlisted"
     )
     forward.add(retracted, evidence=True)
     assert forward.unlisted == 4
+
+
+P4_RULE = {
+    "enterprise": CreditRule(
+        bands=(CreditBand(50, 5),),
+        critical=(CriticalRule(frozenset({"P1"}), "resolution", 2 * HOUR, 50),),
+    )
+}
+
+
+def _p4_breach(
+    n: int, severity: str = "P3", target: str = "first_response", at: int = 0
+) -> MetricFact:
+    return MetricFact(
+        f"f{n}",
+        BREACH,
+        at or 1000 + n,
+        f"T-{n}",
+        "acme",
+        "enterprise",
+        severity,
+        "L1",
+        target,
+        0,
+        f"b{n}",
+    )
+
+
+def _p4_close(tally: Tally):
+    month = parse_period("month")
+    return sla_credit(Closed(COMPLIANCE_PREFIX + "acme", month, 0, 30 * 24 * HOUR, tally), P4_RULE)
+
+
+def test_a_critical_breach_beyond_the_listed_200_still_earns_its_credit() -> None:
+    """p4 of the review: a P1 resolution breach 5 h late with a deadline after 200 others was
+    dropped from the evidence, and the critical rule, run over the listed breaches only, never
+    saw it."""
+    tally = Tally()
+    for n in range(EVIDENCE_KEPT):
+        tally.add(_p4_breach(n), evidence=True)
+    tally.add(_p4_breach(999, "P1", "resolution", 10 * HOUR), evidence=True)
+    ended = MetricFact(
+        "e999",
+        ENDED_BREACHED,
+        15 * HOUR,
+        "T-999",
+        "acme",
+        "enterprise",
+        "P1",
+        "L1",
+        "resolution",
+        5 * HOUR,
+    )
+    tally.add(ended, evidence=True)
+    for n in range(5000):
+        met = MetricFact(
+            f"m{n}", MET, 2000, f"M-{n}", "acme", "enterprise", "P3", "L1", "first_response"
+        )
+        tally.add(met, evidence=True)
+    record = _p4_close(tally)
+    assert record is not None
+    assert record.credit_percent == 50
+    assert record.rule is not None
+    assert record.rule["breach_ids"] == ["b999"]
+    assert len(record.evidence) == EVIDENCE_KEPT
+    assert record.unlisted_breaches == 1
+
+
+def test_the_listed_breaches_do_not_depend_on_the_arrival_order() -> None:
+    """p4 of the review: a retraction from one partition before or after another partition's
+    201st breach left different listed sets. The 200 are chosen at the close."""
+    a, b = Tally(), Tally()
+    retraction = MetricFact(
+        "r5", RETRACTED, 1005, "T-5", "acme", "enterprise", "P3", "L1", "first_response", 0, "b5"
+    )
+    for n in range(EVIDENCE_KEPT + 1):
+        a.add(_p4_breach(n), evidence=True)
+    a.add(retraction, evidence=True)
+    for n in range(EVIDENCE_KEPT):
+        b.add(_p4_breach(n), evidence=True)
+    b.add(retraction, evidence=True)
+    b.add(_p4_breach(EVIDENCE_KEPT), evidence=True)
+    first, second = _p4_close(a), _p4_close(b)
+    assert first is not None
+    assert second is not None
+    assert first.evidence == second.evidence
+    assert len(first.evidence) == EVIDENCE_KEPT
+    assert first.unlisted_breaches == second.unlisted_breaches == 0
 
 
 def test_simulate_aggregates_prints_the_credit_records(tmp_path: Path) -> None:

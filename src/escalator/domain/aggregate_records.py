@@ -260,7 +260,7 @@ def sla_credit(closed: Closed, rules: Mapping[str, CreditRule]) -> SlaCredit | N
         credit_percent=earned.percent,
         rule=earned.rule,
         evidence=[_evidence(b) for b in earned.evidence],
-        unlisted_breaches=tally.unlisted,
+        unlisted_breaches=earned.unlisted + tally.unlisted,
         evidence_complete=tally.complete,
     )
 

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from escalator.domain import facts
-from escalator.domain.credits import EVIDENCE_KEPT, Breach
+from escalator.domain.credits import BREACHES_KEPT, Breach
 from escalator.domain.defaults import DAY_MS, MAX_EVENT_AGE_MS
 from escalator.domain.durations import DurationError, parse_duration
 from escalator.domain.effects import Effect, EscalationRaised
@@ -293,8 +293,8 @@ class Tally:
     late: int = 0
     customer_tiers: set[str] = field(default_factory=set)
     # A customer's period only: its breaches by id, the evidence of its service credit
-    # (domain/credits.py; the EVIDENCE_KEPT earliest by deadline, the others counted in
-    # `unlisted`).
+    # (domain/credits.py: every one up to BREACHES_KEPT — the listed EVIDENCE_KEPT are chosen
+    # at the close —, beyond it the latest deadlines only counted in `unlisted`).
     breaches: dict[str, Breach] = field(default_factory=dict)
     unlisted: int = 0
     # False when some of the period's breaches could not be kept as evidence: the window was
@@ -337,12 +337,13 @@ class Tally:
             self.breaches[fact.ref] = Breach(
                 fact.ref, fact.ticket_id, fact.target, fact.severity, fact.time, 0, True
             )
-            if len(self.breaches) > EVIDENCE_KEPT:
+            if len(self.breaches) > BREACHES_KEPT:
                 # The earliest deadlines are listed, whatever order the partitions' facts
                 # arrived in, so the worker lists what simulate lists.
                 latest = max(self.breaches.values(), key=lambda b: (b.deadline, b.breach_id))
                 del self.breaches[latest.breach_id]
                 self.unlisted += 1
+                self.complete = False  # critical rules cannot see it any more
         elif kind == RETRACTED and fact.ref:
             if self.breaches.pop(fact.ref, None) is None and self.unlisted:
                 self.unlisted -= 1  # an unlisted breach of the period was withdrawn
