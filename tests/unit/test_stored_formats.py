@@ -33,7 +33,7 @@ from escalator.adapters.deadletter import (
 )
 from escalator.domain.aggregates import Windows, Worst
 from escalator.domain.credits import Breach
-from escalator.domain.customers import CustomerAttributes, CustomerUpdated
+from escalator.domain.customers import CustomerAttributes, CustomerTable, CustomerUpdated
 from escalator.domain.effects import OutageChanged, SourceSilence
 from escalator.domain.maintenance import OPEN_ENDED, AdhocWindow, MaintenanceChange
 from escalator.domain.overrides import OverrideMade
@@ -591,12 +591,33 @@ CUSTOMERS_1 = b'["customers/1",[["c-2",null,true,1795000000000],["c-1",0.85,fals
 
 def test_customer_table_format_1() -> None:
     table = customer_codec.decode_customers(CUSTOMERS_1)
-    assert table == {
-        "c-2": CustomerAttributes(None, True, 1_795_000_000_000),
-        "c-1": CustomerAttributes(0.85, False, 1_795_000_300_000),
-    }
-    assert list(table) == ["c-2", "c-1"]  # least recently updated first: evicted first
-    assert customer_codec.encode_customers(table) == CUSTOMERS_1
+    assert table == CustomerTable(
+        {
+            "c-2": CustomerAttributes(None, True, 1_795_000_000_000),
+            "c-1": CustomerAttributes(0.85, False, 1_795_000_300_000),
+        }
+    )
+    # Written again, it is format 2: no offset and no floor yet.
+    assert customer_codec.encode_customers(table) == (
+        b'["customers/2",null,null,null,[["c-2",null,true,1795000000000],'
+        b'["c-1",0.85,false,1795000300000]]]'
+    )
+
+
+# --- a partition's customers, customers/2: the last offset applied and the eviction floor ----
+
+CUSTOMERS_2 = (
+    b'["customers/2",41,1794000000000,"c-0",[["c-2",null,true,1795000000000],'
+    b'["c-1",0.85,false,1795000300000]]]'
+)
+
+
+def test_customer_table_format_2() -> None:
+    table = customer_codec.decode_customers(CUSTOMERS_2)
+    assert table.offset == 41
+    assert table.floor == (1_794_000_000_000, "c-0")
+    assert table.entries["c-1"] == CustomerAttributes(0.85, False, 1_795_000_300_000)
+    assert customer_codec.encode_customers(table) == CUSTOMERS_2
 
 
 # --- the customer broadcast (tickets.events, key __escalator_customer__): escalator.customer --
@@ -741,7 +762,7 @@ def test_expired_ticket_format_1() -> None:
             OVERRIDE_BROADCAST_1.replace(b"escalator.override", b"escalator.override2"),
         ),
         (overrides.decode_overrides, OVERRIDES_1.replace(b"overrides/1", b"overrides/2")),
-        (customer_codec.decode_customers, CUSTOMERS_1.replace(b"customers/1", b"customers/2")),
+        (customer_codec.decode_customers, CUSTOMERS_2.replace(b"customers/2", b"customers/3")),
         (
             customer_codec.decode_customer_update,
             CUSTOMER_BROADCAST_1.replace(b"escalator.customer", b"escalator.customer2"),

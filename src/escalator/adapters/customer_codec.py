@@ -3,22 +3,23 @@ every ticket partition (tickets.events), and a partition's table of them (table 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Final
+from typing import Any, Final
 
 import orjson
 
 from escalator.adapters.cloudevents import parse_time
-from escalator.domain.customers import CustomerAttributes, CustomerUpdated
+from escalator.domain.customers import CustomerAttributes, CustomerTable, CustomerUpdated
 from escalator.domain.ladder import iso
 from escalator.errors import InvalidEvent
 
 # Named by its CloudEvent type, as the outage and silence broadcasts are: a change of format
 # needs a new type (`simulate` recognises recorded broadcasts by it).
 CUSTOMER_TYPE: Final = "escalator.customer"
-# A partition's table: ["customers/1", [[customer id, churn risk, vip, time], …]], least
-# recently updated first (the order eviction follows).
-CUSTOMERS_FORMAT: Final = "customers/1"
+# A partition's table: ["customers/2", offset, floor time, floor id, [[customer id, churn
+# risk, vip, time], …]] (rows by time, then id). Format 1, ["customers/1", rows] (no offset,
+# no floor), is still read.
+CUSTOMERS_FORMAT: Final = "customers/2"
+CUSTOMERS_FORMAT_1: Final = "customers/1"
 
 
 def encode_customer_update(update: CustomerUpdated) -> bytes:
@@ -80,16 +81,32 @@ def decode_customer_update(raw: bytes) -> CustomerUpdated:
     )
 
 
-def encode_customers(table: Mapping[str, CustomerAttributes]) -> bytes:
-    rows = [[cid, a.churn_risk, a.vip, a.time] for cid, a in table.items()]
-    return orjson.dumps([CUSTOMERS_FORMAT, rows])
+def encode_customers(table: CustomerTable) -> bytes:
+    entries = table.entries
+    rows = [
+        [cid, entries[cid].churn_risk, entries[cid].vip, entries[cid].time]
+        for cid in sorted(entries, key=lambda cid: (entries[cid].time, cid))
+    ]
+    floor_time, floor_id = table.floor if table.floor is not None else (None, None)
+    return orjson.dumps([CUSTOMERS_FORMAT, table.offset, floor_time, floor_id, rows])
 
 
-def decode_customers(raw: bytes) -> dict[str, CustomerAttributes]:
+def decode_customers(raw: bytes) -> CustomerTable:
     row = orjson.loads(raw)
+    if type(row) is list and row and row[0] == CUSTOMERS_FORMAT_1:
+        return CustomerTable(_entries(row[1]))
     if type(row) is not list or not row or row[0] != CUSTOMERS_FORMAT:
-        raise ValueError(f"unknown customer table format (this build reads {CUSTOMERS_FORMAT})")
+        raise ValueError(
+            f"unknown customer table format (this build reads {CUSTOMERS_FORMAT} and "
+            f"{CUSTOMERS_FORMAT_1})"
+        )
+    _, offset, floor_time, floor_id, rows = row
+    floor = None if floor_time is None else (int(floor_time), str(floor_id))
+    return CustomerTable(_entries(rows), floor, offset)
+
+
+def _entries(rows: list[list[Any]]) -> dict[str, CustomerAttributes]:
     return {
         str(cid): CustomerAttributes(None if churn is None else float(churn), vip, int(time))
-        for cid, churn, vip, time in row[1]
+        for cid, churn, vip, time in rows
     }
