@@ -16,6 +16,7 @@ import time
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from escalator.config.policy_file import load_policy
 from escalator.domain.aggregates import AggregateConfig, parse_period, parse_periods
@@ -223,3 +224,42 @@ async def test_credits_match_simulate(workers: WorkerFactory) -> None:
     assert sorted(r["id"] for r in credits) == sorted(expected)  # each once
     for record in credits:
         assert record["data"] == expected[record["id"]]["data"], record["id"]
+
+
+async def test_a_bad_broadcast_record_is_dead_lettered_and_the_worker_goes_on(
+    workers: WorkerFactory,
+) -> None:
+    """p7 of the review: garbage under the customer (or outage) broadcast key raised out of
+    the step and the worker crash-looped. It is dead-lettered and the stream goes on."""
+    await workers.create_topics()
+    worker = workers.start("w1", ESCALATOR_POLICY=str(POLICY))
+    worker.wait_ready()
+    bootstrap, tickets = workers.broker.bootstrap, workers.topic("tickets")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for key, value in [
+            (b"__escalator_customer__", b"garbage"),
+            (b"__escalator_customer__", b'{"type":"escalator.customer2","data":{}}'),
+            (b"__escalator_outage__", b'{"type":"escalator.outage"}'),
+        ]:
+            await producer.send_and_wait(tickets, value, key=key, partition=0)
+    finally:
+        await producer.stop()
+    now = int(time.time() * 1000)
+    await produce(bootstrap, tickets, [new("P-1", now, "c-1")])
+
+    def complete(found: list[dict]) -> bool:
+        return len(found) >= 3
+
+    letters = await consume(bootstrap, workers.topic("deadletter"), complete, timeout=60)
+    assert sorted(letter["reason"] for letter in letters) == [
+        "malformed_json",
+        "missing_field",
+        "unknown_type",
+    ]
+    deadline = time.monotonic() + 60
+    while processed_count(worker.metrics()) < 1:
+        assert time.monotonic() < deadline, "the ticket after the bad records was not applied"
+        await asyncio.sleep(0.5)
+    assert worker.proc.poll() is None

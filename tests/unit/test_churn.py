@@ -11,8 +11,10 @@ from escalator.adapters.cloudevents import decode_record
 from escalator.adapters.http_ingest import STRUCTURED, HttpError, parse_ingest
 from escalator.config.policy_file import parse_policy
 from escalator.domain.customers import (
+    CUSTOMER_ID_CHARS,
     CUSTOMERS_KEPT,
     CustomerAttributes,
+    CustomerTable,
     CustomerUpdated,
     remember,
 )
@@ -75,25 +77,65 @@ def update(customer: str, time: int, churn: float | None = None, vip: bool | Non
 
 
 def test_a_newer_update_wins_and_a_missing_field_keeps_its_value() -> None:
-    table: dict[str, CustomerAttributes] = {}
+    table = CustomerTable()
     assert remember(table, update("c-1", 100, churn=0.8))
     assert remember(table, update("c-1", 200, vip=True))
-    assert table["c-1"] == CustomerAttributes(0.8, True, 200)
+    assert table.entries["c-1"] == CustomerAttributes(0.8, True, 200)
     assert not remember(table, update("c-1", 150, churn=0.1))  # older: changes nothing
-    assert table["c-1"] == CustomerAttributes(0.8, True, 200)
+    assert table.entries["c-1"] == CustomerAttributes(0.8, True, 200)
     assert remember(table, update("c-1", 200, churn=0.2))  # the same instant: applied
-    assert table["c-1"] == CustomerAttributes(0.2, True, 200)
+    assert table.entries["c-1"] == CustomerAttributes(0.2, True, 200)
 
 
 def test_the_least_recently_updated_customer_is_forgotten_beyond_the_bound() -> None:
-    table: dict[str, CustomerAttributes] = {}
+    table = CustomerTable()
     for n in range(CUSTOMERS_KEPT):
         remember(table, update(f"c-{n}", n, churn=0.5))
     remember(table, update("c-0", 10**6, churn=0.9))  # c-0 is now the most recent
     remember(table, update("c-new", 10**6 + 1, churn=0.9))
-    assert len(table) == CUSTOMERS_KEPT
-    assert "c-1" not in table  # the oldest update left
-    assert {"c-0", "c-2", "c-new"} <= set(table)
+    assert len(table.entries) == CUSTOMERS_KEPT
+    assert "c-1" not in table.entries  # the oldest update left
+    assert {"c-0", "c-2", "c-new"} <= set(table.entries)
+
+
+def test_a_forgotten_customer_stale_update_and_a_replay_change_nothing() -> None:
+    """p1 of the review: after eviction a stale update of the forgotten customer came back,
+    and a broadcast replayed on one partition after a restart changed which customers that
+    partition evicted (the table then differed between partitions, and from simulate)."""
+    table = CustomerTable()
+    remember(table, update("X", 100, churn=0.9))
+    for n in range(CUSTOMERS_KEPT):
+        remember(table, update(f"c{n}", 200 + n, churn=0.1))
+    assert "X" not in table.entries
+    assert table.floor == (100, "X")
+    assert not remember(table, update("X", 50, churn=0.0))  # stale: stays forgotten
+    assert "X" not in table.entries
+    first, second = CustomerTable(), CustomerTable()
+    for n in range(CUSTOMERS_KEPT):
+        u = update(f"c{n}", 1000 + n, churn=0.9)
+        remember(first, u, offset=n)
+        remember(second, u, offset=n)
+    assert not remember(first, update("c0", 1000, churn=0.9), offset=0)  # replayed record
+    remember(first, update("new", 9999, churn=0.5), offset=CUSTOMERS_KEPT)
+    remember(second, update("new", 9999, churn=0.5), offset=CUSTOMERS_KEPT)
+    assert first == second
+    assert "c0" not in first.entries  # the oldest by time went, not the last replayed
+
+
+def test_which_customers_are_kept_does_not_depend_on_the_arrival_order() -> None:
+    updates = [update(f"c{n}", n % 97, churn=0.5) for n in range(CUSTOMERS_KEPT + 50)]
+    forward, backward = CustomerTable(), CustomerTable()
+    for u in updates:
+        remember(forward, u)
+    for u in reversed(updates):
+        remember(backward, u)
+    assert forward.entries == backward.entries
+
+
+def test_a_customer_id_longer_than_the_bound_is_refused() -> None:
+    doc = updated("c" * (CUSTOMER_ID_CHARS + 1), T0, churn_risk=0.5)
+    with pytest.raises(InvalidEvent, match=r"data\.customer_id is longer than 100"):
+        decode_record(orjson.dumps(doc))
 
 
 # --- the events ------------------------------------------------------------------------------

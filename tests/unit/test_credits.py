@@ -5,21 +5,34 @@ imported breach is not evidence."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
 import pytest
 
 from escalator.config.policy_file import parse_policy
+from escalator.domain.aggregate_records import sla_credit
 from escalator.domain.aggregates import (
+    COMPLIANCE_PREFIX,
     AggregateConfig,
+    Closed,
     MetricFact,
     Tally,
+    Windows,
+    add_fact,
+    close_due,
     parse_period,
     parse_periods,
 )
-from escalator.domain.credits import EVIDENCE_KEPT, Breach, compliance_of, credit
-from escalator.domain.facts import BREACH, MET, RETRACTED
+from escalator.domain.credits import (
+    BREACHES_KEPT,
+    EVIDENCE_KEPT,
+    Breach,
+    compliance_of,
+    credit,
+)
+from escalator.domain.facts import BREACH, ENDED_BREACHED, MET, RETRACTED, RETRACTED_LATE
 from escalator.domain.policy import CreditBand, CreditRule, CriticalRule
 from escalator.errors import ConfigError
 from escalator.service import simulate
@@ -182,6 +195,21 @@ def test_critical_failure_needs_the_severity_target_and_lateness() -> None:
     assert credit(RULE, counts(1, 0), [breach("P1", "next_update", 9 * HOUR)]).percent == 0
 
 
+def test_a_critical_rule_sees_its_target_even_outside_targets() -> None:
+    """p9 of the review: with `targets: [first_response]` a P1 resolution breach 10 h late
+    earned no critical credit. `targets` scopes the compliance; the critical rule names its
+    own target, and the breach is listed as the rule's evidence."""
+    scoped = replace(RULE, targets=frozenset({"first_response"}))
+    late = Breach("T/c1/resolution/breach", "T", "resolution", "P1", 0, 10 * HOUR, False)
+    other = Breach("T/c1/next_update/breach", "T", "next_update", "P1", 0, 10 * HOUR, False)
+    earned = credit(scoped, counts(100, 0, "first_response"), [late, other])
+    assert earned.percent == 50
+    assert earned.compliance == 1.0  # resolution is still outside the compliance
+    assert earned.rule is not None
+    assert earned.rule["breach_ids"] == [late.breach_id]
+    assert earned.evidence == (late,)
+
+
 def test_compliance_over_chosen_targets_and_withdrawn_breaches() -> None:
     by_target = {
         "first_response": {MET: 9, BREACH: 2, RETRACTED: 1},  # 10 due, 1 breach
@@ -223,26 +251,115 @@ def test_policy_errors_name_the_key(yaml: str, message: str) -> None:
     assert message in str(caught.value)
 
 
-def test_evidence_lists_the_earliest_breaches_whatever_the_arrival_order() -> None:
+def test_a_period_keeps_breaches_up_to_its_bound_whatever_the_arrival_order() -> None:
     def breach(n: int) -> MetricFact:
         return MetricFact(
             f"f{n}", BREACH, n, f"T-{n}", "acme", "enterprise", "P1", "L1", "resolution", 0, f"b{n}"
         )
 
     forward, backward = Tally(), Tally()
-    for n in range(EVIDENCE_KEPT + 5):
+    for n in range(BREACHES_KEPT + 5):
         forward.add(breach(n), evidence=True)
-    for n in reversed(range(EVIDENCE_KEPT + 5)):
+    for n in reversed(range(BREACHES_KEPT + 5)):
         backward.add(breach(n), evidence=True)
     assert (
-        set(forward.breaches) == set(backward.breaches) == {f"b{n}" for n in range(EVIDENCE_KEPT)}
+        set(forward.breaches) == set(backward.breaches) == {f"b{n}" for n in range(BREACHES_KEPT)}
     )
     assert forward.unlisted == backward.unlisted == 5
+    assert not forward.complete
     retracted = MetricFact(
         "r", RETRACTED, 0, "T-x", "acme", "enterprise", "P1", "L1", "resolution", 0, "b-unlisted"
     )
     forward.add(retracted, evidence=True)
     assert forward.unlisted == 4
+
+
+P4_RULE = {
+    "enterprise": CreditRule(
+        bands=(CreditBand(50, 5),),
+        critical=(CriticalRule(frozenset({"P1"}), "resolution", 2 * HOUR, 50),),
+    )
+}
+
+
+def _p4_breach(
+    n: int, severity: str = "P3", target: str = "first_response", at: int = 0
+) -> MetricFact:
+    return MetricFact(
+        f"f{n}",
+        BREACH,
+        at or 1000 + n,
+        f"T-{n}",
+        "acme",
+        "enterprise",
+        severity,
+        "L1",
+        target,
+        0,
+        f"b{n}",
+    )
+
+
+def _p4_close(tally: Tally):
+    month = parse_period("month")
+    return sla_credit(Closed(COMPLIANCE_PREFIX + "acme", month, 0, 30 * 24 * HOUR, tally), P4_RULE)
+
+
+def test_a_critical_breach_beyond_the_listed_200_still_earns_its_credit() -> None:
+    """p4 of the review: a P1 resolution breach 5 h late with a deadline after 200 others was
+    dropped from the evidence, and the critical rule, run over the listed breaches only, never
+    saw it."""
+    tally = Tally()
+    for n in range(EVIDENCE_KEPT):
+        tally.add(_p4_breach(n), evidence=True)
+    tally.add(_p4_breach(999, "P1", "resolution", 10 * HOUR), evidence=True)
+    ended = MetricFact(
+        "e999",
+        ENDED_BREACHED,
+        15 * HOUR,
+        "T-999",
+        "acme",
+        "enterprise",
+        "P1",
+        "L1",
+        "resolution",
+        5 * HOUR,
+    )
+    tally.add(ended, evidence=True)
+    for n in range(5000):
+        met = MetricFact(
+            f"m{n}", MET, 2000, f"M-{n}", "acme", "enterprise", "P3", "L1", "first_response"
+        )
+        tally.add(met, evidence=True)
+    record = _p4_close(tally)
+    assert record is not None
+    assert record.credit_percent == 50
+    assert record.rule is not None
+    assert record.rule["breach_ids"] == ["b999"]
+    assert len(record.evidence) == EVIDENCE_KEPT
+    assert record.unlisted_breaches == 1
+
+
+def test_the_listed_breaches_do_not_depend_on_the_arrival_order() -> None:
+    """p4 of the review: a retraction from one partition before or after another partition's
+    201st breach left different listed sets. The 200 are chosen at the close."""
+    a, b = Tally(), Tally()
+    retraction = MetricFact(
+        "r5", RETRACTED, 1005, "T-5", "acme", "enterprise", "P3", "L1", "first_response", 0, "b5"
+    )
+    for n in range(EVIDENCE_KEPT + 1):
+        a.add(_p4_breach(n), evidence=True)
+    a.add(retraction, evidence=True)
+    for n in range(EVIDENCE_KEPT):
+        b.add(_p4_breach(n), evidence=True)
+    b.add(retraction, evidence=True)
+    b.add(_p4_breach(EVIDENCE_KEPT), evidence=True)
+    first, second = _p4_close(a), _p4_close(b)
+    assert first is not None
+    assert second is not None
+    assert first.evidence == second.evidence
+    assert len(first.evidence) == EVIDENCE_KEPT
+    assert first.unlisted_breaches == second.unlisted_breaches == 0
 
 
 def test_simulate_aggregates_prints_the_credit_records(tmp_path: Path) -> None:
@@ -266,3 +383,56 @@ def test_simulate_aggregates_prints_the_credit_records(tmp_path: Path) -> None:
     (credit_record,) = [d for d in printed if d["type"] == "escalator.sla.credit"]
     assert credit_record["id"] == "credit/B/month/2026-11"
     assert credit_record["data"]["credit_percent"] == 50
+
+
+def test_a_period_begun_before_credits_says_its_evidence_is_incomplete() -> None:
+    """Review item 10: a window stored by the build before evidence (format 1), or a breach
+    fact without its ref (fact record format 1), leaves breaches out of the evidence; the
+    credit record says so instead of looking complete."""
+    rule = {"enterprise": CreditRule(bands=(CreditBand(99.5, 5),))}
+    month = parse_period("month")
+
+    def closed(tally: Tally) -> Closed:
+        return Closed(COMPLIANCE_PREFIX + "acme", month, 0, 30 * 86_400_000, tally)
+
+    whole, old = Tally(), Tally()
+    fact = MetricFact("f", BREACH, 5, "T-1", "acme", "enterprise", "P1", "L1", "resolution", 0)
+    whole.add(replace(fact, ref="b1"), evidence=True)
+    old.add(fact, evidence=True)  # a format-1 fact: no ref
+    with_ref, without = sla_credit(closed(whole), rule), sla_credit(closed(old), rule)
+    assert with_ref is not None
+    assert without is not None
+    assert (with_ref.evidence_complete, without.evidence_complete) == (True, False)
+    assert without.compliance == with_ref.compliance == 0  # still counted
+
+
+def test_a_late_breach_then_its_retraction_is_no_breach() -> None:
+    """p11 of the review: a breach whose fact arrived after its month closed was counted in
+    the next month, and its retraction — late too — was counted as late (the breach stood),
+    so a withdrawn breach cost a credit. A retraction is late only when its breach was
+    counted in a window already closed."""
+    month = parse_period("month")
+    nov_end = ms("2026-12-01T00:00:00Z")
+    state = Windows(COMPLIANCE_PREFIX + "acme", closed_until={"month": nov_end})
+    deadline = ms("2026-11-30T23:50:00Z")
+
+    def fact(fid: str, kind: str, at: int, ref: str = "b1", ticket: str = "T-1") -> MetricFact:
+        return MetricFact(
+            fid, kind, at, ticket, "acme", "enterprise", "P1", "L1", "first_response", 0, ref
+        )
+
+    add_fact(state, fact("f1", BREACH, deadline), [month])
+    add_fact(state, fact("f2", RETRACTED, deadline), [month])
+    add_fact(state, fact("f3", MET, deadline, ""), [month])
+    for n in range(9):
+        add_fact(state, fact(f"m{n}", MET, ms("2026-12-05T10:00:00Z"), "", f"T-{n + 2}"), [month])
+    (closed,) = close_due(state, [month], ms("2027-01-02T00:00:00Z"), 300_000)
+    record = sla_credit(closed, {"enterprise": CreditRule(bands=(CreditBand(99.5, 5),))})
+    assert record is not None
+    assert (record.evidence, record.credit_percent, record.compliance) == ([], 0, 1)
+    assert closed.tally.late == 3  # all three still arrived late
+    # A breach counted in the closed November stays counted: its retraction is late.
+    state = Windows(COMPLIANCE_PREFIX + "acme", closed_until={"month": nov_end})
+    add_fact(state, fact("f2", RETRACTED, deadline), [month])
+    (tally,) = state.open.values()
+    assert tally.counts == {RETRACTED_LATE: 1}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from escalator.adapters.sentiment import vader_scorer
+from escalator.adapters.sentiment import SCORED_CHARS, vader_scorer
 from escalator.config.policy_file import parse_policy
 from escalator.domain import engine
 from escalator.domain.sentiment import SCORES_KEPT, Sentiment, remember, sustained_below
@@ -84,7 +84,11 @@ def test_two_negative_customer_texts_in_a_row_bring_in_l4_once_per_cycle() -> No
     assert first.trace["scores"] == [-0.81, -0.9]
     assert first.trace["below"] == -0.6
     assert first.trace["words"] == ["furious", "useless"]
-    assert first.reason.startswith("The customer's last 2 messages read negative (score -0.90")
+    assert first.reason == (
+        "The customer's last 2 messages read negative (each below the threshold -0.60); "
+        "L4 is brought in."
+    )
+    assert "0.9" not in first.reason  # the score is in the trace only
     assert state.sentiments == [0.0, -0.81, -0.9, -0.81]
 
 
@@ -99,6 +103,27 @@ def test_the_summary_counts_and_a_calmer_message_breaks_the_run() -> None:
     assert raised == []
     _, raised = play(created("T-2", T0, summary="angry"), customer("T-2", 1, "furious"))
     assert [r.id for r in raised] == ["T-2/c1/sentiment/escalation"]
+
+
+def test_an_empty_text_neither_counts_nor_breaks_a_run() -> None:
+    """p5 of the review: an empty comment scored 0.0 and broke a run of negative texts."""
+    state, raised = play(
+        created("T-1", T0, summary="angry"),
+        customer("T-1", 1, ""),
+        customer("T-1", 2, "  \n\t"),
+        customer("T-1", 3, "furious"),
+    )
+    assert [r.id for r in raised] == ["T-1/c1/sentiment/escalation"]
+    assert state.sentiments == [-0.81, -0.9]
+
+
+def test_only_the_first_1000_characters_are_scored() -> None:
+    """p5 of the review: 4,000 characters of "bad but …" took ~190 ms to score. What lies
+    beyond the bound changes nothing."""
+    opening = "This is the third time the export failed. Useless. "
+    assert SCORED_CHARS == 1000
+    padded = opening + " " * (SCORED_CHARS - len(opening))
+    assert vader_scorer(padded + "Wonderful, great, thank you!") == vader_scorer(padded)
 
 
 def test_agents_and_private_customer_notes_are_not_scored() -> None:

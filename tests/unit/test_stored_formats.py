@@ -33,7 +33,7 @@ from escalator.adapters.deadletter import (
 )
 from escalator.domain.aggregates import Windows, Worst
 from escalator.domain.credits import Breach
-from escalator.domain.customers import CustomerAttributes, CustomerUpdated
+from escalator.domain.customers import CustomerAttributes, CustomerTable, CustomerUpdated
 from escalator.domain.effects import OutageChanged, SourceSilence
 from escalator.domain.maintenance import OPEN_ENDED, AdhocWindow, MaintenanceChange
 from escalator.domain.overrides import OverrideMade
@@ -317,11 +317,11 @@ def test_window_state_format_1() -> None:
     assert tally.worst == Worst("T-1", "first_response", "P1", 60_000)
     assert (tally.counts["created"], tally.late, tally.customer_tiers) == (2, 1, {"enterprise"})
     assert state_codec.index_entry(WINDOWS_1) == (2, 1_796_083_500_000)
-    # No evidence kept before format 2. Written again, it is format 2.
-    assert (tally.breaches, tally.unlisted) == ({}, 0)
+    # No evidence kept before format 2: incomplete. Written again, it is format 3.
+    assert (tally.breaches, tally.unlisted, tally.complete) == ({}, 0, False)
     written = fact_codec.encode_windows(state, 2, 1_796_083_500_000, 99)
-    assert written == WINDOWS_1.replace(b'"v":1', b'"v":2').replace(
-        b'"ct":["enterprise"]}', b'"ct":["enterprise"],"b":[],"u":0}'
+    assert written == WINDOWS_1.replace(b'"v":1', b'"v":3').replace(
+        b'"ct":["enterprise"]}', b'"ct":["enterprise"],"b":[],"u":0,"x":false,"lr":[]}'
     )
 
 
@@ -350,8 +350,26 @@ def test_window_state_format_2() -> None:
         ),
         Breach("T-2/c1/resolution/breach", "T-2", "resolution", "P1", 1793600000000, 0, True),
     ]
-    assert tally.unlisted == 3
-    assert fact_codec.encode_windows(state, 2, 1_796_083_500_000, 99) == WINDOWS_2
+    assert (tally.unlisted, tally.complete) == (3, True)
+    written = fact_codec.encode_windows(state, 2, 1_796_083_500_000, 99)
+    assert written == WINDOWS_2.replace(b'"v":2', b'"v":3').replace(
+        b'"u":3}', b'"u":3,"x":true,"lr":[]}'
+    )
+
+
+# --- windows, format 3: format 2, whether each tally's evidence is complete, late breaches -----
+
+WINDOWS_3 = WINDOWS_2.replace(b'"v":2', b'"v":3').replace(
+    b'"u":3}', b'"u":3,"x":false,"lr":["T-9/c1/resolution/breach"]}'
+)
+
+
+def test_window_state_format_3() -> None:
+    state, _ = fact_codec.decode_windows(WINDOWS_3)
+    tally = state.open["month", 1_793_491_200_000]
+    assert (len(tally.breaches), tally.unlisted, tally.complete) == (2, 3, False)
+    assert tally.late_refs == {"T-9/c1/resolution/breach"}
+    assert fact_codec.encode_windows(state, 2, 1_796_083_500_000, 99) == WINDOWS_3
 
 
 # --- records on the repartition topic (escalator.customers): format 1 of each -----------------
@@ -573,12 +591,33 @@ CUSTOMERS_1 = b'["customers/1",[["c-2",null,true,1795000000000],["c-1",0.85,fals
 
 def test_customer_table_format_1() -> None:
     table = customer_codec.decode_customers(CUSTOMERS_1)
-    assert table == {
-        "c-2": CustomerAttributes(None, True, 1_795_000_000_000),
-        "c-1": CustomerAttributes(0.85, False, 1_795_000_300_000),
-    }
-    assert list(table) == ["c-2", "c-1"]  # least recently updated first: evicted first
-    assert customer_codec.encode_customers(table) == CUSTOMERS_1
+    assert table == CustomerTable(
+        {
+            "c-2": CustomerAttributes(None, True, 1_795_000_000_000),
+            "c-1": CustomerAttributes(0.85, False, 1_795_000_300_000),
+        }
+    )
+    # Written again, it is format 2: no offset and no floor yet.
+    assert customer_codec.encode_customers(table) == (
+        b'["customers/2",null,null,null,[["c-2",null,true,1795000000000],'
+        b'["c-1",0.85,false,1795000300000]]]'
+    )
+
+
+# --- a partition's customers, customers/2: the last offset applied and the eviction floor ----
+
+CUSTOMERS_2 = (
+    b'["customers/2",41,1794000000000,"c-0",[["c-2",null,true,1795000000000],'
+    b'["c-1",0.85,false,1795000300000]]]'
+)
+
+
+def test_customer_table_format_2() -> None:
+    table = customer_codec.decode_customers(CUSTOMERS_2)
+    assert table.offset == 41
+    assert table.floor == (1_794_000_000_000, "c-0")
+    assert table.entries["c-1"] == CustomerAttributes(0.85, False, 1_795_000_300_000)
+    assert customer_codec.encode_customers(table) == CUSTOMERS_2
 
 
 # --- the customer broadcast (tickets.events, key __escalator_customer__): escalator.customer --
@@ -723,13 +762,13 @@ def test_expired_ticket_format_1() -> None:
             OVERRIDE_BROADCAST_1.replace(b"escalator.override", b"escalator.override2"),
         ),
         (overrides.decode_overrides, OVERRIDES_1.replace(b"overrides/1", b"overrides/2")),
-        (customer_codec.decode_customers, CUSTOMERS_1.replace(b"customers/1", b"customers/2")),
+        (customer_codec.decode_customers, CUSTOMERS_2.replace(b"customers/2", b"customers/3")),
         (
             customer_codec.decode_customer_update,
             CUSTOMER_BROADCAST_1.replace(b"escalator.customer", b"escalator.customer2"),
         ),
         (state_codec.decode_customer, _with(CUSTOMER_1, v=2)),
-        (fact_codec.decode_windows, _with(WINDOWS_1, v=3)),
+        (fact_codec.decode_windows, _with(WINDOWS_1, v=4)),
         (state_codec.decode_fact, _with(CUSTOMER_FACT_1, v=2)),
         (fact_codec.decode_fact_record, _with(CUSTOMER_FACT_1, v=2)),
         (fact_codec.decode_fact_record, _with(METRIC_FACTS_1, v=3)),

@@ -7,13 +7,22 @@ from types import SimpleNamespace
 from typing import Any
 
 import orjson
+import pytest
 
 from escalator.adapters.alerts import encode_outage
 from escalator.adapters.deadletter import Origin
 from escalator.adapters.state_codec import decode_outages, encode_outages
 from escalator.domain.effects import OutageChanged
-from escalator.runtime.streams import OUTAGE_KEY, InputStream, Lane
+from escalator.runtime.streams import (
+    CRM_KEY,
+    OUTAGE_KEY,
+    OVERRIDE_KEY,
+    SILENCE_KEY,
+    InputStream,
+    Lane,
+)
 from escalator.runtime.table_store import TableStore
+from escalator.service.processor import DEADLETTER
 from escalator.service.tickets import OUTAGES_KEY, TicketProcessor
 from tests.helpers import created, example_policy, ms
 
@@ -66,3 +75,52 @@ def test_a_new_partitions_first_record_sees_its_stored_outages_and_tickets() -> 
     stored = decode_outages(store[f"{OUTAGES_KEY}2"])
     assert [o.incident_id for o in stored["web"]] == ["A", "B"]
     assert routed == []
+
+
+def _stream() -> tuple[InputStream, TableStore]:
+    table = stored_worker_state()
+    store = TableStore(table)
+    lane = Lane("tickets", TicketProcessor(example_policy(), store), store, table, {}, True)
+    lane.topics[DEADLETTER] = "escalator.deadletter"
+    topic = SimpleNamespace(get_topic_name=lambda: "tickets.events")
+    return InputStream(topic, [lane], actives=lambda: frozenset({2})), store
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "reason"),
+    [
+        (CRM_KEY, b"garbage", "malformed_json"),
+        (CRM_KEY, b'{"type":"escalator.customer"}', "missing_field"),
+        (CRM_KEY, b'{"type":"escalator.customer2","data":{}}', "unknown_type"),
+        (
+            CRM_KEY,
+            b'{"type":"escalator.customer","time":"2026-11-24T10:00:00Z","data":'
+            b'{"event_id":"e","customer_id":"c","churn_risk":"high","vip":null}}',
+            "invalid_field",
+        ),
+        (OUTAGE_KEY, b"garbage", "malformed_json"),
+        (OUTAGE_KEY, b'{"type":"escalator.outage"}', "missing_field"),
+        (SILENCE_KEY, b"[1]", "invalid_field"),
+        (OVERRIDE_KEY, b"{}", "invalid_field"),
+    ],
+)
+def test_a_bad_broadcast_record_is_dead_lettered_not_raised(
+    key: bytes, value: bytes, reason: str
+) -> None:
+    """p7 of the review: a bad record under a broadcast key raised out of the step, and the
+    worker crash-looped on it. It is dead-lettered with a reason naming what is wrong, and the
+    partition's stored state is untouched."""
+    stream, store = _stream()
+    before = dict(store.items())
+    message = SimpleNamespace(
+        partition=2, offset=8, timestamp=AT / 1000, key=key, topic="tickets.events", value=value
+    )
+    routed = stream.handle(message, on_outage=outage, on_silence=silence)
+    letters = [orjson.loads(e.value) for _, e, _ in routed if e.role == DEADLETTER]
+    assert [d["reason"] for d in letters] == [reason]
+    assert letters[0]["message"]
+    assert dict(store.items()) == before
+
+
+def silence(processor: Any, partition: int, value: bytes, now: int, offset: int) -> list[Any]:
+    return processor.on_silence(partition, value, now, offset)

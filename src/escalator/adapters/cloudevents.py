@@ -12,7 +12,7 @@ from typing import Any, Final
 import orjson
 
 from escalator.adapters import rfc3339
-from escalator.domain.customers import CustomerUpdated
+from escalator.domain.customers import CUSTOMER_ID_CHARS, CustomerUpdated
 from escalator.domain.effects import NotificationRequested, Outbound
 from escalator.domain.events import (
     AUTHOR_ROLES,
@@ -141,7 +141,7 @@ def customer_from_dict(doc: dict[str, Any], arrival: int | None = None) -> Custo
     and at least one of `churn_risk` (0–1, or null: unknown) and `vip` (true or false)."""
     event_id = _head(doc)
     time, arrival, data = _body(doc, arrival, "when the CRM changed")
-    customer_id = _key(_text(data, "data.customer_id"), "data.customer_id")
+    customer_id = _key(_text(data, "data.customer_id", limit=CUSTOMER_ID_CHARS), "data.customer_id")
     if doc.get("subject") is not None and doc["subject"] != customer_id:
         raise InvalidEvent("invalid_field", "subject differs from data.customer_id")
     if "churn_risk" not in data and "vip" not in data:

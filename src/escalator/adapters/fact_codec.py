@@ -23,10 +23,14 @@ FACTS: Final = "metric_facts"
 # (no version field, ten items a fact) is still read, with no ref.
 FACTS_FORMAT: Final = 2
 FACTS_FORMAT_1: Final = 1
-# Format 2 adds each tally's breaches ("b") and the count left unlisted ("u"); format 1 (without
-# them: no evidence) is still read.
-WINDOWS_FORMAT: Final = 2
+# Format 3 adds whether each tally's evidence is complete ("x") and the refs of the breaches
+# it counted late ("lr"); format 2 (read as complete)
+# added each tally's breaches ("b") and the count left unlisted ("u"); format 1 (without them:
+# no evidence, so read as incomplete) is still read.
+WINDOWS_FORMAT: Final = 3
+WINDOWS_FORMAT_2: Final = 2
 WINDOWS_FORMAT_1: Final = 1
+WINDOWS_READ: Final = (WINDOWS_FORMAT, WINDOWS_FORMAT_2, WINDOWS_FORMAT_1)
 
 
 def encode_facts(key: str, facts: list[MetricFact]) -> bytes:
@@ -84,10 +88,10 @@ def encode_windows(state: Windows, partition: int, due: int | None, offset: int 
 
 def decode_windows(raw: bytes) -> tuple[Windows, int | None]:
     doc = orjson.loads(raw)
-    if doc.get("v") not in (WINDOWS_FORMAT, WINDOWS_FORMAT_1):
+    if doc.get("v") not in WINDOWS_READ:
         raise ValueError(
             f"unknown window state format {doc.get('v')!r} (this build reads "
-            f"{WINDOWS_FORMAT} and {WINDOWS_FORMAT_1})"
+            f"{', '.join(map(str, WINDOWS_READ))})"
         )
     state = Windows(
         key=doc["key"],
@@ -114,6 +118,8 @@ def _tally(tally: Tally) -> dict[str, Any]:
             for b in tally.breaches.values()
         ],
         "u": tally.unlisted,
+        "x": tally.complete,
+        "lr": sorted(tally.late_refs),
     }
 
 
@@ -128,4 +134,7 @@ def _untally(doc: dict[str, Any]) -> Tally:
         customer_tiers=set(doc["ct"]),
         breaches={row[0]: Breach(*row) for row in doc.get("b", ())},
         unlisted=int(doc.get("u", 0)),
+        # Format 1 kept no evidence; format 2 kept all it saw.
+        complete=bool(doc.get("x", "b" in doc)),
+        late_refs=set(doc.get("lr", ())),
     )

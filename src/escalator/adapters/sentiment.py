@@ -24,9 +24,11 @@ from vaderSentiment.vaderSentiment import (
 
 from escalator.domain.sentiment import WORDS_KEPT, Sentiment
 
-# Longer customer text is cut before scoring: a pasted log of megabytes must not hold a
-# partition for seconds; the first 4,000 characters say how the customer feels.
-SCORED_CHARS = 4000
+# Longer customer text is cut before scoring. VADER's cost grows faster than the text (its
+# "but" and negation rules look back over the words: 4,000 characters of "bad but …" took
+# ~190 ms, 1,000 take ~12 ms), and a partition applies records one at a time; the first 1,000
+# characters — a long e-mail's opening paragraphs — say how the customer feels.
+SCORED_CHARS = 1000
 
 
 @cache
@@ -44,6 +46,8 @@ def vader_scorer(text: str) -> Sentiment:
 
 
 def _negative_words(lexicon: dict[str, float], text: str) -> tuple[str, ...]:
+    # Tokenised again (VADER keeps its tokens inside `polarity_scores`): linear, cheap next to
+    # the scoring itself.
     tokens = [token.lower() for token in SentiText(text).words_and_emoticons]
     found: dict[str, float] = {}
     for index, token in enumerate(tokens):

@@ -220,6 +220,9 @@ class SlaCredit:
     rule: Mapping[str, object] | None  # the rule that gave the credit; None: no credit
     evidence: Sequence[Mapping[str, object]]
     unlisted_breaches: int
+    # False: some breaches of the period could not be kept as evidence (the period began
+    # under a build before credits: docs/events.md); the compliance still counts them all.
+    evidence_complete: bool = True
 
     @property
     def key(self) -> str:
@@ -257,7 +260,8 @@ def sla_credit(closed: Closed, rules: Mapping[str, CreditRule]) -> SlaCredit | N
         credit_percent=earned.percent,
         rule=earned.rule,
         evidence=[_evidence(b) for b in earned.evidence],
-        unlisted_breaches=tally.unlisted,
+        unlisted_breaches=earned.unlisted + tally.unlisted,
+        evidence_complete=tally.complete,
     )
 
 

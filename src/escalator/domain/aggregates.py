@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from escalator.domain import facts
-from escalator.domain.credits import EVIDENCE_KEPT, Breach
+from escalator.domain.credits import BREACHES_KEPT, Breach
 from escalator.domain.defaults import DAY_MS, MAX_EVENT_AGE_MS
 from escalator.domain.durations import DurationError, parse_duration
 from escalator.domain.effects import Effect, EscalationRaised
@@ -293,16 +293,26 @@ class Tally:
     late: int = 0
     customer_tiers: set[str] = field(default_factory=set)
     # A customer's period only: its breaches by id, the evidence of its service credit
-    # (domain/credits.py; the EVIDENCE_KEPT earliest by deadline, the others counted in
-    # `unlisted`).
+    # (domain/credits.py: every one up to BREACHES_KEPT — the listed EVIDENCE_KEPT are chosen
+    # at the close —, beyond it the latest deadlines only counted in `unlisted`).
     breaches: dict[str, Breach] = field(default_factory=dict)
     unlisted: int = 0
+    # False when some of the period's breaches could not be kept as evidence: the window was
+    # stored by a build before evidence (window format 1), or a breach fact came without its
+    # ref (fact record format 1). The credit record says so (`evidence_complete`).
+    complete: bool = True
+    # The refs of breaches counted here late (their own window already closed): a retraction
+    # of one of them, late too, withdraws it here rather than standing as a late retraction.
+    late_refs: set[str] = field(default_factory=set)
 
     def add(self, fact: MetricFact, *, late: bool = False, evidence: bool = False) -> None:
         kind = fact.kind
-        if late and kind == RETRACTED:
+        if late and kind == BREACH and fact.ref:
+            self.late_refs.add(fact.ref)
+        elif late and kind == RETRACTED and fact.ref not in self.late_refs:
             # Its breach was counted in a window already closed (and published): that record
-            # stands, so the withdrawal only offsets the met stop it travels with.
+            # stands, so the withdrawal only offsets the met stop it travels with. A breach
+            # that was itself late was counted here, in an open window: withdrawn as usual.
             kind = RETRACTED_LATE
         self.counts[kind] = self.counts.get(kind, 0) + 1
         self.customer_tiers.add(fact.customer_tier)
@@ -321,16 +331,19 @@ class Tally:
     def _evidence(self, fact: MetricFact, kind: str) -> None:
         """Keep the breaches of the period: added by BREACH, withdrawn by a retraction, and
         completed (how late) by the target's end."""
-        if kind == BREACH and fact.ref:
+        if kind == BREACH and not fact.ref:
+            self.complete = False  # a breach fact of the build before evidence (no ref)
+        elif kind == BREACH:
             self.breaches[fact.ref] = Breach(
                 fact.ref, fact.ticket_id, fact.target, fact.severity, fact.time, 0, True
             )
-            if len(self.breaches) > EVIDENCE_KEPT:
+            if len(self.breaches) > BREACHES_KEPT:
                 # The earliest deadlines are listed, whatever order the partitions' facts
                 # arrived in, so the worker lists what simulate lists.
                 latest = max(self.breaches.values(), key=lambda b: (b.deadline, b.breach_id))
                 del self.breaches[latest.breach_id]
                 self.unlisted += 1
+                self.complete = False  # critical rules cannot see it any more
         elif kind == RETRACTED and fact.ref:
             if self.breaches.pop(fact.ref, None) is None and self.unlisted:
                 self.unlisted -= 1  # an unlisted breach of the period was withdrawn

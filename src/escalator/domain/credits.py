@@ -19,9 +19,16 @@ from typing import Final
 from escalator.domain.facts import BREACH, MET, RETRACTED, RETRACTED_LATE
 from escalator.domain.policy import CreditRule, CriticalRule
 
-# Breaches a customer's compliance period lists as evidence: the earliest by deadline; the
-# others still count in the compliance, and `unlisted` says how many they are.
+# Breaches a customer's compliance period lists as evidence: the earliest by deadline, chosen
+# at the close from every breach kept; the others still count in the compliance, and
+# `unlisted` says how many they are.
 EVIDENCE_KEPT: Final = 200
+# Breaches a period keeps (domain/aggregates.py, Tally): every one up to this bound, so the
+# listed ones and the critical rules' do not depend on the order facts arrive in. Beyond it
+# (a customer with 2,000 breaches in a month) the latest deadlines are only counted: they
+# can be neither listed nor seen by a critical rule. 2,000 rows (~100 bytes each; an open
+# month and the one in its grace) keep the window state well under Kafka's 1 MB record limit.
+BREACHES_KEPT: Final = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +52,8 @@ class Credit:
     percent: float
     compliance: float | None
     rule: Mapping[str, object] | None
-    evidence: tuple[Breach, ...]
+    evidence: tuple[Breach, ...]  # the listed: at most EVIDENCE_KEPT
+    unlisted: int = 0  # the others of the rule's targets
 
 
 def compliance_of(
@@ -68,12 +76,19 @@ def credit(
     by_target: Mapping[str, Mapping[str, int]],
     breaches: Iterable[Breach],
 ) -> Credit:
-    """The credit of one customer's closed period under `rule`."""
+    """The credit of one customer's closed period under `rule`.
+
+    `targets` scopes the compliance only: a critical rule names its own target, so it sees
+    every breach of that target whether `targets` lists it or not (a contract may price the
+    response time by compliance and a late P1 resolution as a critical failure). The evidence
+    is the breaches of `targets` and every breach a critical rule matched."""
+    ordered = sorted(breaches, key=lambda b: (b.deadline, b.breach_id))
+    hits = [(critical, _critical(critical, ordered)) for critical in rule.critical]
+    matched = {b.breach_id for _, late in hits for b in late}
     evidence = tuple(
-        sorted(
-            (b for b in breaches if rule.targets is None or b.target in rule.targets),
-            key=lambda b: (b.deadline, b.breach_id),
-        )
+        b
+        for b in ordered
+        if rule.targets is None or b.target in rule.targets or b.breach_id in matched
     )
     compliance = compliance_of(by_target, rule.targets)
     best: tuple[float, Mapping[str, object] | None] = (0.0, None)
@@ -85,8 +100,7 @@ def credit(
                     band.credit,
                     {"kind": "compliance", "below": band.below, "compliance_percent": percent},
                 )
-    for critical in rule.critical:
-        late = _critical(critical, evidence)
+    for critical, late in hits:
         if late and critical.credit > best[0]:
             best = (
                 critical.credit,
@@ -98,7 +112,8 @@ def credit(
                     "breach_ids": [b.breach_id for b in late],
                 },
             )
-    return Credit(best[0], compliance, best[1], evidence)
+    listed = evidence[:EVIDENCE_KEPT]
+    return Credit(best[0], compliance, best[1], listed, len(evidence) - len(listed))
 
 
 def _critical(rule: CriticalRule, evidence: Sequence[Breach]) -> list[Breach]:

@@ -23,6 +23,7 @@ import orjson
 from escalator.adapters.ce_binary import header_map
 from escalator.adapters.cloudevents import TICK_TYPE
 from escalator.adapters.deadletter import Origin
+from escalator.errors import InvalidEvent
 from escalator.runtime import faust_patches
 from escalator.runtime.checkpoint import Checkpoint
 from escalator.runtime.table_store import DELETED, TableStore
@@ -184,38 +185,15 @@ class InputStream:
         self.clocks[partition] = now
         origin = Origin(message.topic, partition, message.offset, message.key)
         routed: list[Routed] = []
+        handlers = (on_outage, on_silence, on_maintenance)
         for lane in self.lanes:
             processor = lane.processor
-            if message.key == TICK_KEY:
-                self.ticks_pending.pop(partition, None)
-                emissions = processor.on_tick(partition, now, offset=message.offset)
-            elif message.key == OUTAGE_KEY:
-                emissions = (
-                    on_outage(processor, partition, message.value, now, message.offset)
-                    if on_outage
-                    else []
-                )
-            elif message.key == SILENCE_KEY:
-                emissions = (
-                    on_silence(processor, partition, message.value, now, message.offset)
-                    if on_silence
-                    else []
-                )
-            elif message.key == MAINTENANCE_KEY:
-                emissions = (
-                    on_maintenance(processor, partition, message.value, now, message.offset)
-                    if on_maintenance
-                    else []
-                )
-            elif message.key == CRM_KEY:
-                emissions = processor.on_customer(partition, message.value, now, message.offset)
-            elif message.key == OVERRIDE_KEY:
-                # Every lane of both topics keeps the overrides (a shadow lane's pages too).
-                emissions = processor.on_override(partition, message.value, now, message.offset)
-            else:
-                emissions = processor.on_record(
-                    message.value or b"", now, partition, origin, header_map(message.headers)
-                )
+            try:
+                emissions = self._apply(processor, message, partition, now, origin, handlers)
+            except Exception as exc:  # noqa: BLE001 - a bad broadcast must not crash-loop the worker
+                reason, text = broadcast_refusal(exc)
+                raw = message.value or b""
+                emissions = [processor.refuse(raw, origin, reason, text, now)]
             for emission in emissions:
                 topic = lane.topics.get(emission.role)
                 if topic is not None:
@@ -231,6 +209,50 @@ class InputStream:
                         emission.note,
                     )
         return routed
+
+    def _apply(
+        self,
+        processor: BaseProcessor,
+        message: Any,
+        partition: int,
+        now: int,
+        origin: Origin,
+        handlers: tuple[Any, Any, Any],
+    ) -> list[Emission]:
+        """Apply one record in one lane. An event's bad input is dead-lettered by the lane; a
+        broadcast record's decoding errors are raised before any state changes (`handle`
+        dead-letters them)."""
+        on_outage, on_silence, on_maintenance = handlers
+        if message.key == TICK_KEY:
+            self.ticks_pending.pop(partition, None)
+            return processor.on_tick(partition, now, offset=message.offset)
+        elif message.key == OUTAGE_KEY:
+            return (
+                on_outage(processor, partition, message.value, now, message.offset)
+                if on_outage
+                else []
+            )
+        elif message.key == SILENCE_KEY:
+            return (
+                on_silence(processor, partition, message.value, now, message.offset)
+                if on_silence
+                else []
+            )
+        elif message.key == MAINTENANCE_KEY:
+            return (
+                on_maintenance(processor, partition, message.value, now, message.offset)
+                if on_maintenance
+                else []
+            )
+        elif message.key == CRM_KEY:
+            return processor.on_customer(partition, message.value, now, message.offset)
+        elif message.key == OVERRIDE_KEY:
+            # Every lane of both topics keeps the overrides (a shadow lane's pages too).
+            return processor.on_override(partition, message.value, now, message.offset)
+        else:
+            return processor.on_record(
+                message.value or b"", now, partition, origin, header_map(message.headers)
+            )
 
     def next_due(self, partition: int) -> int | None:
         dues = [d for lane in self.lanes if (d := lane.processor.next_due(partition)) is not None]
@@ -298,6 +320,20 @@ class InputStream:
 
 async def _no_broadcast(topic: Any, value: bytes, key: bytes) -> list[Any]:
     raise AssertionError("fact records are never broadcast")
+
+
+def broadcast_refusal(exc: Exception) -> tuple[str, str]:
+    """The dead-letter reason and message for a broadcast record that could not be applied
+    (garbage, a missing field, a type this build does not read: a newer worker's format)."""
+    if isinstance(exc, InvalidEvent):
+        return exc.reason, exc.message
+    if isinstance(exc, orjson.JSONDecodeError):
+        return "malformed_json", f"broadcast record is not JSON: {exc}"
+    if isinstance(exc, KeyError):
+        return "missing_field", f"broadcast record lacks field {exc}"
+    if isinstance(exc, (TypeError, ValueError, AttributeError)):
+        return "invalid_field", f"broadcast record refused: {exc}"
+    return "internal_error", repr(exc)
 
 
 def tick_record(partition: int, now: int) -> bytes:

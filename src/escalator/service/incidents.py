@@ -187,8 +187,8 @@ class IncidentProcessor(BaseProcessor):
         arriving at `now`). What came due before it fires first, as for any record; then the
         partition's windows change, and the suppressed incidents of the service are looked at
         again at the change's time: those no longer in maintenance page."""
+        change = decode_maintenance_change(raw)  # before the tick: a bad record changes nothing
         emissions = [] if now is None else self.on_tick(partition, now, offset=offset)
-        change = decode_maintenance_change(raw)
         adhoc = maintenance.apply_change(self.adhoc.get(partition, ()), change)
         self.adhoc[partition] = adhoc
         self.store[f"{MAINTENANCE_KEY}{partition}"] = encode_adhoc_windows(adhoc)

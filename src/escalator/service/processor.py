@@ -295,8 +295,8 @@ class BaseProcessor:
         changes (domain/overrides.py). Nothing is decided again: a page already sent stays
         with whom it paged (PagerDuty does not re-page either), and the next page to the
         schedule finds the override."""
+        change, _ = decode_override_broadcast(raw)  # before the tick: a bad record changes nothing
         emissions = [] if now is None else self.on_tick(partition, now, offset=offset)
-        change, _ = decode_override_broadcast(raw)
         overrides = apply_override(self.overrides_of(partition), change)
         self.overrides[partition] = overrides
         self.store[f"{OVERRIDES_KEY}{partition}"] = encode_overrides(overrides)
@@ -373,6 +373,12 @@ class BaseProcessor:
         if isinstance(effect, NotificationRequested):
             return Emission(NOTIFICATIONS, effect.recipient.encode(), value, effect, effect.time)
         return Emission(ESCALATIONS, effect.key.encode(), value, effect, effect.time)
+
+    def refuse(
+        self, raw: bytes, origin: Origin, reason: str, message: str, arrival: int
+    ) -> Emission:
+        """A dead letter for a record the stream could not apply (a bad broadcast record)."""
+        return self._dead_letter(raw, origin, reason, message, arrival)
 
     def _dead_letter(
         self, raw: bytes, origin: Origin, reason: str, message: str, arrival: int

@@ -35,7 +35,7 @@ from escalator.adapters.state_codec import (
 )
 from escalator.domain import aggregates, customers, engine, sources
 from escalator.domain.aggregates import COMPLIANCE_PREFIX, CUSTOMER_KINDS, MetricFact
-from escalator.domain.customers import CustomerAttributes, CustomerUpdated
+from escalator.domain.customers import CustomerTable, CustomerUpdated
 from escalator.domain.defaults import DEFAULT_RETENTION_MS
 from escalator.domain.durations import format_duration
 from escalator.domain.effects import OutageChanged
@@ -102,7 +102,7 @@ class TicketProcessor(BaseProcessor):
         self.watermarks: dict[int, dict[str, int]] = {}
         self._facts: list[MetricFact] = []  # deferred metric facts (a tick's, a batch's)
         # Per partition: what the CRM said of each customer (bounded: domain/customers.py).
-        self.customers: dict[int, dict[str, CustomerAttributes]] = {}
+        self.customers: dict[int, CustomerTable] = {}
 
     def _apply(self, raw: bytes, ctx: Context) -> tuple[str, list[Emission]]:
         event = decode_record(raw, ctx.now)
@@ -130,7 +130,8 @@ class TicketProcessor(BaseProcessor):
         overrides = self.overrides_of(ctx.partition)
         customer = None
         if state is None and isinstance(event.payload, TicketCreated):
-            customer = self.customers.get(ctx.partition, {}).get(event.payload.customer_id)
+            table = self.customers.get(ctx.partition)
+            customer = None if table is None else table.entries.get(event.payload.customer_id)
         decision = engine.apply(
             state, event, self.policy, self.limits, outage, held, overrides, self.scorer, customer
         )
@@ -247,9 +248,10 @@ class TicketProcessor(BaseProcessor):
         at `now`): what came due before it fires first, as for any record; the partition's
         table changes for the customer's later tickets. Open tickets keep what they were
         created with (docs/policy.md, "Churn risk and VIP")."""
+        update = decode_customer_update(raw)  # before the tick: a bad record changes nothing
         emissions = [] if now is None else self.on_tick(partition, now, offset=offset)
-        table = self.customers.setdefault(partition, {})
-        if customers.remember(table, decode_customer_update(raw)):
+        table = self.customers.setdefault(partition, CustomerTable())
+        if customers.remember(table, update, offset):
             self.store[f"{CUSTOMERS_KEY}{partition}"] = encode_customers(table)
         return emissions
 
@@ -266,8 +268,8 @@ class TicketProcessor(BaseProcessor):
         Instants that came due before the record arrived fire first, under the outage state
         they came due in — as for any event, and as `simulate` does, whether the partition's
         tick was appended before the record or after it."""
+        change = decode_outage(raw)  # before the tick: a bad record changes nothing
         emissions = [] if now is None else self.on_tick(partition, now, offset=offset)
-        change = decode_outage(raw)
         active = self.outages.setdefault(partition, {})
         incidents = active.get(change.service, [])
         known = [o for o in incidents if o.incident_id == change.incident_id]
@@ -369,8 +371,8 @@ class TicketProcessor(BaseProcessor):
         arriving at `now`). Instants that came due before the record arrived fire first, as
         for an outage. A recovery fires the deadlines its silence held, each dated at its own
         instant (the clock of that firing is the recovery: `simulate` and the worker agree)."""
+        change = decode_silence(raw)  # before the tick: a bad record changes nothing
         emissions = [] if now is None else self.on_tick(partition, now, offset=offset)
-        change = decode_silence(raw)
         silent = self.silent.setdefault(partition, {})
         if change.silent:
             silent.setdefault(change.source, change.since)

@@ -171,9 +171,11 @@ def customer_text(step: Step, text: str, what: str = "A customer comment") -> No
 def customer_mood(step: Step, text: str) -> None:
     """Score the customer's public text (a comment, a new ticket's summary) and bring in the
     sentiment trigger's tier once the last `sustained` scores all lie below `below`
-    (domain/sentiment.py). The score and the words behind it go in the trace only."""
+    (domain/sentiment.py). The score and the words behind it go in the trace only (not in
+    the reason, which notifiers post to chat). A text with nothing but whitespace says nothing
+    of the customer's mood: it is not scored, so it neither counts nor breaks a run."""
     trigger, scorer = step.policy.sentiment, step.scorer
-    if trigger is None or scorer is None:
+    if trigger is None or scorer is None or not text.strip():
         return
     state = step.state
     scored = scorer(text)
@@ -184,8 +186,8 @@ def customer_mood(step: Step, text: str) -> None:
     escalation.hierarchical(
         step,
         "sentiment",
-        f"The customer's last {trigger.sustained} messages read negative (score "
-        f"{scored.compound:+.2f}, threshold {trigger.below:+.2f})",
+        f"The customer's last {trigger.sustained} messages read negative (each below the "
+        f"threshold {trigger.below:+.2f})",
         score=scored.compound,
         scores=list(last),
         below=trigger.below,
