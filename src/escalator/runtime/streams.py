@@ -20,9 +20,14 @@ from typing import Any, Final
 
 import orjson
 
+from escalator.adapters.alerts import decode_outage
 from escalator.adapters.ce_binary import header_map
 from escalator.adapters.cloudevents import TICK_TYPE
+from escalator.adapters.customer_codec import decode_customer_update
 from escalator.adapters.deadletter import Origin
+from escalator.adapters.maintenance import decode_maintenance_change
+from escalator.adapters.overrides import decode_override_broadcast
+from escalator.adapters.source_codec import decode_silence
 from escalator.errors import InvalidEvent
 from escalator.runtime import faust_patches
 from escalator.runtime.checkpoint import Checkpoint
@@ -186,14 +191,18 @@ class InputStream:
         origin = Origin(message.topic, partition, message.offset, message.key)
         routed: list[Routed] = []
         handlers = (on_outage, on_silence, on_maintenance)
+        # A broadcast record that does not decode is dead-lettered, never applied: a bad one
+        # must not crash-loop the worker. Only decoding is guarded — any other failure (a
+        # tick or a broadcast failing half-way, a table write refused) still poisons the
+        # batch (`step`), so no half-applied state is ever committed.
+        refused = broadcast_refusal(message.key, message.value or b"")
         for lane in self.lanes:
             processor = lane.processor
-            try:
+            if refused is not None:
+                reason, text = refused
+                emissions = [processor.refuse(message.value or b"", origin, reason, text, now)]
+            else:
                 emissions = self._apply(processor, message, partition, now, origin, handlers)
-            except Exception as exc:  # noqa: BLE001 - a bad broadcast must not crash-loop the worker
-                reason, text = broadcast_refusal(exc)
-                raw = message.value or b""
-                emissions = [processor.refuse(raw, origin, reason, text, now)]
             for emission in emissions:
                 topic = lane.topics.get(emission.role)
                 if topic is not None:
@@ -322,18 +331,34 @@ async def _no_broadcast(topic: Any, value: bytes, key: bytes) -> list[Any]:
     raise AssertionError("fact records are never broadcast")
 
 
-def broadcast_refusal(exc: Exception) -> tuple[str, str]:
-    """The dead-letter reason and message for a broadcast record that could not be applied
-    (garbage, a missing field, a type this build does not read: a newer worker's format)."""
-    if isinstance(exc, InvalidEvent):
+# How each broadcast record is decoded (what its handler does first).
+BROADCAST_DECODERS: Final[dict[bytes, Callable[[bytes], object]]] = {
+    OUTAGE_KEY: decode_outage,
+    SILENCE_KEY: decode_silence,
+    MAINTENANCE_KEY: decode_maintenance_change,
+    CRM_KEY: decode_customer_update,
+    OVERRIDE_KEY: decode_override_broadcast,
+}
+
+
+def broadcast_refusal(key: bytes | None, raw: bytes) -> tuple[str, str] | None:
+    """The dead-letter reason and message for a broadcast record that does not decode
+    (garbage, a missing field, a type this build does not read: a newer worker's format);
+    None for one that does, and for any other record."""
+    decode = BROADCAST_DECODERS.get(key) if key is not None else None
+    if decode is None:
+        return None
+    try:
+        decode(raw)
+    except InvalidEvent as exc:
         return exc.reason, exc.message
-    if isinstance(exc, orjson.JSONDecodeError):
+    except orjson.JSONDecodeError as exc:
         return "malformed_json", f"broadcast record is not JSON: {exc}"
-    if isinstance(exc, KeyError):
+    except KeyError as exc:
         return "missing_field", f"broadcast record lacks field {exc}"
-    if isinstance(exc, (TypeError, ValueError, AttributeError)):
+    except (TypeError, ValueError, AttributeError) as exc:
         return "invalid_field", f"broadcast record refused: {exc}"
-    return "internal_error", repr(exc)
+    return None
 
 
 def tick_record(partition: int, now: int) -> bytes:
