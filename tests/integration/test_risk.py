@@ -178,7 +178,11 @@ async def test_credits_match_simulate(workers: WorkerFactory) -> None:
     worker = workers.start("w1", **CREDIT_ENV)
     worker.wait_ready()
     bootstrap, tickets = workers.broker.bootstrap, workers.topic("tickets")
-    t0 = int(time.time() * 1000) + 1000
+    # One second into a compliance period (20 s, aligned to the epoch): the 6 s of acct-1's
+    # ticket fit in it. Started anywhere, its breach and solve could straddle two periods,
+    # and a breach open at a period's close is judged by its lateness at the close.
+    period = 20_000
+    t0 = (int(time.time() * 1000) // period + 1) * period + 1000
     p2 = {"severity": "P2"}
     standard = {"customer_tier": "standard", "severity": "P3"}
     timed = [
