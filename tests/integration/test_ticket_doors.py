@@ -72,6 +72,28 @@ def counted(worker: WorkerProcess, source: str, outcome: str) -> float:
     return 0.0
 
 
+# The JSM life of the first test as escalator's own events: what the door must make of the
+# webhooks, and what a platform team would write by hand for the same life.
+JSM_LIFE = [
+    (
+        "ticket.created",
+        {
+            "customer_id": "Globex",
+            "customer_tier": "enterprise",
+            "severity": "P2",
+            "summary": "Checkout returns 500",
+            "service": "checkout",
+        },
+    ),
+    ("ticket.status_changed", {"status": "open"}),
+    ("ticket.commented", {"author_role": "agent", "public": True, "body": "Looking into it"}),
+    ("ticket.commented", {"author_role": "agent", "public": False, "body": "DB failover?"}),
+    ("ticket.status_changed", {"status": "pending"}),
+    ("ticket.severity_changed", {"severity": "P1"}),
+    ("ticket.status_changed", {"status": "solved"}),
+]
+
+
 async def at(t0: float, seconds: float) -> int:
     """Sleep until `seconds` after `t0` (wall clock); that instant in epoch ms."""
     await asyncio.sleep(max(0.0, t0 + seconds - time.time()))
@@ -150,45 +172,11 @@ async def test_a_jsm_ticket_life_through_the_jira_door_decides_as_its_cloudevent
     raw = await read_input(workers.broker.bootstrap, workers.topic("tickets"))
     recorded = [orjson.loads(r) for r in raw]
     made = [r for r in recorded if r.get("subject") == key]
-    assert [(r["type"], r["data"]) for r in made] == [
-        (
-            "ticket.created",
-            {
-                "customer_id": "Globex",
-                "customer_tier": "enterprise",
-                "severity": "P2",
-                "summary": "Checkout returns 500",
-                "service": "checkout",
-            },
-        ),
-        ("ticket.status_changed", {"status": "open"}),
-        ("ticket.commented", {"author_role": "agent", "public": True, "body": "Looking into it"}),
-        ("ticket.commented", {"author_role": "agent", "public": False, "body": "DB failover?"}),
-        ("ticket.status_changed", {"status": "pending"}),
-        ("ticket.severity_changed", {"severity": "P1"}),
-        ("ticket.status_changed", {"status": "solved"}),
-    ]
+    assert [(r["type"], r["data"]) for r in made] == JSM_LIFE
 
     # The same life as a platform team would write it in escalator's own CloudEvents (their
     # own ids and source), arriving when the door's did: simulate decides the same outputs.
-    by_hand = [
-        (
-            "ticket.created",
-            {
-                "customer_id": "Globex",
-                "customer_tier": "enterprise",
-                "severity": "P2",
-                "summary": "Checkout returns 500",
-                "service": "checkout",
-            },
-        ),
-        ("ticket.status_changed", {"status": "open"}),
-        ("ticket.commented", {"author_role": "agent", "public": True, "body": "Looking into it"}),
-        ("ticket.commented", {"author_role": "agent", "public": False, "body": "DB failover?"}),
-        ("ticket.status_changed", {"status": "pending"}),
-        ("ticket.severity_changed", {"severity": "P1"}),
-        ("ticket.status_changed", {"status": "solved"}),
-    ]
+    by_hand = JSM_LIFE
     lines = [
         orjson.dumps(
             {
