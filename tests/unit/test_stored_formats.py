@@ -417,6 +417,42 @@ METRIC_FACTS_2 = (
 )
 
 
+# A worker's batch for one partition of the repartition topic (service/bundles.py): its
+# records as they are, in order. METRIC_FACTS_1's key appears twice.
+METRIC_FACTS_1_AGAIN = (
+    b'{"key":"__group__/enterprise/P1/L1","metric_facts":[["T-3/created","created",'
+    b'1795000400000,"T-3","acme","enterprise","P1","L1","",0]]}'
+)
+FACT_BUNDLE_1 = (
+    b'{"v":1,"bundle":['
+    + METRIC_FACTS_1
+    + b","
+    + CUSTOMER_FACT_1
+    + b","
+    + METRIC_FACTS_2
+    + b","
+    + METRIC_FACTS_1_AGAIN
+    + b"]}"
+)
+
+
+def test_fact_bundle_format_1() -> None:
+    parts = [METRIC_FACTS_1, CUSTOMER_FACT_1, METRIC_FACTS_2, METRIC_FACTS_1_AGAIN]
+    assert fact_codec.encode_bundle(parts) == FACT_BUNDLE_1
+    records = fact_codec.decode_fact_records(FACT_BUNDLE_1)
+    # One entry per state key: the group's second record is merged into its first, so the
+    # key is applied once under the bundle's offset (a second time would read as a replay).
+    group, customer, compliance = records
+    assert isinstance(group, tuple)
+    assert isinstance(compliance, tuple)
+    assert group[0] == "__group__/enterprise/P1/L1"
+    assert [f.id for f in group[1]] == ["T-1/created", "T-1/handoff/1", "T-3/created"]
+    assert customer == fact_codec.decode_fact_record(CUSTOMER_FACT_1)
+    assert compliance == fact_codec.decode_fact_record(METRIC_FACTS_2)
+    # A single record reads as a list of one.
+    assert fact_codec.decode_fact_records(METRIC_FACTS_2) == [compliance]
+
+
 def test_metric_fact_record_format_2() -> None:
     record = fact_codec.decode_fact_record(METRIC_FACTS_2)
     assert isinstance(record, tuple)
@@ -772,6 +808,7 @@ def test_expired_ticket_format_1() -> None:
         (state_codec.decode_fact, _with(CUSTOMER_FACT_1, v=2)),
         (fact_codec.decode_fact_record, _with(CUSTOMER_FACT_1, v=2)),
         (fact_codec.decode_fact_record, _with(METRIC_FACTS_1, v=3)),
+        (fact_codec.decode_fact_records, _with(FACT_BUNDLE_1, v=2)),
         (original_bytes, _with(DEAD_LETTER_1, v=3)),
         (notify_codec.decode_stored, DELIVERED_1.replace(b"delivered/1", b"delivered/2")),
         (notify_codec.decode_stored, SLACK_PAGE_1.replace(b"slack-page/1", b"slack-page/2")),
@@ -792,6 +829,7 @@ COVERED = {
     "encode_fact",
     "encode_windows",
     "encode_facts",
+    "encode_bundle",
     "encode_outage",
     "encode_source",
     "encode_silent",

@@ -1,14 +1,18 @@
 """Bytes for the aggregates path: fact records on the repartition topic and window states.
 
 A fact record carries the facts one decision produced for one key (a group or a customer),
-positionally, to keep the repartition traffic small. Window states are stored like ticket
-states: `p` (partition), `due` (next close), `o` (source offset of the last record applied).
-Both formats are versioned like every stored format (docs/architecture.md, "Stored formats").
+positionally, to keep the repartition traffic small. The worker sends a batch's fact records
+as bundles, one record per destination partition holding the records as they are (see
+service/bundles.py); a bundle reads as its records in order. Window states are stored like
+ticket states: `p` (partition), `due` (next close), `o` (source offset of the last record
+applied). All formats are versioned like every stored format (docs/architecture.md, "Stored
+formats").
 """
 
 from __future__ import annotations
 
-from typing import Any, Final
+from collections.abc import Sequence
+from typing import Any, Final, TypeAlias
 
 import orjson
 
@@ -31,6 +35,12 @@ WINDOWS_FORMAT: Final = 3
 WINDOWS_FORMAT_2: Final = 2
 WINDOWS_FORMAT_1: Final = 1
 WINDOWS_READ: Final = (WINDOWS_FORMAT, WINDOWS_FORMAT_2, WINDOWS_FORMAT_1)
+BUNDLE: Final = "bundle"
+BUNDLE_FORMAT: Final = 1
+
+# One record of the repartition topic, decoded: a customer fact (re-contact), or metric facts
+# with the state key they update.
+FactRecord: TypeAlias = CustomerFact | tuple[str, list[MetricFact]]
 
 
 def encode_facts(key: str, facts: list[MetricFact]) -> bytes:
@@ -54,22 +64,68 @@ def encode_facts(key: str, facts: list[MetricFact]) -> bytes:
     return orjson.dumps({"v": FACTS_FORMAT, "key": key, FACTS: rows})
 
 
-def decode_fact_record(raw: bytes) -> CustomerFact | tuple[str, list[MetricFact]]:
-    """A record of the repartition topic: a customer fact (re-contact), or metric facts with
-    the state key they update."""
+def encode_bundle(records: Sequence[bytes]) -> bytes:
+    """One record holding several fact records (each as `encode_facts` or `encode_fact` made
+    it), in order; they are embedded as they are, not decoded and encoded again."""
+    return orjson.dumps({"v": BUNDLE_FORMAT, BUNDLE: [orjson.Fragment(r) for r in records]})
+
+
+def decode_fact_record(raw: bytes) -> FactRecord:
+    """A single record of the repartition topic (not a bundle)."""
+    records = decode_fact_records(raw)
+    if len(records) != 1:
+        raise InvalidEvent("invalid_field", f"not a single fact record: {len(records)} records")
+    return records[0]
+
+
+def decode_fact_records(raw: bytes) -> list[FactRecord]:
+    """The records of one record of the repartition topic: itself, or a bundle's records in
+    order — with the metric facts of one state key merged into its first record, so that each
+    key is applied once per record (its replay check compares the record's offset with the one
+    it stored: a second application under the same offset would read as a replay). Records of
+    different keys touch different states, so moving a key's later facts up changes nothing."""
     try:
         doc = orjson.loads(raw)
-        if isinstance(doc, dict) and FACTS in doc:
-            version = doc.get("v", FACTS_FORMAT_1)
-            if version not in (FACTS_FORMAT, FACTS_FORMAT_1):
+        if isinstance(doc, dict) and BUNDLE in doc:
+            if doc.get("v") != BUNDLE_FORMAT:
                 raise ValueError(
-                    f"unknown fact record format {version!r} (this build reads "
-                    f"{FACTS_FORMAT} and {FACTS_FORMAT_1})"
+                    f"unknown fact bundle format {doc.get('v')!r} (this build reads "
+                    f"{BUNDLE_FORMAT})"
                 )
-            return str(doc["key"]), [MetricFact(*row) for row in doc[FACTS]]
-        return fact_from_doc(doc)
+            return _merged([_fact_record(item) for item in doc[BUNDLE]])
+        return [_fact_record(doc)]
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise InvalidEvent("invalid_field", f"not a fact record: {exc}") from exc
+
+
+def _fact_record(doc: Any) -> FactRecord:
+    if isinstance(doc, dict) and FACTS in doc:
+        version = doc.get("v", FACTS_FORMAT_1)
+        if version not in (FACTS_FORMAT, FACTS_FORMAT_1):
+            raise ValueError(
+                f"unknown fact record format {version!r} (this build reads "
+                f"{FACTS_FORMAT} and {FACTS_FORMAT_1})"
+            )
+        return str(doc["key"]), [MetricFact(*row) for row in doc[FACTS]]
+    if not isinstance(doc, dict):
+        raise TypeError(f"a fact record is an object, not {type(doc).__name__}")
+    return fact_from_doc(doc)
+
+
+def _merged(records: list[FactRecord]) -> list[FactRecord]:
+    out: list[FactRecord] = []
+    first: dict[str, list[MetricFact]] = {}
+    for record in records:
+        if isinstance(record, CustomerFact):
+            out.append(record)
+            continue
+        key, facts = record
+        if key in first:
+            first[key].extend(facts)
+        else:
+            first[key] = merged = list(facts)
+            out.append((key, merged))
+    return out
 
 
 def encode_windows(state: Windows, partition: int, due: int | None, offset: int | None) -> bytes:

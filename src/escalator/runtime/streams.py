@@ -32,6 +32,7 @@ from escalator.errors import InvalidEvent
 from escalator.runtime import faust_patches
 from escalator.runtime.checkpoint import Checkpoint
 from escalator.runtime.table_store import DELETED, TableStore
+from escalator.service.bundles import bundle
 from escalator.service.processor import (
     CRM,
     CUSTOMERS,
@@ -106,6 +107,8 @@ class InputStream:
     # Called once per record forwarded to its right partition (the worker counts them).
     forwarded: Callable[[], None] | None = None
     checkpoint: Checkpoint = field(init=False, repr=False)
+    # Per lane: the fact-lane records of this batch, sent as bundles when it settles.
+    held_facts: dict[str, list[Emission]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         stores = [lane.store for lane in self.lanes]
@@ -161,13 +164,20 @@ class InputStream:
             self.checkpoint.lock.release()
 
     async def _send_facts(self) -> list[Any]:
-        """The batch's metric facts, one record per group and customer (checkpoint step 1)."""
+        """The batch's records for the fact lane — its customer facts and its metric facts,
+        one per group and customer — bundled per destination partition (service/bundles.py;
+        checkpoint step 1)."""
         routed: list[Routed] = []
         for lane in self.lanes:
+            records = self.held_facts.pop(lane.name, [])
+            records.extend(lane.processor.take_fact_records())
             topic = lane.topics.get(CUSTOMERS)
-            for emission in lane.processor.take_fact_records():
-                if topic is not None:
-                    routed.append((topic, emission, lane.main))
+            if topic is None or not records:
+                continue
+            partitions = lane.processor.partitions
+            if partitions is not None:
+                records = bundle(records, partitions)
+            routed.extend((topic, record, lane.main) for record in records)
         return await produce(routed, _no_broadcast, None)
 
     def handle(
@@ -205,7 +215,9 @@ class InputStream:
                 emissions = self._apply(processor, message, partition, now, origin, handlers)
             for emission in emissions:
                 topic = lane.topics.get(emission.role)
-                if topic is not None:
+                if topic is not None and emission.role == CUSTOMERS:
+                    self.held_facts.setdefault(lane.name, []).append(emission)
+                elif topic is not None:
                     routed.append((topic, emission, lane.main))
                 if emission.role == FORWARD and lane.main and self.forwarded is not None:
                     self.forwarded()

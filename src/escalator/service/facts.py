@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from escalator.adapters.cloudevents import encode_effect
-from escalator.adapters.fact_codec import decode_fact_record, decode_windows, encode_windows
+from escalator.adapters.fact_codec import decode_fact_records, decode_windows, encode_windows
 from escalator.adapters.state_codec import decode_customer, encode_customer, index_entry
 from escalator.domain import aggregates, recontact
 from escalator.domain.aggregate_records import (
@@ -19,7 +19,7 @@ from escalator.domain.aggregate_records import (
 )
 from escalator.domain.aggregates import COMPLIANCE_PREFIX, GROUP_PREFIX, AggregateConfig, MetricFact
 from escalator.domain.recontact import CustomerFact
-from escalator.service.processor import METRICS, BaseProcessor, Context, Emission
+from escalator.service.processor import METRICS, BaseProcessor, Context, Emission, Replayed
 
 
 class FactProcessor(BaseProcessor):
@@ -38,12 +38,19 @@ class FactProcessor(BaseProcessor):
         self.config = aggregates or AggregateConfig()
 
     def _apply(self, raw: bytes, ctx: Context) -> tuple[str, list[Emission]]:
-        record = decode_fact_record(raw)
-        if isinstance(record, CustomerFact):
-            self._recontact(record, ctx)
-            return "", []  # internal facts are not inbound events
-        key, facts = record
-        return "", self._tally(ctx, key, facts)
+        """A fact record, or a bundle of them (service/bundles.py) applied one by one: a
+        replayed key is restored and the others go on, as separate records would."""
+        emissions: list[Emission] = []
+        for record in decode_fact_records(raw):
+            if isinstance(record, CustomerFact):
+                self._recontact(record, ctx)
+                continue
+            key, facts = record
+            try:
+                emissions.extend(self._tally(ctx, key, facts))
+            except Replayed as replay:
+                self._restore(replay)
+        return "", emissions  # internal facts are not inbound events
 
     def _recontact(self, fact: CustomerFact, ctx: Context) -> None:
         stored = self.store.get(fact.customer_id)

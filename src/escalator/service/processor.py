@@ -215,13 +215,7 @@ class BaseProcessor:
             )
             event_type, emissions = self._apply(raw, ctx)
         except Replayed as replay:
-            # Its outputs were acknowledged before its state was written, so none is sent
-            # again. Its state is written again, though: a worker killed after writing the
-            # local store but before the changelog acknowledged the write left the changelog
-            # behind the store; this replay is the only chance to catch it up (a later
-            # recovery on an empty disk reads the changelog only).
-            self.store[replay.key] = replay.raw
-            self.recorder.replayed()
+            self._restore(replay)
             return []
         except InvalidBinary as exc:  # the headers could not make an event: keep them all
             return [self._dead_letter(exc.original, origin, exc.reason, exc.message, received)]
@@ -233,6 +227,15 @@ class BaseProcessor:
         if event_type:
             self.recorder.event_processed(event_type)
         return emissions
+
+    def _restore(self, replay: Replayed) -> None:
+        """A replayed record's outputs were acknowledged before its state was written, so
+        none is sent again. Its state is written again, though: a worker killed after writing
+        the local store but before the changelog acknowledged the write left the changelog
+        behind the store; this replay is the only chance to catch it up (a later recovery on
+        an empty disk reads the changelog only)."""
+        self.store[replay.key] = replay.raw
+        self.recorder.replayed()
 
     def _refuse_oversized(self, raw: bytes, headers: list[tuple[str, bytes]]) -> None:
         """Refuse a record over the size limit, before anything is read from it; a binary one
