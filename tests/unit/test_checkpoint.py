@@ -33,6 +33,9 @@ class Store:
         self.held.clear()
         return list(futures)
 
+    def persist_offsets(self) -> None:
+        self.log.append("persist offsets")
+
 
 class Harness:
     def __init__(self, *, timeout: float = 5.0, facts_fail: bool = False) -> None:
@@ -82,7 +85,8 @@ async def test_the_steps_run_in_order() -> None:
     assert h.log == ["facts", "write T-1"]  # step 4: waiting for the changelog's ack
     h.store.changelog[0].set_result("acked")
     assert await task is True
-    assert h.log == ["facts", "write T-1", "commit offsets"]
+    # The changelog offsets are recorded once acknowledged, before the commit.
+    assert h.log == ["facts", "write T-1", "persist offsets", "commit offsets"]
 
 
 async def test_a_changelog_record_still_buffered_holds_the_commit() -> None:
@@ -161,7 +165,7 @@ async def test_a_commit_requested_mid_record_waits_for_the_record() -> None:
     await settled(task)
     h.store.changelog[0].set_result("acked")
     await task
-    assert h.log == ["facts", "write T-2", "commit offsets"]
+    assert h.log == ["facts", "write T-2", "persist offsets", "commit offsets"]
 
 
 async def test_a_step_that_raises_poisons_the_checkpoint() -> None:

@@ -114,6 +114,36 @@ def test_capture_changelog_hands_over_every_future() -> None:
     assert seen == [(0, b"k", b"v")]
 
 
+def test_faust_tables_send_changelog_records_with_their_own_persisting_callback() -> None:
+    # defer_persisted_offsets replaces `_on_changelog_sent` on the table instance; it relies on
+    # Faust passing `self._on_changelog_sent` (looked up per send) as the changelog callback.
+    from faust.tables.base import Collection
+
+    source = inspect.getsource(Collection.send_changelog)
+    assert "callback=self._on_changelog_sent" in source
+    assert "set_persisted_offset" in inspect.getsource(Collection._on_changelog_sent)
+
+
+def test_persisted_offsets_are_written_once_per_partition_per_batch() -> None:
+    written: list[tuple[str, int]] = []
+    table = SimpleNamespace(
+        data=SimpleNamespace(set_persisted_offset=lambda tp, o: written.append((tp, o)))
+    )
+    persist = faust_patches.defer_persisted_offsets(table)
+
+    def acked(tp: str, offset: int) -> Any:
+        result = SimpleNamespace(topic_partition=tp, offset=offset)
+        return SimpleNamespace(result=lambda: result)
+
+    for tp, offset in (("cl-0", 5), ("cl-0", 3), ("cl-1", 2), ("cl-0", 7)):  # acks any order
+        table._on_changelog_sent(acked(tp, offset))
+    assert written == []  # nothing per record
+    assert persist() == 2
+    assert sorted(written) == [("cl-0", 7), ("cl-1", 2)]
+    assert persist() == 0  # nothing new: nothing written again
+    assert len(written) == 2
+
+
 async def test_force_commit_commits_only_after_every_checkpoint_is_durable(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -123,6 +153,9 @@ async def test_force_commit_commits_only_after_every_checkpoint_is_durable(
         def flush(self) -> list[Any]:
             log.append("state written")
             return [changelog]
+
+        def persist_offsets(self) -> None:
+            log.append("offsets persisted")
 
     async def no_facts() -> list[Any]:
         return []
@@ -142,7 +175,7 @@ async def test_force_commit_commits_only_after_every_checkpoint_is_durable(
     assert log == ["state written"]
     changelog.set_result("acked")
     assert await task is True
-    assert log == ["state written", "offsets committed"]
+    assert log == ["state written", "offsets persisted", "offsets committed"]
 
 
 # --- 5. the notifier's commit cap -------------------------------------------------------------

@@ -56,6 +56,10 @@ class HeldWrites(Protocol):
         """Write the held changes; return the futures of the changelog records they queued."""
         ...
 
+    def persist_offsets(self) -> None:
+        """Record how far the changelog holds the writes acknowledged so far."""
+        ...
+
 
 class CheckpointFailed(RuntimeError):
     """A step of the commit protocol failed: nothing of this batch may be committed."""
@@ -151,6 +155,8 @@ class Checkpoint:
             self.poison(exc)
             raise
         self.changelog = []
+        for store in self.stores:
+            store.persist_offsets()
 
     async def _acknowledged(self, futures: list[Any], what: str) -> None:
         """Wait until every future is done; raise the first failure (a timeout is one)."""

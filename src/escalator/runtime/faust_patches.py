@@ -88,6 +88,34 @@ def capture_changelog(table: Any, sink: Callable[[Any], None]) -> None:
     table.send_changelog = send_changelog
 
 
+# 7. persisted offsets once per batch
+def defer_persisted_offsets(table: Any) -> Callable[[], int]:
+    """Keep the newest acknowledged changelog offset of each partition of `table` in memory
+    instead of writing it to RocksDB per record; the returned function writes them (once per
+    partition) and returns how many it wrote. Faust writes the offset at every changelog
+    acknowledgement (tables/base.py `_on_changelog_sent` → `set_persisted_offset`), a RocksDB
+    put per state write. The offset only tells a restart on a kept RocksDB directory where to
+    resume reading the changelog, so writing it later is safe: an older offset re-reads a few
+    changelog records whose values RocksDB already holds."""
+    newest: dict[Any, int] = {}
+
+    def on_changelog_sent(future: Any) -> None:
+        result = future.result()
+        tp = result.topic_partition
+        if result.offset > newest.get(tp, -1):
+            newest[tp] = result.offset
+
+    def persist() -> int:
+        for tp, offset in newest.items():
+            table.data.set_persisted_offset(tp, offset)
+        written = len(newest)
+        newest.clear()
+        return written
+
+    table._on_changelog_sent = on_changelog_sent
+    return persist
+
+
 # 4. the commit hook
 def register(app: Any, item: checkpoint.Checkpoint) -> None:
     """Make every offset commit of `app` wait until `item` is durable."""
