@@ -3,7 +3,7 @@
     python -m benchmarks.faust_ceiling BOOTSTRAP IN_TOPIC OUT_TOPIC APP_ID PARTITIONS DATA_DIR
 
 A trivial Faust worker with escalator's own app settings (RocksDB store, commit interval,
-linger, session) on the same topic: one agent, concurrency 1; per record it decodes the value
+linger, session, Faust's Cython fast paths) on the same topic: one agent, concurrency 1; per record it decodes the value
 with orjson and sets it in a RocksDB table keyed by the record key (one changelog record per
 record, as escalator writes one state per event), and sends one output per ten records. It runs
 until stopped; the benchmark measures it from outside as it measures the worker (the consumer
@@ -35,6 +35,7 @@ def build(bootstrap: str, source: str, sink: str, app_id: str, partitions: int, 
         broker_commit_interval=1.0,
         web_enabled=False,
         producer_linger=0.002,
+        cython_optimizations=True,
     )
     inputs = app.topic(source, key_type=bytes, value_type=bytes, partitions=partitions)
     outputs = app.topic(sink, key_type=bytes, value_type=bytes, partitions=partitions)

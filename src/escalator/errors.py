@@ -4,7 +4,8 @@ EscalatorError
 ├── ConfigError          a policy or settings file is wrong (carries file, line, field)
 ├── InvalidEvent         an inbound record cannot be accepted (carries a reason code)
 ├── TopologyError        Kafka topics are missing or not co-partitioned
-└── ImportFileError      an import file cannot be read at all (its header, its format)
+├── ImportFileError      an import file cannot be read at all (its header, its format)
+└── FiringLimitExceeded  one step of the engine fired without end (a policy that never settles)
 """
 
 from __future__ import annotations
@@ -45,3 +46,9 @@ class InvalidEvent(EscalatorError):
 
 class ImportFileError(EscalatorError):
     """`escalator import` cannot read a file as a whole (a bad row is refused on its own)."""
+
+
+class FiringLimitExceeded(EscalatorError, RuntimeError):
+    """One step fired more than `domain.due.MAX_FIRINGS` instants: the policy never lets the
+    state settle. (Defined here, not in the domain: the compiled core cannot subclass
+    RuntimeError.)"""

@@ -35,6 +35,11 @@ class Table(dict[bytes, bytes]):
     def send_changelog(self, *args: Any, **kwargs: Any) -> None:
         return None
 
+    @property
+    def data(self) -> Any:
+        """The table's store (reads go straight to it)."""
+        return self
+
 
 def stored_worker_state() -> Table:
     """What a worker left in the table: ticket T-1 of `web` open at L1 on partition 2, and

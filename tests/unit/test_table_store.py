@@ -32,6 +32,11 @@ class FakeTable(dict[bytes, bytes]):
     def send_changelog(self, partition: int | None, key: bytes, value: bytes | None) -> Any:
         return ("changelog", partition, key, value)
 
+    @property
+    def data(self) -> Any:
+        """The table's store (reads go straight to it)."""
+        return self
+
     def __setitem__(self, key: bytes, value: bytes) -> None:
         self.written.append((self._partition(), key, value))
         self.send_changelog(self._partition(), key, value)

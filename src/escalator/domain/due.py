@@ -19,14 +19,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final, TypeVar
 
+from escalator.errors import FiringLimitExceeded
+
 MAX_FIRINGS: Final = 10_000
 SEEN_WINDOW: Final = 64
 
 K = TypeVar("K")
-
-
-class FiringLimitExceeded(RuntimeError):
-    """One step fired more than MAX_FIRINGS instants: the policy never lets the state settle."""
 
 
 def fire_due(

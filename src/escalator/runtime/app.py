@@ -204,6 +204,7 @@ class Worker:
             # JSON 413 answers, counted, and a larger ESCALATOR_MAX_REQUEST_BYTES works.
             web_application_options={"client_max_size": s.max_request_bytes + 1},
             producer_linger=0.002,
+            cython_optimizations=True,
             **self._security(),
         )
 

@@ -116,14 +116,15 @@ class TicketProcessor(BaseProcessor):
         if isinstance(event, Heartbeat):
             return HEARTBEAT_TYPE, self._heartbeat(event, replace(ctx, cause=event.id))
         ctx = replace(ctx, cause=event.id)
-        expired = self._expired(event.ticket_id)
+        stored = self.store.get(event.ticket_id)  # read once: the state or an expired marker
+        expired = None if stored is None else decode_expired(stored)
         # Only a creation after the old ticket was done can reuse its id: an older one is the
         # old ticket's own `created`, delivered again (it would re-fire days of deadlines).
         if expired is not None and (
             event.type != "ticket.created" or event.time <= expired.done_at
         ):
             raise InvalidEvent("expired_ticket", self._explain(expired, event.type))
-        state = None if expired is not None else self._load(event.ticket_id, ctx)
+        state = None if expired is not None or stored is None else self._decoded(stored, ctx)
         service = state.service if state else getattr(event.payload, "service", None)
         outage = self._outage(ctx.partition, service)
         held = state is not None and self._held_by_silence(ctx, state)
@@ -140,12 +141,13 @@ class TicketProcessor(BaseProcessor):
     def _advance(self, ctx: Context, key: str) -> list[Emission]:
         if key.startswith(SOURCE_KEY):
             return self._advance_source(ctx, key)
-        if self._expired(key) is not None:
+        raw = self.store.get(key)
+        if raw is None:
+            return []
+        if decode_expired(raw) is not None:
             del self.store[key]  # the marker's own retention is over: a tombstone
             return []
-        state = self._load(key)
-        if state is None:
-            return []
+        state = self._decoded(raw)
         now = ctx.now
         purge_at = self._purge_at(state)
         if purge_at is not None and purge_at < now:
@@ -400,14 +402,16 @@ class TicketProcessor(BaseProcessor):
 
     # -- internals --
 
-    def _load(self, ticket_id: str, replay_of: Context | None = None) -> TicketState | None:
-        """The stored state; with `replay_of`, refuse a record that already wrote it."""
+    def _load(self, ticket_id: str) -> TicketState | None:
+        """The stored state."""
         raw = self.store.get(ticket_id)
-        if raw is None:
-            return None
+        return None if raw is None else self._decoded(raw)
+
+    def _decoded(self, raw: bytes, replay_of: Context | None = None) -> TicketState:
+        """A stored state; with `replay_of`, refuse a record that already wrote it."""
         state, offset = decode_state(raw)
         if replay_of is not None:
-            self._refuse_replay(replay_of, ticket_id, raw, offset)
+            self._refuse_replay(replay_of, state.ticket_id, raw, offset)
         return state
 
     def _purge(self, ctx: Context, state: TicketState, purge_at: int) -> None:
@@ -420,10 +424,6 @@ class TicketProcessor(BaseProcessor):
         self.index.set(ctx.partition, state.ticket_id, due)
         self.open_tickets.remove(state.ticket_id)
         self.purged += 1
-
-    def _expired(self, ticket_id: str) -> ExpiredTicket | None:
-        raw = self.store.get(ticket_id)
-        return None if raw is None else decode_expired(raw)
 
     def _explain(self, expired: ExpiredTicket, event_type: str) -> str:
         return (
