@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from datetime import UTC, datetime, timedelta
 from itertools import count
 from pathlib import Path
@@ -11,6 +12,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from escalator.adapters.cloudevents import event_from_dict
+from escalator.adapters.state_dictionary import STATE_DICTIONARY
 from escalator.config.policy_file import load_policy
 from escalator.domain.events import TicketEvent
 from escalator.domain.policy import Policy
@@ -218,3 +220,12 @@ def maintenance_ended(service: str, window_id: str, time: str | int, **kw: Any) 
     doc = cloudevent("x", service, time, {"service": service, "id": window_id}, **kw)
     doc["type"] = "maintenance.ended"
     return doc
+
+
+def as_format_6(raw: bytes) -> bytes:
+    """The format-6 array a format-7 ticket state holds (its head, a NUL byte, then the array
+    compressed with zlib against the preset dictionary), as docs/architecture.md describes it:
+    compressed bytes may differ between zlib versions, the array they hold does not."""
+    head, body = raw.split(b"\x00", 1)
+    assert head.startswith(b"[7,")
+    return zlib.decompressobj(zlib.MAX_WBITS, STATE_DICTIONARY).decompress(body)

@@ -7,6 +7,7 @@ version fails here. A new format or version adds its literal here.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,7 @@ from escalator.adapters import (
     overrides,
     source_codec,
     state_codec,
+    state_dictionary,
 )
 from escalator.adapters.deadletter import (
     Delivery,
@@ -44,6 +46,7 @@ from escalator.domain.sources import SourceState
 from escalator.domain.state import ExpiredTicket, Handoff, Visit
 from escalator.errors import InvalidEvent
 from escalator.runtime import policy_topic
+from tests.helpers import as_format_6
 from tests.unit.test_state_codec import V1_RECORD as TICKET_1
 
 # --- tickets (table "tickets"): format 3, and formats 2 and 1 still read ------------------------
@@ -103,7 +106,9 @@ def test_ticket_format_3() -> None:
     # What it lacks defaults to nothing: no open page, no snooze. Written again, it is format 4.
     assert (state.pages, state.snoozed_until) == ([], None)
     assert (state.visits, state.last_customer_message) == ([], None)
-    assert state_codec.encode_state(state, 3, 1_795_001_800_000, offset) == TICKET_6_OF_3
+    assert (
+        as_format_6(state_codec.encode_state(state, 3, 1_795_001_800_000, offset)) == TICKET_6_OF_3
+    )
 
 
 # --- tickets, format 4: format 3 and the open pages and the snooze (still read) --------------
@@ -132,7 +137,7 @@ def test_ticket_format_4() -> None:
     assert state.snoozed_until == 1_795_003_600_000
     assert (state.visits, state.last_customer_message) == ([], None)
     assert state_codec.ticket_entry(TICKET_4) == state_codec.ticket_entry(TICKET_3)
-    written = state_codec.encode_state(state, 3, 1_795_001_800_000, offset)
+    written = as_format_6(state_codec.encode_state(state, 3, 1_795_001_800_000, offset))
     assert written == b"[6" + TICKET_4[2:-1] + b",[],null,[],null,false]"
 
 
@@ -158,7 +163,7 @@ def test_ticket_format_5() -> None:
     assert state_codec.ticket_entry(TICKET_5) == state_codec.ticket_entry(TICKET_3)
     # What it lacks defaults to nothing: no scores, no churn risk, not a VIP by data.
     assert (state.sentiments, state.churn_risk, state.vip) == ([], None, False)
-    written = state_codec.encode_state(state, 3, 1_795_001_800_000, offset)
+    written = as_format_6(state_codec.encode_state(state, 3, 1_795_001_800_000, offset))
     assert written == b"[6" + TICKET_5[2:-1] + b",[],null,false]"
 
 
@@ -168,13 +173,54 @@ TICKET_6 = b"[6" + TICKET_5[2:-1] + b",[-0.7269,-0.8316],0.85,true]"
 
 
 def test_ticket_format_6() -> None:
-    assert state_codec.TICKET_FORMAT == 6
     state, offset = state_codec.decode_state(TICKET_6)
     assert state.sentiments == [-0.7269, -0.8316]
     assert (state.churn_risk, state.vip) == (0.85, True)
     assert state.last_customer_message == "it is down again"
     assert state_codec.ticket_entry(TICKET_6) == state_codec.ticket_entry(TICKET_3)
-    assert state_codec.encode_state(state, 3, 1_795_001_800_000, offset) == TICKET_6
+    assert as_format_6(state_codec.encode_state(state, 3, 1_795_001_800_000, offset)) == TICKET_6
+
+
+# --- tickets, format 7: format 6 compressed behind a head ------------------------------------
+
+# TICKET_6 written by this build: the head, a NUL byte, then TICKET_6 compressed by zlib 1.2.13
+# against the preset dictionary (kept as written: a later zlib may compress differently, and
+# must still read these bytes).
+TICKET_7 = b'[7,3,1795001800000,41,"P1","L1","api",true]\x00' + bytes.fromhex(
+    "78bbab55b1609559510e82300cbd0af11b45224bf0029ec03fb28f894b5cd4698484c4d3fbba31d9d80c910f"
+    "c8a02bf4b57d6d83a95e782fa33a6a99b842ed399aff04a2bdcbe448289e0ae7f363d05357cab6ee589e098d"
+    "ac217e72fad2fce549c75da0f7d0ab14b616f0af65e36ebbaa4aab635e2fac25c9d9679b37b19d3cdd8f6922"
+    "d3d2d5034916c944cfe4e335f1b2b9bbf350e47c0e41725531b302cd8668fe60d937b85d76d7c92096d00dd7"
+    "200e9628e06fe61d7506df590ce2a511b785f549a4b4744a11d7babfa15108e384e2c606b483cbf5e84dc271"
+    "11a9681dd00949ee47c9c0d603e190391cb213b4b4175263d26ba5fa4c7519a505725528ec68d630089d658e"
+    "6b8db91b21b3a99985e2031d2bf60d"
+)
+
+
+def test_ticket_format_7() -> None:
+    assert state_codec.TICKET_FORMAT == 7
+    assert state_codec.decode_state(TICKET_7) == state_codec.decode_state(TICKET_6)
+    assert as_format_6(TICKET_7) == TICKET_6
+    # The head alone rebuilds the index and the catalog after a rebalance.
+    assert state_codec.ticket_entry(TICKET_7) == state_codec.ticket_entry(TICKET_6)
+    assert state_codec.index_entry(TICKET_7) == (3, 1_795_001_800_000)
+    state, offset = state_codec.decode_state(TICKET_6)
+    written = state_codec.encode_state(state, 3, 1_795_001_800_000, offset)
+    assert written.split(b"\x00", 1)[0] == TICKET_7.split(b"\x00", 1)[0]
+    assert len(written) < len(TICKET_6) / 2
+
+
+def test_the_state_dictionary_never_changes() -> None:
+    """Format 7 states are compressed against it byte for byte: a new dictionary is format 8."""
+    digest = hashlib.sha256(state_dictionary.STATE_DICTIONARY).hexdigest()
+    assert digest == "fde25454cb141231d989e484ef163623b3279c87da61abcd1fcb1b081e81d970"
+
+
+def test_a_damaged_format_7_state_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="format 7"):
+        state_codec.decode_state(TICKET_7[:-5])
+    with pytest.raises(ValueError, match="format 7"):
+        state_codec.decode_state(TICKET_7.split(b"\x00")[0] + b"\x00garbage")
 
 
 # --- incidents (table "incidents"): format 2, and format 1 still read -------------------------

@@ -8,23 +8,31 @@ literal record of every version this build reads.
 from __future__ import annotations
 
 import operator
+import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import orjson
 
+from escalator.adapters.state_dictionary import STATE_DICTIONARY
 from escalator.domain.effects import OutageChanged
 from escalator.domain.incidents import IncidentState
 from escalator.domain.pages import Page
 from escalator.domain.recontact import CustomerFact, CustomerState
 from escalator.domain.sla import Clock
-from escalator.domain.state import ExpiredTicket, Handoff, TicketState, Visit
+from escalator.domain.state import DONE_STATUSES, ExpiredTicket, Handoff, TicketState, Visit
 
-# Tickets: a positional array. Formats 5 (the same array before the customer's sentiment
-# scores, churn risk and VIP flag were kept), 4 (before the stays at tiers and the customer's
-# latest words were kept), 3 (before open pages and the snooze), 2 (before the status
-# timeline, agent action, period starts and clock moves) and 1 (a dict, "v": 1) are still read.
-TICKET_FORMAT: Final = 6
+# Tickets: format 7 is a small JSON head `[7, partition, due, offset, severity, tier, service,
+# still open]`, a NUL byte (JSON never holds one raw), then format 6's positional array
+# compressed by zlib against a preset dictionary (adapters/state_dictionary.py): 1.1 kB states
+# are kept in about 300 bytes (issue 21: memory per open ticket), and the head alone rebuilds
+# the deadline index and the open-ticket catalog after a rebalance. Formats 6 (the array,
+# uncompressed), 5 (the same array before the customer's sentiment scores, churn risk and VIP
+# flag were kept), 4 (before the stays at tiers and the customer's latest words were kept), 3
+# (before open pages and the snooze), 2 (before the status timeline, agent action, period
+# starts and clock moves) and 1 (a dict, "v": 1) are still read.
+TICKET_FORMAT: Final = 7
+TICKET_FORMAT_6: Final = 6
 TICKET_FORMAT_5: Final = 5
 TICKET_FORMAT_4: Final = 4
 TICKET_FORMAT_3: Final = 3
@@ -160,32 +168,86 @@ _page_values: Final = operator.attrgetter("cause", "channel", "recipient", "abou
 _visit_values: Final = operator.attrgetter("tier", "since", "how", "reason", "handled_by")
 
 
+# Format 7's compression: zlib level 6 (level 1 stored 20 % more for 30 % less time), the
+# dictionary set once and the primed compressor copied per state (setting a 6 kB dictionary
+# costs more than compressing a state).
+_COMPRESSION_LEVEL: Final = 6
+_COMPRESSOR: Final = zlib.compressobj(
+    _COMPRESSION_LEVEL, zlib.DEFLATED, zlib.MAX_WBITS, 9, zlib.Z_DEFAULT_STRATEGY, STATE_DICTIONARY
+)
+_HEAD_7: Final = b"[7,"
+_SEPARATOR: Final = b"\x00"
+
+
 def encode_state(
     state: TicketState, partition: int = -1, due: int | None = None, offset: int | None = None
 ) -> bytes:
-    """Serialise a ticket's state (format-versioned), right-sized.
+    """Serialise a ticket's state (format 7: a head, then the format-6 array compressed).
 
-    The Kafka partition and next due instant ride along so a worker can rebuild its deadline
-    index after a rebalance without running the engine (see `index_entry`).
+    The Kafka partition and next due instant ride along in the head so a worker can rebuild
+    its deadline index after a rebalance without running the engine (see `index_entry`).
     """
-    row: list[Any] = [TICKET_FORMAT, partition, due, offset, *_ticket_values(state)]
+    head = orjson.dumps(
+        [
+            TICKET_FORMAT,
+            partition,
+            due,
+            offset,
+            state.severity,
+            state.tier,
+            state.service,
+            state.status not in DONE_STATUSES,
+        ]
+    )
+    compressor = _COMPRESSOR.copy()
+    body = compressor.compress(_encode_row(state, partition, due, offset)) + compressor.flush()
+    return _EMPTY.join((head, _SEPARATOR, body))
+
+
+def _encode_row(state: TicketState, partition: int, due: int | None, offset: int | None) -> bytes:
+    """Format 6: the state as a positional array."""
+    row: list[Any] = [TICKET_FORMAT_6, partition, due, offset, *_ticket_values(state)]
     row[_CLOCKS] = [_clock_values(c) for c in state.clocks.values()]
     handoff = state.handoff
     row[_HANDOFF] = (handoff.tier, handoff.since) if handoff else None
     row[_PAGES] = [_page_values(page) for page in state.pages]
     row[_VISITS] = [_visit_values(visit) for visit in state.visits]
-    return _sized(orjson.dumps(row))
+    return orjson.dumps(row)
+
+
+def _split(raw: bytes) -> tuple[bytes, bytes]:
+    """Format 7's head and compressed body."""
+    at = raw.find(_SEPARATOR)
+    if at < 0:
+        raise ValueError("a format 7 ticket state without its separator")
+    return raw[:at], raw[at + 1 :]
+
+
+def _inflate(body: bytes) -> bytes:
+    decompressor = zlib.decompressobj(zlib.MAX_WBITS, STATE_DICTIONARY)
+    data = decompressor.decompress(body)
+    if not decompressor.eof:
+        raise ValueError("a format 7 ticket state is cut short")
+    return data
 
 
 def decode_state(raw: bytes) -> tuple[TicketState, int | None]:
     """Inverse of `encode_state`: the state and the source offset that last wrote it.
 
-    Reads format 6, formats 5, 4, 3 and 2 and the dicts of format 1 (`_upgrade` fills in what
-    2 and 1 lack; formats 5, 4 and 3 lack only what defaults to nothing: no sentiment scores,
-    no churn risk, not a VIP by data, and for 4 no stays recorded, no customer excerpt, and
-    for 3 no open pages, no snooze).
+    Reads format 7 (format 6 compressed), format 6, formats 5, 4, 3 and 2 and the dicts of
+    format 1 (`_upgrade` fills in what 2 and 1 lack; formats 5, 4 and 3 lack only what defaults
+    to nothing: no sentiment scores, no churn risk, not a VIP by data, and for 4 no stays
+    recorded, no customer excerpt, and for 3 no open pages, no snooze).
     """
-    row = orjson.loads(raw)
+    if raw.startswith(_HEAD_7):
+        try:
+            row = orjson.loads(_inflate(_split(raw)[1]))
+        except zlib.error as exc:
+            raise ValueError(f"a format 7 ticket state does not decompress: {exc}") from exc
+        if type(row) is not list or row[0] != TICKET_FORMAT_6:
+            raise ValueError("a format 7 ticket state does not hold a format 6 array")
+    else:
+        row = orjson.loads(raw)
     if type(row) is not list:
         return _decode_state_v1(row)
     if row[0] == TICKET_FORMAT_2 and len(row) == _ROW_LENGTH_2:
@@ -195,11 +257,11 @@ def decode_state(raw: bytes) -> tuple[TicketState, int | None]:
     if row[0] == TICKET_FORMAT_4 and len(row) == _ROW_LENGTH_4:
         row[_PAGES] = [Page(*values) for values in row[_PAGES]]
         return _decode_rows(row, len(_CLOCK_FIELDS), upgrade=False)
-    current = row[0] == TICKET_FORMAT and len(row) == _ROW_LENGTH
+    current = row[0] == TICKET_FORMAT_6 and len(row) == _ROW_LENGTH
     if not current and not (row[0] == TICKET_FORMAT_5 and len(row) == _ROW_LENGTH_5):
         raise ValueError(
             f"unknown ticket state format {row[0]!r} with {len(row)} items "
-            f"(this build reads {TICKET_FORMAT} with {_ROW_LENGTH}, 5 with {_ROW_LENGTH_5}, "
+            f"(this build reads {TICKET_FORMAT}, 6 with {_ROW_LENGTH}, 5 with {_ROW_LENGTH_5}, "
             f"4 with {_ROW_LENGTH_4}, 3 with {_ROW_LENGTH_3}, 2 with {_ROW_LENGTH_2}, and 1)"
         )
     row[_PAGES] = [Page(*values) for values in row[_PAGES]]
@@ -298,7 +360,7 @@ def decode_expired(raw: bytes) -> ExpiredTicket | None:
 
 def index_entry(raw: bytes) -> tuple[int, int | None]:
     """(partition, next due instant) of a stored state (ticket, incident or customer)."""
-    doc = orjson.loads(raw)
+    doc = orjson.loads(_split(raw)[0] if raw.startswith(_HEAD_7) else raw)
     if type(doc) is list:
         return int(doc[1]), doc[2]
     return int(doc["p"]), doc["due"]
@@ -306,7 +368,10 @@ def index_entry(raw: bytes) -> tuple[int, int | None]:
 
 def ticket_entry(raw: bytes) -> tuple[int, int | None, str, str, str | None, bool]:
     """(partition, next due, severity, tier, service, still open) of a stored ticket, parsed
-    once: a rebuild after a rebalance reads every stored ticket."""
+    once: a rebuild after a rebalance reads every stored ticket (format 7: its head only)."""
+    if raw.startswith(_HEAD_7):
+        head = orjson.loads(_split(raw)[0])
+        return int(head[1]), head[2], head[4], head[5], head[6], bool(head[7])
     doc = orjson.loads(raw)
     if type(doc) is list:
         is_open = doc[_STATUS] not in ("solved", "closed")
