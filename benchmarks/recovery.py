@@ -21,7 +21,7 @@ from benchmarks import states
 from benchmarks.common import Result, Size, pick, progress
 from benchmarks.kafka import Stack
 
-GOAL = 100_000
+GOAL = 50_000  # issue 21: a worker holding 1M tickets back in under 30 s (issue 8 asked 100k)
 
 
 def run(size: Size) -> list[Result]:

@@ -43,6 +43,7 @@ from escalator.service.tickets import TicketProcessor
 PARTITIONS = 12
 FIRST_RESPONSE_MS = 15 * 60 * 1000  # enterprise P1 in the default policy (24x7)
 FLAT = 1.5
+BURST_P99_S = 1.0  # issue 21: a morning burst of 10k aligned deadlines out within a second
 
 
 def run(size: Size) -> list[Result]:
@@ -311,8 +312,8 @@ async def _burst_worker(size: Size, count: int) -> list[Result]:
                 "timers.burst_worker.lag_p99",
                 percentile(lags, 99),
                 "s",
-                goal="(item 4: p99 ≤ 1 s)",
-                met=None,
+                goal=f"p99 ≤ {BURST_P99_S:g} s",
+                met=bool(lags) and percentile(lags, 99) <= BURST_P99_S,
                 extra={"lags": sorted(lags)[:: max(1, len(lags) // 200)]},
             ),
         ]
