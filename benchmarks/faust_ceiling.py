@@ -7,8 +7,8 @@ linger, session, Faust's Cython fast paths) on the same topic: one agent, concur
 record it decodes the value with orjson and sets it in a RocksDB table keyed by the record key
 (one changelog record per record, as escalator writes one state per event), and sends one
 output per ten records. It runs until stopped; the benchmark measures it from outside as it
-measures the worker (the consumer group's committed offsets). What escalator does beyond this is escalator's cost; what this
-costs beyond the raw aiokafka loop is Faust's.
+measures the worker (the consumer group's committed offsets). What escalator does beyond this
+is escalator's cost; what this costs beyond the raw aiokafka loop is Faust's.
 """
 
 from __future__ import annotations

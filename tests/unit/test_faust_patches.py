@@ -16,6 +16,7 @@ from faust.tables.table import Table
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import Producer as AIOKafkaDriverProducer
 from faust.transport.producer import ProducerBuffer
+from faust.types import TP
 
 from escalator.runtime import faust_patches
 from escalator.runtime.checkpoint import Checkpoint
@@ -129,9 +130,10 @@ def test_persisted_offsets_are_written_once_per_partition_per_batch() -> None:
     table = SimpleNamespace(
         data=SimpleNamespace(set_persisted_offset=lambda tp, o: written.append((tp, o)))
     )
-    persist = faust_patches.defer_persisted_offsets(table)
+    offsets = faust_patches.defer_persisted_offsets(table)
+    persist = offsets.persist
 
-    def acked(tp: str, offset: int) -> Any:
+    def acked(tp: Any, offset: int) -> Any:
         result = SimpleNamespace(topic_partition=tp, offset=offset)
         return SimpleNamespace(result=lambda: result)
 
@@ -142,6 +144,12 @@ def test_persisted_offsets_are_written_once_per_partition_per_batch() -> None:
     assert sorted(written) == [("cl-0", 7), ("cl-1", 2)]
     assert persist() == 0  # nothing new: nothing written again
     assert len(written) == 2
+    # A partition lost in a rebalance is forgotten: writing it would reopen its store.
+    table._on_changelog_sent(acked(TP("cl", 0), 9))
+    table._on_changelog_sent(acked(TP("cl", 1), 4))
+    offsets.drop({0})
+    assert persist() == 1
+    assert written[-1][1] == 4
 
 
 async def test_force_commit_commits_only_after_every_checkpoint_is_durable(

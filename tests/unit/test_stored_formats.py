@@ -8,6 +8,7 @@ version fails here. A new format or version adds its literal here.
 from __future__ import annotations
 
 import hashlib
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +34,7 @@ from escalator.adapters.deadletter import (
     original_bytes,
     original_key,
 )
+from escalator.adapters.state_dictionary import STATE_DICTIONARY
 from escalator.domain.aggregates import Windows, Worst
 from escalator.domain.credits import Breach
 from escalator.domain.customers import CustomerAttributes, CustomerTable, CustomerUpdated
@@ -221,6 +223,13 @@ def test_a_damaged_format_7_state_is_refused_by_name() -> None:
         state_codec.decode_state(TICKET_7[:-5])
     with pytest.raises(ValueError, match="format 7"):
         state_codec.decode_state(TICKET_7.split(b"\x00")[0] + b"\x00garbage")
+    with pytest.raises(ValueError, match="format 7"):
+        state_codec.decode_state(TICKET_7 + b"tail")
+    head = TICKET_7.split(b"\x00")[0] + b"\x00"
+    for inner in (b"[]", b"{}", b"[5]"):
+        compressor = zlib.compressobj(6, zlib.DEFLATED, zlib.MAX_WBITS, 9, 0, STATE_DICTIONARY)
+        with pytest.raises(ValueError, match="format 7"):
+            state_codec.decode_state(head + compressor.compress(inner) + compressor.flush())
 
 
 # --- incidents (table "incidents"): format 2, and format 1 still read -------------------------
@@ -464,39 +473,36 @@ METRIC_FACTS_2 = (
 
 
 # A worker's batch for one partition of the repartition topic (service/bundles.py): its
-# records as they are, in order. METRIC_FACTS_1's key appears twice.
+# records as they are, in order, each with the Kafka key it would have had on its own.
 METRIC_FACTS_1_AGAIN = (
     b'{"key":"__group__/enterprise/P1/L1","metric_facts":[["T-3/created","created",'
     b'1795000400000,"T-3","acme","enterprise","P1","L1","",0]]}'
 )
+BUNDLED = [
+    (b"__group__/enterprise/P1/L1", METRIC_FACTS_1),
+    (b"acme", CUSTOMER_FACT_1),
+    (b"acme", METRIC_FACTS_2),
+    (b"__group__/enterprise/P1/L1", METRIC_FACTS_1_AGAIN),
+]
 FACT_BUNDLE_1 = (
-    b'{"v":1,"bundle":['
+    b'{"v":1,"bundle":[["__group__/enterprise/P1/L1",'
     + METRIC_FACTS_1
-    + b","
+    + b'],["acme",'
     + CUSTOMER_FACT_1
-    + b","
+    + b'],["acme",'
     + METRIC_FACTS_2
-    + b","
+    + b'],["__group__/enterprise/P1/L1",'
     + METRIC_FACTS_1_AGAIN
-    + b"]}"
+    + b"]]}"
 )
 
 
 def test_fact_bundle_format_1() -> None:
-    parts = [METRIC_FACTS_1, CUSTOMER_FACT_1, METRIC_FACTS_2, METRIC_FACTS_1_AGAIN]
-    assert fact_codec.encode_bundle(parts) == FACT_BUNDLE_1
-    records = fact_codec.decode_fact_records(FACT_BUNDLE_1)
-    # One entry per state key: the group's second record is merged into its first, so the
-    # key is applied once under the bundle's offset (a second time would read as a replay).
-    group, customer, compliance = records
-    assert isinstance(group, tuple)
-    assert isinstance(compliance, tuple)
-    assert group[0] == "__group__/enterprise/P1/L1"
-    assert [f.id for f in group[1]] == ["T-1/created", "T-1/handoff/1", "T-3/created"]
-    assert customer == fact_codec.decode_fact_record(CUSTOMER_FACT_1)
-    assert compliance == fact_codec.decode_fact_record(METRIC_FACTS_2)
-    # A single record reads as a list of one.
-    assert fact_codec.decode_fact_records(METRIC_FACTS_2) == [compliance]
+    assert fact_codec.encode_bundle(BUNDLED) == FACT_BUNDLE_1
+    assert fact_codec.decode_bundle(FACT_BUNDLE_1) == BUNDLED
+    # A single record is not a bundle.
+    assert fact_codec.decode_bundle(METRIC_FACTS_2) is None
+    assert fact_codec.decode_bundle(CUSTOMER_FACT_1) is None
 
 
 def test_metric_fact_record_format_2() -> None:
@@ -854,7 +860,7 @@ def test_expired_ticket_format_1() -> None:
         (state_codec.decode_fact, _with(CUSTOMER_FACT_1, v=2)),
         (fact_codec.decode_fact_record, _with(CUSTOMER_FACT_1, v=2)),
         (fact_codec.decode_fact_record, _with(METRIC_FACTS_1, v=3)),
-        (fact_codec.decode_fact_records, _with(FACT_BUNDLE_1, v=2)),
+        (fact_codec.decode_bundle, _with(FACT_BUNDLE_1, v=2)),
         (original_bytes, _with(DEAD_LETTER_1, v=3)),
         (notify_codec.decode_stored, DELIVERED_1.replace(b"delivered/1", b"delivered/2")),
         (notify_codec.decode_stored, SLACK_PAGE_1.replace(b"slack-page/1", b"slack-page/2")),

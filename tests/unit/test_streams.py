@@ -11,6 +11,8 @@ import pytest
 
 from escalator.adapters.alerts import encode_outage
 from escalator.adapters.deadletter import Origin
+from escalator.adapters.fact_codec import decode_bundle
+from escalator.adapters.partitioning import partition_of
 from escalator.adapters.state_codec import decode_outages, encode_outages
 from escalator.domain.effects import OutageChanged
 from escalator.runtime.streams import (
@@ -22,7 +24,8 @@ from escalator.runtime.streams import (
     Lane,
 )
 from escalator.runtime.table_store import TableStore
-from escalator.service.processor import DEADLETTER
+from escalator.service.bundles import BUNDLE_KEY
+from escalator.service.processor import CUSTOMERS, DEADLETTER
 from escalator.service.tickets import OUTAGES_KEY, TicketProcessor
 from tests.helpers import created, example_policy, ms
 
@@ -129,3 +132,59 @@ def test_a_bad_broadcast_record_is_dead_lettered_not_raised(
 
 def silence(processor: Any, partition: int, value: bytes, now: int, offset: int) -> list[Any]:
     return processor.on_silence(partition, value, now, offset)
+
+
+async def test_fact_records_wait_for_the_batch_and_go_out_bundled_per_partition() -> None:
+    """A record's outputs go at once, its fact-lane records when the batch settles: one
+    bundle per partition of the repartition topic, holding what its keys would have sent."""
+    sent: list[tuple[bytes, bytes, int | None]] = []
+
+    class Customers:
+        async def send(
+            self, key: bytes, value: bytes, partition: int | None = None, headers: Any = None
+        ) -> Any:
+            sent.append((key, value, partition))
+            return SimpleNamespace(done=lambda: True, cancelled=lambda: False, exception=None)
+
+    table = Table()
+    store = TableStore(table)
+    processor = TicketProcessor(example_policy(), store, facts_per_batch=True, partitions=4)
+    lane = Lane("tickets", processor, store, table, {"customers": Customers()}, True)
+    stream = InputStream(SimpleNamespace(get_topic_name=lambda: "tickets.events"), [lane])
+    for n in range(6):
+        ticket = f"T-{n}"
+        doc = created(ticket, AT + n, customer=f"cust-{n}")
+        message = SimpleNamespace(
+            partition=partition_of(ticket, 4),
+            offset=n,
+            timestamp=(AT + n) / 1000,
+            key=ticket.encode(),
+            topic="tickets.events",
+            value=orjson.dumps(doc),
+            headers=[],
+        )
+        assert all(emission.role != CUSTOMERS for _, emission, _ in stream.handle(message))
+    assert len(stream.held_facts["tickets"]) >= 6  # a customer fact per creation, at least
+    held = list(stream.held_facts["tickets"])
+    taken: list[Any] = []  # the batch's metric fact records, as the checkpoint takes them
+    take = processor.take_fact_records
+    processor.take_fact_records = lambda: taken.extend(take()) or taken  # type: ignore[method-assign]
+    assert sent == []
+    await stream._send_facts()
+    assert taken
+    held += taken
+    assert stream.held_facts == {}
+    assert len(sent) <= 4  # one bundle per partition
+    items: dict[int, list[tuple[bytes, bytes]]] = {}
+    for key, value, partition in sent:
+        assert key == BUNDLE_KEY
+        assert partition is not None
+        bundled = decode_bundle(value)
+        assert bundled is not None
+        items.setdefault(partition, []).extend(bundled)
+    expected: dict[int, list[tuple[bytes, bytes]]] = {}
+    for emission in held:
+        expected.setdefault(partition_of(emission.key.decode(), 4), []).append(
+            (emission.key, orjson.dumps(orjson.loads(emission.value)))
+        )
+    assert items == expected

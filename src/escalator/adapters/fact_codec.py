@@ -64,68 +64,52 @@ def encode_facts(key: str, facts: list[MetricFact]) -> bytes:
     return orjson.dumps({"v": FACTS_FORMAT, "key": key, FACTS: rows})
 
 
-def encode_bundle(records: Sequence[bytes]) -> bytes:
-    """One record holding several fact records (each as `encode_facts` or `encode_fact` made
-    it), in order; they are embedded as they are, not decoded and encoded again."""
-    return orjson.dumps({"v": BUNDLE_FORMAT, BUNDLE: [orjson.Fragment(r) for r in records]})
+def encode_bundle(records: Sequence[tuple[bytes, bytes]]) -> bytes:
+    """One record holding several fact records, in order, each with the Kafka key it would
+    have had (`encode_facts` or `encode_fact` bytes, embedded as they are, not decoded and
+    encoded again). The key routes a record's dead letter back to its own partition."""
+    return orjson.dumps(
+        {
+            "v": BUNDLE_FORMAT,
+            BUNDLE: [[key.decode(), orjson.Fragment(value)] for key, value in records],
+        }
+    )
+
+
+def decode_bundle(raw: bytes) -> list[tuple[bytes, bytes]] | None:
+    """A bundle's records as (Kafka key, record bytes), in order; None for a record that is
+    not a bundle. A bundle that cannot be read at all is refused whole."""
+    if not raw.startswith(b'{"v":') or b'"bundle":' not in raw[:32]:
+        return None
+    try:
+        doc = orjson.loads(raw)
+        if doc.get("v") != BUNDLE_FORMAT:
+            raise ValueError(
+                f"unknown fact bundle format {doc.get('v')!r} (this build reads {BUNDLE_FORMAT})"
+            )
+        return [(str(key).encode(), orjson.dumps(item)) for key, item in doc[BUNDLE]]
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise InvalidEvent("invalid_field", f"not a fact bundle: {exc}") from exc
 
 
 def decode_fact_record(raw: bytes) -> FactRecord:
-    """A single record of the repartition topic (not a bundle)."""
-    records = decode_fact_records(raw)
-    if len(records) != 1:
-        raise InvalidEvent("invalid_field", f"not a single fact record: {len(records)} records")
-    return records[0]
-
-
-def decode_fact_records(raw: bytes) -> list[FactRecord]:
-    """The records of one record of the repartition topic: itself, or a bundle's records in
-    order — with the metric facts of one state key merged into its first record, so that each
-    key is applied once per record (its replay check compares the record's offset with the one
-    it stored: a second application under the same offset would read as a replay). Records of
-    different keys touch different states, so moving a key's later facts up changes nothing."""
+    """A record of the repartition topic: a customer fact (re-contact), or metric facts with
+    the state key they update."""
     try:
         doc = orjson.loads(raw)
-        if isinstance(doc, dict) and BUNDLE in doc:
-            if doc.get("v") != BUNDLE_FORMAT:
+        if isinstance(doc, dict) and FACTS in doc:
+            version = doc.get("v", FACTS_FORMAT_1)
+            if version not in (FACTS_FORMAT, FACTS_FORMAT_1):
                 raise ValueError(
-                    f"unknown fact bundle format {doc.get('v')!r} (this build reads "
-                    f"{BUNDLE_FORMAT})"
+                    f"unknown fact record format {version!r} (this build reads "
+                    f"{FACTS_FORMAT} and {FACTS_FORMAT_1})"
                 )
-            return _merged([_fact_record(item) for item in doc[BUNDLE]])
-        return [_fact_record(doc)]
+            return str(doc["key"]), [MetricFact(*row) for row in doc[FACTS]]
+        if not isinstance(doc, dict):
+            raise TypeError(f"a fact record is an object, not {type(doc).__name__}")
+        return fact_from_doc(doc)
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise InvalidEvent("invalid_field", f"not a fact record: {exc}") from exc
-
-
-def _fact_record(doc: Any) -> FactRecord:
-    if isinstance(doc, dict) and FACTS in doc:
-        version = doc.get("v", FACTS_FORMAT_1)
-        if version not in (FACTS_FORMAT, FACTS_FORMAT_1):
-            raise ValueError(
-                f"unknown fact record format {version!r} (this build reads "
-                f"{FACTS_FORMAT} and {FACTS_FORMAT_1})"
-            )
-        return str(doc["key"]), [MetricFact(*row) for row in doc[FACTS]]
-    if not isinstance(doc, dict):
-        raise TypeError(f"a fact record is an object, not {type(doc).__name__}")
-    return fact_from_doc(doc)
-
-
-def _merged(records: list[FactRecord]) -> list[FactRecord]:
-    out: list[FactRecord] = []
-    first: dict[str, list[MetricFact]] = {}
-    for record in records:
-        if isinstance(record, CustomerFact):
-            out.append(record)
-            continue
-        key, facts = record
-        if key in first:
-            first[key].extend(facts)
-        else:
-            first[key] = merged = list(facts)
-            out.append((key, merged))
-    return out
 
 
 def encode_windows(state: Windows, partition: int, due: int | None, offset: int | None) -> bytes:

@@ -228,6 +228,8 @@ def _inflate(body: bytes) -> bytes:
     data = decompressor.decompress(body)
     if not decompressor.eof:
         raise ValueError("a format 7 ticket state is cut short")
+    if decompressor.unused_data:
+        raise ValueError("a format 7 ticket state has bytes after its compressed array")
     return data
 
 
@@ -244,7 +246,7 @@ def decode_state(raw: bytes) -> tuple[TicketState, int | None]:
             row = orjson.loads(_inflate(_split(raw)[1]))
         except zlib.error as exc:
             raise ValueError(f"a format 7 ticket state does not decompress: {exc}") from exc
-        if type(row) is not list or row[0] != TICKET_FORMAT_6:
+        if type(row) is not list or not row or row[0] != TICKET_FORMAT_6:
             raise ValueError("a format 7 ticket state does not hold a format 6 array")
     else:
         row = orjson.loads(raw)

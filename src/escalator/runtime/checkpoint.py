@@ -3,8 +3,8 @@
 A record's outputs are sent as soon as it is applied; its state writes are held (`TableStore`).
 A checkpoint gathers the records of one batch and commits them in this order:
 
-1. **outputs sent** — each record's outputs when it is applied (`sent`), the batch's metric
-   facts when it settles (`send_facts`);
+1. **outputs sent** — each record's outputs when it is applied (`sent`), the batch's records
+   for the fact lane (customer and metric facts, bundled) when it settles (`send_facts`);
 2. **outputs acknowledged** — every future of step 1 resolved without error;
 3. **held state written** — the lanes' held writes go into the Faust tables, which queue one
    changelog record per write;
@@ -151,12 +151,12 @@ class Checkpoint:
         await self.settle()
         try:
             await self._acknowledged(self.changelog, "changelog records")  # 4
+            for store in self.stores:  # how far each changelog holds the writes, once
+                store.persist_offsets()
         except BaseException as exc:
             self.poison(exc)
             raise
         self.changelog = []
-        for store in self.stores:
-            store.persist_offsets()
 
     async def _acknowledged(self, futures: list[Any], what: str) -> None:
         """Wait until every future is done; raise the first failure (a timeout is one)."""

@@ -36,11 +36,15 @@ and the patch can go).
    (`producer_acks`, default -1 = all). Without idempotence a batch the leader wrote but whose
    ack a broker failover lost is written again on retry: a duplicate output record. The patch
    adds `enable_idempotence=True` (acks stays all) to every Faust producer.
+7. Persisted offsets once per commit: `Collection._on_changelog_sent` (faust/tables/base.py)
+   writes the table's persisted changelog offset to RocksDB at every changelog ack, a second
+   RocksDB put per state write. `defer_persisted_offsets` keeps the newest per partition and
+   the checkpoint writes them after step 4 (issue 21).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 from faust.tables.recovery import Recovery
@@ -89,31 +93,46 @@ def capture_changelog(table: Any, sink: Callable[[Any], None]) -> None:
 
 
 # 7. persisted offsets once per batch
-def defer_persisted_offsets(table: Any) -> Callable[[], int]:
-    """Keep the newest acknowledged changelog offset of each partition of `table` in memory
-    instead of writing it to RocksDB per record; the returned function writes them (once per
-    partition) and returns how many it wrote. Faust writes the offset at every changelog
-    acknowledgement (tables/base.py `_on_changelog_sent` → `set_persisted_offset`), a RocksDB
-    put per state write. The offset only tells a restart on a kept RocksDB directory where to
-    resume reading the changelog, so writing it later is safe: an older offset re-reads a few
-    changelog records whose values RocksDB already holds."""
-    newest: dict[Any, int] = {}
+class PersistedOffsets:
+    """The newest acknowledged changelog offset per partition of one table, written once."""
 
-    def on_changelog_sent(future: Any) -> None:
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.newest: dict[Any, int] = {}
+
+    def on_changelog_sent(self, future: Any) -> None:
         result = future.result()
         tp = result.topic_partition
-        if result.offset > newest.get(tp, -1):
-            newest[tp] = result.offset
+        if result.offset > self.newest.get(tp, -1):
+            self.newest[tp] = result.offset
 
-    def persist() -> int:
-        for tp, offset in newest.items():
-            table.data.set_persisted_offset(tp, offset)
-        written = len(newest)
-        newest.clear()
+    def persist(self) -> int:
+        """Write them (one RocksDB put per partition); how many were written."""
+        for tp, offset in self.newest.items():
+            self.table.data.set_persisted_offset(tp, offset)
+        written = len(self.newest)
+        self.newest.clear()
         return written
 
-    table._on_changelog_sent = on_changelog_sent
-    return persist
+    def drop(self, partitions: Iterable[int]) -> None:
+        """Forget the partitions this worker lost (writing them would reopen their store)."""
+        lost = set(partitions)
+        for tp in [tp for tp in self.newest if tp.partition in lost]:
+            del self.newest[tp]
+
+
+def defer_persisted_offsets(table: Any) -> PersistedOffsets:
+    """Keep the newest acknowledged changelog offset of each partition of `table` in memory
+    instead of writing it to RocksDB per record; the checkpoint writes them (`persist`) once
+    per offset commit, after the changelog records are acknowledged. Faust writes the offset
+    at every changelog acknowledgement (tables/base.py `_on_changelog_sent` →
+    `set_persisted_offset`), a RocksDB put per state write. The offset only tells a restart on
+    a kept RocksDB directory where to resume reading the changelog, so writing it later is
+    safe: an older offset re-reads changelog records RocksDB may already hold, and a key's
+    last acknowledged value wins, as it would on an empty disk."""
+    offsets = PersistedOffsets(table)
+    table._on_changelog_sent = offsets.on_changelog_sent
+    return offsets
 
 
 # 4. the commit hook

@@ -35,7 +35,7 @@ class TableStore(MutableMapping[str, bytes]):
         self._events: dict[int | None, Any] = {}  # partition → an event of it, for the writes
         self._changelog: list[Any] = []  # futures of the changelog records of a flush
         faust_patches.capture_changelog(table, self._changelog.append)
-        self._persist_offsets = faust_patches.defer_persisted_offsets(table)
+        self._offsets = faust_patches.defer_persisted_offsets(table)
 
     @staticmethod
     def _partition() -> tuple[int | None, Any]:
@@ -105,7 +105,7 @@ class TableStore(MutableMapping[str, bytes]):
     def persist_offsets(self) -> None:
         """Record, once per partition, how far the changelog holds this table's writes (after
         the checkpoint saw them acknowledged)."""
-        self._persist_offsets()
+        self._offsets.persist()
 
     def held_in(self, partitions: frozenset[int]) -> dict[str, Any]:
         """The held writes of `partitions` by key (a value or a deletion)."""
@@ -118,4 +118,5 @@ class TableStore(MutableMapping[str, bytes]):
             del self._pending[k]
         for partition in partitions:
             self._events.pop(partition, None)
+        self._offsets.drop(partitions)
         return len(lost)

@@ -8,7 +8,11 @@ fact records and sends them as bundles (`fact_codec.encode_bundle`): per partiti
 repartition topic, the records that would have gone there (the partition Kafka's default
 partitioner gives their key), in their order, split so that no bundle exceeds `BUNDLE_BYTES`.
 A key's records stay on the partition that holds its state and keep their order there; the
-fact lane applies a bundle's records one after the other (`decode_fact_records`).
+fact lane applies a bundle's records one after the other, each as a record of its own at the
+bundle's offset (service/facts.py `FactProcessor.on_record`): its own size limit, dead letter
+and replay check. Each record keeps its Kafka key in the bundle, so its dead letter is
+replayed onto its own partition. A bundle's size is bounded here, not by the fact lane's
+record limit (which each record inside meets, as it did on its own).
 
 `simulate` has no partitions and applies each record as it is made; the fact lane reads both.
 """
@@ -47,7 +51,7 @@ def bundle(
         Emission(
             CUSTOMERS,
             BUNDLE_KEY,
-            encode_bundle([r.value for r in chunk]),
+            encode_bundle([(r.key, r.value) for r in chunk]),
             time=max(r.time for r in chunk),
             partition=target,
         )

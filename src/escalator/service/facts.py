@@ -3,10 +3,17 @@ aggregates and SLA compliance periods, published on `escalator.metrics`."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Final
 
 from escalator.adapters.cloudevents import encode_effect
-from escalator.adapters.fact_codec import decode_fact_records, decode_windows, encode_windows
+from escalator.adapters.deadletter import Origin
+from escalator.adapters.fact_codec import (
+    decode_bundle,
+    decode_fact_record,
+    decode_windows,
+    encode_windows,
+)
 from escalator.adapters.state_codec import decode_customer, encode_customer, index_entry
 from escalator.domain import aggregates, recontact
 from escalator.domain.aggregate_records import (
@@ -19,7 +26,11 @@ from escalator.domain.aggregate_records import (
 )
 from escalator.domain.aggregates import COMPLIANCE_PREFIX, GROUP_PREFIX, AggregateConfig, MetricFact
 from escalator.domain.recontact import CustomerFact
+from escalator.errors import InvalidEvent
 from escalator.service.processor import METRICS, BaseProcessor, Context, Emission, Replayed
+
+_APPLIED: Final = object()
+_REPLAYED: Final = object()
 
 
 class FactProcessor(BaseProcessor):
@@ -36,21 +47,62 @@ class FactProcessor(BaseProcessor):
         super().__init__(*args, **kw)
         self.window_ms = window_ms
         self.config = aggregates or AggregateConfig()
+        # While a bundle is applied: what became of each window key it tallied so far.
+        self._bundle: dict[str, object] | None = None
+
+    def on_record(
+        self,
+        raw: bytes,
+        arrival: int,
+        partition: int,
+        origin: Origin,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> list[Emission]:
+        """A fact record, or a bundle of them (service/bundles.py): a bundle's records are
+        applied one by one, each as if it were a record of its own at the bundle's offset —
+        its own size check, its own dead letter (with its own key, so a replay puts it back
+        on its partition), its own replay check — so one bad record costs only itself."""
+        try:
+            records = decode_bundle(raw)
+        except InvalidEvent as exc:
+            return [self._dead_letter(raw, origin, exc.reason, exc.message, arrival)]
+        if records is None:
+            return super().on_record(raw, arrival, partition, origin, headers)
+        self._bundle = {}
+        try:
+            emissions: list[Emission] = []
+            for key, record in records:
+                item = Origin(origin.topic, origin.partition, origin.offset, key)
+                emissions.extend(super().on_record(record, arrival, partition, item, headers))
+            return emissions
+        finally:
+            self._bundle = None
 
     def _apply(self, raw: bytes, ctx: Context) -> tuple[str, list[Emission]]:
-        """A fact record, or a bundle of them (service/bundles.py) applied one by one: a
-        replayed key is restored and the others go on, as separate records would."""
-        emissions: list[Emission] = []
-        for record in decode_fact_records(raw):
-            if isinstance(record, CustomerFact):
-                self._recontact(record, ctx)
-                continue
-            key, facts = record
-            try:
-                emissions.extend(self._tally(ctx, key, facts))
-            except Replayed as replay:
-                self._restore(replay)
-        return "", emissions  # internal facts are not inbound events
+        record = decode_fact_record(raw)
+        if isinstance(record, CustomerFact):
+            self._recontact(record, ctx)
+            return "", []  # internal facts are not inbound events
+        key, facts = record
+        return "", self._tally_once(ctx, key, facts)
+
+    def _tally_once(self, ctx: Context, key: str, facts: list[MetricFact]) -> list[Emission]:
+        """Tally a key's facts, with the replay check of its record. In a bundle, a key's
+        second record shares the first one's offset: it is a replay exactly when the first
+        was (the bundle was applied before a restart), and is applied otherwise."""
+        bundle = self._bundle
+        earlier = None if bundle is None else bundle.get(key)
+        if earlier is _REPLAYED:
+            return []
+        try:
+            emissions = self._tally(ctx, key, facts, check_replay=earlier is None)
+        except Replayed:
+            if bundle is not None:
+                bundle[key] = _REPLAYED
+            raise
+        if bundle is not None:
+            bundle[key] = _APPLIED
+        return emissions
 
     def _recontact(self, fact: CustomerFact, ctx: Context) -> None:
         stored = self.store.get(fact.customer_id)
@@ -100,13 +152,16 @@ class FactProcessor(BaseProcessor):
     def _periods(self, key: str) -> tuple[aggregates.Period, ...]:
         return self.config.windows if key.startswith(GROUP_PREFIX) else (self.config.compliance,)
 
-    def _tally(self, ctx: Context, key: str, facts: list[MetricFact]) -> list[Emission]:
+    def _tally(
+        self, ctx: Context, key: str, facts: list[MetricFact], check_replay: bool = True
+    ) -> list[Emission]:
         stored = self.store.get(key)
         if stored is None:
             state = aggregates.fresh(key, self._periods(key), ctx.now, self.config.retention_ms)
         else:
             state, offset = decode_windows(stored)
-            self._refuse_replay(ctx, key, stored, offset)
+            if check_replay:
+                self._refuse_replay(ctx, key, stored, offset)
         periods = self._periods(key)
         closed = aggregates.close_due(state, periods, ctx.now, self.config.grace_ms)
         for fact in facts:
