@@ -32,6 +32,8 @@ def test_apply_installs_every_patch_once() -> None:
     faust_patches.apply()
     faust_patches.apply()
     assert Recovery.on_recovery_completed is faust_patches._on_recovery_completed
+    assert Recovery._build_offsets is faust_patches._build_offsets
+    assert Recovery._wait is faust_patches._wait
     assert ProducerBuffer.flush is faust_patches._buffer_flush
     assert Consumer.force_commit is faust_patches._force_commit
     assert Consumer._filter_committable_offsets is faust_patches._filter_committable

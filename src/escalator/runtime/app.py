@@ -45,7 +45,7 @@ from escalator.runtime.streams import (
     wall_ms,
 )
 from escalator.runtime.table_store import TableStore
-from escalator.runtime.topics import TABLES, changelog_topic
+from escalator.runtime.topics import TABLES, admin_kwargs, changelog_topic
 from escalator.service.facts import FactProcessor
 from escalator.service.incidents import IncidentProcessor
 from escalator.service.processor import BaseProcessor
@@ -89,6 +89,7 @@ class Worker:
         self.metrics = Metrics(self.registry)
         self.metrics.tier_label = policy.tier_label
         self.app = self._app()
+        faust_patches.bulk_restore(self.app, admin_kwargs(settings))
         topic = self._topic
         self.tickets = topic("tickets")
         self.policy_topic = topic("policy")

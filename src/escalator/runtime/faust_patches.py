@@ -40,19 +40,34 @@ and the patch can go).
    writes the table's persisted changelog offset to RocksDB at every changelog ack, a second
    RocksDB put per state write. `defer_persisted_offsets` keeps the newest per partition and
    the checkpoint writes them after step 4 (issue 21).
+8. Bulk changelog restore: `Recovery._slurp_changelogs` (faust/tables/recovery.py) restores a
+   table one changelog record at a time (a `wait_for`, debug formatting and an awaited
+   `on_changelog_event` per record, after the conductor and a queue), about 3,000 records/s
+   here. With `bulk_restore`, once Faust has computed the active partitions' offsets
+   (`_build_offsets`), runtime/restore.py reads them to their highwater with a consumer of its
+   own and applies each fetched batch with the table's `apply_changelog_batch`; Faust then
+   finds nothing left to read. It runs as a recovery step of its own (`Recovery._wait`) with
+   no deadline — Faust gives each step `broker_request_timeout` (90 s), and a step that
+   overruns ends the recovery loop for good (`wait_first` reports the timeout as "stopped",
+   `_restart_recovery` breaks) — but a rebalance still interrupts it. A restore that fails or
+   stalls leaves the offsets at its last batch and Faust reads the rest (issue 21).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import logging
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
+from aiokafka.errors import KafkaError
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import Producer as AIOKafkaDriverProducer
 from faust.transport.producer import ProducerBuffer
 
-from escalator.runtime import checkpoint
+from escalator.runtime import checkpoint, restore
+
+log = logging.getLogger(__name__)
 
 PATCHED_FAUST_VERSION: Final = "0.15.3"
 _CHECKPOINTS_ATTR: Final = "_escalator_checkpoints"
@@ -63,6 +78,10 @@ _original_buffer_flush = ProducerBuffer.flush
 _original_filter_committable = Consumer._filter_committable_offsets
 _CAP_ATTR: Final = "_escalator_commit_cap"
 _original_settings_extra = AIOKafkaDriverProducer._settings_extra
+_original_build_offsets = Recovery._build_offsets
+_original_wait = Recovery._wait
+_RESTORE_ATTR: Final = "_escalator_restore"  # on the app: the restore consumer's settings
+_RESTORE_DUE: Final = "_escalator_restore_due"  # on the Recovery: active partitions to restore
 
 
 # 1. faust#596
@@ -186,10 +205,56 @@ def _settings_extra(self: Any) -> Any:
     return {**_original_settings_extra(self), "acks": "all", "enable_idempotence": True}
 
 
+# 8. bulk changelog restore
+def bulk_restore(app: Any, client: Mapping[str, Any]) -> None:
+    """Restore `app`'s tables in bulk (runtime/restore.py) before Faust's own recovery reads
+    their active changelog partitions; `client` holds the aiokafka connection settings."""
+    setattr(app, _RESTORE_ATTR, dict(client))
+
+
+async def _build_offsets(self: Any, consumer: Any, tps: Any, destination: Any, title: str) -> None:
+    await _original_build_offsets(self, consumer, tps, destination, title)
+    if destination is self.active_offsets and getattr(self.app, _RESTORE_ATTR, None) is not None:
+        setattr(self, _RESTORE_DUE, set(tps))  # `_wait` runs the restore as the next step
+
+
+async def _wait(self: Any, coro: Any, timeout: Any = None) -> None:
+    await _original_wait(self, coro, timeout)
+    due = self.__dict__.pop(_RESTORE_DUE, None)
+    if due:
+        await _original_wait(self, _restore_actives(self, due), None)
+
+
+def _bulk_restorable(table: Any) -> bool:
+    # A table with an `on_changelog_event` callback needs each record through it: Faust's path.
+    return getattr(table, "_on_changelog_event", None) is None
+
+
+async def _restore_actives(self: Any, tps: set[Any]) -> None:
+    client = getattr(self.app, _RESTORE_ATTR)
+    tables = {tp: self.tp_to_table[tp] for tp in tps if tp in self.tp_to_table}
+    tables = {tp: table for tp, table in tables.items() if _bulk_restorable(table)}
+    try:
+        done = await restore.restore(client, tables, self.active_offsets, self.active_highwaters)
+    except (KafkaError, OSError, restore.RestoreStalled) as exc:  # Faust reads what is left
+        log.warning("bulk changelog restore stopped (%s); Faust's recovery reads the rest", exc)
+        return
+    if done.records:
+        log.info(
+            "restored %d changelog records of %d partitions in %.1fs (%.0f records/s)",
+            done.records,
+            done.partitions,
+            done.seconds,
+            done.rate,
+        )
+
+
 def apply() -> None:
     """Install the class-level patches (idempotent)."""
     AIOKafkaDriverProducer._settings_extra = _settings_extra  # type: ignore[method-assign]
     Recovery.on_recovery_completed = _on_recovery_completed  # type: ignore[method-assign]
+    Recovery._build_offsets = _build_offsets  # type: ignore[method-assign]
+    Recovery._wait = _wait  # type: ignore[method-assign]
     ProducerBuffer.flush = _buffer_flush  # type: ignore[method-assign]
     Consumer.force_commit = _force_commit  # type: ignore[method-assign]
     Consumer._filter_committable_offsets = _filter_committable  # type: ignore[method-assign]
