@@ -19,7 +19,6 @@ what a sweep or a set() costs afterwards does not depend on how the index was bu
 from __future__ import annotations
 
 import asyncio
-import heapq
 import random
 import time
 from typing import Any
@@ -69,26 +68,14 @@ def entries(count: int, now: int, seed: int = 3) -> list[tuple[int, str, int]]:
 
 
 def bulk_index(items: list[tuple[int, str, int]]) -> DeadlineIndex:
-    """A DeadlineIndex holding `items`, built directly when its layout is the known one.
-
-    Falls back to set() when the index keeps other fields (a future DeadlineIndex), which is
-    then what the benchmark measures anyway.
-    """
+    """A DeadlineIndex holding `items`, built with `load` (a partition at a time, as a rebuild
+    after a rebalance does)."""
     index = DeadlineIndex()
-    if not all(hasattr(index, name) for name in ("_due", "_heaps", "_live", "_partition_of")):
-        for partition, ticket, due in items:
-            index.set(partition, ticket, due)
-        return index
-    heaps: dict[int, list[tuple[int, str]]] = {}
+    by_partition: dict[int, list[tuple[str, int | None]]] = {}
     for partition, ticket, due in items:
-        index._due[ticket] = due
-        index._partition_of[ticket] = partition
-        heaps.setdefault(partition, []).append((due, ticket))
-    for heap in heaps.values():
-        heapq.heapify(heap)
-    index._heaps.update(heaps)
-    for partition, heap in heaps.items():
-        index._live[partition] = len(heap)
+        by_partition.setdefault(partition, []).append((ticket, due))
+    for partition, entries in by_partition.items():
+        index.load(partition, entries)
     return index
 
 

@@ -226,10 +226,20 @@ def _encode_row(state: TicketState, partition: int, due: int | None, offset: int
 
 def _split(raw: bytes) -> tuple[bytes, bytes]:
     """Format 7's head and compressed body."""
+    at = _separator(raw)
+    return raw[:at], raw[at + 1 :]
+
+
+def _head(raw: bytes) -> bytes:
+    """Format 7's head alone (no copy of the body: a rebuild reads only heads)."""
+    return raw[: _separator(raw)]
+
+
+def _separator(raw: bytes) -> int:
     at = raw.find(_SEPARATOR)
     if at < 0:
         raise ValueError("a format 7 ticket state without its separator")
-    return raw[:at], raw[at + 1 :]
+    return at
 
 
 def _inflate(body: bytes) -> bytes:
@@ -359,9 +369,14 @@ def encode_expired(expired: ExpiredTicket, partition: int, due: int | None) -> b
     return _sized(orjson.dumps([*row, expired.done_at, expired.purged_at]))
 
 
+def is_expired(raw: bytes) -> bool:
+    """Whether `raw` is the marker of an expired ticket rather than a ticket's state."""
+    return raw.startswith(b'["expired/')
+
+
 def decode_expired(raw: bytes) -> ExpiredTicket | None:
     """The marker of an expired ticket, or None when `raw` is a ticket's state."""
-    if not raw.startswith(b'["expired/'):
+    if not is_expired(raw):
         return None
     row = orjson.loads(raw)
     if row[0] != EXPIRED_FORMAT:
@@ -371,7 +386,7 @@ def decode_expired(raw: bytes) -> ExpiredTicket | None:
 
 def index_entry(raw: bytes) -> tuple[int, int | None]:
     """(partition, next due instant) of a stored state (ticket, incident or customer)."""
-    doc = orjson.loads(_split(raw)[0] if raw.startswith(_HEAD_7) else raw)
+    doc = orjson.loads(_head(raw) if raw.startswith(_HEAD_7) else raw)
     if type(doc) is list:
         return int(doc[1]), doc[2]
     return int(doc["p"]), doc["due"]
@@ -381,7 +396,7 @@ def ticket_entry(raw: bytes) -> tuple[int, int | None, str, str, str | None, boo
     """(partition, next due, severity, tier, service, still open) of a stored ticket, parsed
     once: a rebuild after a rebalance reads every stored ticket (format 7: its head only)."""
     if raw.startswith(_HEAD_7):
-        head = orjson.loads(_split(raw)[0])
+        head = orjson.loads(_head(raw))
         return int(head[1]), head[2], head[4], head[5], head[6], bool(head[7])
     doc = orjson.loads(raw)
     if type(doc) is list:

@@ -305,15 +305,10 @@ class InputStream:
                 lane.processor.drop_partition(partition)
             if new:
                 held = lane.store.held_in(new)  # newer than the table: the agent is ahead
-                for raw_key, raw in lane.table.items():
-                    key = raw_key.decode()
-                    if key not in held:
-                        lane.processor.reindex(key, raw, new)
-                        count += 1
-                for key, value in held.items():
-                    if value is not DELETED:
-                        lane.processor.reindex(key, value, new)
-                        count += 1
+                stored = ((k, v) for k, v in lane.store.stored() if k not in held)
+                count += lane.processor.reindex_many(stored, new)
+                newer = ((k, v) for k, v in held.items() if v is not DELETED)
+                count += lane.processor.reindex_many(newer, new)
         self.indexed = actives
         log.info(
             "assigned partitions %s of %s; indexed %d stored records in %.2fs; "

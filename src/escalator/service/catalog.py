@@ -9,18 +9,28 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from collections.abc import Iterable
+
+Shape = tuple[str, str, str | None]  # (severity, tier, service) of an open ticket
 
 
 class OpenTickets:
-    __slots__ = ("_by_service", "_counts", "_entries")
+    """Per partition: each open ticket's shape, the counts by shape, the tickets of a service.
+
+    A shape is shared by every ticket that has it (a million tickets hold a handful of
+    (severity, tier, service) tuples, not a tuple each): one dict entry per open ticket.
+    """
+
+    __slots__ = ("_by_service", "_counts", "_entries", "_shapes")
 
     def __init__(self) -> None:
-        self._entries: dict[str, tuple[int, str, str, str | None]] = {}
-        self._counts: dict[int, Counter[tuple[str, str]]] = {}
+        self._entries: dict[int, dict[str, Shape]] = {}
+        self._counts: dict[int, Counter[Shape]] = {}
         self._by_service: dict[int, dict[str, set[str]]] = {}
+        self._shapes: dict[Shape, Shape] = {}
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return sum(len(entries) for entries in self._entries.values())
 
     def update(
         self,
@@ -33,35 +43,59 @@ class OpenTickets:
         is_open: bool,
     ) -> None:
         """Record a ticket's current shape (or its closing, with is_open=False)."""
-        self.remove(ticket_id)
         if not is_open:
+            self.remove(partition, ticket_id)
             return
-        # Interned: a million tickets share a handful of severity, tier and service strings
-        # instead of holding their own decoded copies.
-        severity, tier = sys.intern(severity), sys.intern(tier)
-        service = sys.intern(service) if service is not None else None
-        self._entries[ticket_id] = (partition, severity, tier, service)
-        self._counts.setdefault(partition, Counter())[(severity, tier)] += 1
-        if service is not None:
-            self._by_service.setdefault(partition, {}).setdefault(service, set()).add(ticket_id)
+        entries = self._entries.get(partition)
+        old = None if entries is None else entries.get(ticket_id)
+        shape = self._shape(severity, tier, service)
+        if old is shape:
+            return  # most events change nothing here
+        if old is not None:
+            self.remove(partition, ticket_id)
+        self._add(partition, ticket_id, shape)
 
-    def remove(self, ticket_id: str) -> None:
-        entry = self._entries.pop(ticket_id, None)
-        if entry is None:
+    def load(self, partition: int, tickets: Iterable[tuple[str, str, str, str | None]]) -> None:
+        """`update` for many open (ticket, severity, tier, service) of `partition` (a rebuild
+        after a rebalance: a million tickets, so the loop keeps its lookups local)."""
+        entries = self._entries.setdefault(partition, {})
+        counts = self._counts.setdefault(partition, Counter())
+        by_service = self._by_service.setdefault(partition, {})
+        shapes = self._shapes
+        for ticket_id, severity, tier, service in tickets:
+            if ticket_id in entries:
+                self.update(partition, ticket_id, severity, tier, service, is_open=True)
+                continue
+            shape = shapes.get((severity, tier, service)) or self._shape(severity, tier, service)
+            entries[ticket_id] = shape
+            counts[shape] += 1
+            if service is not None:
+                held = by_service.get(service)
+                if held is None:
+                    held = by_service[service] = set()
+                held.add(ticket_id)
+
+    def remove(self, partition: int, ticket_id: str) -> None:
+        entries = self._entries.get(partition)
+        shape = None if entries is None else entries.pop(ticket_id, None)
+        if shape is None:
             return
-        partition, severity, tier, service = entry
         counts = self._counts[partition]
-        counts[(severity, tier)] -= 1
-        if counts[(severity, tier)] <= 0:
-            del counts[(severity, tier)]
+        counts[shape] -= 1
+        if counts[shape] <= 0:
+            del counts[shape]
+            if not any(shape in other for other in self._counts.values()):
+                del self._shapes[shape]  # no ticket has it any more (services come and go)
+        service = shape[2]
         if service is not None:
             self._by_service[partition][service].discard(ticket_id)
 
     def drop_partition(self, partition: int) -> None:
-        for ticket_id in [t for t, e in self._entries.items() if e[0] == partition]:
-            del self._entries[ticket_id]
+        self._entries.pop(partition, None)
         self._counts.pop(partition, None)
         self._by_service.pop(partition, None)
+        live = {shape for counts in self._counts.values() for shape in counts}
+        self._shapes = {shape: shape for shape in self._shapes if shape in live}
 
     def of_service(self, partition: int, service: str) -> list[str]:
         """Open tickets of `service` in `partition`, sorted (deterministic notification order)."""
@@ -71,5 +105,29 @@ class OpenTickets:
         """Open tickets by (severity, tier) over every partition held."""
         total: Counter[tuple[str, str]] = Counter()
         for counts in self._counts.values():
-            total.update(counts)
+            for (severity, tier, _), count in counts.items():
+                total[(severity, tier)] += count
         return total
+
+    def _shape(self, severity: str, tier: str, service: str | None) -> Shape:
+        shape = self._shapes.get((severity, tier, service))
+        if shape is None:
+            # Interned: the strings are shared too, not each ticket's decoded copy.
+            shape = (sys.intern(severity), sys.intern(tier), _intern(service))
+            self._shapes[shape] = shape
+        return shape
+
+    def _add(self, partition: int, ticket_id: str, shape: Shape) -> None:
+        entries = self._entries.get(partition)
+        if entries is None:
+            entries = self._entries[partition] = {}
+            self._counts[partition] = Counter()
+        entries[ticket_id] = shape
+        self._counts[partition][shape] += 1
+        service = shape[2]
+        if service is not None:
+            self._by_service.setdefault(partition, {}).setdefault(service, set()).add(ticket_id)
+
+
+def _intern(text: str | None) -> str | None:
+    return None if text is None else sys.intern(text)

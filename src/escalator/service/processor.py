@@ -14,7 +14,7 @@ Alertmanager passes `now` in its stage context: a processor keeps only what outl
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -329,6 +329,16 @@ class BaseProcessor:
         partition, due = index_entry(raw)
         if partition in partitions:
             self.index.set(partition, key, due)
+
+    def reindex_many(
+        self, items: Iterable[tuple[str, bytes]], partitions: set[int] | frozenset[int]
+    ) -> int:
+        """`reindex` every (key, stored bytes) of a rebuild; how many were read."""
+        count = 0
+        for key, raw in items:
+            self.reindex(key, raw, partitions)
+            count += 1
+        return count
 
     def _reindex_overrides(
         self, key: str, raw: bytes, partitions: set[int] | frozenset[int]

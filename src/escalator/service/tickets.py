@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any, Final
 
@@ -31,6 +32,7 @@ from escalator.adapters.state_codec import (
     encode_outages,
     encode_state,
     index_entry,
+    is_expired,
     ticket_entry,
 )
 from escalator.domain import aggregates, customers, engine, sources
@@ -232,6 +234,35 @@ class TicketProcessor(BaseProcessor):
             self.index.set(partition, key, due)
             self.open_tickets.update(partition, key, severity, tier, service, is_open=is_open)
 
+    def reindex_many(
+        self, items: Iterable[tuple[str, bytes]], partitions: set[int] | frozenset[int]
+    ) -> int:
+        """`reindex` every stored record of a rebuild. Tickets — nearly every key — go to the
+        deadline index and the catalog in bulk, a partition at a time (a worker holding a
+        million tickets rebuilds both after each restart); the partitions' own keys
+        (`__…__/`) and expired markers take `reindex`."""
+        dues: dict[int, list[tuple[str, int | None]]] = {}
+        shapes: dict[int, list[tuple[str, str, str, str | None]]] = {}
+        count = 0
+        for key, raw in items:
+            count += 1
+            if key.startswith("__") or is_expired(raw):
+                self.reindex(key, raw, partitions)
+                continue
+            partition, due, severity, tier, service, is_open = ticket_entry(raw)
+            if partition not in partitions:
+                continue
+            dues.setdefault(partition, []).append((key, due))
+            if is_open:
+                shapes.setdefault(partition, []).append((key, severity, tier, service))
+            else:
+                self.open_tickets.remove(partition, key)
+        for partition, entries in dues.items():
+            self.index.load(partition, entries)
+        for partition, tickets in shapes.items():
+            self.open_tickets.load(partition, tickets)
+        return count
+
     def drop_partition(self, partition: int) -> None:
         super().drop_partition(partition)
         self.outages.pop(partition, None)
@@ -422,7 +453,7 @@ class TicketProcessor(BaseProcessor):
         due = purge_at + self.retention_ms
         self.store[state.ticket_id] = encode_expired(expired, ctx.partition, due)
         self.index.set(ctx.partition, state.ticket_id, due)
-        self.open_tickets.remove(state.ticket_id)
+        self.open_tickets.remove(ctx.partition, state.ticket_id)
         self.purged += 1
 
     def _explain(self, expired: ExpiredTicket, event_type: str) -> str:
