@@ -10,6 +10,7 @@ from typing import Any
 
 import faust
 import pytest
+from aiokafka.structs import ConsumerRecord
 from faust.tables.recovery import Recovery, ServiceStopped
 from faust.types import TP
 
@@ -31,28 +32,48 @@ def test_a_partition_never_seen_by_the_offsets_is_read_from_its_start() -> None:
     assert behind([tp], {}, {tp: 4}) == {tp: (0, 4)}
 
 
+def fetched(topic: str, offset: int, key: bytes, value: bytes | None) -> ConsumerRecord[Any, Any]:
+    """A record as aiokafka's `getmany` hands it over."""
+    size = len(value) if value is not None else -1
+    return ConsumerRecord(topic, 1, offset, 0, 0, key, value, None, len(key), size, ())
+
+
 @pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
-def test_faust_stores_apply_the_restored_records_like_changelog_events(
+def test_a_fetched_batch_lands_in_faust_stores_as_faust_would_apply_it(
     store: str, tmp_path: Path
 ) -> None:
     app = faust.App("restore-test", store=store, datadir=str(tmp_path))
     table: Any = app.Table("tickets", partitions=2, key_type=bytes, value_type=bytes)
     tp = TP(table.changelog_topic.get_topic_name(), 1)
-    table.apply_changelog_batch(
-        [
-            ChangelogRecord(tp, 3, b"T-1", b"first"),
-            ChangelogRecord(tp, 4, b"T-2", b"kept"),
-            ChangelogRecord(tp, 5, b"T-1", None),  # a deletion (tombstone) wins over the put
-            ChangelogRecord(tp, 6, b"T-3", b"last"),
-        ]
-    )
+    batch = [
+        fetched(tp.topic, 3, b"T-1", b"first"),
+        fetched(tp.topic, 4, b"T-2", b"kept"),
+        fetched(tp.topic, 5, b"T-1", None),  # a deletion (tombstone) wins over the put
+        fetched(tp.topic, 6, b"T-3", b"last"),
+        fetched(tp.topic, 9, b"T-4", b"after the highwater: the stream's to process"),
+    ]
+    assert restore._apply(table, tp, batch, last=6) == 4
     if store == "memory://":
         assert dict(table.data.items()) == {b"T-2": b"kept", b"T-3": b"last"}
     else:
         db = table.data._db_for_partition(1)
-        assert (db.get(b"T-1"), db.get(b"T-2"), db.get(b"T-3")) == (None, b"kept", b"last")
+        found = [db.get(k) for k in (b"T-1", b"T-2", b"T-3", b"T-4")]
+        assert found == [None, b"kept", b"last", None]
         # where a restart on this directory resumes reading the changelog
         assert table.persisted_offset(tp) == 6
+
+
+def test_faust_stores_take_the_records_built_for_their_own_apply(tmp_path: Path) -> None:
+    # The memory store (and any store but rocksdict's) gets Faust's `apply_changelog_batch`
+    # with records shaped as its events: check that shape on RocksDB's reading of it too.
+    app = faust.App("restore-test", store="rocksdb://", datadir=str(tmp_path))
+    table: Any = app.Table("tickets", partitions=2, key_type=bytes, value_type=bytes)
+    tp = TP(table.changelog_topic.get_topic_name(), 0)
+    table.apply_changelog_batch(
+        [ChangelogRecord(tp, 7, b"T-1", b"one"), ChangelogRecord(tp, 8, b"T-1", None)]
+    )
+    assert table.data._db_for_partition(0).get(b"T-1") is None
+    assert table.persisted_offset(tp) == 8
 
 
 def test_faust_still_restores_one_record_at_a_time() -> None:

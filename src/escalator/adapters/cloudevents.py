@@ -485,16 +485,15 @@ def _choice(data: dict[str, Any], field: str, allowed: tuple[str, ...]) -> str:
 def effect_to_dict(effect: Outbound, policy_version: str) -> dict[str, Any]:
     """An outbound effect as a CloudEvent object stamped with the policy version."""
     data: dict[str, Any] = {}
-    for f in dataclasses.fields(effect):
-        if f.name in ("id", "time"):
-            continue
-        value = getattr(effect, f.name)
-        if f.name == "remaining_ms":
-            data["remaining_seconds"] = value // 1000
-        elif f.name in TIME_FIELDS and value is not None:
-            data[f.name] = iso(value)
+    plan = _PLANS.get(type(effect)) or _PLANS.setdefault(type(effect), _data_fields(effect))
+    for name, wire, kind in plan:
+        value = getattr(effect, name)
+        if kind is _SECONDS:
+            data[wire] = value // 1000
+        elif kind is _TIME and value is not None:
+            data[wire] = iso(value)
         else:
-            data[WIRE_NAMES.get(f.name, f.name)] = value
+            data[wire] = value
     if isinstance(effect, NotificationRequested):
         data["subject"] = data.pop("title")
         if data.get("incident_id") is None:
@@ -512,6 +511,26 @@ def effect_to_dict(effect: Outbound, policy_version: str) -> dict[str, Any]:
         "datacontenttype": "application/json",
         "data": data,
     }
+
+
+_VALUE, _TIME, _SECONDS = "value", "time", "seconds"
+_PLANS: dict[type, tuple[tuple[str, str, str], ...]] = {}  # per effect class
+
+
+def _data_fields(effect: Outbound) -> tuple[tuple[str, str, str], ...]:
+    """(field, name on the wire, how it is written) of an effect class's `data`, in field
+    order: worked out once per class rather than per effect from `dataclasses.fields`."""
+    plan = []
+    for f in dataclasses.fields(effect):
+        if f.name in ("id", "time"):
+            continue
+        if f.name == "remaining_ms":
+            plan.append((f.name, "remaining_seconds", _SECONDS))
+        elif f.name in TIME_FIELDS:
+            plan.append((f.name, f.name, _TIME))
+        else:
+            plan.append((f.name, WIRE_NAMES.get(f.name, f.name), _VALUE))
+    return tuple(plan)
 
 
 def encode_effect(effect: Outbound, policy_version: str) -> bytes:

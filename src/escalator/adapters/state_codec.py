@@ -369,9 +369,12 @@ def encode_expired(expired: ExpiredTicket, partition: int, due: int | None) -> b
     return _sized(orjson.dumps([*row, expired.done_at, expired.purged_at]))
 
 
+EXPIRED_HEAD: Final = b'["expired/'  # how an expired ticket's marker begins
+
+
 def is_expired(raw: bytes) -> bool:
     """Whether `raw` is the marker of an expired ticket rather than a ticket's state."""
-    return raw.startswith(b'["expired/')
+    return raw.startswith(EXPIRED_HEAD)
 
 
 def decode_expired(raw: bytes) -> ExpiredTicket | None:
@@ -396,7 +399,8 @@ def ticket_entry(raw: bytes) -> tuple[int, int | None, str, str, str | None, boo
     """(partition, next due, severity, tier, service, still open) of a stored ticket, parsed
     once: a rebuild after a rebalance reads every stored ticket (format 7: its head only)."""
     if raw.startswith(_HEAD_7):
-        head = orjson.loads(_head(raw))
+        at = raw.find(_SEPARATOR)  # inline `_head`: this runs for every ticket of a rebuild
+        head = orjson.loads(raw[:at] if at >= 0 else _head(raw))
         return int(head[1]), head[2], head[4], head[5], head[6], bool(head[7])
     doc = orjson.loads(raw)
     if type(doc) is list:

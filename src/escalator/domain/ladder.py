@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from escalator.domain import schedules
@@ -24,8 +25,14 @@ TARGET_NAMES = {
 
 def iso(ms: int) -> str:
     """RFC 3339 UTC with milliseconds, the one time format escalator writes."""
-    stamp = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    return f"{_iso_second(ms // 1000)}{ms % 1000:03d}Z"
+
+
+@lru_cache(maxsize=4096)
+def _iso_second(second: int) -> str:
+    # A fired ticket writes a dozen instants, most of them in the same few seconds (a burst of
+    # aligned deadlines: all of them): formatting each second once is most of `iso`'s cost.
+    return datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.")
 
 
 def recipients(tier: TierDef, with_backup: bool) -> list[str]:

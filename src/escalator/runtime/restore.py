@@ -23,8 +23,10 @@ from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+import rocksdict
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
+from faust.stores import rocksdb as faust_rocksdb
 from faust.types import TP
 
 log = logging.getLogger(__name__)
@@ -176,7 +178,27 @@ def _stalled(
 def _apply(table: Any, tp: TP, batch: list[Any], last: int) -> int:
     """Apply one fetched batch, up to the partition's `last` offset (anything later is the
     stream's to process, as in Faust's recovery)."""
-    records = [ChangelogRecord(tp, r.offset, r.key, r.value) for r in batch if r.offset <= last]
-    if records:
-        table.apply_changelog_batch(records)
-    return len(records)
+    batch = batch if batch[-1].offset <= last else [r for r in batch if r.offset <= last]
+    if not batch:
+        return 0
+    store = table.data
+    if isinstance(store, faust_rocksdb.Store) and store.use_rocksdict:
+        _write_rocksdb(store, tp, batch)
+    else:
+        table.apply_changelog_batch([ChangelogRecord(tp, r.offset, r.key, r.value) for r in batch])
+    return len(batch)
+
+
+def _write_rocksdb(store: faust_rocksdb.Store, tp: TP, batch: list[Any]) -> None:
+    """What the store's `apply_changelog_batch` does for one partition — a `WriteBatch` of
+    the puts and deletions, then the persisted offset — without its per-record event lookups
+    (faust/stores/rocksdb.py; half the time of a restore went there)."""
+    writes = rocksdict.WriteBatch(raw_mode=True)  # the store's databases are raw-mode Rdicts
+    put, delete = writes.put, writes.delete
+    for record in batch:
+        if record.value is None:
+            delete(record.key)
+        else:
+            put(record.key, record.value)
+    store._db_for_partition(tp.partition).write(writes)
+    store.set_persisted_offset(tp, batch[-1].offset)

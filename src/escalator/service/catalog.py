@@ -62,18 +62,22 @@ class OpenTickets:
         counts = self._counts.setdefault(partition, Counter())
         by_service = self._by_service.setdefault(partition, {})
         shapes = self._shapes
+        added: dict[Shape, int] = {}
         for ticket_id, severity, tier, service in tickets:
-            if ticket_id in entries:
+            if ticket_id in entries:  # held already: counted first, then changed as usual
+                counts.update(added)
+                added.clear()
                 self.update(partition, ticket_id, severity, tier, service, is_open=True)
                 continue
             shape = shapes.get((severity, tier, service)) or self._shape(severity, tier, service)
             entries[ticket_id] = shape
-            counts[shape] += 1
+            added[shape] = added.get(shape, 0) + 1
             if service is not None:
                 held = by_service.get(service)
                 if held is None:
                     held = by_service[service] = set()
                 held.add(ticket_id)
+        counts.update(added)
 
     def remove(self, partition: int, ticket_id: str) -> None:
         entries = self._entries.get(partition)

@@ -59,7 +59,10 @@ class DeadlineIndex:
             elif dues.get(ticket_id) != due:
                 dues[ticket_id] = due
                 heap.append((due, ticket_id))
-        self._compact(partition)
+        if len(heap) == len(dues):  # one entry per ticket: none stale (a fresh partition)
+            heapq.heapify(heap)
+        else:
+            self._compact(partition)
 
     def count(self, partition: int) -> int:
         """Tickets of `partition` with a pending instant."""

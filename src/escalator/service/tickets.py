@@ -25,6 +25,7 @@ from escalator.adapters.source_codec import (
     source_entry,
 )
 from escalator.adapters.state_codec import (
+    EXPIRED_HEAD,
     decode_expired,
     decode_outages,
     decode_state,
@@ -32,7 +33,6 @@ from escalator.adapters.state_codec import (
     encode_outages,
     encode_state,
     index_entry,
-    is_expired,
     ticket_entry,
 )
 from escalator.domain import aggregates, customers, engine, sources
@@ -246,7 +246,7 @@ class TicketProcessor(BaseProcessor):
         count = 0
         for key, raw in items:
             count += 1
-            if key.startswith("__") or is_expired(raw):
+            if key.startswith("__") or raw.startswith(EXPIRED_HEAD):
                 self.reindex(key, raw, partitions)
                 continue
             partition, due, severity, tier, service, is_open = ticket_entry(raw)
