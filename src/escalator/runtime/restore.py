@@ -31,7 +31,7 @@ from faust.types import TP
 
 log = logging.getLogger(__name__)
 
-FETCH_BYTES: Final = 16 * 2**20  # per partition and request: a state is ~0.3–1 kB
+FETCH_BYTES: Final = 4 * 2**20  # per partition and request: a state is ~0.3–1 kB
 POLL_MS: Final = 1_000
 PROGRESS_S: Final = 10.0  # a progress line this often on a long restore
 STALL_S: Final = 60.0  # no record for this long while partitions are behind: give up
