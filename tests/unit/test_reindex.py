@@ -4,6 +4,7 @@ would one by one (`reindex`): the same deadlines, the same catalog, the same par
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from escalator.adapters.deadletter import Origin
 from escalator.adapters.source_codec import encode_source
@@ -11,6 +12,7 @@ from escalator.adapters.state_codec import encode_expired, encode_outages
 from escalator.domain.effects import OutageChanged
 from escalator.domain.sources import SourceState
 from escalator.domain.state import ExpiredTicket
+from escalator.service import tickets
 from escalator.service.tickets import OUTAGES_KEY, SOURCE_KEY, TicketProcessor
 from tests.helpers import created, example_policy, ms, status
 
@@ -47,7 +49,11 @@ def stored_table() -> dict[str, bytes]:
     return table
 
 
-def test_bulk_reindex_gives_what_reindexing_one_by_one_gives() -> None:
+@pytest.mark.parametrize("chunk", [7, 16_384])
+def test_bulk_reindex_gives_what_reindexing_one_by_one_gives(
+    chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tickets, "REINDEX_CHUNK", chunk)  # several chunks per partition, or one
     table = stored_table()
     one = TicketProcessor(example_policy(), dict(table))
     for key, raw in table.items():

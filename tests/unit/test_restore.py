@@ -10,8 +10,8 @@ from typing import Any
 
 import faust
 import pytest
-from aiokafka.structs import ConsumerRecord
-from faust.tables.recovery import Recovery, ServiceStopped
+from aiokafka.structs import ConsumerRecord, TopicPartition
+from faust.tables.recovery import RebalanceAgain, Recovery, ServiceStopped
 from faust.types import TP
 
 from escalator.runtime import faust_patches, restore
@@ -102,7 +102,9 @@ async def test_the_restore_runs_after_the_active_offsets_step_and_outlives_its_d
     recovery = Recovery(app, app.tables)
     calls: list[tuple[Any, ...]] = []
 
-    async def slow_restore(client: Any, tables: Any, offsets: Any, highwaters: Any) -> Restored:
+    async def slow_restore(
+        client: Any, tables: Any, offsets: Any, highwaters: Any, **_: Any
+    ) -> Restored:
         await asyncio.sleep(0.2)  # longer than the step's deadline below
         calls.append((client, offsets is recovery.active_offsets))
         return Restored(0, 0, 0.2)
@@ -120,3 +122,85 @@ async def test_the_restore_runs_after_the_active_offsets_step_and_outlives_its_d
 
 async def _no_broker(*_: Any) -> None:
     return None
+
+
+async def test_a_rebalance_landing_with_the_offsets_step_leaves_no_restore_for_later(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = faust.App("restore-test")
+    faust_patches.bulk_restore(app, {"bootstrap_servers": "localhost:1"})
+    recovery = Recovery(app, app.tables)
+    calls: list[Any] = []
+
+    async def fake_restore(*args: Any, **_: Any) -> Restored:
+        calls.append(args)
+        return Restored(0, 0, 0.0)
+
+    async def offsets_then_rebalance(*_: Any) -> None:
+        recovery.signal_recovery_start.set()  # a rebalance lands as the step finishes
+
+    monkeypatch.setattr(restore, "restore", fake_restore)
+    monkeypatch.setattr(faust_patches, "_original_build_offsets", offsets_then_rebalance)
+    step = faust_patches._build_offsets(recovery, None, {TP(CL, 0)}, recovery.active_offsets, "")
+    with pytest.raises(RebalanceAgain):
+        await faust_patches._wait(recovery, step)
+    recovery.signal_recovery_start.clear()
+    await faust_patches._wait(recovery, asyncio.sleep(0))  # the next round's first step
+    assert calls == []  # the old round's partitions are not restored with the new offsets
+
+
+async def test_the_restore_is_told_when_a_rebalance_begins(monkeypatch: pytest.MonkeyPatch) -> None:
+    app = faust.App("restore-test")
+    faust_patches.bulk_restore(app, {"bootstrap_servers": "localhost:1"})
+    recovery = Recovery(app, app.tables)
+    seen: list[bool] = []
+
+    async def restore_across_a_revocation(*_: Any, rebalancing: Any, budget_s: float) -> Restored:
+        seen.append(rebalancing())
+        faust_patches._on_partitions_revoked(recovery, set())  # Faust's first rebalance step
+        seen.append(rebalancing())
+        assert budget_s == app.conf.broker_max_poll_interval / 2
+        raise restore.RestoreInterrupted("a rebalance began")
+
+    monkeypatch.setattr(restore, "restore", restore_across_a_revocation)
+    await faust_patches._restore_actives(recovery, set())  # interrupted: logged, not raised
+    assert seen == [False, True]
+
+
+def reading(rebalancing: bool, budget_s: float, now: float) -> restore._Reading:
+    tp = TP(CL, 0)
+    return restore._Reading(
+        consumer=None,  # `_check` never touches it
+        span={tp: (0, 9)},
+        tables={},
+        offsets={},
+        rebalancing=lambda: rebalancing,
+        clock=lambda: now,
+        started=0.0,
+        budget_s=budget_s,
+    )
+
+
+@pytest.mark.parametrize(
+    ("rebalancing", "budget_s", "now", "heard", "stopped"),
+    [
+        (False, 100.0, 10.0, 5.0, None),
+        (True, 100.0, 10.0, 5.0, "a rebalance began"),
+        (False, 100.0, 70.0, 5.0, "no changelog record for 60s while reading"),
+        (False, 50.0, 55.0, 54.0, "out of time after 50s while reading"),
+    ],
+)
+def test_the_restore_stops_before_writing_when_it_must(
+    rebalancing: bool, budget_s: float, now: float, heard: float, stopped: str | None
+) -> None:
+    pending = {TopicPartition(CL, 0)}
+    kafka = {TopicPartition(CL, 0): TP(CL, 0)}
+    check = reading(rebalancing, budget_s, now)._check
+    if stopped is None:
+        check(pending, kafka, heard)
+        return
+    with pytest.raises(restore.RestoreStopped, match=stopped) as raised:
+        check(pending, kafka, heard)
+    assert isinstance(raised.value, restore.RestoreInterrupted) == rebalancing
+    if not rebalancing:
+        assert f"{CL}[0] up to offset 9" in str(raised.value)

@@ -45,12 +45,17 @@ and the patch can go).
    `on_changelog_event` per record, after the conductor and a queue), about 3,000 records/s
    here. With `bulk_restore`, once Faust has computed the active partitions' offsets
    (`_build_offsets`), runtime/restore.py reads them to their highwater with a consumer of its
-   own and applies each fetched batch with the table's `apply_changelog_batch`; Faust then
-   finds nothing left to read. It runs as a recovery step of its own (`Recovery._wait`) with
-   no deadline — Faust gives each step `broker_request_timeout` (90 s), and a step that
-   overruns ends the recovery loop for good (`wait_first` reports the timeout as "stopped",
-   `_restart_recovery` breaks) — but a rebalance still interrupts it. A restore that fails or
-   stalls leaves the offsets at its last batch and Faust reads the rest (issue 21).
+   own and writes each fetched batch to the table's store (RocksDB: one `WriteBatch` and the
+   persisted offset; other stores: their `apply_changelog_batch`); Faust then finds nothing
+   left to read. It runs as a recovery step of its own (`Recovery._wait`) with no deadline of
+   Faust's — each step gets `broker_request_timeout` (90 s), and a step that overruns ends the
+   recovery loop for good (`wait_first` reports the timeout as "stopped", `_restart_recovery`
+   breaks) — but with a budget of half `broker_max_poll_interval` (the app consumer is not
+   polled meanwhile). A rebalance interrupts it: Faust cancels the step when the new
+   assignment signals recovery, and the restore itself stops writing as soon as
+   `on_partitions_revoked` counts a rebalance begun (stores give partitions up before that
+   signal). A restore that is interrupted, fails or stalls leaves the offsets at its last
+   batch and Faust reads the rest (issue 21).
 """
 
 from __future__ import annotations
@@ -80,8 +85,10 @@ _CAP_ATTR: Final = "_escalator_commit_cap"
 _original_settings_extra = AIOKafkaDriverProducer._settings_extra
 _original_build_offsets = Recovery._build_offsets
 _original_wait = Recovery._wait
+_original_partitions_revoked = Recovery.on_partitions_revoked
 _RESTORE_ATTR: Final = "_escalator_restore"  # on the app: the restore consumer's settings
 _RESTORE_DUE: Final = "_escalator_restore_due"  # on the Recovery: active partitions to restore
+_REBALANCES: Final = "_escalator_rebalances"  # on the Recovery: rebalances begun so far
 
 
 # 1. faust#596
@@ -219,10 +226,19 @@ async def _build_offsets(self: Any, consumer: Any, tps: Any, destination: Any, t
 
 
 async def _wait(self: Any, coro: Any, timeout: Any = None) -> None:
-    await _original_wait(self, coro, timeout)
-    due = self.__dict__.pop(_RESTORE_DUE, None)
+    try:
+        await _original_wait(self, coro, timeout)
+    finally:  # popped whatever happened: a rebalance must not leave it for the next round
+        due = self.__dict__.pop(_RESTORE_DUE, None)
     if due:
         await _original_wait(self, _restore_actives(self, due), None)
+
+
+def _on_partitions_revoked(self: Any, revoked: Any) -> None:
+    # Every rebalance starts here, before any store gives a partition up: a running restore
+    # stops writing at its next step (`_restore_actives`).
+    self.__dict__[_REBALANCES] = self.__dict__.get(_REBALANCES, 0) + 1
+    _original_partitions_revoked(self, revoked)
 
 
 def _bulk_restorable(table: Any) -> bool:
@@ -234,9 +250,22 @@ async def _restore_actives(self: Any, tps: set[Any]) -> None:
     client = getattr(self.app, _RESTORE_ATTR)
     tables = {tp: self.tp_to_table[tp] for tp in tps if tp in self.tp_to_table}
     tables = {tp: table for tp, table in tables.items() if _bulk_restorable(table)}
+    generation = self.__dict__.get(_REBALANCES, 0)
     try:
-        done = await restore.restore(client, tables, self.active_offsets, self.active_highwaters)
-    except (KafkaError, OSError, restore.RestoreStalled) as exc:  # Faust reads what is left
+        done = await restore.restore(
+            client,
+            tables,
+            self.active_offsets,
+            self.active_highwaters,
+            rebalancing=lambda: self.__dict__.get(_REBALANCES, 0) != generation,
+            # The app consumer is not polled meanwhile: past max.poll.interval aiokafka would
+            # leave the group while this worker still holds the partitions.
+            budget_s=self.app.conf.broker_max_poll_interval / 2,
+        )
+    except restore.RestoreInterrupted:
+        log.info("bulk changelog restore interrupted by a rebalance")
+        return
+    except (KafkaError, OSError, TimeoutError, restore.RestoreStopped) as exc:
         log.warning("bulk changelog restore stopped (%s); Faust's recovery reads the rest", exc)
         return
     if done.records:
@@ -255,6 +284,7 @@ def apply() -> None:
     Recovery.on_recovery_completed = _on_recovery_completed  # type: ignore[method-assign]
     Recovery._build_offsets = _build_offsets  # type: ignore[method-assign]
     Recovery._wait = _wait  # type: ignore[method-assign]
+    Recovery.on_partitions_revoked = _on_partitions_revoked  # type: ignore[method-assign]
     ProducerBuffer.flush = _buffer_flush  # type: ignore[method-assign]
     Consumer.force_commit = _force_commit  # type: ignore[method-assign]
     Consumer._filter_committable_offsets = _filter_committable  # type: ignore[method-assign]

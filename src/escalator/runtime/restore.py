@@ -5,10 +5,11 @@ conductor, a queue and `Recovery._slurp_changelogs`, which awaits a `wait_for` a
 `on_changelog_event` per record before buffering it (faust/tables/recovery.py): about
 300 µs per record here, five minutes for a worker holding a million tickets. It has no bulk
 path. `restore` reads the same partitions with a consumer of its own (no group: it assigns
-them, as Faust's recovery does) and hands each fetched batch to the table's own
-`apply_changelog_batch` — one RocksDB `WriteBatch` per partition and the persisted offset
-set after it, or the memory store's dict update — and advances Faust's recovery offsets, so
-Faust finds nothing left to read (faust_patches patch 8 calls it).
+them, as Faust's recovery does) and writes each fetched batch to the table's store — on
+RocksDB one `WriteBatch` per partition and the persisted offset after it, as the store's own
+`apply_changelog_batch` does but without its per-record event lookups; any other store gets
+its `apply_changelog_batch` — and advances Faust's recovery offsets, so Faust finds nothing
+left to read (faust_patches patch 8 calls it).
 
 Everything Faust's recovery does after that is unchanged: the seek, the standby partitions,
 `on_recovery_completed`. A failed or interrupted restore leaves the offsets at the last batch
@@ -17,6 +18,7 @@ applied, and Faust's recovery reads the rest as it always did.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
@@ -35,10 +37,15 @@ FETCH_BYTES: Final = 4 * 2**20  # per partition and request: a state is ~0.3–1
 POLL_MS: Final = 1_000
 PROGRESS_S: Final = 10.0  # a progress line this often on a long restore
 STALL_S: Final = 60.0  # no record for this long while partitions are behind: give up
+BATCH_RECORDS: Final = 20_000  # per getmany: the loop's other tasks run between batches
 
 
-class RestoreStalled(RuntimeError):
-    """The broker returned nothing for `STALL_S` while partitions were still behind."""
+class RestoreStopped(RuntimeError):
+    """The restore stopped before its partitions were up to date; Faust reads the rest."""
+
+
+class RestoreInterrupted(RestoreStopped):
+    """A rebalance began: the partitions may not be this worker's any more."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,12 +104,17 @@ async def restore(
     offsets: MutableMapping[TP, int | None],
     highwaters: Mapping[TP, int | None],
     *,
+    rebalancing: Callable[[], bool] = lambda: False,
+    budget_s: float = float("inf"),
     clock: Callable[[], float] = time.monotonic,
 ) -> Restored:
     """Apply the changelog records of `tables`' partitions from just past `offsets[tp]` up to
     `highwaters[tp]` to each partition's table, advancing `offsets[tp]` after every batch.
 
-    `client` holds the aiokafka connection settings (bootstrap servers, security)."""
+    `client` holds the aiokafka connection settings (bootstrap servers, security). Raises
+    `RestoreInterrupted` as soon as `rebalancing()` says a rebalance began (nothing more is
+    written: the partitions may be another worker's now), and `RestoreStopped` when the broker
+    sends nothing for `STALL_S` or `budget_s` runs out; what was applied stays applied."""
     started = clock()
     span = behind(tables, offsets, highwaters)
     if not span:
@@ -115,64 +127,91 @@ async def restore(
         max_partition_fetch_bytes=FETCH_BYTES,
         fetch_max_bytes=max(FETCH_BYTES * len(span), 52_428_800),
     )
-    await consumer.start()
     try:
-        return await _read(consumer, span, tables, offsets, started, clock)
+        await consumer.start()
+        reading = _Reading(consumer, span, tables, offsets, rebalancing, clock, started, budget_s)
+        return await reading.run()
     finally:
         await consumer.stop()
 
 
-async def _read(
-    consumer: AIOKafkaConsumer,
-    span: dict[TP, tuple[int, int]],
-    tables: Mapping[TP, Any],
-    offsets: MutableMapping[TP, int | None],
-    started: float,
-    clock: Callable[[], float],
-) -> Restored:
-    kafka = {TopicPartition(tp.topic, tp.partition): tp for tp in span}
-    consumer.assign(list(kafka))
-    for ktp, tp in kafka.items():
-        consumer.seek(ktp, span[tp][0])
-    pending = set(kafka)
-    records = 0
-    said = heard = started
-    while pending:
-        fetched = await consumer.getmany(*pending, timeout_ms=POLL_MS)
-        if fetched:
-            heard = clock()
-        elif clock() - heard >= STALL_S:
-            raise RestoreStalled(_stalled(pending, kafka, span))
-        for ktp, batch in fetched.items():
-            tp = kafka[ktp]
-            last = span[tp][1]
-            records += _apply(tables[tp], tp, batch, last)
-            offsets[tp] = min(batch[-1].offset, last)
-        for ktp in list(pending):
-            tp = kafka[ktp]
-            # The position, not the last record read: compaction leaves gaps in the offsets.
-            if await consumer.position(ktp) > span[tp][1]:
-                offsets[tp] = span[tp][1]
-                pending.discard(ktp)
-        if clock() - said >= PROGRESS_S:
-            said = clock()
-            log.info(
-                "restoring changelogs: %d records applied, %d of %d partitions to go (%.0f/s)",
-                records,
-                len(pending),
-                len(kafka),
-                records / max(1e-9, said - started),
+@dataclass(slots=True)
+class _Reading:
+    """One restore's loop and its progress."""
+
+    consumer: AIOKafkaConsumer
+    span: dict[TP, tuple[int, int]]
+    tables: Mapping[TP, Any]
+    offsets: MutableMapping[TP, int | None]
+    rebalancing: Callable[[], bool]
+    clock: Callable[[], float]
+    started: float
+    budget_s: float
+    records: int = 0
+
+    async def run(self) -> Restored:
+        kafka = {TopicPartition(tp.topic, tp.partition): tp for tp in self.span}
+        self.consumer.assign(list(kafka))
+        for ktp, tp in kafka.items():
+            self.consumer.seek(ktp, self.span[tp][0])
+        pending = set(kafka)
+        said = heard = self.started
+        while pending:
+            fetched = await self.consumer.getmany(
+                *pending, timeout_ms=POLL_MS, max_records=BATCH_RECORDS
             )
-    return Restored(records, len(kafka), clock() - started)
+            if fetched:
+                heard = self.clock()
+            self._check(pending, kafka, heard)
+            for ktp, batch in fetched.items():
+                tp = kafka[ktp]
+                last = self.span[tp][1]
+                self.records += _apply(self.tables[tp], tp, batch, last)
+                self.offsets[tp] = min(batch[-1].offset, last)
+            for ktp in list(pending):
+                tp = kafka[ktp]
+                # The position, not the last record read: compaction leaves gaps in offsets.
+                position = await asyncio.wait_for(self.consumer.position(ktp), STALL_S)
+                self._check(pending, kafka, heard)
+                if position > self.span[tp][1]:
+                    self.offsets[tp] = self.span[tp][1]
+                    pending.discard(ktp)
+            if self.clock() - said >= PROGRESS_S:
+                said = self.clock()
+                log.info(
+                    "restoring changelogs: %d records applied, %d of %d partitions to go (%.0f/s)",
+                    self.records,
+                    len(pending),
+                    len(kafka),
+                    self.records / max(1e-9, said - self.started),
+                )
+        return Restored(self.records, len(kafka), self.clock() - self.started)
+
+    def _check(
+        self, pending: set[TopicPartition], kafka: Mapping[TopicPartition, TP], heard: float
+    ) -> None:
+        """After every wait: stop before writing anything if the restore must end."""
+        if self.rebalancing():
+            raise RestoreInterrupted("a rebalance began")
+        now = self.clock()
+        if now - heard >= STALL_S:
+            raise RestoreStopped(
+                f"no changelog record for {STALL_S:g}s while reading "
+                + _behind(pending, kafka, self.span)
+            )
+        if now - self.started >= self.budget_s:
+            raise RestoreStopped(
+                f"out of time after {self.budget_s:g}s while reading "
+                + _behind(pending, kafka, self.span)
+            )
 
 
-def _stalled(
+def _behind(
     pending: set[TopicPartition], kafka: Mapping[TopicPartition, TP], span: dict[TP, Any]
 ) -> str:
-    behind = ", ".join(
+    return ", ".join(
         f"{k.topic}[{k.partition}] up to offset {span[kafka[k]][1]}" for k in sorted(pending)
     )
-    return f"no changelog record for {STALL_S:g}s while reading {behind}"
 
 
 def _apply(table: Any, tp: TP, batch: list[Any], last: int) -> int:

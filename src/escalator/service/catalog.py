@@ -2,7 +2,8 @@
 
 Kept in memory, updated on every state change and rebuilt from the table after a rebalance,
 so `escalator_open_tickets` summed over workers is exact (only active partitions are held,
-never standby copies) and an outage can find its service's open tickets without a scan.
+never standby copies) and an outage can find its service's open tickets without reading the
+table.
 """
 
 from __future__ import annotations
@@ -15,18 +16,17 @@ Shape = tuple[str, str, str | None]  # (severity, tier, service) of an open tick
 
 
 class OpenTickets:
-    """Per partition: each open ticket's shape, the counts by shape, the tickets of a service.
+    """Per partition: each open ticket's shape and the counts by shape.
 
     A shape is shared by every ticket that has it (a million tickets hold a handful of
     (severity, tier, service) tuples, not a tuple each): one dict entry per open ticket.
     """
 
-    __slots__ = ("_by_service", "_counts", "_entries", "_shapes")
+    __slots__ = ("_counts", "_entries", "_shapes")
 
     def __init__(self) -> None:
         self._entries: dict[int, dict[str, Shape]] = {}
         self._counts: dict[int, Counter[Shape]] = {}
-        self._by_service: dict[int, dict[str, set[str]]] = {}
         self._shapes: dict[Shape, Shape] = {}
 
     def __len__(self) -> int:
@@ -60,7 +60,6 @@ class OpenTickets:
         after a rebalance: a million tickets, so the loop keeps its lookups local)."""
         entries = self._entries.setdefault(partition, {})
         counts = self._counts.setdefault(partition, Counter())
-        by_service = self._by_service.setdefault(partition, {})
         shapes = self._shapes
         added: dict[Shape, int] = {}
         for ticket_id, severity, tier, service in tickets:
@@ -72,11 +71,6 @@ class OpenTickets:
             shape = shapes.get((severity, tier, service)) or self._shape(severity, tier, service)
             entries[ticket_id] = shape
             added[shape] = added.get(shape, 0) + 1
-            if service is not None:
-                held = by_service.get(service)
-                if held is None:
-                    held = by_service[service] = set()
-                held.add(ticket_id)
         counts.update(added)
 
     def remove(self, partition: int, ticket_id: str) -> None:
@@ -90,20 +84,21 @@ class OpenTickets:
             del counts[shape]
             if not any(shape in other for other in self._counts.values()):
                 del self._shapes[shape]  # no ticket has it any more (services come and go)
-        service = shape[2]
-        if service is not None:
-            self._by_service[partition][service].discard(ticket_id)
 
     def drop_partition(self, partition: int) -> None:
         self._entries.pop(partition, None)
         self._counts.pop(partition, None)
-        self._by_service.pop(partition, None)
         live = {shape for counts in self._counts.values() for shape in counts}
         self._shapes = {shape: shape for shape in self._shapes if shape in live}
 
     def of_service(self, partition: int, service: str) -> list[str]:
-        """Open tickets of `service` in `partition`, sorted (deterministic notification order)."""
-        return sorted(self._by_service.get(partition, {}).get(service, ()))
+        """Open tickets of `service` in `partition`, sorted (deterministic notification order).
+
+        A scan of the partition's open tickets: it runs when an outage of `service` begins or
+        ends, which is rare next to the per-ticket set a service index would cost every open
+        ticket (≈ 25 B each; docs/benchmarks.md, memory)."""
+        entries = self._entries.get(partition, {})
+        return sorted(ticket for ticket, shape in entries.items() if shape[2] == service)
 
     def totals(self) -> Counter[tuple[str, str]]:
         """Open tickets by (severity, tier) over every partition held."""
@@ -128,9 +123,6 @@ class OpenTickets:
             self._counts[partition] = Counter()
         entries[ticket_id] = shape
         self._counts[partition][shape] += 1
-        service = shape[2]
-        if service is not None:
-            self._by_service.setdefault(partition, {}).setdefault(service, set()).add(ticket_id)
 
 
 def _intern(text: str | None) -> str | None:

@@ -65,6 +65,7 @@ SILENT_KEY: Final = "__silent__/"
 # A partition's customer attributes (domain/customers.py), from the customer broadcast.
 CUSTOMERS_KEY: Final = "__customers__/"
 FACTS_PER_RECORD: Final = 1000
+REINDEX_CHUNK: Final = 16_384  # tickets of a partition indexed at once by a rebuild
 
 
 def route_key(event: TicketEvent | Heartbeat) -> str:
@@ -238,9 +239,10 @@ class TicketProcessor(BaseProcessor):
         self, items: Iterable[tuple[str, bytes]], partitions: set[int] | frozenset[int]
     ) -> int:
         """`reindex` every stored record of a rebuild. Tickets — nearly every key — go to the
-        deadline index and the catalog in bulk, a partition at a time (a worker holding a
-        million tickets rebuilds both after each restart); the partitions' own keys
-        (`__…__/`) and expired markers take `reindex`."""
+        deadline index and the catalog in bulk, `REINDEX_CHUNK` of a partition at a time (a
+        worker holding a million tickets rebuilds both after each restart, and the chunks
+        bound what is held meanwhile); the partitions' own keys (`__…__/`) and expired markers
+        take `reindex`."""
         dues: dict[int, list[tuple[str, int | None]]] = {}
         shapes: dict[int, list[tuple[str, str, str, str | None]]] = {}
         count = 0
@@ -252,16 +254,29 @@ class TicketProcessor(BaseProcessor):
             partition, due, severity, tier, service, is_open = ticket_entry(raw)
             if partition not in partitions:
                 continue
-            dues.setdefault(partition, []).append((key, due))
+            held = dues.get(partition)
+            if held is None:
+                held = dues[partition] = []
+                shapes[partition] = []
+            held.append((key, due))
             if is_open:
-                shapes.setdefault(partition, []).append((key, severity, tier, service))
+                shapes[partition].append((key, severity, tier, service))
             else:
                 self.open_tickets.remove(partition, key)
+            if len(held) >= REINDEX_CHUNK:
+                self._index_chunk(partition, dues.pop(partition), shapes.pop(partition))
         for partition, entries in dues.items():
-            self.index.load(partition, entries)
-        for partition, tickets in shapes.items():
-            self.open_tickets.load(partition, tickets)
+            self._index_chunk(partition, entries, shapes[partition])
         return count
+
+    def _index_chunk(
+        self,
+        partition: int,
+        dues: list[tuple[str, int | None]],
+        shapes: list[tuple[str, str, str, str | None]],
+    ) -> None:
+        self.index.load(partition, dues)
+        self.open_tickets.load(partition, shapes)
 
     def drop_partition(self, partition: int) -> None:
         super().drop_partition(partition)
