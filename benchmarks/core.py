@@ -28,7 +28,7 @@ from escalator.domain.policy import Policy
 from escalator.errors import InvalidEvent
 from escalator.service.tickets import TicketProcessor
 
-GOAL = 100_000
+GOAL = 60_000  # issue 21: events/s per core (issue 8 asked 100k)
 Raw = tuple[bytes, int, int, Origin]  # value, arrival, partition, where it came from
 
 
@@ -68,7 +68,7 @@ def run(size: Size) -> list[Result]:
             "events/s",
             base,
             "orjson decode→encode",
-            goal=f"≥ {GOAL:,} events/s",
+            goal=f"≥ {GOAL:,} events/s per core",
             met=rate >= GOAL,
             notes=stream_note,
         ),

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from escalator.adapters.cloudevents import event_from_dict
+from escalator.adapters.state_codec import _SERVICE, _SEVERITY, _TIER
 from escalator.adapters.state_dictionary import STATE_DICTIONARY
 from escalator.config.policy_file import load_policy
 from escalator.domain.events import TicketEvent
@@ -223,9 +224,17 @@ def maintenance_ended(service: str, window_id: str, time: str | int, **kw: Any) 
 
 
 def as_format_6(raw: bytes) -> bytes:
-    """The format-6 array a format-7 ticket state holds (its head, a NUL byte, then the array
-    compressed with zlib against the preset dictionary), as docs/architecture.md describes it:
-    compressed bytes may differ between zlib versions, the array they hold does not."""
+    """The format-6 array a format 7 or 8 ticket state holds, as docs/architecture.md describes
+    it: the head, a NUL byte, then the array compressed against the preset dictionary — format
+    7 as a zlib stream, format 8 as a raw deflate stream of the array with what the head holds
+    (partition, due, offset, severity, tier, service) left null. Compressed bytes may differ
+    between zlib versions, the array they hold does not."""
     head, body = raw.split(b"\x00", 1)
-    assert head.startswith(b"[7,")
-    return zlib.decompressobj(zlib.MAX_WBITS, STATE_DICTIONARY).decompress(body)
+    if head.startswith(b"[7,"):
+        return zlib.decompressobj(zlib.MAX_WBITS, STATE_DICTIONARY).decompress(body)
+    assert head.startswith(b"[8,")
+    row = orjson.loads(zlib.decompressobj(-13, STATE_DICTIONARY).decompress(body))
+    held = orjson.loads(head)
+    for at_head, at_row in ((1, 1), (2, 2), (3, 3), (4, _SEVERITY), (5, _TIER), (6, _SERVICE)):
+        row[at_row] = held[at_head]
+    return orjson.dumps(row)

@@ -199,23 +199,63 @@ TICKET_7 = b'[7,3,1795001800000,41,"P1","L1","api",true]\x00' + bytes.fromhex(
 )
 
 
-def test_ticket_format_7() -> None:
-    assert state_codec.TICKET_FORMAT == 7
+def test_ticket_format_7_is_still_read() -> None:
     assert state_codec.decode_state(TICKET_7) == state_codec.decode_state(TICKET_6)
     assert as_format_6(TICKET_7) == TICKET_6
     # The head alone rebuilds the index and the catalog after a rebalance.
     assert state_codec.ticket_entry(TICKET_7) == state_codec.ticket_entry(TICKET_6)
     assert state_codec.index_entry(TICKET_7) == (3, 1_795_001_800_000)
+
+
+# --- tickets, format 8: the head, then format 6 less the head's items, raw deflate ------------
+
+# TICKET_6 written by this build (zlib 1.2.13), kept as written like TICKET_7.
+TICKET_8 = b'[8,3,1795001800000,41,"P1","L1","api",true]\x00' + bytes.fromhex(
+    "9559db0a83300cfd95e2b39b9659a63fb02fd85be9837385c9b60ea620eceb97f4a2aded90f922d5349893d3"
+    "930479d4216567fd8fa0ed9e72350e7a36d7d73457aa63c34a776d8f83da566b3ee67b6bf4f2ace306d07be9"
+    "150953068435a0b5dd6d5615353ed6a5c2102f39f694f94ccb254e916ec514ea2875a540624432d12ef9782d"
+    "92ac9f1e3c14855843905c554caf406143347f08ec07645d0ef7252096f00da9011a6c9dfebf45d7fa0cbeb3"
+    "98dab702ca1626279153ea9c02a5d5f8801e21e409f2c670d9c1e5da739e485ca4274a054a82968db50c623d"
+    "210ec4e1402ee0a5bba11b7db2b27e24fd40f058c0316d7bd8c1771010349539dc6b18b98132fb9a1928be"
+)
+
+
+def test_ticket_format_8() -> None:
+    assert state_codec.TICKET_FORMAT == 8
+    assert state_codec.decode_state(TICKET_8) == state_codec.decode_state(TICKET_6)
+    assert as_format_6(TICKET_8) == TICKET_6
+    assert state_codec.ticket_entry(TICKET_8) == state_codec.ticket_entry(TICKET_6)
+    assert state_codec.index_entry(TICKET_8) == (3, 1_795_001_800_000)
     state, offset = state_codec.decode_state(TICKET_6)
     written = state_codec.encode_state(state, 3, 1_795_001_800_000, offset)
-    assert written.split(b"\x00", 1)[0] == TICKET_7.split(b"\x00", 1)[0]
-    assert len(written) < len(TICKET_6) / 2
+    assert written.split(b"\x00", 1)[0] == TICKET_8.split(b"\x00", 1)[0]
+    assert as_format_6(written) == TICKET_6
+    # The head's items are not compressed a second time, and there is no zlib wrapper.
+    body = zlib.decompressobj(-13, STATE_DICTIONARY).decompress(written.split(b"\x00", 1)[1])
+    assert orjson.loads(body)[1:4] == [None, None, None]
+    assert len(written) <= len(TICKET_7) - 15  # 18 bytes less for this one
 
 
 def test_the_state_dictionary_never_changes() -> None:
     """Format 7 states are compressed against it byte for byte: a new dictionary is format 8."""
     digest = hashlib.sha256(state_dictionary.STATE_DICTIONARY).hexdigest()
     assert digest == "fde25454cb141231d989e484ef163623b3279c87da61abcd1fcb1b081e81d970"
+
+
+def test_a_damaged_format_8_state_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="format 8"):
+        state_codec.decode_state(TICKET_8[:-5])
+    with pytest.raises(ValueError, match="format 8"):
+        state_codec.decode_state(TICKET_8.split(b"\x00")[0] + b"\x00garbage")
+    with pytest.raises(ValueError, match="format 8"):
+        state_codec.decode_state(TICKET_8 + b"tail")
+    with pytest.raises(ValueError, match="format 8"):
+        state_codec.decode_state(TICKET_8.split(b"\x00")[0])  # no separator
+    head = TICKET_8.split(b"\x00")[0] + b"\x00"
+    for inner in (b"[]", b"{}", b"[5]", b"[6]"):
+        compressor = zlib.compressobj(6, zlib.DEFLATED, -13, 4, 0, STATE_DICTIONARY)
+        with pytest.raises(ValueError, match="format 8"):
+            state_codec.decode_state(head + compressor.compress(inner) + compressor.flush())
 
 
 def test_a_damaged_format_7_state_is_refused_by_name() -> None:

@@ -22,16 +22,19 @@ from escalator.domain.recontact import CustomerFact, CustomerState
 from escalator.domain.sla import Clock
 from escalator.domain.state import DONE_STATUSES, ExpiredTicket, Handoff, TicketState, Visit
 
-# Tickets: format 7 is a small JSON head `[7, partition, due, offset, severity, tier, service,
-# still open]`, a NUL byte (JSON never holds one raw), then format 6's positional array
-# compressed by zlib against a preset dictionary (adapters/state_dictionary.py): 1.1 kB states
-# are kept in about 300 bytes (issue 21: memory per open ticket), and the head alone rebuilds
-# the deadline index and the open-ticket catalog after a rebalance. Formats 6 (the array,
+# Tickets: format 8 is a small JSON head `[8, partition, due, offset, severity, tier, service,
+# still open]`, a NUL byte (JSON never holds one raw), then format 6's positional array (less
+# what the head holds) compressed as a raw deflate stream against a preset dictionary
+# (adapters/state_dictionary.py): 1.1 kB states are kept in under 300 bytes (issue 21: memory
+# per open ticket), and the head alone rebuilds the deadline index and the open-ticket catalog
+# after a rebalance. Format 7 (the same head, then the whole array as a zlib stream against the
+# same dictionary) is still read, as are formats 6 (the array,
 # uncompressed), 5 (the same array before the customer's sentiment scores, churn risk and VIP
 # flag were kept), 4 (before the stays at tiers and the customer's latest words were kept), 3
 # (before open pages and the snooze), 2 (before the status timeline, agent action, period
 # starts and clock moves) and 1 (a dict, "v": 1) are still read.
-TICKET_FORMAT: Final = 7
+TICKET_FORMAT: Final = 8
+TICKET_FORMAT_7: Final = 7
 TICKET_FORMAT_6: Final = 6
 TICKET_FORMAT_5: Final = 5
 TICKET_FORMAT_4: Final = 4
@@ -168,30 +171,37 @@ _page_values: Final = operator.attrgetter("cause", "channel", "recipient", "abou
 _visit_values: Final = operator.attrgetter("tier", "since", "how", "reason", "handled_by")
 
 
-# Format 7's compression: zlib level 6 (level 1 stored 20 % more for 30 % less time), the
-# dictionary set once and the primed compressor copied per state (setting a 6 kB dictionary
-# costs more than compressing a state). An 8 kB window holds the dictionary and a state, and
-# a small hash table (memLevel 4) makes the copy cheap: 36 against 51 µs per state, the same
-# bytes out. Any zlib decompressor reads it (the window size is in the stream's header).
+# Formats 7 and 8 compress with zlib level 6 (level 1 stored 20 % more for 30 % less time),
+# the dictionary set once and the primed compressor copied per state (setting a 6 kB
+# dictionary costs more than compressing a state). An 8 kB window holds the dictionary and a
+# state, and a small hash table (memLevel 4) makes the copy cheap: 36 against 51 µs per state.
+# Format 8 writes a raw deflate stream (negative window bits: no zlib header, dictionary id
+# or checksum, 10 bytes; Kafka's record CRC and RocksDB's block checksums guard the bytes) of
+# the format-6 array without what the head already holds (partition, due, offset, severity,
+# tier, service: nulls there), 22 bytes less per state than format 7 (docs/benchmarks.md).
 _COMPRESSION_LEVEL: Final = 6
 _WINDOW_BITS: Final = 13
 _MEMORY_LEVEL: Final = 4
 _COMPRESSOR: Final = zlib.compressobj(
     _COMPRESSION_LEVEL,
     zlib.DEFLATED,
-    _WINDOW_BITS,
+    -_WINDOW_BITS,
     _MEMORY_LEVEL,
     zlib.Z_DEFAULT_STRATEGY,
     STATE_DICTIONARY,
 )
 _HEAD_7: Final = b"[7,"
+_HEAD_8: Final = b"[8,"
+_HEADS: Final = (_HEAD_8, _HEAD_7)  # states whose head alone rebuilds the index
 _SEPARATOR: Final = b"\x00"
+# The row's items the head holds (format 8 leaves them null in the compressed array).
+_FROM_HEAD: Final = ((1, 1), (2, 2), (3, 3), (4, _SEVERITY), (5, _TIER), (6, _SERVICE))
 
 
 def encode_state(
     state: TicketState, partition: int = -1, due: int | None = None, offset: int | None = None
 ) -> bytes:
-    """Serialise a ticket's state (format 7: a head, then the format-6 array compressed).
+    """Serialise a ticket's state (format 8: a head, then the format-6 array compressed).
 
     The Kafka partition and next due instant ride along in the head so a worker can rebuild
     its deadline index after a rebalance without running the engine (see `index_entry`).
@@ -209,13 +219,14 @@ def encode_state(
         ]
     )
     compressor = _COMPRESSOR.copy()
-    body = compressor.compress(_encode_row(state, partition, due, offset)) + compressor.flush()
-    return _EMPTY.join((head, _SEPARATOR, body))
+    row = _encode_row(state)
+    return _EMPTY.join((head, _SEPARATOR, compressor.compress(row), compressor.flush()))
 
 
-def _encode_row(state: TicketState, partition: int, due: int | None, offset: int | None) -> bytes:
-    """Format 6: the state as a positional array."""
-    row: list[Any] = [TICKET_FORMAT_6, partition, due, offset, *_ticket_values(state)]
+def _encode_row(state: TicketState) -> bytes:
+    """Format 6's positional array, without what format 8's head holds (nulls there)."""
+    row: list[Any] = [TICKET_FORMAT_6, None, None, None, *_ticket_values(state)]
+    row[_SEVERITY] = row[_TIER] = row[_SERVICE] = None
     row[_CLOCKS] = [_clock_values(c) for c in state.clocks.values()]
     handoff = state.handoff
     row[_HANDOFF] = (handoff.tier, handoff.since) if handoff else None
@@ -225,50 +236,61 @@ def _encode_row(state: TicketState, partition: int, due: int | None, offset: int
 
 
 def _split(raw: bytes) -> tuple[bytes, bytes]:
-    """Format 7's head and compressed body."""
+    """A format 7 or 8 state's head and compressed body."""
     at = _separator(raw)
     return raw[:at], raw[at + 1 :]
 
 
 def _head(raw: bytes) -> bytes:
-    """Format 7's head alone (no copy of the body: a rebuild reads only heads)."""
+    """A format 7 or 8 state's head alone (no copy of the body: a rebuild reads only heads)."""
     return raw[: _separator(raw)]
 
 
 def _separator(raw: bytes) -> int:
     at = raw.find(_SEPARATOR)
     if at < 0:
-        raise ValueError("a format 7 ticket state without its separator")
+        raise ValueError(f"a format {raw[1:2].decode()} ticket state without its separator")
     return at
 
 
-def _inflate(body: bytes) -> bytes:
-    decompressor = zlib.decompressobj(zlib.MAX_WBITS, STATE_DICTIONARY)
+def _inflate(body: bytes, version: int) -> bytes:
+    """Format 8's raw deflate stream or format 7's zlib stream, against the dictionary."""
+    bits = -_WINDOW_BITS if version == TICKET_FORMAT else zlib.MAX_WBITS
+    decompressor = zlib.decompressobj(bits, STATE_DICTIONARY)
     data = decompressor.decompress(body)
     if not decompressor.eof:
-        raise ValueError("a format 7 ticket state is cut short")
+        raise ValueError(f"a format {version} ticket state is cut short")
     if decompressor.unused_data:
-        raise ValueError("a format 7 ticket state has bytes after its compressed array")
+        raise ValueError(f"a format {version} ticket state has bytes after its compressed array")
     return data
+
+
+def _compressed_row(raw: bytes) -> list[Any]:
+    """The format-6 array of a format 7 or 8 state (format 8's filled in from its head)."""
+    version = TICKET_FORMAT if raw.startswith(_HEAD_8) else TICKET_FORMAT_7
+    head, body = _split(raw)
+    try:
+        row = orjson.loads(_inflate(body, version))
+    except zlib.error as exc:
+        raise ValueError(f"a format {version} ticket state does not decompress: {exc}") from exc
+    if type(row) is not list or len(row) != _ROW_LENGTH or row[0] != TICKET_FORMAT_6:
+        raise ValueError(f"a format {version} ticket state does not hold a format 6 array")
+    if version == TICKET_FORMAT:
+        held = orjson.loads(head)
+        for at_head, at_row in _FROM_HEAD:
+            row[at_row] = held[at_head]
+    return row
 
 
 def decode_state(raw: bytes) -> tuple[TicketState, int | None]:
     """Inverse of `encode_state`: the state and the source offset that last wrote it.
 
-    Reads format 7 (format 6 compressed), format 6, formats 5, 4, 3 and 2 and the dicts of
+    Reads formats 8 and 7 (format 6 compressed), format 6, formats 5, 4, 3 and 2 and the dicts of
     format 1 (`_upgrade` fills in what 2 and 1 lack; formats 5, 4 and 3 lack only what defaults
     to nothing: no sentiment scores, no churn risk, not a VIP by data, and for 4 no stays
     recorded, no customer excerpt, and for 3 no open pages, no snooze).
     """
-    if raw.startswith(_HEAD_7):
-        try:
-            row = orjson.loads(_inflate(_split(raw)[1]))
-        except zlib.error as exc:
-            raise ValueError(f"a format 7 ticket state does not decompress: {exc}") from exc
-        if type(row) is not list or not row or row[0] != TICKET_FORMAT_6:
-            raise ValueError("a format 7 ticket state does not hold a format 6 array")
-    else:
-        row = orjson.loads(raw)
+    row = _compressed_row(raw) if raw.startswith(_HEADS) else orjson.loads(raw)
     if type(row) is not list:
         return _decode_state_v1(row)
     if row[0] == TICKET_FORMAT_2 and len(row) == _ROW_LENGTH_2:
@@ -389,7 +411,7 @@ def decode_expired(raw: bytes) -> ExpiredTicket | None:
 
 def index_entry(raw: bytes) -> tuple[int, int | None]:
     """(partition, next due instant) of a stored state (ticket, incident or customer)."""
-    doc = orjson.loads(_head(raw) if raw.startswith(_HEAD_7) else raw)
+    doc = orjson.loads(_head(raw) if raw.startswith(_HEADS) else raw)
     if type(doc) is list:
         return int(doc[1]), doc[2]
     return int(doc["p"]), doc["due"]
@@ -397,8 +419,8 @@ def index_entry(raw: bytes) -> tuple[int, int | None]:
 
 def ticket_entry(raw: bytes) -> tuple[int, int | None, str, str, str | None, bool]:
     """(partition, next due, severity, tier, service, still open) of a stored ticket, parsed
-    once: a rebuild after a rebalance reads every stored ticket (format 7: its head only)."""
-    if raw.startswith(_HEAD_7):
+    once: a rebuild after a rebalance reads every stored ticket (formats 7 and 8: the head)."""
+    if raw.startswith(_HEADS):
         at = raw.find(_SEPARATOR)  # inline `_head`: this runs for every ticket of a rebuild
         head = orjson.loads(raw[:at] if at >= 0 else _head(raw))
         return int(head[1]), head[2], head[4], head[5], head[6], bool(head[7])

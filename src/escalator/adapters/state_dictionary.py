@@ -1,12 +1,12 @@
-"""zlib's preset dictionary for stored ticket states (format 7, adapters/state_codec.py).
+"""zlib's preset dictionary for stored ticket states (formats 7 and 8, adapters/state_codec.py).
 
 Eight format-6 ticket states, one per line, made by the default policy from a seeded workload
 (benchmarks/workload.py, seed 99, a stream the benchmarks never measure on) with their summaries
 emptied: the field values, ids and instants that every stored state repeats. zlib finds them
 here instead of in the state itself, so a 1.1 kB state is stored in about 300 bytes.
 
-NEVER CHANGE THIS TEXT: format 7 states are compressed against it, byte for byte. A better
-dictionary is a new format (8) that keeps reading 7 with this one;
+NEVER CHANGE THIS TEXT: format 7 and 8 states are compressed against it, byte for byte. A better
+dictionary is a new format (9) that keeps reading 8 and 7 with this one;
 tests/unit/test_stored_formats.py pins its SHA-256.
 """
 
