@@ -210,7 +210,7 @@ def test_ticket_format_7_is_still_read() -> None:
 # --- tickets, format 8: the head, then format 6 less the head's items, raw deflate ------------
 
 # TICKET_6 written by this build (zlib 1.2.13), kept as written like TICKET_7.
-TICKET_8 = b'[8,3,1795001800000,41,"P1","L1","api",true]\x00' + bytes.fromhex(
+TICKET_8 = b'[8,3,1795001800000,41,"P1","L1","api",1]\x00' + bytes.fromhex(
     "9559db0a83300cfd95e2b39b9659a63fb02fd85be9837385c9b60ea620eceb97f4a2aded90f922d5349893d3"
     "930479d4216567fd8fa0ed9e72350e7a36d7d73457aa63c34a776d8f83da566b3ee67b6bf4f2ace306d07be9"
     "150953068435a0b5dd6d5615353ed6a5c2102f39f694f94ccb254e916ec514ea2875a540624432d12ef9782d"

@@ -23,8 +23,8 @@ from escalator.domain.sla import Clock
 from escalator.domain.state import DONE_STATUSES, ExpiredTicket, Handoff, TicketState, Visit
 
 # Tickets: format 8 is a small JSON head `[8, partition, due, offset, severity, tier, service,
-# still open]`, a NUL byte (JSON never holds one raw), then format 6's positional array (less
-# what the head holds) compressed as a raw deflate stream against a preset dictionary
+# still open (1 or 0)]`, a NUL byte (JSON never holds one raw), then format 6's positional
+# array (less what the head holds) compressed as a raw deflate stream against a preset dictionary
 # (adapters/state_dictionary.py): 1.1 kB states are kept in under 300 bytes (issue 21: memory
 # per open ticket), and the head alone rebuilds the deadline index and the open-ticket catalog
 # after a rebalance. Format 7 (the same head, then the whole array as a zlib stream against the
@@ -215,7 +215,7 @@ def encode_state(
             state.severity,
             state.tier,
             state.service,
-            state.status not in DONE_STATUSES,
+            int(state.status not in DONE_STATUSES),  # 1 or 0: format 7 wrote true or false
         ]
     )
     compressor = _COMPRESSOR.copy()
