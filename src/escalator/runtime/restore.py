@@ -119,6 +119,12 @@ async def restore(
     span = behind(tables, offsets, highwaters)
     if not span:
         return Restored(0, 0, 0.0)
+    log.info(
+        "restoring changelogs in bulk: %d partitions, up to %d records (%s)",
+        len(span),
+        sum(last - first + 1 for first, last in span.values()),
+        ", ".join(sorted({tp.topic for tp in span})),
+    )
     consumer = AIOKafkaConsumer(
         **client,
         group_id=None,
