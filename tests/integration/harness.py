@@ -427,8 +427,29 @@ async def settled_recording(workers: WorkerFactory, policy: Path) -> tuple[list[
     cut = input_cut(await read_input(bootstrap, *topics), policy)
     await asyncio.sleep(max(0.0, (cut + 2000) / 1000 - time.time()))
     await wait_caught_up(bootstrap, workers.app_id, workers.topic("tickets"), 90)
+    if not await timers_past(workers, cut, 120):
+        print(f"\nworkers' timers still hold instants before the cut {cut} after 120 s")
+    await wait_caught_up(bootstrap, workers.app_id, workers.topic("tickets"), 90)
     await asyncio.sleep(2)  # the last acknowledged outputs are readable
     return await read_input(bootstrap, *topics), cut
+
+
+async def timers_past(workers: WorkerFactory, cut: int, timeout: float) -> bool:
+    """Wait until no running worker holds a pending instant at or before `cut` (/health
+    `next_due`): a worker's timer can fall behind its input — a tick not sent while a broker
+    fails over — and the topics then look caught up while deadlines before the cut have not
+    fired yet. False if that does not happen within `timeout` (held deadlines can stay)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pending = [
+            status.get("next_due")
+            for worker in workers.started
+            if worker.proc.poll() is None and (status := worker.health()) is not None
+        ]
+        if all(due is None or due > cut for due in pending):
+            return True
+        await asyncio.sleep(0.5)
+    return False
 
 
 def decided_by(docs: Iterable[dict[str, Any]], cut: int) -> list[dict[str, Any]]:

@@ -331,8 +331,21 @@ class Worker:
             "shadow_policy_version": lanes[1].processor.policy.version if len(lanes) > 1 else None,
             "partitions": sorted(self.ticket_stream.indexed),
             "open_deadlines": len(self.processor.index),
+            "next_due": self.next_due(),
             "rebalancing": bool(self.app.rebalancing),
         }
+
+    def next_due(self) -> int | None:
+        """The earliest pending instant (epoch ms) of every lane in the partitions this worker
+        owns; None when nothing is pending. Past `now`, the timers are behind (a tick not sent
+        or not processed yet)."""
+        dues = [
+            due
+            for stream in self.streams
+            for partition in stream.indexed
+            if (due := stream.next_due(partition)) is not None
+        ]
+        return min(dues, default=None)
 
 
 def security_options(settings: Settings) -> dict[str, Any]:
