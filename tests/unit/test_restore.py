@@ -94,12 +94,17 @@ async def test_faust_recovery_steps_end_the_recovery_when_they_overrun_their_dea
     assert "except ServiceStopped" in inspect.getsource(Recovery._restart_recovery.fun)
 
 
+def restoring_recovery() -> Recovery:
+    """Faust's recovery service of an app whose tables restore in bulk (no broker used)."""
+    app = faust.App("restore-test")
+    faust_patches.bulk_restore(app, {"bootstrap_servers": "localhost:1"})
+    return Recovery(app, app.tables)
+
+
 async def test_the_restore_runs_after_the_active_offsets_step_and_outlives_its_deadline(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    app = faust.App("restore-test")
-    faust_patches.bulk_restore(app, {"bootstrap_servers": "localhost:1"})
-    recovery = Recovery(app, app.tables)
+    recovery = restoring_recovery()
     calls: list[tuple[Any, ...]] = []
 
     async def slow_restore(
@@ -127,9 +132,7 @@ async def _no_broker(*_: Any) -> None:
 async def test_a_rebalance_landing_with_the_offsets_step_leaves_no_restore_for_later(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    app = faust.App("restore-test")
-    faust_patches.bulk_restore(app, {"bootstrap_servers": "localhost:1"})
-    recovery = Recovery(app, app.tables)
+    recovery = restoring_recovery()
     calls: list[Any] = []
 
     async def fake_restore(*args: Any, **_: Any) -> Restored:
@@ -150,9 +153,8 @@ async def test_a_rebalance_landing_with_the_offsets_step_leaves_no_restore_for_l
 
 
 async def test_the_restore_is_told_when_a_rebalance_begins(monkeypatch: pytest.MonkeyPatch) -> None:
-    app = faust.App("restore-test")
-    faust_patches.bulk_restore(app, {"bootstrap_servers": "localhost:1"})
-    recovery = Recovery(app, app.tables)
+    recovery = restoring_recovery()
+    app = recovery.app
     seen: list[bool] = []
 
     async def restore_across_a_revocation(*_: Any, rebalancing: Any, budget_s: float) -> Restored:
