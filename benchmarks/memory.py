@@ -58,8 +58,8 @@ def _core(mode: str, count: int) -> Result:
         )
     notes = (
         f"{growth}; the state bytes objects are {child['state_share']:.0%} of the per-ticket "
-        "growth by their logical size, the rest is the store dict, deadline index and "
-        "per-service sets; stored as encode_state returns them, right-sized by the state "
+        "growth by their logical size, the rest is the store dict, the deadline index and "
+        "the open-ticket catalog; stored as encode_state returns them, right-sized by the state "
         "codec (no over-allocated orjson buffers)"
     )
     return Result(

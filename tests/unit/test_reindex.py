@@ -49,7 +49,7 @@ def stored_table() -> dict[str, bytes]:
     return table
 
 
-@pytest.mark.parametrize("chunk", [7, 16_384])
+@pytest.mark.parametrize("chunk", [7, 65_536])
 def test_bulk_reindex_gives_what_reindexing_one_by_one_gives(
     chunk: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -65,7 +65,7 @@ SILENT_KEY: Final = "__silent__/"
 # A partition's customer attributes (domain/customers.py), from the customer broadcast.
 CUSTOMERS_KEY: Final = "__customers__/"
 FACTS_PER_RECORD: Final = 1000
-REINDEX_CHUNK: Final = 16_384  # tickets of a partition indexed at once by a rebuild
+REINDEX_CHUNK: Final = 65_536  # tickets of a partition indexed at once by a rebuild
 
 
 def route_key(event: TicketEvent | Heartbeat) -> str:
