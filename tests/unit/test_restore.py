@@ -165,8 +165,29 @@ async def test_the_restore_is_told_when_a_rebalance_begins(monkeypatch: pytest.M
         raise restore.RestoreInterrupted("a rebalance began")
 
     monkeypatch.setattr(restore, "restore", restore_across_a_revocation)
-    await faust_patches._restore_actives(recovery, set())  # interrupted: logged, not raised
+    await faust_patches._restore_actives(recovery, set(), 0)  # interrupted: logged, not raised
     assert seen == [False, True]
+
+
+async def test_a_rebalance_begun_after_the_offsets_were_read_stops_the_restore(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    recovery = restoring_recovery()
+    seen: list[bool] = []
+
+    async def restore_seeing(*_: Any, rebalancing: Any, **__: Any) -> Restored:
+        seen.append(rebalancing())
+        return Restored(0, 0, 0.0)
+
+    async def offsets_then_revoked(*_: Any) -> None:
+        return None
+
+    monkeypatch.setattr(restore, "restore", restore_seeing)
+    monkeypatch.setattr(faust_patches, "_original_build_offsets", offsets_then_revoked)
+    await faust_patches._build_offsets(recovery, None, {TP(CL, 0)}, recovery.active_offsets, "")
+    faust_patches._on_partitions_revoked(recovery, set())  # before the restore step starts
+    await faust_patches._wait(recovery, asyncio.sleep(0))
+    assert seen == [True]  # it knows at once: it writes nothing
 
 
 def reading(rebalancing: bool, budget_s: float, now: float) -> restore._Reading:

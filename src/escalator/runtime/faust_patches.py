@@ -222,7 +222,9 @@ def bulk_restore(app: Any, client: Mapping[str, Any]) -> None:
 async def _build_offsets(self: Any, consumer: Any, tps: Any, destination: Any, title: str) -> None:
     await _original_build_offsets(self, consumer, tps, destination, title)
     if destination is self.active_offsets and getattr(self.app, _RESTORE_ATTR, None) is not None:
-        setattr(self, _RESTORE_DUE, set(tps))  # `_wait` runs the restore as the next step
+        # `_wait` runs the restore as the next step; a rebalance begun since these offsets
+        # were read (counted by `_on_partitions_revoked`) stops it before it writes.
+        setattr(self, _RESTORE_DUE, (set(tps), self.__dict__.get(_REBALANCES, 0)))
 
 
 async def _wait(self: Any, coro: Any, timeout: Any = None) -> None:
@@ -230,8 +232,8 @@ async def _wait(self: Any, coro: Any, timeout: Any = None) -> None:
         await _original_wait(self, coro, timeout)
     finally:  # popped whatever happened: a rebalance must not leave it for the next round
         due = self.__dict__.pop(_RESTORE_DUE, None)
-    if due:
-        await _original_wait(self, _restore_actives(self, due), None)
+    if due is not None and due[0]:
+        await _original_wait(self, _restore_actives(self, *due), None)
 
 
 def _on_partitions_revoked(self: Any, revoked: Any) -> None:
@@ -246,11 +248,10 @@ def _bulk_restorable(table: Any) -> bool:
     return getattr(table, "_on_changelog_event", None) is None
 
 
-async def _restore_actives(self: Any, tps: set[Any]) -> None:
+async def _restore_actives(self: Any, tps: set[Any], generation: int) -> None:
     client = getattr(self.app, _RESTORE_ATTR)
     tables = {tp: self.tp_to_table[tp] for tp in tps if tp in self.tp_to_table}
     tables = {tp: table for tp, table in tables.items() if _bulk_restorable(table)}
-    generation = self.__dict__.get(_REBALANCES, 0)
     try:
         done = await restore.restore(
             client,
