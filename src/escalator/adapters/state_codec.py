@@ -394,14 +394,9 @@ def encode_expired(expired: ExpiredTicket, partition: int, due: int | None) -> b
 EXPIRED_HEAD: Final = b'["expired/'  # how an expired ticket's marker begins
 
 
-def is_expired(raw: bytes) -> bool:
-    """Whether `raw` is the marker of an expired ticket rather than a ticket's state."""
-    return raw.startswith(EXPIRED_HEAD)
-
-
 def decode_expired(raw: bytes) -> ExpiredTicket | None:
     """The marker of an expired ticket, or None when `raw` is a ticket's state."""
-    if not is_expired(raw):
+    if not raw.startswith(EXPIRED_HEAD):
         return None
     row = orjson.loads(raw)
     if row[0] != EXPIRED_FORMAT:

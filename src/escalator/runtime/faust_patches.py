@@ -250,8 +250,11 @@ def _bulk_restorable(table: Any) -> bool:
 
 async def _restore_actives(self: Any, tps: set[Any], generation: int) -> None:
     client = getattr(self.app, _RESTORE_ATTR)
-    tables = {tp: self.tp_to_table[tp] for tp in tps if tp in self.tp_to_table}
-    tables = {tp: table for tp, table in tables.items() if _bulk_restorable(table)}
+    tables = {
+        tp: table
+        for tp in tps
+        if (table := self.tp_to_table.get(tp)) is not None and _bulk_restorable(table)
+    }
     try:
         done = await restore.restore(
             client,
