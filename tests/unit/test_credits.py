@@ -5,6 +5,7 @@ imported breach is not evidence."""
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 from pathlib import Path
 
@@ -272,6 +273,44 @@ def test_a_period_keeps_breaches_up_to_its_bound_whatever_the_arrival_order() ->
     )
     forward.add(retracted, evidence=True)
     assert forward.unlisted == 4
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_full_list_lets_go_what_a_scan_for_the_latest_deadline_would(seed: int) -> None:
+    """The list over its bound lets go its latest deadline through a heap kept beside it
+    (a burst of one customer's breaches scanned the whole list per breach). Against the plain
+    scan, under breaches in any order, repeated deadlines, retractions of kept and unlisted
+    breaches and a breach re-raised after its retraction: the same list, the same count."""
+    rng = random.Random(seed)
+    tally = Tally()
+    kept: dict[str, int] = {}
+    unlisted = 0
+    live: list[str] = []
+    for n in range(3 * BREACHES_KEPT):
+        if live and rng.random() < 0.2:
+            ref = live.pop(rng.randrange(len(live)))
+            fact = MetricFact(
+                f"r{n}", RETRACTED, n, "T", "acme", "enterprise", "P1", "L1", "resolution", 0, ref
+            )
+            tally.add(fact, evidence=True)
+            if kept.pop(ref, None) is None and unlisted:
+                unlisted -= 1
+            continue
+        ref = rng.choice(live) if live and rng.random() < 0.05 else f"b{n}"
+        deadline = rng.randrange(BREACHES_KEPT)  # many equal deadlines: the id breaks ties
+        fact = MetricFact(
+            f"f{n}", BREACH, deadline, "T", "acme", "enterprise", "P1", "L1", "resolution", 0, ref
+        )
+        tally.add(fact, evidence=True)
+        live.append(ref)
+        kept[ref] = deadline
+        if len(kept) > BREACHES_KEPT:
+            latest = max(kept, key=lambda r: (kept[r], r))
+            del kept[latest]
+            unlisted += 1
+        assert {r: b.deadline for r, b in tally.breaches.items()} == kept
+        assert tally.unlisted == unlisted
+    assert unlisted > 0
 
 
 P4_RULE = {

@@ -22,6 +22,7 @@ The published records themselves: domain/aggregate_records.py.
 from __future__ import annotations
 
 import hashlib
+import heapq
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -304,6 +305,10 @@ class Tally:
     # The refs of breaches counted here late (their own window already closed): a retraction
     # of one of them, late too, withdraws it here rather than standing as a late retraction.
     late_refs: set[str] = field(default_factory=set)
+    # The kept breaches, latest deadline on top: which one a full list lets go (`_keep`).
+    # Built when the list first overflows, never stored; entries of breaches withdrawn since
+    # are skipped when they surface.
+    latest: list[_Latest] = field(default_factory=list, compare=False, repr=False)
 
     def add(self, fact: MetricFact, *, late: bool = False, evidence: bool = False) -> None:
         kind = fact.kind
@@ -337,13 +342,10 @@ class Tally:
             self.breaches[fact.ref] = Breach(
                 fact.ref, fact.ticket_id, fact.target, fact.severity, fact.time, 0, True
             )
+            if self.latest:  # built: it follows every breach kept from then on
+                heapq.heappush(self.latest, _Latest(fact.time, fact.ref))
             if len(self.breaches) > BREACHES_KEPT:
-                # The earliest deadlines are listed, whatever order the partitions' facts
-                # arrived in, so the worker lists what simulate lists.
-                latest = max(self.breaches.values(), key=lambda b: (b.deadline, b.breach_id))
-                del self.breaches[latest.breach_id]
-                self.unlisted += 1
-                self.complete = False  # critical rules cannot see it any more
+                self._keep()
         elif kind == RETRACTED and fact.ref:
             if self.breaches.pop(fact.ref, None) is None and self.unlisted:
                 self.unlisted -= 1  # an unlisted breach of the period was withdrawn
@@ -358,8 +360,37 @@ class Tally:
                 last = max(ended, key=lambda b: b.deadline)
                 self.breaches[last.breach_id] = replace(last, overdue_ms=fact.value_ms, open=False)
 
+    def _keep(self) -> None:
+        """Let the breach with the latest deadline go from a list one over the limit. The
+        earliest deadlines are listed, whatever order the partitions' facts arrived in, so the
+        worker lists what simulate lists. A heap, not a scan: a morning burst of breaches of
+        one customer would otherwise cost the whole list per breach."""
+        heap = self.latest
+        if not heap or len(heap) > 2 * len(self.breaches):
+            heap[:] = [_Latest(b.deadline, b.breach_id) for b in self.breaches.values()]
+            heapq.heapify(heap)
+        while True:
+            top = heapq.heappop(heap)
+            kept = self.breaches.get(top.breach_id)
+            if kept is not None and kept.deadline == top.deadline:
+                break
+        del self.breaches[top.breach_id]
+        self.unlisted += 1
+        self.complete = False  # critical rules cannot see it any more
+
     def count(self, kind: str) -> int:
         return self.counts.get(kind, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class _Latest:
+    """A kept breach in `Tally.latest`: ordered latest deadline (then greatest id) first."""
+
+    deadline: int
+    breach_id: str
+
+    def __lt__(self, other: _Latest) -> bool:
+        return (self.deadline, self.breach_id) > (other.deadline, other.breach_id)
 
 
 def _rank(worst: Worst) -> tuple[int, str, str]:
