@@ -313,6 +313,50 @@ def test_a_full_list_lets_go_what_a_scan_for_the_latest_deadline_would(seed: int
     assert unlisted > 0
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_the_end_of_a_breached_target_completes_what_a_scan_would(seed: int) -> None:
+    """The end of a breached target finds the ticket's open breach of it through an index
+    kept beside the list (a scan of the whole list per end before). Against the scan, under
+    breaches, retractions, evictions from a full list, refs raised again (for the same clock
+    and for another) and ends, some of clocks with no open breach: the same list."""
+    rng = random.Random(seed)
+    tally = Tally()
+    kept: dict[str, Breach] = {}
+    clocks = [(f"T-{t}", target) for t in range(300) for target in ("first_response", "update")]
+    refs: list[str] = []
+
+    def fact(n: int, kind: str, clock: tuple[str, str], at: int, value: int, ref: str):
+        ticket, target = clock
+        return MetricFact(
+            f"f{n}", kind, at, ticket, "acme", "enterprise", "P1", "L1", target, value, ref
+        )
+
+    for n in range(3 * BREACHES_KEPT):
+        roll = rng.random()
+        clock = rng.choice(clocks)
+        if roll < 0.25:  # an end, with how late it was
+            tally.add(fact(n, ENDED_BREACHED, clock, n, n, ""), evidence=True)
+            ended = [b for b in kept.values() if b.open and (b.ticket_id, b.target) == clock]
+            if ended:
+                last = max(ended, key=lambda b: b.deadline)
+                kept[last.breach_id] = replace(last, overdue_ms=n, open=False)
+        elif roll < 0.35 and refs:
+            ref = rng.choice(refs)
+            tally.add(fact(n, RETRACTED, clock, n, 0, ref), evidence=True)
+            kept.pop(ref, None)
+        else:
+            ref = rng.choice(refs) if refs and roll > 0.97 else f"b{n}"
+            deadline = rng.randrange(4 * BREACHES_KEPT)
+            tally.add(fact(n, BREACH, clock, deadline, 0, ref), evidence=True)
+            refs.append(ref)
+            kept[ref] = Breach(ref, clock[0], clock[1], "P1", deadline, 0, True)
+            if len(kept) > BREACHES_KEPT:
+                del kept[max(kept, key=lambda r: (kept[r].deadline, r))]
+        assert tally.breaches == kept
+        assert list(tally.breaches) == list(kept)
+    assert any(not b.open for b in kept.values())
+
+
 P4_RULE = {
     "enterprise": CreditRule(
         bands=(CreditBand(50, 5),),

@@ -309,6 +309,11 @@ class Tally:
     # Built when the list first overflows, never stored; entries of breaches withdrawn since
     # are skipped when they surface.
     latest: list[_Latest] = field(default_factory=list, compare=False, repr=False)
+    # The kept breaches' refs by (ticket, target), in the list's order, for the end of a
+    # breached target: built at the first such end, kept in step from then on, never stored.
+    by_clock: dict[tuple[str, str], list[str]] | None = field(
+        default=None, compare=False, repr=False
+    )
 
     def add(self, fact: MetricFact, *, late: bool = False, evidence: bool = False) -> None:
         kind = fact.kind
@@ -339,26 +344,49 @@ class Tally:
         if kind == BREACH and not fact.ref:
             self.complete = False  # a breach fact of the build before evidence (no ref)
         elif kind == BREACH:
+            prior = self.breaches.get(fact.ref)
             self.breaches[fact.ref] = Breach(
                 fact.ref, fact.ticket_id, fact.target, fact.severity, fact.time, 0, True
             )
             if self.latest:  # built: it follows every breach kept from then on
                 heapq.heappush(self.latest, _Latest(fact.time, fact.ref))
+            clock = (fact.ticket_id, fact.target)
+            if self.by_clock is not None and prior is None:
+                self.by_clock.setdefault(clock, []).append(fact.ref)
+            elif prior is not None and (prior.ticket_id, prior.target) != clock:
+                self.by_clock = None  # a ref raised again for another clock: rebuilt when read
             if len(self.breaches) > BREACHES_KEPT:
                 self._keep()
         elif kind == RETRACTED and fact.ref:
-            if self.breaches.pop(fact.ref, None) is None and self.unlisted:
+            withdrawn = self.breaches.pop(fact.ref, None)
+            if withdrawn is None and self.unlisted:
                 self.unlisted -= 1  # an unlisted breach of the period was withdrawn
+            elif withdrawn is not None:
+                self._unindex(withdrawn)
         elif kind == ENDED_BREACHED:
             # The ticket's open breach of that target (a cycle breaches a clock once).
             ended = [
                 b
-                for b in self.breaches.values()
+                for b in self._of_clock(fact.ticket_id, fact.target)
                 if b.open and b.ticket_id == fact.ticket_id and b.target == fact.target
             ]
             if ended:
                 last = max(ended, key=lambda b: b.deadline)
                 self.breaches[last.breach_id] = replace(last, overdue_ms=fact.value_ms, open=False)
+
+    def _of_clock(self, ticket_id: str, target: str) -> list[Breach]:
+        """The kept breaches that may be of this ticket's target (the caller checks). An
+        index, not a scan: the end of a burst of one customer's breaches would otherwise cost
+        the whole list per end."""
+        if self.by_clock is None:
+            self.by_clock = {}
+            for b in self.breaches.values():
+                self.by_clock.setdefault((b.ticket_id, b.target), []).append(b.breach_id)
+        return [self.breaches[ref] for ref in self.by_clock.get((ticket_id, target), ())]
+
+    def _unindex(self, gone: Breach) -> None:
+        if self.by_clock is not None:
+            self.by_clock[(gone.ticket_id, gone.target)].remove(gone.breach_id)
 
     def _keep(self) -> None:
         """Let the breach with the latest deadline go from a list one over the limit. The
@@ -374,7 +402,7 @@ class Tally:
             kept = self.breaches.get(top.breach_id)
             if kept is not None and kept.deadline == top.deadline:
                 break
-        del self.breaches[top.breach_id]
+        self._unindex(self.breaches.pop(top.breach_id))
         self.unlisted += 1
         self.complete = False  # critical rules cannot see it any more
 
