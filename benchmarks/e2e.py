@@ -11,7 +11,10 @@ once to a fresh `tickets.events`; then, one after the other so they never share 
 - one `escalator worker` (RocksDB store, the default) consumes the backlog. Its sustained rate
   (and the Faust ceiling's) is measured from outside: the consumer group's committed offsets,
   polled every 0.5 s, between 10 % and 90 % of the input (start-up and the last commit
-  interval excluded).
+  interval excluded);
+- the prototype of issue 21's step 3 (benchmarks/batch_lane.py): the worker's ticket lane fed
+  by aiokafka's `getmany()` instead of a Faust agent, its own process — what taking the ticket
+  topic off Faust's stream path would give at most.
 """
 
 from __future__ import annotations
@@ -79,6 +82,9 @@ async def measure(
     raised = {
         r.key for r in escalations if orjson.loads(r.value).get("type") == "escalation.raised"
     }
+    # After the worker's outputs are read: the prototype writes to the same output topics.
+    lane = await _batch_lane(stack, produced)
+    progress(f"{name}: batch lane prototype {lane['rate']:,.0f}/s")
     tickets_n = len({e.key for e in stream})
     share = len(raised) / tickets_n if tickets_n else 0.0
     ratio = worker_rate / raw["rate"] if raw["rate"] else None
@@ -114,6 +120,19 @@ async def measure(
             goal="÷ Faust ceiling ≥ 0.5",
             met=None if not ceiling_rate else worker_rate / ceiling_rate >= 0.5,
             notes="the same run's worker against a trivial Faust agent on the same topic",
+        ),
+        Result(
+            f"{name}.batch_lane_prototype",
+            lane["rate"],
+            "events/s",
+            raw["rate"],
+            "raw aiokafka",
+            notes=(
+                "the ticket lane on aiokafka getmany(): same processor, outputs, RocksDB "
+                "WriteBatch, changelog and commit per batch; no rebalance, recovery, tick or "
+                f"fact lane (an upper bound of issue 21's step 3); worker ÷ it "
+                f"{worker_rate / lane['rate'] if lane['rate'] else float('nan'):.2f}"
+            ),
         ),
         Result(
             f"{name}.faust_ceiling",
@@ -167,6 +186,14 @@ def _raw_loop(stack: Stack, topic: str, count: int) -> dict[str, float]:
     return run_module(
         "benchmarks.raw_loop", stack.bootstrap, topic, out, group, str(count), timeout=600
     )
+
+
+async def _batch_lane(stack: Stack, count: int) -> dict[str, float]:
+    group = f"{stack.app_id}-lane"
+    # Created before it starts, as the worker's changelogs are (runtime/topics.py).
+    await stack.create_topic(f"{group}-batch-lane-changelog", {"cleanup.policy": "compact"})
+    args = (stack.bootstrap, stack.prefix, group, str(count), str(stack.partitions))
+    return run_module("benchmarks.batch_lane", *args, str(stack.tmp / "lane"), timeout=900)
 
 
 async def _faust_ceiling(stack: Stack, topic: str, count: int, timeout: float) -> tuple[float, str]:
