@@ -23,6 +23,8 @@ async def _run(size: Size) -> list[Result]:
     tickets = pick(size, 700, 20_000)
     timeout = pick(size, 60, 900)
     async with Stack("lifecycle", partitions=4) as stack:
+        # Two pairs at smoke size, so `make test` runs the repeated readings too.
+        pairs = pick(size, 2, 3)
         return await measure(
-            stack, workload.lifecycle(tickets), timeout, name="lifecycle", goal=GOAL
+            stack, workload.lifecycle(tickets), timeout, name="lifecycle", goal=GOAL, pairs=pairs
         )
