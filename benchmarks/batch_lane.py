@@ -3,15 +3,17 @@
     python -m benchmarks.batch_lane BOOTSTRAP PREFIX GROUP COUNT PARTITIONS DATADIR
 
 What the ticket lane would cost if `tickets.events` were read with aiokafka's `getmany()`
-instead of through a Faust agent: the same `TicketProcessor.on_record` per record, and per
+instead of through a Faust agent: the same `TicketProcessor.on_record` per record, its states
+read from RocksDB (a batch's own writes from memory, as the worker's `TableStore`), and per
 fetched batch its outputs produced, the states it wrote put into RocksDB (one `WriteBatch`)
-with one changelog record each, the metric facts bundled as the worker bundles them, and the
+with one changelog record each, the facts bundled as the worker bundles them, and the
 offsets committed once all of that is acknowledged — the checkpoint's order.
 
 It is a measurement, not a worker: one consumer owns every partition, and there is no
-recovery, rebalance handling, standby, tick or fact lane. So it is an upper bound of what the
-change of architecture would give, to weigh that change; it prints one JSON line like
-benchmarks/raw_loop.py.
+recovery, rebalance handling, standby or tick, and no fact lane (the bundles are produced,
+nothing consumes them; the worker runs that lane in the same process). So it is an upper
+bound of what the change of architecture would give, to weigh that change; it prints one
+JSON line like benchmarks/raw_loop.py.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -36,20 +39,49 @@ from escalator.service.processor import CUSTOMERS, FORWARD, Emission
 from escalator.service.tickets import TicketProcessor
 
 
-class Written(dict[str, bytes]):
-    """The processor's store: a dict that remembers which keys a batch wrote."""
+class Held(MutableMapping[str, bytes]):
+    """The processor's store, as the worker's `TableStore` is: a batch's writes held in memory
+    (and read back from there), everything else read from RocksDB; `flush` writes the held
+    ones as one `WriteBatch` and returns them, for their changelog records."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.dirty: set[str] = set()
+    def __init__(self, rocks: Rdict) -> None:
+        self.rocks = rocks
+        self.held: dict[str, bytes | None] = {}  # None: deleted
+
+    def __getitem__(self, key: str) -> bytes:
+        if key in self.held:
+            value = self.held[key]
+            if value is None:
+                raise KeyError(key)
+            return value
+        stored = self.rocks.get(key.encode())
+        if stored is None:
+            raise KeyError(key)
+        return bytes(stored)
 
     def __setitem__(self, key: str, value: bytes) -> None:
-        super().__setitem__(key, value)
-        self.dirty.add(key)
+        self.held[key] = value
 
     def __delitem__(self, key: str) -> None:
-        super().__delitem__(key)
-        self.dirty.add(key)
+        self[key]  # KeyError when absent, as a dict
+        self.held[key] = None
+
+    def __iter__(self) -> Iterator[str]:
+        raise NotImplementedError("the prototype never lists its store")
+
+    def __len__(self) -> int:
+        raise NotImplementedError("the prototype never counts its store")
+
+    def flush(self) -> dict[str, bytes | None]:
+        writes = WriteBatch()
+        for key, value in self.held.items():
+            if value is None:
+                writes.delete(key.encode())
+            else:
+                writes.put(key.encode(), value)
+        self.rocks.write(writes)
+        held, self.held = self.held, {}
+        return held
 
 
 async def lane(settings: Settings, group: str, count: int, datadir: Path) -> dict[str, float]:
@@ -67,7 +99,8 @@ async def lane(settings: Settings, group: str, count: int, datadir: Path) -> dic
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=2
     )
-    store = Written()
+    rocks = Rdict(str(datadir))
+    store = Held(rocks)
     processor = TicketProcessor(
         workload.default_policy(),
         store,
@@ -77,7 +110,6 @@ async def lane(settings: Settings, group: str, count: int, datadir: Path) -> dic
         partitions=settings.partitions,
         facts_per_batch=True,
     )
-    rocks = Rdict(str(datadir))
     await consumer.start()
     await producer.start()
     done = 0
@@ -107,17 +139,10 @@ async def lane(settings: Settings, group: str, count: int, datadir: Path) -> dic
             for emission in bundle(facts, settings.partitions) if facts else ():
                 futures.append(await _send(producer, settings, emission))
             await asyncio.gather(*futures)  # outputs acknowledged, then the state
-            writes = WriteBatch()
-            changes = []
-            for key in store.dirty:
-                value = store.get(key)
-                if value is None:
-                    writes.delete(key.encode())
-                else:
-                    writes.put(key.encode(), value)
-                changes.append(await producer.send(changelog, value, key=key.encode()))
-            store.dirty.clear()
-            rocks.write(writes)
+            changes = [
+                await producer.send(changelog, value, key=key.encode())
+                for key, value in store.flush().items()
+            ]
             await asyncio.gather(*changes)  # the changelog acknowledged, then the offsets
             await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
         elapsed = time.perf_counter() - started

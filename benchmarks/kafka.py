@@ -187,6 +187,12 @@ class Stack:
     def changelog(self) -> str:
         return f"{self.app_id}-tickets-changelog"
 
+    def sibling(self, suffix: str) -> Stack:
+        """Another set of topics and app id in this stack (`<label>-<suffix>`), closed with it:
+        a second worker reads its own copy of the input, with its own output and fact-lane
+        topics, consumer group and changelogs."""
+        return Stack(f"{self.label}-{suffix}", self.partitions, self.run_id, self.workers, self.tmp)
+
     def settings(self) -> Settings:
         return Settings(
             bootstrap_servers=self.bootstrap,

@@ -55,6 +55,8 @@ from escalator.domain.state import TicketState
 
 GROUP_PREFIX: Final = "__group__/"
 COMPLIANCE_PREFIX: Final = "__compliance__/"
+# A decoded state's overflows (and ends) scanned before a helper is built for the next.
+SCANS_BEFORE_HELPER: Final = 8
 SEEN_IDS: Final = 256  # recent fact ids kept per key: a crash replay repeats only recent facts
 
 # The observations (escalator.domain.facts) the aggregates tally. Group windows count all;
@@ -305,15 +307,20 @@ class Tally:
     # The refs of breaches counted here late (their own window already closed): a retraction
     # of one of them, late too, withdraws it here rather than standing as a late retraction.
     late_refs: set[str] = field(default_factory=set)
-    # The kept breaches, latest deadline on top: which one a full list lets go (`_keep`).
-    # Built when the list first overflows, never stored; entries of breaches withdrawn since
-    # are skipped when they surface.
+    # Two helpers for a state that takes many breaches or ends at once (a burst, bundled),
+    # never stored. The fact lane decodes a state per record, and a record usually brings one
+    # fact of a customer: so the first overflows, and the first ends, of a decoded state scan
+    # the list, and only the next builds its helper (building one costs about seven scans).
+    # The kept breaches, latest deadline on top: which one a full list lets go (`_keep`);
+    # entries of breaches withdrawn since are skipped when they surface.
     latest: list[_Latest] = field(default_factory=list, compare=False, repr=False)
     # The kept breaches' refs by (ticket, target), in the list's order, for the end of a
-    # breached target: built at the first such end, kept in step from then on, never stored.
+    # breached target; kept in step with the list once built.
     by_clock: dict[tuple[str, str], list[str]] | None = field(
         default=None, compare=False, repr=False
     )
+    overflow_scans: int = field(default=0, compare=False, repr=False)
+    end_scans: int = field(default=0, compare=False, repr=False)
 
     def add(self, fact: MetricFact, *, late: bool = False, evidence: bool = False) -> None:
         kind = fact.kind
@@ -350,6 +357,8 @@ class Tally:
             )
             if self.latest:  # built: it follows every breach kept from then on
                 heapq.heappush(self.latest, _Latest(fact.time, fact.ref))
+                if len(self.latest) > 2 * len(self.breaches) + 64:
+                    self._rebuild_latest()  # withdrawn entries would pile up otherwise
             clock = (fact.ticket_id, fact.target)
             if self.by_clock is not None and prior is None:
                 self.by_clock.setdefault(clock, []).append(fact.ref)
@@ -375,9 +384,12 @@ class Tally:
                 self.breaches[last.breach_id] = replace(last, overdue_ms=fact.value_ms, open=False)
 
     def _of_clock(self, ticket_id: str, target: str) -> list[Breach]:
-        """The kept breaches that may be of this ticket's target (the caller checks). An
-        index, not a scan: the end of a burst of one customer's breaches would otherwise cost
-        the whole list per end."""
+        """The kept breaches that may be of this ticket's target (the caller checks): all of
+        them the first times, then through an index — the end of a burst of one customer's
+        breaches would otherwise cost the whole list per end."""
+        if self.by_clock is None and self.end_scans < SCANS_BEFORE_HELPER:
+            self.end_scans += 1
+            return list(self.breaches.values())
         if self.by_clock is None:
             self.by_clock = {}
             for b in self.breaches.values():
@@ -391,20 +403,31 @@ class Tally:
     def _keep(self) -> None:
         """Let the breach with the latest deadline go from a list one over the limit. The
         earliest deadlines are listed, whatever order the partitions' facts arrived in, so the
-        worker lists what simulate lists. A heap, not a scan: a morning burst of breaches of
-        one customer would otherwise cost the whole list per breach."""
+        worker lists what simulate lists. A scan the first times, then a heap: a morning burst
+        of one customer's breaches would otherwise cost the whole list per breach."""
         heap = self.latest
+        if not heap and self.overflow_scans < SCANS_BEFORE_HELPER:
+            self.overflow_scans += 1
+            latest = max(self.breaches.values(), key=lambda b: (b.deadline, b.breach_id))
+            self._let_go(latest.breach_id)
+            return
         if not heap or len(heap) > 2 * len(self.breaches):
-            heap[:] = [_Latest(b.deadline, b.breach_id) for b in self.breaches.values()]
-            heapq.heapify(heap)
+            self._rebuild_latest()
         while True:
             top = heapq.heappop(heap)
             kept = self.breaches.get(top.breach_id)
             if kept is not None and kept.deadline == top.deadline:
                 break
-        self._unindex(self.breaches.pop(top.breach_id))
+        self._let_go(top.breach_id)
+
+    def _let_go(self, breach_id: str) -> None:
+        self._unindex(self.breaches.pop(breach_id))
         self.unlisted += 1
         self.complete = False  # critical rules cannot see it any more
+
+    def _rebuild_latest(self) -> None:
+        self.latest[:] = [_Latest(b.deadline, b.breach_id) for b in self.breaches.values()]
+        heapq.heapify(self.latest)
 
     def count(self, kind: str) -> int:
         return self.counts.get(kind, 0)
