@@ -60,9 +60,9 @@ async def measure(
 ) -> list[Result]:
     """kcat, the raw loop, the Faust ceiling and the worker on `events`, one after the other;
     `goal`: the worker ÷ raw aiokafka this workload is to reach. `pairs` > 1 runs the Faust
-    ceiling and the worker that many times, alternately, each in a consumer group of its own,
-    and reports the median: one reading of each moved by a quarter from run to run, too much
-    for a ratio whose goal (0.5) it sits near."""
+    ceiling and the worker that many times, alternately, each repeat on topics and in a
+    consumer group of its own, and reports the pair with the median ratio: one reading of each
+    moved by a quarter from run to run, too much for a ratio that sits near its goal (0.5)."""
     await stack.create_topics()
     await stack.create_topic(stack.prefix + "raw.out")
     tickets = stack.topic("tickets")
